@@ -1,0 +1,1 @@
+"""Load scenarios, peer baselines (raw, kopf), reports and plots for ``kubetrain bench``."""
