@@ -1,0 +1,100 @@
+"""The ``kubetrain`` command line: one entry point, one subcommand per thing a user runs.
+
+Subcommands parse flags into options objects and hand over to the room that does the work; no
+logic lives here beyond wiring, signals and what is printed for the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from kubetrain import __version__
+
+
+async def _wait_for_stop_signal() -> None:
+    """Return on SIGINT or SIGTERM, so ``finally`` blocks (clean shutdown) run."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _event_loop_runner() -> asyncio.Runner:
+    """uvloop when it is installed (it is a dependency on Linux), asyncio's loop otherwise."""
+    try:
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # pragma: no cover - non-Linux
+        return asyncio.Runner()
+
+
+async def _cluster_main(args: argparse.Namespace) -> int:
+    from kubetrain.cluster.embedded import EmbeddedCluster
+
+    async with EmbeddedCluster(
+        port=args.port,
+        nodes=args.nodes,
+        data_dir=args.data,
+        kubeconfig_path=args.kubeconfig,
+    ) as cluster:
+        print(f"kubetrain cluster serving at {cluster.url}", flush=True)
+        print(f"kubeconfig: {cluster.kubeconfig_path}", flush=True)
+        print(f"try: kubectl --kubeconfig {cluster.kubeconfig_path} get nodes", flush=True)
+        await _wait_for_stop_signal()
+        print("stopping", flush=True)
+    return 0
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser, *, kubeconfig_default: str | None) -> None:
+    p.add_argument(
+        "--kubeconfig",
+        default=kubeconfig_default,
+        help="where to write the kubeconfig once serving (default: %(default)s)",
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
+    p.add_argument("--nodes", type=int, default=4, help="simulated nodes to register (default: 4)")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="persist objects in DIR (SQLite) so a restart loses nothing",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubetrain",
+        description="Distributed training jobs on Kubernetes (Kubeflow Training v1 API).",
+    )
+    parser.add_argument("--version", action="version", version=f"kubetrain {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("cluster", help="run the embedded cluster (API server + simulated nodes)")
+    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
+    p.set_defaults(main=_cluster_main)
+
+    p = sub.add_parser("up", help="embedded cluster + operator + example jobs, with live progress")
+    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
+    p.set_defaults(main=_cluster_main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with _event_loop_runner() as runner:
+        try:
+            return int(runner.run(args.main(args)))
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
