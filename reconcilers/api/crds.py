@@ -1,0 +1,332 @@
+"""CustomResourceDefinitions for the six kubeflow.org/v1 kinds, generated from ``kinds.py``.
+
+``deploy/crds/*.yaml`` is this module's output (``python -m kubetrain.reconcilers.api.crds
+deploy/crds``); a test keeps the files in sync. The schemas type the job API field by field and
+the pod template's commonly used fields (containers, env, ports, resources, restartPolicy); the
+rest of the pod spec is preserved as given, so any valid pod spec is accepted, while a misspelled
+job field or a wrongly typed value is refused with its field path.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, VERSION, JobKind
+
+Schema = dict[str, Any]
+
+_INT32: Schema = {"type": "integer", "format": "int32"}
+_INT64: Schema = {"type": "integer", "format": "int64"}
+_STR: Schema = {"type": "string"}
+_BOOL: Schema = {"type": "boolean"}
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_QUANTITY: Schema = {
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "x-kubernetes-int-or-string": True,
+}
+_OPEN_OBJECT: Schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def _obj(
+    properties: dict[str, Schema], *, required: list[str] | None = None, **extra: Any
+) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    schema.update(extra)
+    return schema
+
+
+def _map_of(values: Schema) -> Schema:
+    return {"type": "object", "additionalProperties": values}
+
+
+def _container() -> Schema:
+    env_var = _obj(
+        {"name": _STR, "value": _STR, "valueFrom": _OPEN_OBJECT},
+        required=["name"],
+    )
+    port = _obj(
+        {
+            "name": _STR,
+            "containerPort": _INT32,
+            "hostPort": _INT32,
+            "hostIP": _STR,
+            "protocol": {"type": "string", "default": "TCP"},
+        },
+        required=["containerPort"],
+    )
+    resources = _obj(
+        {
+            "limits": _map_of(_QUANTITY),
+            "requests": _map_of(_QUANTITY),
+            "claims": {"type": "array", "items": _OPEN_OBJECT},
+        }
+    )
+    return _obj(
+        {
+            "name": _STR,
+            "image": _STR,
+            "imagePullPolicy": _STR,
+            "command": {"type": "array", "items": _STR},
+            "args": {"type": "array", "items": _STR},
+            "workingDir": _STR,
+            "env": {
+                "type": "array",
+                "items": env_var,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+            "ports": {"type": "array", "items": port},
+            "resources": resources,
+        },
+        required=["name"],
+        **{"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+def _pod_template() -> Schema:
+    containers = {"type": "array", "items": _container()}
+    spec = _obj(
+        {
+            "containers": containers,
+            "initContainers": containers,
+            "restartPolicy": _STR,
+            "schedulerName": _STR,
+            "serviceAccountName": _STR,
+            "nodeSelector": _map_of(_STR),
+            "priorityClassName": _STR,
+            "volumes": {"type": "array", "items": _OPEN_OBJECT},
+        },
+        **{"x-kubernetes-preserve-unknown-fields": True},
+    )
+    metadata = _obj(
+        {
+            "labels": _map_of(_STR),
+            "annotations": _map_of(_STR),
+            "name": _STR,
+            "namespace": _STR,
+            "finalizers": {"type": "array", "items": _STR},
+        },
+        **{"x-kubernetes-preserve-unknown-fields": True},
+    )
+    return _obj({"metadata": metadata, "spec": spec})
+
+
+def _replica_spec() -> Schema:
+    return _obj(
+        {
+            "replicas": _INT32,
+            "restartPolicy": {
+                "type": "string",
+                "enum": ["Always", "OnFailure", "Never", "ExitCode"],
+            },
+            "template": _pod_template(),
+        }
+    )
+
+
+def _run_policy() -> Schema:
+    return _obj(
+        {
+            "cleanPodPolicy": {"type": "string", "enum": ["All", "Running", "None"]},
+            "ttlSecondsAfterFinished": _INT32,
+            "activeDeadlineSeconds": _INT64,
+            "backoffLimit": _INT32,
+            "schedulingPolicy": _obj(
+                {
+                    "minAvailable": _INT32,
+                    "queue": _STR,
+                    "minResources": _map_of(_QUANTITY),
+                    "priorityClass": _STR,
+                    "scheduleTimeoutSeconds": _INT32,
+                },
+                **{
+                    "x-kubernetes-validations": [
+                        {
+                            "rule": "!has(oldSelf.queue) || (has(self.queue) && self.queue == oldSelf.queue)",
+                            "message": "spec.runPolicy.schedulingPolicy.queue is immutable",
+                        }
+                    ]
+                },
+            ),
+            "suspend": {"type": "boolean", "default": False},
+            "managedBy": _STR,
+        }
+    )
+
+
+def _job_status() -> Schema:
+    condition = _obj(
+        {
+            "type": _STR,
+            "status": _STR,
+            "reason": _STR,
+            "message": _STR,
+            "lastUpdateTime": _TIME,
+            "lastTransitionTime": _TIME,
+        },
+        required=["status", "type"],
+    )
+    replica_status = _obj(
+        {
+            "active": _INT32,
+            "succeeded": _INT32,
+            "failed": _INT32,
+            "labelSelector": _OPEN_OBJECT,
+            "selector": _STR,
+        }
+    )
+    return _obj(
+        {
+            "conditions": {
+                "type": "array",
+                "items": condition,
+                "x-kubernetes-list-type": "atomic",
+            },
+            "replicaStatuses": _map_of(replica_status),
+            "startTime": _TIME,
+            "completionTime": _TIME,
+            "lastReconcileTime": _TIME,
+        }
+    )
+
+
+def _metric_spec_list() -> Schema:
+    return {"type": "array", "items": _OPEN_OBJECT}
+
+
+def _kind_spec_fields(kind: JobKind) -> dict[str, Schema]:
+    if kind.kind == "TFJob":
+        return {"successPolicy": _STR, "enableDynamicWorker": _BOOL}
+    if kind.kind == "PyTorchJob":
+        elastic = _obj(
+            {
+                "minReplicas": _INT32,
+                "maxReplicas": _INT32,
+                "rdzvBackend": {"type": "string", "enum": ["c10d", "etcd", "etcd-v2"]},
+                "rdzvPort": _INT32,
+                "rdzvHost": _STR,
+                "rdzvId": _STR,
+                "rdzvConf": {"type": "array", "items": _obj({"key": _STR, "value": _STR})},
+                "standalone": _BOOL,
+                "nProcPerNode": _INT32,
+                "maxRestarts": _INT32,
+                "metrics": _metric_spec_list(),
+            }
+        )
+        return {"elasticPolicy": elastic, "nprocPerNode": _STR}
+    if kind.kind == "PaddleJob":
+        elastic = _obj(
+            {
+                "minReplicas": _INT32,
+                "maxReplicas": _INT32,
+                "maxRestarts": _INT32,
+                "metrics": _metric_spec_list(),
+            }
+        )
+        return {"elasticPolicy": elastic}
+    if kind.kind == "MPIJob":
+        return {
+            "slotsPerWorker": _INT32,
+            "cleanPodPolicy": {"type": "string", "enum": ["All", "Running", "None"]},
+            "mainContainer": _STR,
+        }
+    return {}
+
+
+def job_schema(kind: JobKind) -> Schema:
+    """The openAPIV3Schema of one kind."""
+    spec_fields: dict[str, Schema] = {
+        kind.replica_field: _map_of(_replica_spec()),
+        "runPolicy": _run_policy(),
+        **_kind_spec_fields(kind),
+    }
+    return _obj(
+        {
+            "apiVersion": _STR,
+            "kind": _STR,
+            "metadata": {"type": "object"},
+            "spec": _obj(spec_fields, required=[kind.replica_field]),
+            "status": _job_status(),
+        },
+        required=["spec"],
+    )
+
+
+def crd(kind: JobKind) -> dict[str, Any]:
+    """The CustomResourceDefinition object of one kind."""
+    subresources: dict[str, Any] = {"status": {}}
+    if kind.scalable:
+        field = kind.replica_field
+        subresources["scale"] = {
+            "specReplicasPath": f".spec.{field}.Worker.replicas",
+            "statusReplicasPath": ".status.replicaStatuses.Worker.active",
+            "labelSelectorPath": ".status.replicaStatuses.Worker.selector",
+        }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{kind.plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "categories": ["kubeflow", "training"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "State",
+                            "type": "string",
+                            "jsonPath": ".status.conditions[-1:].type",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {"openAPIV3Schema": job_schema(kind)},
+                    "subresources": subresources,
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> list[dict[str, Any]]:
+    return [crd(k) for k in ALL_KINDS]
+
+
+def crd_file_name(kind: JobKind) -> str:
+    return f"{GROUP}_{kind.plural}.yaml"
+
+
+def render_yaml(obj: dict[str, Any]) -> str:
+    import yaml
+
+    header = "# Generated by `python -m kubetrain.reconcilers.api.crds deploy/crds`; do not edit.\n"
+    return header + yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+
+
+def write_all(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in ALL_KINDS:
+        path = directory / crd_file_name(kind)
+        path.write_text(render_yaml(crd(kind)))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "deploy/crds")
+    for p in write_all(target):
+        print(p)
