@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Any
-
-import orjson
 
 _GO_ESCAPES = {
     "\a": "\\a",
@@ -49,13 +48,14 @@ def go_quote(text: str) -> str:
 
 
 def go_value(value: Any) -> str:
-    """Format a JSON value the way ``field.Error.ErrorBody`` prints a bad value.
+    """Format a bad value the way ``field.Error.ErrorBody`` prints it.
 
-    Strings are ``%q``-quoted, numbers and booleans printed plainly (Go's ``%v``), ``null`` for
-    None; maps and lists as compact JSON (recent apimachinery prints composite values as JSON).
+    Strings are ``%q``-quoted, numbers and booleans printed with ``%v``, ``None`` becomes the
+    quoted string ``"null"`` (as apimachinery substitutes it), maps and lists use Go's ``%#v``
+    (``[]interface {}{...}``, ``map[string]interface {}{...}``) as for decoded JSON.
     """
     if value is None:
-        return "null"
+        return '"null"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -64,24 +64,53 @@ def go_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return go_float(value)
-    return orjson.dumps(value).decode()
+    return go_syntax(value)
+
+
+def go_syntax(value: Any) -> str:
+    """Go's ``%#v`` for a value decoded from JSON into ``interface{}``."""
+    if value is None:
+        return "interface {}(nil)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return go_quote(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
+    if isinstance(value, list | tuple):
+        return "[]interface {}{" + ", ".join(go_syntax(v) for v in value) + "}"
+    if isinstance(value, dict):
+        items = ", ".join(f"{go_quote(k)}:{go_syntax(value[k])}" for k in sorted(value))
+        return "map[string]interface {}{" + items + "}"
+    return go_quote(str(value))
+
+
+def go_string_slice(values: list[str] | None) -> str:
+    """Go's ``%#v`` for a ``[]string`` (``[]string(nil)`` when absent)."""
+    if values is None:
+        return "[]string(nil)"
+    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
 
 
 def go_float(value: float) -> str:
-    """Format a float like Go's ``%v`` (``strconv.FormatFloat(f, 'g', -1, 64)``)."""
+    """Format a float64 like Go's ``%v`` (shortest digits; exponent form below 1e-4 or from 1e6)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e21:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        digits = exp.lstrip("+-").rjust(2, "0")
-        return f"{mantissa}e{sign}{digits}"
-    return text
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    exp10 = len(text) + exponent - 1
+    prefix = "-" if sign else ""
+    if exp10 < -4 or exp10 >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+    return prefix + format(Decimal(text).scaleb(exponent), "f")
 
 
 def regex_error(msg: str, fmt: str, *examples: str) -> str:

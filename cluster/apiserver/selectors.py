@@ -21,6 +21,7 @@ from typing import Any, Final
 from kubetrain.cluster.apiserver._kubetext import (
     go_float,
     go_quote,
+    go_string_slice,
     go_value,
     is_qualified_name,
     is_valid_label_value,
@@ -393,9 +394,10 @@ def _path_text(path: str | None) -> str:
     return "<nil>" if path is None else path
 
 
-def _invalid(path: str | None, value: Any, detail: str) -> str:
-    """A ``field.Invalid`` error's text."""
-    return f"{_path_text(path)}: Invalid value: {go_value(value)}: {detail}"
+def _invalid(path: str | None, value: str | list[str] | None, detail: str) -> str:
+    """A ``field.Invalid`` error's text (``[]string`` values printed with ``%#v``)."""
+    shown = go_value(value) if isinstance(value, str) else go_string_slice(value)
+    return f"{_path_text(path)}: Invalid value: {shown}: {detail}"
 
 
 def _child(path: str | None, name: str) -> str:
@@ -403,9 +405,11 @@ def _child(path: str | None, name: str) -> str:
 
 
 def _new_requirement(
-    key: str, operator: str, values: list[str], *, path: str | None
+    key: str, operator: str, values: list[str] | None, *, path: str | None
 ) -> LabelRequirement:
     """apimachinery's ``NewRequirement``: validate and build, or raise with the aggregate text."""
+    shown_values = values
+    values = values or []
     errs: list[str] = []
     key_errs = is_qualified_name(key)
     if key_errs:
@@ -421,20 +425,26 @@ def _new_requirement(
     elif operator in _EXACT_OPS:
         if len(values) != 1:
             errs.append(
-                _invalid(values_path, values, "exact-match compatibility requires one single value")
+                _invalid(
+                    values_path, shown_values, "exact-match compatibility requires one single value"
+                )
             )
     elif operator in _UNARY_OPS:
         if values:
             errs.append(
                 _invalid(
-                    values_path, values, "values set must be empty for exists and does not exist"
+                    values_path,
+                    shown_values,
+                    "values set must be empty for exists and does not exist",
                 )
             )
     elif operator in _ORDER_OPS:
         if len(values) != 1:
             errs.append(
                 _invalid(
-                    values_path, values, "for 'Gt', 'Lt' operators, exactly one value is required"
+                    values_path,
+                    shown_values,
+                    "for 'Gt', 'Lt' operators, exactly one value is required",
                 )
             )
         for i, value in enumerate(values):
@@ -509,7 +519,8 @@ def label_selector_from_dict(sel: Mapping[str, Any] | None) -> LabelSelector:
             raise SelectorError(
                 f"{go_quote(str(op_text or ''))} is not a valid label selector operator"
             )
-        values = list(expr.get("values") or [])
+        raw_values = expr.get("values")
+        values = None if raw_values is None else [str(v) for v in raw_values]
         requirements.append(_new_requirement(str(expr.get("key", "")), operator, values, path=None))
     return LabelSelector(requirements)
 

@@ -167,11 +167,11 @@ def test_label_selector_from_dict() -> None:
         ),
         (
             {"matchExpressions": [{"key": "a", "operator": "In", "values": []}]},
-            "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty",
+            "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty",
         ),
         (
             {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},
-            'values: Invalid value: ["x"]: values set must be empty for exists and does not exist',
+            'values: Invalid value: []string{"x"}: values set must be empty for exists and does not exist',
         ),
         ({"matchLabels": {"a b": "c"}}, 'key: Invalid value: "a b": name part must consist'),
     ],
