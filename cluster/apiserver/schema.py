@@ -144,6 +144,7 @@ class _Node:
         "one_of",
         "pattern",
         "pattern_text",
+        "plain_type",
         "preserve_unknown",
         "properties",
         "required",
@@ -218,6 +219,19 @@ class _Node:
         self.one_of: tuple[_Node, ...] = tuple(_Node(s, where) for s in schema.get("oneOf") or ())
         not_schema = schema.get("not")
         self.not_: _Node | None = _Node(not_schema, where) if not_schema else None
+        # Invariant: set only when a value of exactly this type can break no rule of this node.
+        self.plain_type: type | None = self._plain_type()
+
+    def _plain_type(self) -> type | None:
+        """The Python type whose values need no check beyond their type, if this node has one."""
+        if len(self.types) != 1 or self.types[0] not in _PLAIN_TYPES:
+            return None
+        if self.enum is not None or self.format_re is not None or self.pattern is not None:
+            return None
+        bounds = (self.maximum, self.minimum, self.multiple_of, self.max_length, self.min_length)
+        if any(b is not None for b in bounds) or self.all_of or self.any_of or self.one_of:
+            return None
+        return None if self.not_ is not None else _PLAIN_TYPES[self.types[0]]
 
     def child(self, key: str) -> _Node | None:
         """The schema for property ``key``, or None when the key is unknown."""
@@ -231,6 +245,9 @@ class _Node:
 
     def validate(self, value: Any, path: str, errs: list[Cause]) -> None:
         """Append every violation of ``value`` (found at ``path``) to ``errs``."""
+        plain = self.plain_type
+        if plain is not None and type(value) is plain:
+            return  # the common case: a scalar of exactly the right type and no other rule
         if value is None:
             if self.nullable or not self.types:
                 return
@@ -491,6 +508,7 @@ class _Node:
 
 
 _MISSING: Any = object()
+_PLAIN_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool}
 
 
 def _drops_null(node: _Node | None) -> bool:
