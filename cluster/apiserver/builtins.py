@@ -1,0 +1,395 @@
+"""The built-in Kubernetes resources the embedded server serves, and their light defaulting.
+
+Built-in kinds are stored as given (no schema validation); on create they get the defaults a
+real cluster's clients rely on reading back (pod phase Pending, a service clusterIP, ...).
+The namespaces every cluster has (``DEFAULT_NAMESPACES``) are created by the server at start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from .resources import ALL_VERBS, BASE_FIELD_SELECTORS, ResourceInfo
+
+__all__ = [
+    "DEFAULT_NAMESPACES",
+    "POD_MERGE_KEYS",
+    "ClusterIPAllocator",
+    "builtin_resources",
+    "default_namespace",
+    "default_pod",
+    "pod_qos_class",
+]
+
+DEFAULT_NAMESPACES: tuple[str, ...] = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+_META_KEYS: dict[tuple[str, ...], str] = {
+    ("metadata", "ownerReferences"): "uid",
+    ("metadata", "finalizers"): "$set",
+}
+_POD_SPEC_KEYS: dict[tuple[str, ...], str] = {
+    ("containers",): "name",
+    ("initContainers",): "name",
+    ("ephemeralContainers",): "name",
+    ("containers", "*", "env"): "name",
+    ("initContainers", "*", "env"): "name",
+    ("containers", "*", "ports"): "containerPort",
+    ("initContainers", "*", "ports"): "containerPort",
+    ("containers", "*", "volumeMounts"): "mountPath",
+    ("initContainers", "*", "volumeMounts"): "mountPath",
+    ("volumes",): "name",
+    ("imagePullSecrets",): "name",
+    ("tolerations",): "key",
+    ("hostAliases",): "ip",
+}
+
+
+def _under(
+    prefix: tuple[str, ...], keys: Mapping[tuple[str, ...], str]
+) -> dict[tuple[str, ...], str]:
+    return {prefix + path: key for path, key in keys.items()}
+
+
+POD_MERGE_KEYS: dict[tuple[str, ...], str] = {
+    **_META_KEYS,
+    **_under(("spec",), _POD_SPEC_KEYS),
+    ("status", "conditions"): "type",
+    ("status", "containerStatuses"): "name",
+    ("status", "initContainerStatuses"): "name",
+    ("status", "podIPs"): "ip",
+}
+_TEMPLATE_KEYS = {**_META_KEYS, **_under(("spec", "template", "spec"), _POD_SPEC_KEYS)}
+_SERVICE_KEYS = {**_META_KEYS, ("spec", "ports"): "port"}
+_NODE_KEYS = {
+    **_META_KEYS,
+    ("status", "conditions"): "type",
+    ("status", "addresses"): "type",
+    ("spec", "taints"): "key",
+}
+_CONDITION_KEYS = {**_META_KEYS, ("status", "conditions"): "type"}
+
+_POD_FIELDS = BASE_FIELD_SELECTORS | {
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+}
+_EVENT_FIELDS = BASE_FIELD_SELECTORS | {
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+}
+_EVENTS_V1_FIELDS = _EVENT_FIELDS | {
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+    "regarding.apiVersion",
+    "regarding.resourceVersion",
+    "regarding.fieldPath",
+    "reportingController",
+}
+
+
+def _res(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    *,
+    namespaced: bool = True,
+    short: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    subresources: frozenset[str] = frozenset(),
+    fields: frozenset[str] = BASE_FIELD_SELECTORS,
+    merge_keys: Mapping[tuple[str, ...], str] = _META_KEYS,
+    verbs: tuple[str, ...] = ALL_VERBS,
+) -> ResourceInfo:
+    return ResourceInfo(
+        group=group,
+        version=version,
+        plural=plural,
+        singular=kind.lower(),
+        kind=kind,
+        list_kind=f"{kind}List",
+        namespaced=namespaced,
+        short_names=short,
+        categories=categories,
+        verbs=verbs,
+        subresources=subresources,
+        field_selectors=fields,
+        merge_keys=dict(merge_keys),
+        storage_version=version,
+        builtin=True,
+    )
+
+
+def builtin_resources() -> list[ResourceInfo]:
+    """Fresh infos for every built-in resource (core first, then the groups)."""
+    ns_verbs = tuple(v for v in ALL_VERBS if v != "deletecollection")
+    return [
+        _res(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            namespaced=False,
+            short=("ns",),
+            subresources=frozenset({"status", "finalize"}),
+            fields=BASE_FIELD_SELECTORS | {"status.phase"},
+            verbs=ns_verbs,
+        ),
+        _res(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            short=("po",),
+            categories=("all",),
+            subresources=frozenset({"status", "log", "binding"}),
+            fields=_POD_FIELDS,
+            merge_keys=POD_MERGE_KEYS,
+        ),
+        _res(
+            "",
+            "v1",
+            "services",
+            "Service",
+            short=("svc",),
+            categories=("all",),
+            subresources=frozenset({"status"}),
+            merge_keys=_SERVICE_KEYS,
+        ),
+        _res("", "v1", "events", "Event", short=("ev",), fields=_EVENT_FIELDS),
+        _res("", "v1", "configmaps", "ConfigMap", short=("cm",)),
+        _res("", "v1", "secrets", "Secret", fields=BASE_FIELD_SELECTORS | {"type"}),
+        _res("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
+        _res("", "v1", "endpoints", "Endpoints", short=("ep",)),
+        _res(
+            "",
+            "v1",
+            "nodes",
+            "Node",
+            namespaced=False,
+            short=("no",),
+            subresources=frozenset({"status"}),
+            fields=BASE_FIELD_SELECTORS | {"spec.unschedulable"},
+            merge_keys=_NODE_KEYS,
+        ),
+        _res("events.k8s.io", "v1", "events", "Event", short=("ev",), fields=_EVENTS_V1_FIELDS),
+        _res("coordination.k8s.io", "v1", "leases", "Lease"),
+        _res("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+        _res("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+        _res("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+        _res(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            namespaced=False,
+        ),
+        _res(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            short=("hpa",),
+            categories=("all",),
+            subresources=frozenset({"status"}),
+            merge_keys=_CONDITION_KEYS,
+        ),
+        _res(
+            "autoscaling",
+            "v1",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            short=("hpa",),
+            categories=("all",),
+            subresources=frozenset({"status"}),
+            merge_keys=_CONDITION_KEYS,
+        ),
+        _res(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "PriorityClass",
+            namespaced=False,
+            short=("pc",),
+        ),
+        _res(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            namespaced=False,
+            short=("crd", "crds"),
+            subresources=frozenset({"status"}),
+            merge_keys=_CONDITION_KEYS,
+        ),
+        _res(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            namespaced=False,
+        ),
+        _res(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
+            namespaced=False,
+        ),
+        _res(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            short=("deploy",),
+            categories=("all",),
+            subresources=frozenset({"status"}),
+            merge_keys=_TEMPLATE_KEYS,
+        ),
+    ]
+
+
+# -- defaulting ------------------------------------------------------------------------------
+
+
+def _has_requests_equal_limits(container: Mapping[str, Any]) -> bool:
+    res = container.get("resources") or {}
+    limits = res.get("limits") or {}
+    requests = res.get("requests") or limits
+    return all(
+        r in limits and str(requests.get(r, limits[r])) == str(limits[r]) for r in ("cpu", "memory")
+    )
+
+
+def pod_qos_class(spec: Mapping[str, Any]) -> str:
+    """Guaranteed, Burstable or BestEffort from the containers' requests/limits (simplified)."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    if not any(
+        (c.get("resources") or {}).get(k) for c in containers for k in ("requests", "limits")
+    ):
+        return "BestEffort"
+    if containers and all(_has_requests_equal_limits(c) for c in containers):
+        return "Guaranteed"
+    return "Burstable"
+
+
+def _image_pull_policy(image: str) -> str:
+    tail = image.rsplit("/", 1)[-1]
+    if "@" in tail:
+        return "IfNotPresent"
+    if ":" not in tail or tail.endswith(":latest"):
+        return "Always"
+    return "IfNotPresent"
+
+
+def default_pod(pod: dict[str, Any]) -> None:
+    """Fill pod defaults in place (``pod`` is a fresh copy the caller owns)."""
+    spec = pod.setdefault("spec", {})
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            if isinstance(c, dict):
+                c.setdefault("terminationMessagePath", "/dev/termination-log")
+                c.setdefault("terminationMessagePolicy", "File")
+                c.setdefault("resources", {})
+                if isinstance(c.get("image"), str):
+                    c.setdefault("imagePullPolicy", _image_pull_policy(c["image"]))
+                for port in c.get("ports") or []:
+                    if isinstance(port, dict):
+                        port.setdefault("protocol", "TCP")
+    status = pod.setdefault("status", {})
+    status.setdefault("phase", "Pending")
+    status.setdefault("qosClass", pod_qos_class(spec))
+
+
+def default_namespace(ns: dict[str, Any]) -> None:
+    """Namespace defaults: ``spec.finalizers: [kubernetes]``, ``status.phase: Active``.
+
+    The ``kubernetes`` finalizer is removed through ``namespaces/{name}/finalize`` by whoever
+    empties a deleted namespace (the GC, ``gc.py``); until then a deleted namespace stays
+    ``Terminating``, as on a real cluster.
+    """
+    spec = ns.setdefault("spec", {})
+    spec.setdefault("finalizers", ["kubernetes"])
+    ns.setdefault("status", {})["phase"] = "Active"
+
+
+class ClusterIPAllocator:
+    """Hands out service cluster IPs from a CIDR (default 10.96.0.0/12), never twice.
+
+    Invariant: ``_used`` holds every allocated address; ``_next`` only moves forward (wrapping
+    once the range is exhausted is not needed at this scale).
+    """
+
+    def __init__(self, cidr: str = "10.96.0.0/12") -> None:
+        self._net = ipaddress.ip_network(cidr)
+        self._next = int(self._net.network_address) + 1  # .1 is the kubernetes service's
+        self._used: set[str] = set()
+
+    def reserve(self, ip: str) -> None:
+        """Mark ``ip`` as used (services loaded from storage)."""
+        self._used.add(ip)
+
+    def release(self, ip: str) -> None:
+        """Free ``ip`` (its service was deleted)."""
+        self._used.discard(ip)
+
+    def allocate(self) -> str:
+        """A free address; raises RuntimeError when the range is exhausted."""
+        last = int(self._net.broadcast_address)
+        while self._next < last:
+            ip = str(ipaddress.ip_address(self._next))
+            self._next += 1
+            if ip not in self._used:
+                self._used.add(ip)
+                return ip
+        raise RuntimeError(f"service cluster IP range {self._net} is exhausted")
+
+    def default_service(self, svc: dict[str, Any]) -> None:
+        """Service defaults in place: type ClusterIP, a clusterIP unless ``None``, port fields."""
+        spec = svc.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec.get("type") != "ExternalName":
+            ip = spec.get("clusterIP")
+            if not ip:
+                ip = self.allocate()
+                spec["clusterIP"] = ip
+            elif ip != "None":
+                self.reserve(ip)
+            spec.setdefault("clusterIPs", [ip])
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                if "port" in port:
+                    port.setdefault("targetPort", port["port"])
+        svc.setdefault("status", {}).setdefault("loadBalancer", {})

@@ -1,0 +1,437 @@
+"""HTTP handlers for resource paths: GET/LIST, POST, PUT, PATCH, DELETE and deletecollection,
+plus the status, scale, binding and finalize subresources.
+
+Parsing and response shaping live here; object semantics live in ``rest.ObjectService``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from . import errors
+from .query import (
+    decode_continue,
+    encode_continue,
+    parse_bool,
+    parse_dry_run,
+    parse_field_validation,
+    parse_int,
+)
+from .resources import ResourceInfo
+from .rest import DeleteOptions, WriteOptions
+from .selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
+from .tables import to_table, wants_table
+
+if TYPE_CHECKING:
+    from .server import ApiServer
+
+__all__ = ["ResourcePath", "handle_resource", "json_response", "parse_selectors"]
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePath:
+    """A parsed resource URL. ``namespace`` is None for cluster-wide collection requests."""
+
+    info: ResourceInfo
+    namespace: str | None
+    name: str
+    subresource: str
+
+    @property
+    def ns(self) -> str:
+        """The namespace for item operations ("" for cluster-scoped)."""
+        return self.namespace or ""
+
+
+def json_response(
+    obj: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An ``application/json`` response serialized with orjson."""
+    return web.Response(body=orjson.dumps(obj), status=status, content_type=JSON, headers=headers)
+
+
+def _warn_headers(warnings: list[str]) -> dict[str, str] | None:
+    if not warnings:
+        return None
+    return {
+        "Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"' for w in warnings)
+    }
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body parsed as JSON (YAML accepted for ``application/yaml``)."""
+    raw = await request.read()
+    if not raw:
+        raise errors.bad_request("the request body is empty")
+    if request.content_type in ("application/yaml", "application/apply-patch+yaml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error decoding YAML: {exc}") from exc
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
+
+
+def parse_selectors(
+    info: ResourceInfo, query: Any
+) -> tuple[LabelSelector | None, FieldSelector | None]:
+    """labelSelector/fieldSelector from the query; 400 with the parser's message."""
+    try:
+        lsel = parse_label_selector(query.get("labelSelector"))
+        fsel = parse_field_selector(query.get("fieldSelector"), supported=info.field_selectors)
+    except SelectorError as exc:
+        raise errors.bad_request(str(exc)) from exc
+    return lsel, fsel
+
+
+def _write_options(request: web.Request) -> WriteOptions:
+    q = request.query
+    return WriteOptions(
+        dry_run=parse_dry_run(q),
+        field_validation=parse_field_validation(q),
+        field_manager=q.get("fieldManager", ""),
+        force=parse_bool(q, "force"),
+    )
+
+
+async def handle_resource(
+    server: ApiServer, request: web.Request, rp: ResourcePath
+) -> web.StreamResponse:
+    """Dispatch a resource request by method, collection/item and subresource."""
+    method = request.method
+    info = rp.info
+    if rp.subresource:
+        return await _handle_subresource(server, request, rp)
+    if not rp.name:
+        if method == "GET":
+            if parse_bool(request.query, "watch"):
+                return await server.watch_handler(request, rp)
+            return await _list(server, request, rp)
+        if method == "POST":
+            return await _create(server, request, rp)
+        if method == "DELETE":
+            return await _delete_collection(server, request, rp)
+        raise errors.method_not_supported(info, _verb(method, collection=True))
+    if method == "GET":
+        obj = server.rest.get_existing(info, rp.ns, rp.name)
+        return json_response(server.rest.present(info, obj))
+    if method == "PUT":
+        opts = _write_options(request)
+        body = await read_json(request)
+        obj = await server.rest.update(info, rp.ns, rp.name, body, opts)
+        return json_response(server.rest.present(info, obj), headers=_warn_headers(opts.warnings))
+    if method == "PATCH":
+        return await _patch(server, request, rp, subresource="")
+    if method == "DELETE":
+        return await _delete(server, request, rp)
+    raise errors.method_not_supported(info, _verb(method, collection=False))
+
+
+def _verb(method: str, *, collection: bool) -> str:
+    return {
+        "GET": "list" if collection else "get",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "deletecollection" if collection else "delete",
+    }.get(method, method.lower())
+
+
+async def _list(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+    q = request.query
+    info = rp.info
+    lsel, fsel = parse_selectors(info, q)
+    limit = parse_int(q, "limit") or 0
+    token = q.get("continue")
+    list_rv = server.store.rv
+    after = None
+    if token:
+        token_rv, after = decode_continue(token)
+        if server.hub.is_expired(info.storage_key, token_rv):
+            raise errors.expired(
+                "The provided continue parameter is too old to display a consistent list result. "
+                "You can start a new list without the continue parameter, or use the continue "
+                "token in this response to retrieve the remainder of the results. Continuing with "
+                "the provided token results in an inconsistent list - objects that were created, "
+                "modified, or deleted between the time the first chunk was returned and now may "
+                "show up in the list."
+            )
+        list_rv = token_rv
+    items, last, remaining = server.store.list(
+        info.storage_key,
+        rp.namespace if info.namespaced else None,
+        label_selector=lsel,
+        field_selector=fsel,
+        limit=limit,
+        after=after,
+    )
+    meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
+    if last is not None:
+        meta["continue"] = encode_continue(list_rv, last)
+        if remaining is not None:
+            meta["remainingItemCount"] = remaining
+    if wants_table(request):
+        return json_response(to_table(info, items, meta, request))
+    present = server.rest.present
+    body = {
+        "apiVersion": info.api_version,
+        "kind": info.list_kind,
+        "metadata": meta,
+        "items": [present(info, o) for o in items],
+    }
+    return json_response(body)
+
+
+async def _create(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+    info = rp.info
+    if info.namespaced and not rp.namespace:
+        raise errors.method_not_supported(info, "create")
+    opts = _write_options(request)
+    body = await read_json(request)
+    obj = await server.rest.create(info, rp.ns, body, opts)
+    return json_response(
+        server.rest.present(info, obj), status=201, headers=_warn_headers(opts.warnings)
+    )
+
+
+async def _patch(
+    server: ApiServer, request: web.Request, rp: ResourcePath, *, subresource: str
+) -> web.Response:
+    opts = _write_options(request)
+    raw = await request.read()
+    obj, created = await server.rest.patch(
+        rp.info,
+        rp.ns,
+        rp.name,
+        request.content_type,
+        raw,
+        opts,
+        subresource=subresource,
+        parse_json=orjson.loads,
+    )
+    return json_response(
+        server.rest.present(rp.info, obj),
+        status=201 if created else 200,
+        headers=_warn_headers(opts.warnings),
+    )
+
+
+async def _delete_options(request: web.Request) -> DeleteOptions:
+    q = request.query
+    opts = DeleteOptions(
+        propagation_policy=q.get("propagationPolicy") or None,
+        grace_period_seconds=parse_int(q, "gracePeriodSeconds"),
+        dry_run=parse_dry_run(q),
+    )
+    if parse_bool(q, "orphanDependents", False) and opts.propagation_policy is None:
+        opts.propagation_policy = "Orphan"
+    if request.can_read_body:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise errors.bad_request(f"invalid DeleteOptions: {exc}") from exc
+            if isinstance(body, dict):
+                if body.get("propagationPolicy"):
+                    opts.propagation_policy = body["propagationPolicy"]
+                elif body.get("orphanDependents") is True and opts.propagation_policy is None:
+                    opts.propagation_policy = "Orphan"
+                if body.get("gracePeriodSeconds") is not None:
+                    opts.grace_period_seconds = int(body["gracePeriodSeconds"])
+                pre = body.get("preconditions") or {}
+                opts.precondition_uid = pre.get("uid")
+                opts.precondition_rv = pre.get("resourceVersion")
+                if body.get("dryRun"):
+                    opts.dry_run = body["dryRun"] == ["All"] or opts.dry_run
+    return opts
+
+
+async def _delete(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+    options = await _delete_options(request)
+    result, _gone = await server.rest.delete(rp.info, rp.ns, rp.name, options)
+    return json_response(result)
+
+
+async def _delete_collection(
+    server: ApiServer, request: web.Request, rp: ResourcePath
+) -> web.Response:
+    info = rp.info
+    if "deletecollection" not in info.verbs:
+        raise errors.method_not_supported(info, "deletecollection")
+    lsel, fsel = parse_selectors(info, request.query)
+    options = await _delete_options(request)
+    items, _, _ = server.store.list(
+        info.storage_key,
+        rp.namespace if info.namespaced else None,
+        label_selector=lsel,
+        field_selector=fsel,
+    )
+    out: list[dict[str, Any]] = []
+    for obj in items:
+        meta = obj["metadata"]
+        try:
+            result, gone = await server.rest.delete(
+                info, meta.get("namespace", ""), meta["name"], options
+            )
+        except errors.ApiError as exc:
+            if exc.code == 404:
+                continue
+            raise
+        if not gone or result.get("kind") != "Status":
+            out.append(server.rest.present(info, result if not gone else obj))
+        else:
+            out.append(server.rest.present(info, obj))
+    return json_response(
+        {
+            "apiVersion": info.api_version,
+            "kind": info.list_kind,
+            "metadata": {"resourceVersion": str(server.store.rv)},
+            "items": out,
+        }
+    )
+
+
+# -- subresources ------------------------------------------------------------------------------
+
+
+async def _handle_subresource(
+    server: ApiServer, request: web.Request, rp: ResourcePath
+) -> web.StreamResponse:
+    info = rp.info
+    sub = rp.subresource
+    method = request.method
+    if sub not in info.subresources:
+        raise errors.not_found_path()
+    if sub == "log":
+        if method != "GET":
+            raise errors.method_not_supported(info, _verb(method, collection=False))
+        return await server.log_handler(request, rp)
+    if sub == "binding":
+        if method != "POST":
+            raise errors.method_not_supported(info, _verb(method, collection=False))
+        body = await read_json(request)
+        return json_response(await server.rest.bind(info, rp.ns, rp.name, body), status=201)
+    if sub == "scale":
+        return await _scale(server, request, rp)
+    if sub in ("status", "finalize"):
+        if method == "GET" and sub == "status":
+            obj = server.rest.get_existing(info, rp.ns, rp.name)
+            return json_response(server.rest.present(info, obj))
+        if method == "PUT":
+            opts = _write_options(request)
+            body = await read_json(request)
+            obj = await server.rest.update(
+                info, rp.ns, rp.name, body, opts, subresource=sub, require_rv=False
+            )
+            return json_response(
+                server.rest.present(info, obj), headers=_warn_headers(opts.warnings)
+            )
+        if method == "PATCH" and sub == "status":
+            return await _patch(server, request, rp, subresource="status")
+    raise errors.method_not_supported(info, _verb(method, collection=False))
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    node = obj
+    for part in path.lstrip(".").split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.lstrip(".").split(".")
+    node = obj
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _scale_of(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    assert info.scale is not None
+    meta = obj["metadata"]
+    status: dict[str, Any] = {"replicas": _get_path(obj, info.scale.status_replicas) or 0}
+    if info.scale.label_selector:
+        selector = _get_path(obj, info.scale.label_selector)
+        if selector is not None:
+            status["selector"] = selector
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": _get_path(obj, info.scale.spec_replicas) or 0},
+        "status": status,
+    }
+
+
+async def _scale(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+    info = rp.info
+    assert info.scale is not None
+    obj = server.rest.get_existing(info, rp.ns, rp.name)
+    if request.method == "GET":
+        return json_response(_scale_of(info, obj))
+    if request.method not in ("PUT", "PATCH"):
+        raise errors.method_not_supported(info, _verb(request.method, collection=False))
+    current = _scale_of(info, obj)
+    if request.method == "PUT":
+        scale = await read_json(request)
+    else:
+        from .patch import PatchError, json_patch, merge_patch
+
+        patch_doc = await read_json(request)
+        try:
+            if request.content_type == "application/json-patch+json":
+                scale = json_patch(current, patch_doc)
+            else:
+                scale = merge_patch(current, patch_doc)
+        except PatchError as exc:
+            raise errors.ApiError(422, "Invalid", str(exc)) from exc
+    replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise errors.invalid(
+            "Scale",
+            "autoscaling",
+            rp.name,
+            [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
+                    "field": "spec.replicas",
+                }
+            ],
+        )
+    rv = (scale.get("metadata") or {}).get("resourceVersion")
+    if request.method == "PUT" and rv and rv != obj["metadata"]["resourceVersion"]:
+        raise errors.conflict(info, rp.name)
+    new = copy.deepcopy(obj)
+    _set_path(new, info.scale.spec_replicas, replicas)
+    new["metadata"].pop("resourceVersion", None)
+    opts = _write_options(request)
+    stored = await server.rest.update(info, rp.ns, rp.name, new, opts, require_rv=False)
+    return json_response(_scale_of(info, stored))

@@ -1,0 +1,111 @@
+"""Query-string parsing shared by the handlers, with kube-apiserver's rules and messages.
+
+Booleans follow Go's ``strconv.ParseBool`` (kubernetes-asyncio and the sync client send
+``True``, kubectl sends ``true``); integers must be decimal; unknown values name the parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from . import errors
+
+__all__ = [
+    "decode_continue",
+    "encode_continue",
+    "parse_bool",
+    "parse_dry_run",
+    "parse_field_validation",
+    "parse_int",
+]
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_bool(query: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """``query[name]`` as Go's ParseBool reads it; absent or empty -> ``default``."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise errors.bad_request(
+        f'strconv.ParseBool: parsing "{raw}": invalid syntax (parameter {name})'
+    )
+
+
+def parse_int(query: Mapping[str, str], name: str) -> int | None:
+    """``query[name]`` as an integer, None when absent or empty."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.bad_request(
+            f'strconv.ParseInt: parsing "{raw}": invalid syntax (parameter {name})'
+        ) from None
+
+
+def parse_dry_run(query: Mapping[str, str]) -> bool:
+    """``dryRun=All`` -> True; absent -> False; anything else is refused like kube."""
+    getall = getattr(query, "getall", None)
+    if getall is not None:
+        values = [str(v) for v in getall("dryRun", [])]
+    else:
+        values = [query["dryRun"]] if "dryRun" in query else []
+    if not values:
+        return False
+    for value in values:
+        if value != "All":
+            raise errors.invalid(
+                "DryRun",
+                "",
+                "",
+                [
+                    {
+                        "reason": "FieldValueNotSupported",
+                        "message": f'Unsupported value: "{value}": supported values: "All"',
+                        "field": "dryRun",
+                    }
+                ],
+            )
+    return True
+
+
+def parse_field_validation(query: Mapping[str, str]) -> str:
+    """Strict, Warn (the default) or Ignore."""
+    raw = query.get("fieldValidation") or "Warn"
+    if raw not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f"fieldValidation must be one of Ignore, Warn, or Strict, got {raw!r}"
+        )
+    return raw
+
+
+def encode_continue(rv: int, last: tuple[str, str]) -> str:
+    """An opaque continue token: base64 of {v, rv, start} (like kube's, "ns/name\\x00")."""
+    start = f"{last[0]}/{last[1]}\x00" if last[0] else f"{last[1]}\x00"
+    payload = {"v": "meta.k8s.io/v1", "rv": rv, "start": start, "k": [last[0], last[1]]}
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    """(rv, last key) from a token; 400 when it is not one of ours."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data: Any = orjson.loads(base64.urlsafe_b64decode(padded))
+        rv = int(data["rv"])
+        ns, name = data["k"]
+        return rv, (str(ns), str(name))
+    except Exception:
+        raise errors.bad_request(
+            "continue key is not valid: illegal base64 data or not a continue token"
+        ) from None

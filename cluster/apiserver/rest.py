@@ -1,0 +1,862 @@
+"""What create, update, patch and delete mean for an object: kube-apiserver's registry rules.
+
+The HTTP layer (``server.py``) parses requests and calls ``ObjectService``; this module owns
+metadata (uid, generateName, generation, resourceVersion preconditions), status/spec separation
+for the status subresource, CR schema pruning/defaulting/validation and field validation modes,
+finalizers and deletionTimestamp, propagation policies, pod graceful deletion, CRD registration,
+and the admission chain. All object dicts it hands to the store are fresh copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from . import errors
+from ._kubetext import go_quote, is_dns1123_subdomain
+from .builtins import ClusterIPAllocator, default_namespace, default_pod
+from .hooks import AdmissionPlugin, AdmissionRequest
+from .patch import (
+    ApplyConflict,
+    PatchError,
+    json_patch,
+    merge_patch,
+    server_side_apply,
+    strategic_merge_patch,
+)
+from .resources import ResourceInfo, ResourceRegistry, infos_from_crd
+from .store import Store
+
+__all__ = [
+    "APPLY_PATCH",
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "STRATEGIC_PATCH",
+    "DeleteOptions",
+    "ObjectService",
+    "WriteOptions",
+    "now_rfc3339",
+]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+_CR_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH, "application/apply-patch+cbor")
+_BUILTIN_PATCH_TYPES = (
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_PATCH,
+    APPLY_PATCH,
+    "application/apply-patch+cbor",
+)
+
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apiserver's SimpleNameGenerator alphabet
+_RETURN_DELETED_OBJECT = frozenset({("", "pods"), ("", "services"), ("", "namespaces")})
+_CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+_NS_KEY = ("", "namespaces")
+_POD_KEY = ("", "pods")
+_SVC_KEY = ("", "services")
+
+
+def now_rfc3339(at: float | None = None) -> str:
+    """RFC 3339 UTC with seconds and ``Z``, as kube prints metav1.Time."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+
+
+@dataclass(slots=True, kw_only=True)
+class WriteOptions:
+    """Query options of a write. ``field_validation``: Strict, Warn or Ignore (kube's default
+    for requests that do not say is Warn)."""
+
+    dry_run: bool = False
+    field_validation: str = "Warn"
+    field_manager: str = ""
+    force: bool = False
+    warnings: list[str] = field(default_factory=list)  # filled: one Warning header each
+
+
+@dataclass(slots=True, kw_only=True)
+class DeleteOptions:
+    """DeleteOptions from the query string and/or the body."""
+
+    propagation_policy: str | None = None
+    grace_period_seconds: int | None = None
+    precondition_uid: str | None = None
+    precondition_rv: str | None = None
+    dry_run: bool = False
+
+
+def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class ObjectService:
+    """The write path for every resource. ``admission`` is the server's plugin list (shared)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: ResourceRegistry,
+        admission: list[AdmissionPlugin],
+        cluster_ips: ClusterIPAllocator,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.admission = admission
+        self.cluster_ips = cluster_ips
+        self.clock = clock
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return now_rfc3339(self.clock())
+
+    def get_existing(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
+        """The stored object or 404."""
+        obj = self.store.get(info.storage_key, namespace, name)
+        if obj is None:
+            raise errors.not_found(info, name)
+        return obj
+
+    def present(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        """``obj`` as served under ``info``'s version (apiVersion rewritten when it differs)."""
+        if obj.get("apiVersion") != info.api_version:
+            return {**obj, "apiVersion": info.api_version}
+        return obj
+
+    def _check_namespace(self, info: ResourceInfo, namespace: str, name: str) -> None:
+        if not info.namespaced:
+            return
+        ns = self.store.get(_NS_KEY, "", namespace)
+        if ns is None:
+            raise errors.ApiError(
+                404,
+                "NotFound",
+                f'namespaces "{namespace}" not found',
+                details={"name": namespace, "kind": "namespaces"},
+            )
+        if _meta(ns).get("deletionTimestamp"):
+            raise errors.forbidden(
+                info,
+                name,
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )
+
+    def _check_type(self, info: ResourceInfo, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        api_version = body.get("apiVersion")
+        kind = body.get("kind")
+        if api_version and api_version != info.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({info.api_version})"
+            )
+        if kind and kind != info.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({info.kind})"
+            )
+        if "metadata" in body and not isinstance(body["metadata"], dict):
+            raise errors.bad_request("metadata must be an object")
+        return body
+
+    async def _admit(self, request: AdmissionRequest, *, mutating: bool) -> dict[str, Any] | None:
+        obj = request.obj
+        for plugin in self.admission:
+            if bool(getattr(plugin, "mutating", False)) != mutating:
+                continue
+            request.obj = obj
+            changed = await plugin.admit(request)
+            if mutating and changed is not None:
+                obj = changed
+        return obj
+
+    def _prepare_custom(self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
+        """Prune unknown fields per the field validation mode, then apply schema defaults."""
+        schema = info.schema
+        if schema is None:
+            return
+        removed = schema.prune(obj)
+        if removed and opts.field_validation != "Ignore":
+            if opts.field_validation == "Strict":
+                raise errors.bad_request(
+                    "strict decoding error: "
+                    + ", ".join(f"unknown field {go_quote(p)}" for p in removed)
+                )
+            opts.warnings.extend(f"unknown field {go_quote(p)}" for p in removed)
+        schema.apply_defaults(obj)
+
+    def _validate(self, info: ResourceInfo, obj: dict[str, Any], *, creating: bool) -> None:
+        name = _meta(obj).get("name", "")
+        causes: list[dict[str, str]] = []
+        if creating:
+            for msg in is_dns1123_subdomain(name):
+                causes.append(
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f"Invalid value: {go_quote(name)}: {msg}",
+                        "field": "metadata.name",
+                    }
+                )
+        if info.schema is not None:
+            causes.extend(c.to_dict() for c in info.schema.validate(obj))
+        if causes:
+            raise errors.invalid(info.kind, info.group, name, causes)
+
+    def _status_reset_on_create(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        if info.builtin:
+            if info.storage_key in (_POD_KEY, _SVC_KEY, _NS_KEY, _CRD_KEY):
+                obj.pop("status", None)
+            if info.storage_key == ("apps", "deployments"):
+                obj.pop("status", None)
+        elif info.has_status:
+            obj.pop("status", None)
+
+    def _default_builtin(
+        self, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        key = info.storage_key
+        if key == _POD_KEY:
+            default_pod(obj)
+        elif key == _SVC_KEY:
+            if old is not None:
+                spec = obj.setdefault("spec", {})
+                old_spec = old.get("spec") or {}
+                for f in ("clusterIP", "clusterIPs"):
+                    if f not in spec and f in old_spec:
+                        spec[f] = old_spec[f]
+            self.cluster_ips.default_service(obj)
+        elif key == _NS_KEY and old is None:
+            default_namespace(obj)
+        elif key == _CRD_KEY and old is None:
+            obj["status"] = _crd_status(obj, self._now())
+        if info.defaulter is not None:
+            info.defaulter(obj)
+
+    # -- create ------------------------------------------------------------------------------
+
+    async def create(
+        self, info: ResourceInfo, namespace: str, body: Any, opts: WriteOptions
+    ) -> dict[str, Any]:
+        """POST: returns the stored object (or what would be stored, under dry run)."""
+        body = self._check_type(info, body)
+        obj = {"apiVersion": info.api_version, "kind": info.kind}
+        obj.update(copy.deepcopy(body))
+        obj["apiVersion"] = info.api_version
+        obj["kind"] = info.kind
+        meta = obj.setdefault("metadata", {})
+        if info.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns and body_ns != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        name = meta.get("name")
+        if not name:
+            prefix = meta.get("generateName")
+            if not prefix:
+                raise errors.invalid(
+                    info.kind,
+                    info.group,
+                    "",
+                    [
+                        {
+                            "reason": "FieldValueRequired",
+                            "message": "Required value: name or generateName is required",
+                            "field": "metadata.name",
+                        }
+                    ],
+                )
+            name = self._generate_name(info, namespace, prefix)
+            meta["name"] = name
+        self._check_namespace(info, namespace, name)
+        for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
+            meta.pop(f, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = self._now()
+        meta["generation"] = 1
+        self._status_reset_on_create(info, obj)
+        if info.builtin:
+            self._default_builtin(info, obj, None)
+        else:
+            self._prepare_custom(info, obj, opts)
+        return await self._persist_create(info, obj, opts)
+
+    async def _persist_create(
+        self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions
+    ) -> dict[str, Any]:
+        meta = obj["metadata"]
+        request = AdmissionRequest(
+            operation="CREATE",
+            info=info,
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            obj=obj,
+            old_obj=None,
+            dry_run=opts.dry_run,
+        )
+        admitted = await self._admit(request, mutating=True)
+        assert admitted is not None
+        obj = admitted
+        self._validate(info, obj, creating=True)
+        if info.storage_key == _CRD_KEY:
+            infos_from_crd(obj)  # 422 for a CRD that cannot be served
+        request.obj = obj
+        await self._admit(request, mutating=False)
+        if opts.dry_run:
+            if self.store.get(info.storage_key, meta.get("namespace", ""), meta["name"]):
+                raise errors.already_exists(info, meta["name"])
+            return obj
+        stored = self.store.create(info, obj)
+        self._after_commit(info, stored)
+        return stored
+
+    def _generate_name(self, info: ResourceInfo, namespace: str, prefix: str) -> str:
+        base = prefix[: 63 - 5] if len(prefix) > 58 else prefix
+        for _ in range(8):
+            name = base + "".join(random.choices(_NAME_CHARS, k=5))
+            if self.store.get(info.storage_key, namespace if info.namespaced else "", name) is None:
+                return name
+        raise errors.already_exists(info, name)
+
+    def _after_commit(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        if info.storage_key == _CRD_KEY:
+            self.registry.add_crd(obj)
+
+    # -- update ------------------------------------------------------------------------------
+
+    async def update(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        require_rv: bool | None = None,
+    ) -> dict[str, Any]:
+        """PUT (also the end of every PATCH): returns the stored object.
+
+        ``require_rv``: whether a missing metadata.resourceVersion is an error (default: for
+        custom resources, as kube). A given rv that is not the stored one -> 409.
+        """
+        self._check_type(info, body)
+        meta_in = _meta(body)
+        ns = namespace if info.namespaced else ""
+        if meta_in.get("name") and meta_in["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta_in['name']}) does not match the name on the URL ({name})"
+            )
+        if info.namespaced and meta_in.get("namespace") and meta_in["namespace"] != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        old = self.get_existing(info, ns, name)
+        rv = meta_in.get("resourceVersion")
+        if not rv:
+            if require_rv if require_rv is not None else not info.builtin:
+                raise errors.invalid(
+                    info.kind,
+                    info.group,
+                    name,
+                    [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": "Invalid value: 0x0: must be specified for an update",
+                            "field": "metadata.resourceVersion",
+                        }
+                    ],
+                )
+        elif rv != old["metadata"].get("resourceVersion"):
+            raise errors.conflict(info, name)
+        new = self._merge_for_update(info, old, copy.deepcopy(body), subresource)
+        if info.builtin:
+            if not subresource:
+                self._default_builtin(info, new, old)
+        else:
+            self._prepare_custom(info, new, opts)
+        return await self._persist_update(info, old, new, opts, subresource=subresource)
+
+    def _merge_for_update(
+        self, info: ResourceInfo, old: dict[str, Any], new: dict[str, Any], subresource: str
+    ) -> dict[str, Any]:
+        old_meta = old["metadata"]
+        if subresource == "finalize":
+            merged = copy.deepcopy(old)
+            merged.setdefault("spec", {})["finalizers"] = list(
+                (new.get("spec") or {}).get("finalizers") or []
+            )
+            return merged
+        if subresource == "status":
+            merged = {k: v for k, v in old.items() if k != "status"}
+            merged["metadata"] = dict(old_meta)
+            if "managedFields" in _meta(new):
+                merged["metadata"]["managedFields"] = _meta(new)["managedFields"]
+            if "status" in new:
+                merged["status"] = new["status"]
+            return copy.deepcopy(merged)
+        new["apiVersion"] = info.api_version
+        new["kind"] = info.kind
+        meta = new.setdefault("metadata", {})
+        for f in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+            if f in old_meta:
+                meta[f] = old_meta[f]
+            else:
+                meta.pop(f, None)
+        for f in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            if f in old_meta:
+                meta[f] = old_meta[f]
+            else:
+                meta.pop(f, None)
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]
+        if info.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        return new
+
+    async def _persist_update(
+        self,
+        info: ResourceInfo,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        opts: WriteOptions,
+        *,
+        subresource: str,
+    ) -> dict[str, Any]:
+        old_meta = old["metadata"]
+        meta = new["metadata"]
+        name = meta["name"]
+        if old_meta.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
+            if added:
+                raise errors.invalid(
+                    info.kind,
+                    info.group,
+                    name,
+                    [
+                        {
+                            "reason": "FieldValueForbidden",
+                            "message": "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers "
+                            + "[]string{"
+                            + ", ".join(go_quote(f) for f in sorted(added))
+                            + "}",
+                            "field": "metadata.finalizers",
+                        }
+                    ],
+                )
+        meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if _spec_part(new) != _spec_part(old):
+            meta["generation"] = int(old_meta.get("generation") or 0) + 1
+        request = AdmissionRequest(
+            operation="UPDATE",
+            info=info,
+            namespace=meta.get("namespace", ""),
+            name=name,
+            obj=new,
+            old_obj=old,
+            subresource=subresource,
+            dry_run=opts.dry_run,
+        )
+        admitted = await self._admit(request, mutating=True)
+        assert admitted is not None
+        new = admitted
+        self._validate(info, new, creating=False)
+        if info.storage_key == _CRD_KEY:
+            infos_from_crd(new)
+        request.obj = new
+        await self._admit(request, mutating=False)
+        if new == old:
+            return old  # no-op: kube writes nothing and keeps the resourceVersion
+        if opts.dry_run:
+            return new
+        rv = old_meta.get("resourceVersion")
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not _ns_finalizers(info, new)
+            and not meta.get("deletionGracePeriodSeconds")
+        ):
+            return self.store.delete(
+                info, meta.get("namespace", ""), name, expected_rv=rv, final=new
+            )
+        stored = self.store.update(info, new, expected_rv=rv)
+        self._after_commit(info, stored)
+        return stored
+
+    # -- patch -------------------------------------------------------------------------------
+
+    async def patch(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        content_type: str,
+        body: bytes,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        parse_json: Callable[[bytes], Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """PATCH with any supported patch type; returns (object, created)."""
+        accepted = _BUILTIN_PATCH_TYPES if info.builtin else _CR_PATCH_TYPES
+        if content_type not in accepted:
+            raise errors.unsupported_media_type(content_type, accepted)
+        ns = namespace if info.namespaced else ""
+        old = self.store.get(info.storage_key, ns, name)
+        try:
+            if content_type == APPLY_PATCH:
+                return await self._apply(info, namespace, name, old, body, opts, subresource)
+            if old is None:
+                raise errors.not_found(info, name)
+            try:
+                patch_doc = parse_json(body)
+            except ValueError as exc:
+                raise errors.bad_request(f"error decoding patch: {exc}") from exc
+            target = self.present(info, old)
+            if content_type == MERGE_PATCH:
+                if not isinstance(patch_doc, dict):
+                    raise errors.bad_request("merge patch must be a JSON object")
+                result = merge_patch(target, patch_doc)
+            elif content_type == JSON_PATCH:
+                result = json_patch(target, patch_doc)
+            else:
+                if not isinstance(patch_doc, dict):
+                    raise errors.bad_request("strategic merge patch must be a JSON object")
+                result = strategic_merge_patch(target, patch_doc, info.merge_keys)
+        except PatchError as exc:
+            raise errors.ApiError(422, "Invalid", str(exc)) from exc
+        if not isinstance(result, dict):
+            raise errors.ApiError(422, "Invalid", "the patched object is not a JSON object")
+        result_meta = _meta(result)
+        patched_rv = result_meta.get("resourceVersion")
+        if patched_rv != old["metadata"].get("resourceVersion"):
+            # the patch set a resourceVersion: it is a precondition, like kube
+            pass
+        else:
+            result_meta.pop("resourceVersion", None)
+        stored = await self.update(
+            info, namespace, name, result, opts, subresource=subresource, require_rv=False
+        )
+        return stored, False
+
+    async def _apply(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        old: dict[str, Any] | None,
+        body: bytes,
+        opts: WriteOptions,
+        subresource: str,
+    ) -> tuple[dict[str, Any], bool]:
+        if not opts.field_manager:
+            raise errors.invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value: is required for apply patch",
+                        "field": "fieldManager",
+                    }
+                ],
+            )
+        try:
+            applied = yaml.safe_load(body)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error decoding YAML: {exc}") from exc
+        if not isinstance(applied, dict):
+            raise errors.bad_request("apply patch must be an object")
+        self._check_type(info, applied)
+        try:
+            result = server_side_apply(
+                self.present(info, old) if old is not None else None,
+                applied,
+                manager=opts.field_manager,
+                force=opts.force,
+                merge_keys=info.merge_keys,
+                now=self._now(),
+            )
+        except ApplyConflict as exc:
+            n = len(exc.conflicts)
+            text = "; ".join(f'conflict with "{m}": {p}' for m, p in exc.conflicts)
+            raise errors.ApiError(
+                409,
+                "Conflict",
+                f"Apply failed with {n} conflict{'s' if n != 1 else ''}: {text}",
+                details={
+                    "causes": [
+                        {
+                            "reason": "FieldManagerConflict",
+                            "message": f'conflict with "{m}"',
+                            "field": p,
+                        }
+                        for m, p in exc.conflicts
+                    ]
+                },
+            ) from exc
+        if old is None:
+            if subresource:
+                raise errors.not_found(info, name)
+            _meta(result)["name"] = name
+            return await self.create(info, namespace, result, opts), True
+        _meta(result).pop("resourceVersion", None)
+        stored = await self.update(
+            info, namespace, name, result, opts, subresource=subresource, require_rv=False
+        )
+        return stored, False
+
+    # -- delete ------------------------------------------------------------------------------
+
+    async def delete(
+        self, info: ResourceInfo, namespace: str, name: str, options: DeleteOptions
+    ) -> tuple[dict[str, Any], bool]:
+        """DELETE: returns (object or Status, gone). ``gone`` False: still there (finalizers)."""
+        ns = namespace if info.namespaced else ""
+        old = self.get_existing(info, ns, name)
+        old_meta = old["metadata"]
+        if options.precondition_uid and options.precondition_uid != old_meta.get("uid"):
+            raise errors.conflict(
+                info,
+                name,
+                f"Precondition failed: UID in precondition: {options.precondition_uid}, UID in "
+                f"object meta: {old_meta.get('uid')}",
+            )
+        if options.precondition_rv and options.precondition_rv != old_meta.get("resourceVersion"):
+            raise errors.conflict(
+                info,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
+                f"ResourceVersion in object meta: {old_meta.get('resourceVersion')}",
+            )
+        finalizers = list(old_meta.get("finalizers") or [])
+        policy = options.propagation_policy
+        if policy not in (None, "Orphan", "Background", "Foreground"):
+            raise errors.invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    {
+                        "reason": "FieldValueNotSupported",
+                        "message": f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
+                        "field": "propagationPolicy",
+                    }
+                ],
+            )
+        if policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+            finalizers = [f for f in finalizers if f != "foregroundDeletion"]
+        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+            finalizers = [f for f in finalizers if f != "orphan"]
+        grace = self._grace_period(info, old, options)
+        pending = bool(finalizers) or grace > 0 or _ns_finalizers(info, old)
+        request = AdmissionRequest(
+            operation="DELETE",
+            info=info,
+            namespace=ns,
+            name=name,
+            obj=None,
+            old_obj=old,
+            dry_run=options.dry_run,
+        )
+        await self._admit(request, mutating=True)
+        await self._admit(request, mutating=False)
+        if pending:
+            new = copy.deepcopy(old)
+            meta = new["metadata"]
+            if finalizers:
+                meta["finalizers"] = finalizers
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339(self.clock() + grace)
+                meta["deletionGracePeriodSeconds"] = grace
+                meta["generation"] = int(meta.get("generation") or 0) + 1
+            elif grace < int(meta.get("deletionGracePeriodSeconds") or 0):
+                meta["deletionTimestamp"] = now_rfc3339(self.clock() + grace)
+                meta["deletionGracePeriodSeconds"] = grace
+            if info.storage_key == _NS_KEY:
+                new.setdefault("status", {})["phase"] = "Terminating"
+            if new == old or options.dry_run:
+                return self.present(info, new), False
+            stored = self.store.update(info, new, expected_rv=old_meta.get("resourceVersion"))
+            return self.present(info, stored), False
+        if options.dry_run:
+            return self._deleted_result(info, old), True
+        if info.storage_key == _CRD_KEY:
+            self._delete_custom_resources(old)
+        final = self.store.delete(info, ns, name, expected_rv=old_meta.get("resourceVersion"))
+        if info.storage_key == _CRD_KEY:
+            self.registry.remove_crd(final)
+        if info.storage_key == _SVC_KEY:
+            ip = (final.get("spec") or {}).get("clusterIP")
+            if ip and ip != "None":
+                self.cluster_ips.release(ip)
+        return self._deleted_result(info, final), True
+
+    def _grace_period(self, info: ResourceInfo, old: dict[str, Any], options: DeleteOptions) -> int:
+        """Pods bound to a node and not finished are deleted gracefully, as by kube."""
+        if info.storage_key != _POD_KEY:
+            return 0
+        spec = old.get("spec") or {}
+        phase = (old.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if options.grace_period_seconds is not None:
+            return max(0, options.grace_period_seconds)
+        current = old["metadata"].get("deletionGracePeriodSeconds")
+        if current is not None:
+            return int(current)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    def _deleted_result(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        if info.storage_key in _RETURN_DELETED_OBJECT:
+            return self.present(info, obj)
+        meta = obj["metadata"]
+        details: dict[str, Any] = {
+            "name": meta.get("name"),
+            "kind": info.plural,
+            "uid": meta.get("uid"),
+        }
+        if info.group:
+            details["group"] = info.group
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        }
+
+    def _delete_custom_resources(self, crd: dict[str, Any]) -> None:
+        spec = crd.get("spec") or {}
+        key = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+        info = self.registry.any_version(key)
+        if info is None:
+            return
+        for (ns, name), _obj in list(self.store.iter_range(key, None)):
+            self.store.delete(info, ns, name)
+
+    # -- subresources ------------------------------------------------------------------------
+
+    async def bind(
+        self, info: ResourceInfo, namespace: str, name: str, binding: Any
+    ) -> dict[str, Any]:
+        """POST pods/{name}/binding: set spec.nodeName (409 if already bound)."""
+        if not isinstance(binding, dict):
+            raise errors.bad_request("the body of the request must be a Binding object")
+        target = binding.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.invalid(
+                "Binding",
+                "",
+                name,
+                [
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value",
+                        "field": "target.name",
+                    }
+                ],
+            )
+        pod = self.get_existing(info, namespace, name)
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.conflict(info, name, "pod is being deleted, cannot be assigned to a host")
+        current = (pod.get("spec") or {}).get("nodeName")
+        if current:
+            raise errors.conflict(
+                info, name, f"pod {name} is already assigned to node {go_quote(current)}"
+            )
+        new = copy.deepcopy(pod)
+        new["spec"]["nodeName"] = node
+        annotations = _meta(binding).get("annotations")
+        if annotations:
+            new["metadata"].setdefault("annotations", {}).update(annotations)
+        conds = new.setdefault("status", {}).setdefault("conditions", [])
+        conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+        conds.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": self._now(),
+            }
+        )
+        self.store.update(info, new, expected_rv=pod["metadata"]["resourceVersion"])
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+
+    def register_loaded_crds(self) -> None:
+        """Serve the CRDs found in the store (after a reload from persistence)."""
+        crd_info = self.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        if crd_info is None:
+            return
+        for _, crd in self.store.iter_range(_CRD_KEY, None):
+            try:
+                self.registry.add_crd(crd)
+            except errors.ApiError:
+                continue
+
+
+def _ns_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> bool:
+    return info.storage_key == _NS_KEY and bool((obj.get("spec") or {}).get("finalizers"))
+
+
+def _crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:
+    spec = crd.get("spec") or {}
+    storage = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
+    names = dict(spec.get("names") or {})
+    if "singular" not in names and names.get("kind"):
+        names["singular"] = str(names["kind"]).lower()
+    if "listKind" not in names and names.get("kind"):
+        names["listKind"] = f"{names['kind']}List"
+    return {
+        "acceptedNames": names,
+        "conditions": [
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "lastTransitionTime": now,
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "lastTransitionTime": now,
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+            },
+        ],
+        "storedVersions": storage,
+    }

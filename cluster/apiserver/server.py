@@ -1,0 +1,320 @@
+"""The embedded Kubernetes API server: aiohttp app, routing and lifecycle.
+
+``ApiServer`` wires the registry, store, watch hub, write path (``rest.ObjectService``) and
+pod logs, and serves them over HTTP. Extension points, all to be set before ``start()``:
+
+- ``admission``: ordered ``AdmissionPlugin`` list (see ``hooks.py``);
+- ``middlewares``: aiohttp middlewares run outside the API error handling (faults, metrics);
+- ``extra_routes``: aiohttp ``RouteDef``s served before the API routes (e.g. ``/metrics``);
+- ``store.add_listener(cb)``: every committed change (GC, persistence);
+- ``options.backend``: a ``StorageBackend`` loaded at start and appended to after commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from . import errors
+from .builtins import DEFAULT_NAMESPACES, ClusterIPAllocator, builtin_resources
+from .discovery import Discovery
+from .handlers import ResourcePath, handle_resource, json_response
+from .hooks import AdmissionPlugin
+from .podlogs import PodLogs
+from .resources import ResourceInfo, ResourceRegistry
+from .rest import ObjectService, WriteOptions
+from .store import StorageBackend, Store
+from .streams import serve_log, serve_watch
+from .watch import WatchHub
+
+__all__ = ["ApiServer", "ApiServerOptions", "Middleware"]
+
+Middleware = Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    Awaitable[web.StreamResponse],
+]
+
+_NS_SUBRESOURCES = frozenset({"status", "finalize"})
+SIM_GROUP = "sim.kubetrain.dev"
+
+
+@dataclass(kw_only=True)
+class ApiServerOptions:
+    """Server options; every default is what a developer laptop needs.
+
+    - ``watch_history_size``: events retained per resource for watches from a resourceVersion
+      (older -> 410 Expired). Tests set it small to provoke 410.
+    - ``watch_buffer_size``: events a slow watcher may lag behind before it is closed.
+    - ``bookmark_interval_seconds``: idle time after which a watch with
+      ``allowWatchBookmarks=true`` gets a BOOKMARK.
+    - ``watch_default_timeout_seconds``: watch length when the client gives no timeoutSeconds.
+    - ``log_follow_poll_seconds``: how often a followed log re-checks its pod when idle.
+    - ``service_cidr``: where service clusterIPs come from.
+    - ``git_version``: what ``/version`` reports.
+    - ``backend``: durable storage (None: memory only).
+    - ``max_body_bytes``: largest request body accepted.
+    """
+
+    watch_history_size: int = 10_000
+    watch_buffer_size: int = 10_000
+    bookmark_interval_seconds: float = 1.0
+    watch_default_timeout_seconds: float = 1800.0
+    log_follow_poll_seconds: float = 1.0
+    service_cidr: str = "10.96.0.0/12"
+    git_version: str = "v1.34.0-kubetrain"
+    backend: StorageBackend | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+class ApiServer:
+    """The API server. Construct, adjust the hooks, ``await start(host, port)``, ``await stop()``."""
+
+    def __init__(self, options: ApiServerOptions | None = None) -> None:
+        self.options = options or ApiServerOptions()
+        self.registry = ResourceRegistry()
+        for info in builtin_resources():
+            self.registry.add(info)
+        self.hub = WatchHub(history_size=self.options.watch_history_size)
+        self.store = Store(hub=self.hub, backend=self.options.backend)
+        self.admission: list[AdmissionPlugin] = []
+        self.middlewares: list[Middleware] = []
+        self.extra_routes: list[web.RouteDef] = []
+        self.cluster_ips = ClusterIPAllocator(self.options.service_cidr)
+        self.rest = ObjectService(
+            store=self.store,
+            registry=self.registry,
+            admission=self.admission,
+            cluster_ips=self.cluster_ips,
+        )
+        self.pod_logs = PodLogs()
+        self.discovery = Discovery(self.registry, git_version=self.options.git_version)
+        self.store.add_listener(self._on_change)
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._bootstrapped = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def bootstrap(self) -> None:
+        """Load storage, serve stored CRDs and create the default namespaces (idempotent)."""
+        if self._bootstrapped:
+            return
+        self._bootstrapped = True
+        loaded = self.store.load()
+        for key, obj in loaded:
+            if key == ("", "services"):
+                ip = (obj.get("spec") or {}).get("clusterIP")
+                if ip and ip != "None":
+                    self.cluster_ips.reserve(ip)
+        self.rest.register_loaded_crds()
+        ns_info = self.registry.lookup("", "v1", "namespaces")
+        assert ns_info is not None
+        for name in DEFAULT_NAMESPACES:
+            if self.store.get(ns_info.storage_key, "", name) is None:
+                await self.rest.create(
+                    ns_info,
+                    "",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                    WriteOptions(),
+                )
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application (middlewares and extra routes as set now)."""
+        app = web.Application(
+            middlewares=[*self.middlewares, self._error_middleware],
+            client_max_size=self.options.max_body_bytes,
+        )
+        app.add_routes(self.extra_routes)
+        get = web.get
+        app.add_routes(
+            [
+                get("/version", self._version),
+                get("/healthz", self._ok),
+                get("/livez", self._ok),
+                get("/readyz", self._ok),
+                get("/api", self._api),
+                get("/apis", self._apis),
+                get("/openapi/v3", self._openapi_index),
+                get("/openapi/v3/{path:.*}", self._openapi_doc),
+                web.route("*", "/api/{tail:.*}", self._dispatch),
+                web.route("*", "/apis/{tail:.*}", self._dispatch),
+                web.route("*", "/{tail:.*}", self._not_found),
+            ]
+        )
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Bootstrap and serve on ``host:port`` (0: a free port); return the base URL."""
+        await self.bootstrap()
+        app = self.make_app()
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        site = web.SockSite(self._runner, sock, shutdown_timeout=0.5)
+        await site.start()
+        bound_port = sock.getsockname()[1]
+        self.url = f"http://{host}:{bound_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Close watches, stop serving and flush the backend."""
+        self.hub.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.store.flush()
+
+    # -- store listener ----------------------------------------------------------------------
+
+    def _on_change(
+        self, event_type: str, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        if info.storage_key == ("", "pods"):
+            meta = obj["metadata"]
+            if event_type == "DELETED":
+                self.pod_logs.drop(meta.get("namespace", ""), meta["name"])
+            else:
+                self.pod_logs.notify(meta.get("namespace", ""), meta["name"])
+
+    # -- middleware and small handlers -------------------------------------------------------
+
+    @web.middleware
+    async def _error_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.ApiError as exc:
+            return json_response(exc.to_status(), status=exc.code, headers=exc.headers or None)
+        except web.HTTPException:
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:  # an internal error must still be a Status
+            err = errors.internal(f"{type(exc).__name__}: {exc}")
+            return json_response(err.to_status(), status=500)
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok", content_type="text/plain")
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return json_response(self.discovery.version())
+
+    async def _api(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.discovery.api_versions(request.host), content_type="application/json"
+        )
+
+    async def _apis(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.discovery.group_list(), content_type="application/json")
+
+    async def _openapi_index(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.discovery.openapi_index(), content_type="application/json")
+
+    async def _openapi_doc(self, request: web.Request) -> web.Response:
+        parts = request.match_info["path"].strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "api":
+            doc = self.discovery.openapi_doc("", parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = self.discovery.openapi_doc(parts[1], parts[2])
+        else:
+            doc = None
+        if doc is None:
+            raise errors.not_found_path()
+        return web.Response(body=doc, content_type="application/json")
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        raise errors.not_found_path()
+
+    # -- routing -----------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if parts[0] == "api":
+            if len(parts) < 2:
+                raise errors.not_found_path()
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            if len(parts) < 3:
+                if len(parts) == 2 and request.method == "GET":
+                    doc = self.discovery.group(parts[1])
+                    if doc is not None:
+                        return web.Response(body=doc, content_type="application/json")
+                raise errors.not_found_path()
+            group, version, rest = parts[1], parts[2], parts[3:]
+        if not rest:
+            if request.method != "GET":
+                raise errors.not_found_path()
+            doc = self.discovery.resource_list(group, version)
+            if doc is None:
+                raise errors.not_found_path()
+            return web.Response(body=doc, content_type="application/json")
+        if group == SIM_GROUP:
+            return await self._sim(request, rest)
+        rp = self._resource_path(group, version, rest)
+        return await handle_resource(self, request, rp)
+
+    def _resource_path(self, group: str, version: str, rest: list[str]) -> ResourcePath:
+        namespace: str | None = None
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (len(rest) == 3 and rest[2] in _NS_SUBRESOURCES and group == "")
+        ):
+            namespace, rest = rest[1], rest[2:]
+        if len(rest) > 3:
+            raise errors.not_found_path()
+        info = self.registry.lookup(group, version, rest[0])
+        if info is None:
+            raise errors.not_found_path()
+        if namespace is not None and not info.namespaced:
+            raise errors.not_found_path()
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        return ResourcePath(info=info, namespace=namespace, name=name, subresource=sub)
+
+    async def watch_handler(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
+        """``?watch=true`` on a collection (see ``streams.serve_watch``)."""
+        return await serve_watch(self, request, rp)
+
+    async def log_handler(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
+        """``pods/{name}/log`` (see ``streams.serve_log``)."""
+        return await serve_log(self, request, rp)
+
+    async def _sim(self, request: web.Request, rest: list[str]) -> web.Response:
+        """``POST /apis/sim.kubetrain.dev/v1/namespaces/{ns}/pods/{pod}/log?container=c``:
+        append the text/plain body to the container's log (the node simulator's channel)."""
+        if (
+            len(rest) != 5
+            or rest[0] != "namespaces"
+            or rest[2] != "pods"
+            or rest[4] != "log"
+            or request.method != "POST"
+        ):
+            raise errors.not_found_path()
+        ns, pod = rest[1], rest[3]
+        container = request.query.get("container", "")
+        if not container:
+            raise errors.bad_request("container is required")
+        text = (await request.read()).decode("utf-8", "replace")
+        count = self.pod_logs.append(ns, pod, container, text)
+        return web.Response(
+            body=orjson.dumps(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Success",
+                    "details": {"lines": count},
+                }
+            ),
+            status=201,
+            content_type="application/json",
+        )

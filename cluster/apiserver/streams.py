@@ -1,0 +1,187 @@
+"""The two streaming endpoints: ``?watch=true`` and ``pods/{name}/log?follow=true``.
+
+Watch semantics (kube's watch cache): RV absent or "0" -> synthetic ADDED for the current state,
+then live events; RV N -> the retained events after N (ERROR 410 Expired when N is older than
+the history window); ``sendInitialEvents=true`` -> synthetic ADDEDs then a BOOKMARK annotated
+``k8s.io/initial-events-end: "true"``; ``allowWatchBookmarks`` -> a BOOKMARK after each idle
+``bookmark_interval_seconds``; ``timeoutSeconds`` ends the stream. Registration and the
+snapshot/replay happen without an await in between, so no event is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from . import errors
+from .handlers import ResourcePath, parse_selectors
+from .query import parse_bool, parse_int
+from .watch import ADDED, BOOKMARK, ERROR, Watcher, event_line
+
+if TYPE_CHECKING:
+    from .server import ApiServer
+
+__all__ = ["serve_log", "serve_watch"]
+
+_TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+def _bookmark(rp: ResourcePath, rv: int, *, initial_end: bool = False) -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    obj = {"kind": rp.info.kind, "apiVersion": rp.info.api_version, "metadata": meta}
+    return event_line(BOOKMARK, orjson.dumps(obj))
+
+
+async def serve_watch(
+    server: ApiServer, request: web.Request, rp: ResourcePath
+) -> web.StreamResponse:
+    """Stream watch events for the collection ``rp`` (see the module docstring)."""
+    q = request.query
+    info = rp.info
+    key = info.storage_key
+    lsel, fsel = parse_selectors(info, q)
+    bookmarks = parse_bool(q, "allowWatchBookmarks")
+    raw_send_initial = q.get("sendInitialEvents")
+    send_initial = parse_bool(q, "sendInitialEvents") if raw_send_initial else None
+    timeout = parse_int(q, "timeoutSeconds")
+    rv_text = q.get("resourceVersion", "")
+    if rv_text not in ("", "0"):
+        try:
+            start_rv = int(rv_text)
+        except ValueError:
+            raise errors.bad_request(f'invalid resource version "{rv_text}"') from None
+    else:
+        start_rv = None
+    opts = server.options
+    deadline = time.monotonic() + (
+        timeout if timeout is not None and timeout > 0 else opts.watch_default_timeout_seconds
+    )
+    namespace = rp.namespace if info.namespaced else None
+    api_version = info.api_version if info.version != info.storage_version else None
+    watcher = Watcher(
+        key,
+        namespace=namespace,
+        label_selector=lsel,
+        field_selector=fsel,
+        api_version=api_version,
+        max_buffer=opts.watch_buffer_size,
+    )
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+
+    # -- synchronous section: snapshot or replay, then register ---------------------------
+    expired_line: bytes | None = None
+    synthetic = send_initial is True or (send_initial is None and start_rv is None)
+    if synthetic:
+        items, _, _ = server.store.list(key, namespace, label_selector=lsel, field_selector=fsel)
+        for obj in items:
+            watcher.push_line(event_line(ADDED, orjson.dumps(server.rest.present(info, obj))))
+        if send_initial is True and bookmarks:
+            watcher.push_line(_bookmark(rp, server.store.rv, initial_end=True))
+        server.hub.register(watcher)
+    elif start_rv is not None:
+        if server.hub.is_expired(key, start_rv):
+            status = errors.expired(
+                f"too old resource version: {start_rv} ({server.hub.floor(key)})"
+            ).to_status()
+            expired_line = event_line(ERROR, orjson.dumps(status))
+        else:
+            for event in server.hub.since(key, start_rv):
+                watcher.offer(event)
+            server.hub.register(watcher)
+    else:
+        server.hub.register(watcher)
+    # --------------------------------------------------------------------------------------
+
+    if expired_line is not None:
+        await response.write(expired_line)
+        await response.write_eof()
+        return response
+    interval = opts.bookmark_interval_seconds
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            wait_for = min(remaining, interval) if bookmarks else remaining
+            got = await watcher.wait(wait_for)
+            if watcher.buffer:
+                await response.write(watcher.drain())
+            if watcher.closed:
+                break
+            if not got and bookmarks and time.monotonic() < deadline:
+                await response.write(_bookmark(rp, server.store.rv))
+    except (ConnectionResetError, asyncio.CancelledError):
+        server.hub.unregister(watcher)
+        raise
+    finally:
+        server.hub.unregister(watcher)
+    try:
+        await response.write_eof()
+    except ConnectionResetError:
+        pass
+    return response
+
+
+async def serve_log(
+    server: ApiServer, request: web.Request, rp: ResourcePath
+) -> web.StreamResponse:
+    """``GET pods/{name}/log``: text/plain from the pod's log buffer; ``follow`` streams."""
+    q = request.query
+    pod = server.rest.get_existing(rp.info, rp.ns, rp.name)
+    containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    init = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
+    container = q.get("container") or ""
+    if not container:
+        if len(containers) == 1:
+            container = containers[0]
+        else:
+            choices = " ".join(str(c) for c in containers)
+            init_text = " ".join(str(c) for c in init)
+            msg = (
+                f"a container name must be specified for pod {rp.name}, choose one of: [{choices}]"
+            )
+            if init:
+                msg += f" or one of the init containers: [{init_text}]"
+            raise errors.bad_request(msg)
+    if container not in containers and container not in init:
+        raise errors.bad_request(f"container {container} is not valid for pod {rp.name}")
+    follow = parse_bool(q, "follow")
+    timestamps = parse_bool(q, "timestamps")
+    tail = parse_int(q, "tailLines")
+    if parse_bool(q, "previous"):
+        raise errors.bad_request(
+            f'previous terminated container "{container}" in pod "{rp.name}" not found'
+        )
+    logs = server.pod_logs
+    text, offset = logs.read(rp.ns, rp.name, container, tail_lines=tail, timestamps=timestamps)
+    if not follow:
+        return web.Response(text=text, content_type="text/plain")
+    response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    if text:
+        await response.write(text.encode())
+    while True:
+        current = server.store.get(rp.info.storage_key, rp.ns, rp.name)
+        finished = (
+            current is None
+            or current["metadata"].get("uid") != pod["metadata"].get("uid")
+            or (current.get("status") or {}).get("phase") in _TERMINAL_PHASES
+        )
+        if not finished:
+            await logs.wait(rp.ns, rp.name, server.options.log_follow_poll_seconds)
+        text, offset = logs.read(rp.ns, rp.name, container, start=offset, timestamps=timestamps)
+        if text:
+            await response.write(text.encode())
+        if finished:
+            break
+    await response.write_eof()
+    return response

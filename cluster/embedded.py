@@ -1,0 +1,130 @@
+"""An embedded cluster in one asyncio process: the API server on a local port, a kubeconfig
+pointing at it, and (when asked) simulated nodes.
+
+Usage::
+
+    async with EmbeddedCluster(nodes=2) as cluster:
+        ...  # cluster.url, cluster.kubeconfig_path, cluster.api (the ApiServer)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from .apiserver.server import ApiServer, ApiServerOptions
+
+__all__ = ["KUBECONFIG_CONTEXT", "EmbeddedCluster", "write_kubeconfig"]
+
+KUBECONFIG_CONTEXT = "kubetrain"
+
+
+def write_kubeconfig(path: str, url: str, *, context: str = KUBECONFIG_CONTEXT) -> None:
+    """Write a kubeconfig for ``url`` (plain http, dummy bearer token, current-context set)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "users": [{"name": context, "user": {"token": "kubetrain-dummy-token"}}],
+        "contexts": [
+            {
+                "name": context,
+                "context": {"cluster": context, "user": context, "namespace": "default"},
+            }
+        ],
+        "current-context": context,
+        "preferences": {},
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    os.replace(tmp, path)
+
+
+class EmbeddedCluster:
+    """API server + kubeconfig (+ node simulator) as an async context manager.
+
+    ``port`` 0 picks a free port. ``data_dir`` is for persistence (a later backend; ignored
+    until ``kubetrain.cluster.apiserver.persistence`` exists). ``kubeconfig_path`` None writes
+    a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator when
+    ``kubetrain.cluster.nodesim`` provides one.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        nodes: int = 0,
+        data_dir: str | None = None,
+        kubeconfig_path: str | None = None,
+        options: ApiServerOptions | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.nodes = nodes
+        self.data_dir = data_dir
+        self.api = ApiServer(options)
+        self.url = ""
+        self._kubeconfig_given = kubeconfig_path is not None
+        self.kubeconfig_path = kubeconfig_path or ""
+        self._nodesim: Any = None
+
+    async def start(self) -> None:
+        """Serve, write the kubeconfig, start the simulated nodes."""
+        self.url = await self.api.start(self.host, self.port)
+        if not self._kubeconfig_given:
+            fd, self.kubeconfig_path = tempfile.mkstemp(prefix="kubetrain-", suffix=".kubeconfig")
+            os.close(fd)
+        write_kubeconfig(self.kubeconfig_path, self.url)
+        # --- node simulator hook (kubetrain.cluster.nodesim) --------------------------------
+        if self.nodes > 0:
+            self._nodesim = await _start_nodesim(self)
+        # ------------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop the simulator and the server; remove a temporary kubeconfig."""
+        if self._nodesim is not None:
+            stop = getattr(self._nodesim, "stop", None)
+            if stop is not None:
+                await stop()
+            self._nodesim = None
+        await self.api.stop()
+        if not self._kubeconfig_given and self.kubeconfig_path:
+            try:
+                os.unlink(self.kubeconfig_path)
+            except FileNotFoundError:
+                pass
+
+    async def __aenter__(self) -> EmbeddedCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def _start_nodesim(cluster: EmbeddedCluster) -> Any:
+    """Start ``kubetrain.cluster.nodesim`` for ``cluster`` if that module offers a starter.
+
+    The simulator's helper owns the contract: a coroutine ``start_for_cluster(cluster)``
+    returning an object with ``async stop()``. Skipped (None) while it does not exist.
+    """
+    try:
+        module = importlib.import_module("kubetrain.cluster.nodesim")
+    except ImportError:
+        return None
+    starter = getattr(module, "start_for_cluster", None)
+    if starter is None:
+        return None
+    return await starter(cluster)
