@@ -1,0 +1,696 @@
+"""The operator's one API client: raw JSON over one aiohttp session, throttled and measured.
+
+Every request the operator makes goes through an ``ApiClient`` (DESIGN.md: "writes go through one
+API client"), so this is where client-side QPS/burst limiting, 429/Retry-After handling and the
+``rest_client_*`` metrics live. It implements ``informers.transport.Transport`` (reflectors list
+and watch through it) and adds small conveniences addressed by ``ResourceRef``. Objects are plain
+dicts parsed once with orjson; nothing here builds model objects.
+
+Retries follow client-go's ``rest.Request``: an answer of 429, or of 5xx with a ``Retry-After``
+header, is retried after that many seconds (1 s when a 429 names none), at most
+``ClientOptions.max_retries`` times; each attempt waits for the rate limiter again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from time import perf_counter
+from types import TracebackType
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from prometheus_client import CollectorRegistry
+
+from kubetrain.informers.resource import ResourceRef
+from kubetrain.informers.transport import ApiStatusError
+
+from .client_metrics import ERROR_CODE, ClientMetrics
+from .clock import Clock, RealClock
+from .config import ClientConfig
+
+__all__ = [
+    "PATCH_CONTENT_TYPES",
+    "ApiClient",
+    "ApiConnectionError",
+    "ClientOptions",
+    "PatchType",
+    "TokenBucket",
+    "deep_copy",
+]
+
+PatchType = Literal["merge", "json", "strategic", "apply"]
+
+PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",  # JSON is YAML; the server accepts it as such
+}
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Gone",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+class ApiConnectionError(ConnectionError):
+    """No HTTP answer: connection refused/reset, server disconnected, or a broken body.
+
+    The aiohttp exception is ``__cause__``. Raised instead of aiohttp's own types so callers of the
+    ``Transport`` protocol can catch ``ConnectionError`` without knowing aiohttp.
+    """
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientOptions:
+    """Knobs of an ``ApiClient``; every default is documented where it comes from."""
+
+    qps: float = 20.0
+    """Sustained requests per second (the reference operator's ``--kube-api-qps`` default).
+    ``<= 0`` disables client-side limiting (controller-runtime's QPS -1: rely on API priority
+    and fairness)."""
+    burst: int = 30
+    """Requests allowed at once above ``qps`` (``--kube-api-burst`` default); must be >= 1."""
+    max_retries: int = 10
+    """Retries of one request answered 429 (or 5xx with Retry-After); client-go's default."""
+    max_retry_after: float = 60.0
+    """Cap on one Retry-After wait, seconds, so a confused server cannot park us for hours."""
+    default_retry_after: float = 1.0
+    """Wait when a 429 carries no Retry-After (client-go waits 1 s)."""
+    request_timeout: float | None = 60.0
+    """Whole-request timeout for ``request_json`` when the call passes none; ``None``: no limit."""
+    connect_timeout: float = 10.0
+    """TCP/TLS connect timeout, seconds."""
+    connection_limit: int = 100
+    """Pooled connections kept open to the server (aiohttp ``TCPConnector(limit=)``; 0: no limit).
+    Each open watch holds one."""
+    user_agent: str = "kubetrain/0.1"
+    registry: CollectorRegistry | None = None
+    """Where ``rest_client_*`` metrics go; ``None``: prometheus-client's global registry."""
+    clock: Clock | None = None
+    """Time for the rate limiter and retry waits; ``None``: ``RealClock()``."""
+
+    def __post_init__(self) -> None:
+        if self.qps > 0 and self.burst < 1:
+            raise ValueError(f"ClientOptions.burst must be >= 1 when qps > 0, got {self.burst}")
+        if self.max_retries < 0:
+            raise ValueError(f"ClientOptions.max_retries must be >= 0, got {self.max_retries}")
+
+
+class TokenBucket:
+    """A token bucket like ``golang.org/x/time/rate.Limiter``: ``rate`` tokens/s, ``burst`` deep.
+
+    ``reserve()`` takes one token now and returns how long the caller must wait for it; tokens
+    may go negative, so concurrent callers queue in arrival order without locks or tasks.
+    ``try_take()`` takes a token only if one is available (for dropping instead of waiting).
+    Single event loop only.
+    """
+
+    __slots__ = ("_clock", "_last", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: int, *, clock: Clock) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"TokenBucket needs rate > 0 and burst >= 1, got {rate}, {burst}")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)  # invariant: <= burst; negative = reserved ahead
+        self._last = clock.now()
+
+    def _refill(self) -> None:
+        now = self._clock.now()
+        elapsed = now - self._last
+        if elapsed > 0:
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+            self._last = now
+
+    def reserve(self) -> float:
+        """Take a token; return the seconds until it is really available (0 if now)."""
+        self._refill()
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def try_take(self) -> bool:
+        """Take a token if one is available now; False (nothing taken) otherwise."""
+        self._refill()
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    @property
+    def tokens(self) -> float:
+        self._refill()
+        return self._tokens
+
+
+def deep_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON object (orjson round trip: several times faster than deepcopy)."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return copied
+
+
+class ApiClient:
+    """An API client over one pooled aiohttp session. Implements ``informers.Transport``.
+
+    Use as ``async with ApiClient(config) as client:`` or call ``await client.close()``. The
+    session is created on first use inside the running loop. Not thread-safe: one event loop.
+    """
+
+    def __init__(self, config: ClientConfig, options: ClientOptions | None = None) -> None:
+        self.config = config
+        self.options = options or ClientOptions()
+        self._clock: Clock = self.options.clock or RealClock()
+        self._metrics = ClientMetrics.for_registry(self.options.registry)
+        self._host = config.host
+        self._limiter = (
+            TokenBucket(self.options.qps, self.options.burst, clock=self._clock)
+            if self.options.qps > 0
+            else None
+        )
+        self._ssl = config.ssl_context()
+        self._session: aiohttp.ClientSession | None = None
+        self._static_auth = _static_auth_header(config)
+        self._token_read_at = -1e18
+        self._token_auth: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the pooled connections (open watches end). Idempotent."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.options.connection_limit,
+                ssl=self._ssl if self._ssl is not None else True,
+                enable_cleanup_closed=self._ssl is not None,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": self.options.user_agent, "Accept": "application/json"},
+                skip_auto_headers=("Content-Type",),
+            )
+        return self._session
+
+    def _auth_header(self) -> str | None:
+        if self._static_auth is not None or not self.config.token_file:
+            return self._static_auth
+        now = self._clock.now()
+        if now - self._token_read_at > 60.0:  # client-go re-reads the SA token every minute
+            with open(self.config.token_file, encoding="utf-8") as f:
+                self._token_auth = f"Bearer {f.read().strip()}"
+            self._token_read_at = now
+        return self._token_auth
+
+    # -- Transport -----------------------------------------------------------------------------
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """One request; the answer parsed once with orjson (an empty body gives ``{}``).
+
+        Non-2xx raises ``ApiStatusError``; no answer raises ``ApiConnectionError`` (a
+        ``ConnectionError``) or ``TimeoutError``. ``timeout`` bounds each attempt end to end;
+        ``None`` uses ``ClientOptions.request_timeout``.
+        """
+        raw = await self.request_bytes(
+            method, path, query=query, body=body, content_type=content_type, timeout=timeout
+        )
+        if not raw:
+            return {}
+        parsed = orjson.loads(raw)
+        if not isinstance(parsed, dict):
+            raise ApiStatusError(
+                500,
+                reason="InternalError",
+                message=f"{method} {path}: expected a JSON object, got {type(parsed).__name__}",
+            )
+        return parsed
+
+    async def request_bytes(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Like ``request_json`` but returns the raw body (pod logs, or to parse elsewhere)."""
+        data, ctype = _encode(body, content_type)
+        per_try = self.options.request_timeout if timeout is None else timeout
+        client_timeout = aiohttp.ClientTimeout(
+            total=per_try, sock_connect=self.options.connect_timeout
+        )
+        method = method.upper()
+        attempt = 0
+        while True:
+            await self._throttle(method)
+            start = perf_counter()
+            try:
+                async with self._session_now().request(
+                    method,
+                    self.config.server + path,
+                    params=query,
+                    data=data,
+                    headers=self._headers(ctype),
+                    timeout=client_timeout,
+                    ssl=self._ssl if self._ssl is not None else True,
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+                    retry_after_header = resp.headers.get("Retry-After")
+            except aiohttp.ClientError as e:
+                self._observe_failure(method, start)
+                if isinstance(e, TimeoutError):
+                    raise
+                raise ApiConnectionError(f"{method} {path}: {e}") from e
+            except TimeoutError:
+                self._observe_failure(method, start)
+                raise
+            self._observe(method, status, start, len(data) if data else 0, len(raw))
+            if 200 <= status < 300:
+                return raw
+            delay = self._retry_delay(status, retry_after_header)
+            if delay is not None and attempt < self.options.max_retries:
+                attempt += 1
+                self._metrics.retries.labels(str(status), method, self._host).inc()
+                await self._clock.sleep(delay)
+                continue
+            raise _status_error(method, path, status, raw, retry_after_header)
+
+    def stream_lines(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """A watch: yields each newline-delimited JSON line as ``bytes``, unparsed.
+
+        ``timeout`` bounds connecting plus the wait for each chunk (an idle stream), not the whole
+        stream (use the server's ``timeoutSeconds`` for that). 429 on open is retried like other
+        requests; other non-2xx raises ``ApiStatusError`` from ``__aenter__``. Lines of any length
+        are supported (aiohttp's ``readline`` caps them at 128 KiB; we split ourselves).
+        """
+        return self._stream(path, query, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _stream(
+        self, path: str, query: Mapping[str, str] | None, timeout: float | None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.options.connect_timeout, sock_read=timeout
+        )
+        attempt = 0
+        while True:
+            await self._throttle("GET")
+            start = perf_counter()
+            try:
+                resp = await self._session_now().get(
+                    self.config.server + path,
+                    params=query,
+                    headers=self._headers(None),
+                    timeout=client_timeout,
+                    ssl=self._ssl if self._ssl is not None else True,
+                )
+            except aiohttp.ClientError as e:
+                self._observe_failure("GET", start)
+                if isinstance(e, TimeoutError):
+                    raise
+                raise ApiConnectionError(f"GET {path} (watch): {e}") from e
+            self._metrics.requests.labels(str(resp.status), "GET", self._host).inc()
+            self._metrics.request_duration.labels("GET", self._host).observe(perf_counter() - start)
+            if 200 <= resp.status < 300:
+                break
+            try:
+                raw = await resp.read()
+            except aiohttp.ClientError:
+                raw = b""
+            finally:
+                resp.release()
+            retry_after_header = resp.headers.get("Retry-After")
+            delay = self._retry_delay(resp.status, retry_after_header)
+            if delay is not None and attempt < self.options.max_retries:
+                attempt += 1
+                self._metrics.retries.labels(str(resp.status), "GET", self._host).inc()
+                await self._clock.sleep(delay)
+                continue
+            raise _status_error("GET", path, resp.status, raw, retry_after_header)
+        try:
+            yield _lines(resp, path)
+        finally:
+            resp.close()  # a watch cannot be drained; drop the connection
+
+    # -- conveniences by ResourceRef -----------------------------------------------------------
+
+    async def get(self, ref: ResourceRef, namespace: str | None, name: str) -> dict[str, Any]:
+        """GET one object; ``ApiStatusError.is_not_found`` when it does not exist."""
+        return await self.request_json("GET", ref.item_path(namespace, name))
+
+    async def list(
+        self,
+        ref: ResourceRef,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """One LIST page (the List object: ``items``, ``metadata.resourceVersion``/``continue``).
+
+        ``namespace=None`` lists all namespaces. Use ``list_all`` to follow ``continue`` tokens.
+        """
+        query: dict[str, str] = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        if limit:
+            query["limit"] = str(limit)
+        if continue_token:
+            query["continue"] = continue_token
+        if resource_version is not None:
+            query["resourceVersion"] = resource_version
+        return await self.request_json("GET", ref.collection_path(namespace), query=query)
+
+    async def list_all(
+        self,
+        ref: ResourceRef,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> builtins.list[dict[str, Any]]:
+        """Every item, following ``continue`` pages of ``page_size`` (client-go's pager: 500)."""
+        items: builtins.list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self.list(
+                ref,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                limit=page_size,
+                continue_token=token,
+            )
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                return items
+
+    async def create(
+        self,
+        ref: ResourceRef,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
+        """POST ``obj``; the namespace is ``namespace`` or ``obj.metadata.namespace``."""
+        ns = (namespace or _meta(obj).get("namespace")) if ref.namespaced else None
+        if ref.namespaced and not ns:
+            raise ValueError(
+                f"create {ref}: pass namespace= or set metadata.namespace on the object"
+            )
+        return await self.request_json(
+            "POST", ref.collection_path(ns), body=obj, query=_fm(field_manager)
+        )
+
+    async def update(
+        self, ref: ResourceRef, obj: Mapping[str, Any], *, field_manager: str | None = None
+    ) -> dict[str, Any]:
+        """PUT ``obj`` at its own name/namespace; its ``metadata.resourceVersion`` guards the write
+        (409 ``is_conflict`` when stale)."""
+        return await self.request_json(
+            "PUT", self._own_path(ref, obj, None), body=obj, query=_fm(field_manager)
+        )
+
+    async def update_status(
+        self, ref: ResourceRef, obj: Mapping[str, Any], *, field_manager: str | None = None
+    ) -> dict[str, Any]:
+        """PUT ``obj`` to its ``/status`` subresource (only ``status`` changes server-side)."""
+        return await self.request_json(
+            "PUT", self._own_path(ref, obj, "status"), body=obj, query=_fm(field_manager)
+        )
+
+    async def patch(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        force: bool | None = None,
+    ) -> dict[str, Any]:
+        """PATCH one object. ``patch`` is a dict (merge, strategic, apply) or a list of operations
+        (``json``, RFC 6902). Server-side apply (``apply``) needs ``field_manager``; ``force``
+        takes over conflicting fields."""
+        if patch_type not in PATCH_CONTENT_TYPES:
+            raise ValueError(
+                f"patch_type {patch_type!r} is not one of {sorted(PATCH_CONTENT_TYPES)}"
+            )
+        if patch_type == "apply" and not field_manager:
+            raise ValueError("patch_type='apply' needs field_manager= (server-side apply owner)")
+        query = _fm(field_manager)
+        if force is not None:
+            query["force"] = "true" if force else "false"
+        return await self.request_json(
+            "PATCH",
+            ref.item_path(namespace, name, subresource),
+            body=patch,
+            content_type=PATCH_CONTENT_TYPES[patch_type],
+            query=query,
+        )
+
+    async def delete(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
+        grace_period_seconds: int | None = None,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """DELETE one object. ``uid``/``resource_version`` become preconditions (409 on mismatch).
+        Returns the server's answer: the object (with deletionTimestamp) or a ``Status``."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        preconditions = {
+            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
+        }
+        if preconditions:
+            options["preconditions"] = preconditions
+        body = options if len(options) > 2 else None
+        return await self.request_json("DELETE", ref.item_path(namespace, name), body=body)
+
+    async def update_status_with_retry(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        mutate: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        current: Mapping[str, Any] | None = None,
+        max_attempts: int = 5,
+    ) -> dict[str, Any] | None:
+        """Write ``mutate(object)`` to the status subresource, re-reading on conflict.
+
+        ``mutate`` gets a private deep copy of the object and returns the object to write (it may
+        change and return its argument), or ``None`` when nothing needs writing. A result equal
+        to the object it was given is also not written (DESIGN: status is written only when it
+        changed). ``current`` (e.g. the cached object) saves the first GET. On 409 the object is
+        read fresh and ``mutate`` runs again, at most ``max_attempts`` writes in all; the last
+        conflict is raised when they are spent. Returns the stored object after a write, or
+        ``None`` when nothing was written. NotFound propagates.
+        """
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        base = dict(current) if current is not None else await self.get(ref, namespace, name)
+        for attempt in range(1, max_attempts + 1):
+            copy = deep_copy(base)
+            desired = mutate(copy)
+            if desired is None or desired == base:
+                return None
+            try:
+                return await self.update_status(ref, desired)
+            except ApiStatusError as e:
+                if not e.is_conflict or attempt == max_attempts:
+                    raise
+            base = await self.get(ref, namespace, name)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _own_path(self, ref: ResourceRef, obj: Mapping[str, Any], sub: str | None) -> str:
+        meta = _meta(obj)
+        name = str(meta.get("name") or "")
+        if not name:
+            raise ValueError(f"{ref}: the object has no metadata.name to address it by")
+        return ref.item_path(meta.get("namespace") if ref.namespaced else None, name, sub)
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        auth = self._auth_header()
+        if auth:
+            headers["Authorization"] = auth
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def _throttle(self, verb: str) -> None:
+        if self._limiter is None:
+            return
+        delay = self._limiter.reserve()
+        self._metrics.rate_limiter_duration.labels(verb, self._host).observe(delay)
+        if delay > 0:
+            await self._clock.sleep(delay)
+
+    def _retry_delay(self, status: int, retry_after: str | None) -> float | None:
+        """Seconds to wait before retrying, or None when the answer is final."""
+        seconds = _parse_retry_after(retry_after)
+        if status == 429:
+            delay = seconds if seconds is not None else self.options.default_retry_after
+        elif 500 <= status <= 504 and seconds is not None:
+            delay = seconds
+        else:
+            return None
+        return min(delay, self.options.max_retry_after)
+
+    def _observe(self, verb: str, status: int, start: float, sent: int, received: int) -> None:
+        m = self._metrics
+        m.requests.labels(str(status), verb, self._host).inc()
+        m.request_duration.labels(verb, self._host).observe(perf_counter() - start)
+        m.request_size.labels(verb, self._host).observe(sent)
+        m.response_size.labels(verb, self._host).observe(received)
+
+    def _observe_failure(self, verb: str, start: float) -> None:
+        self._metrics.requests.labels(ERROR_CODE, verb, self._host).inc()
+        self._metrics.request_duration.labels(verb, self._host).observe(perf_counter() - start)
+
+
+async def _lines(resp: aiohttp.ClientResponse, path: str) -> AsyncIterator[bytes]:
+    buffer = b""
+    try:
+        async for chunk in resp.content.iter_any():
+            buffer += chunk
+            if b"\n" not in chunk:
+                continue
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield line
+    except aiohttp.ClientPayloadError as e:
+        raise ApiConnectionError(f"GET {path} (watch): stream broken: {e}") from e
+    except aiohttp.ClientError as e:
+        if isinstance(e, TimeoutError):
+            raise
+        raise ApiConnectionError(f"GET {path} (watch): {e}") from e
+    if buffer.strip():
+        yield buffer
+
+
+def _encode(body: Any, content_type: str | None) -> tuple[bytes | None, str | None]:
+    if body is None:
+        return None, content_type
+    if isinstance(body, bytes):
+        return body, content_type or "application/json"
+    return orjson.dumps(body), content_type or "application/json"
+
+
+def _fm(field_manager: str | None) -> dict[str, str]:
+    return {"fieldManager": field_manager} if field_manager else {}
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _static_auth_header(config: ClientConfig) -> str | None:
+    if config.token:
+        return f"Bearer {config.token}"
+    if config.token_file:
+        return None
+    if config.username and config.password:
+        return aiohttp.BasicAuth(config.username, config.password).encode()
+    return None
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; client-go reads whole seconds, we accept decimals."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # an HTTP-date: the API server never sends one
+    return seconds if seconds >= 0 else None
+
+
+def _status_error(
+    method: str, path: str, status: int, raw: bytes, retry_after_header: str | None
+) -> ApiStatusError:
+    retry_after = _parse_retry_after(retry_after_header)
+    try:
+        decoded = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        decoded = None
+    if isinstance(decoded, dict) and decoded.get("kind") == "Status":
+        return ApiStatusError.from_status(decoded, code=status, retry_after=retry_after)
+    text = raw[:300].decode(errors="replace").strip()
+    return ApiStatusError(
+        status,
+        reason=_REASONS.get(status, ""),
+        message=f"{method} {path}: {text or 'no body'}",
+        retry_after=retry_after,
+    )

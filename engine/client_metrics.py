@@ -1,0 +1,88 @@
+"""``rest_client_*`` metrics with client-go's names, labels and buckets.
+
+Dashboards built for client-go/controller-runtime operators read these series, so the names and
+label sets are theirs (k8s.io/component-base/metrics/prometheus/restclient): ``code`` is the HTTP
+status as a string or ``<error>`` when no answer came; ``method``/``verb`` are the HTTP method;
+``host`` is ``host:port`` of the server. One ``ClientMetrics`` exists per registry, shared by every
+client that reports into it (prometheus-client refuses to register a name twice).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "SIZE_BUCKETS",
+    "ClientMetrics",
+]
+
+LATENCY_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+"""client-go's buckets for request and rate-limiter latency (seconds)."""
+
+SIZE_BUCKETS = (64, 256, 512, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
+"""client-go's buckets for request/response sizes: 64 B to 16 MiB."""
+
+ERROR_CODE = "<error>"
+"""The ``code`` label of a request that got no HTTP answer (client-go's value)."""
+
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, ClientMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class ClientMetrics:
+    """The collectors of one registry. Get it with ``ClientMetrics.for_registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "rest_client_requests",
+            "Number of HTTP requests, partitioned by status code, method, and host.",
+            ["code", "method", "host"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "rest_client_request_duration_seconds",
+            "Request latency in seconds. Broken down by verb, and host.",
+            ["verb", "host"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.rate_limiter_duration = Histogram(
+            "rest_client_rate_limiter_duration_seconds",
+            "Client side rate limiter latency in seconds. Broken down by verb, and host.",
+            ["verb", "host"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.request_size = Histogram(
+            "rest_client_request_size_bytes",
+            "Request size in bytes. Broken down by verb and host.",
+            ["verb", "host"],
+            buckets=SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.response_size = Histogram(
+            "rest_client_response_size_bytes",
+            "Response size in bytes. Broken down by verb and host.",
+            ["verb", "host"],
+            buckets=SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "rest_client_request_retries",
+            "Number of request retries, partitioned by status code, verb, and host.",
+            ["code", "verb", "host"],
+            registry=registry,
+        )
+
+    @classmethod
+    def for_registry(cls, registry: CollectorRegistry | None = None) -> ClientMetrics:
+        """The one instance for ``registry`` (default: prometheus-client's global ``REGISTRY``)."""
+        reg = REGISTRY if registry is None else registry
+        metrics = _BY_REGISTRY.get(reg)
+        if metrics is None:
+            metrics = _BY_REGISTRY[reg] = cls(reg)
+        return metrics
