@@ -153,12 +153,14 @@ class ApiServer:
         """Bootstrap and serve on ``host:port`` (0: a free port); return the base URL."""
         await self.bootstrap()
         app = self.make_app()
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        site = web.SockSite(self._runner, sock, shutdown_timeout=0.5)
+        site = web.SockSite(self._runner, sock)
         await site.start()
         bound_port = sock.getsockname()[1]
         self.url = f"http://{host}:{bound_port}"
