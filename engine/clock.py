@@ -1,0 +1,138 @@
+"""The engine's sense of time, injectable so tests never wait on the wall clock.
+
+Every timed thing in the engine (delayed adds, rate limiters, metrics ages) reads time from a
+``Clock`` instead of ``time``/``asyncio`` directly. Production uses ``RealClock`` (the monotonic
+clock and the running loop's timers); tests use ``FakeClock``, whose ``advance(seconds)`` fires
+due timers synchronously, in deadline order, so a test states exactly when things happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Timer(Protocol):
+    """A scheduled callback; ``cancel()`` is idempotent and safe after it fired."""
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Monotonic time in seconds plus timers on that time base.
+
+    ``call_at`` callbacks run on the event loop thread (``RealClock``) or inside
+    ``FakeClock.advance`` (fake); they must not block and must not raise.
+    """
+
+    def now(self) -> float:
+        """Monotonic seconds; only differences are meaningful."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Suspend the caller for ``seconds`` of this clock's time."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` once ``now() >= when``; needs a running loop for ``RealClock``."""
+        ...
+
+
+class RealClock:
+    """``time.monotonic`` and the running asyncio loop's timers."""
+
+    __slots__ = ()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        # Converted to a relative delay: loop.time() need not share time.monotonic()'s origin
+        # (uvloop caches its own time), but both advance at the same rate.
+        return asyncio.get_running_loop().call_later(max(0.0, when - time.monotonic()), callback)
+
+
+class _FakeTimer:
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    """A clock that moves only when a test calls ``advance``.
+
+    ``advance(seconds)`` runs every timer due up to ``now() + seconds`` in (deadline, creation)
+    order, setting ``now()`` to each timer's deadline while it runs, so callbacks observe the time
+    they were scheduled for. Sleepers are woken through futures: their tasks resume at the loop's
+    next turn, so a test does ``clock.advance(x)`` then ``await asyncio.sleep(0)`` (or more turns)
+    before asserting on what the woken tasks did.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        # Min-heap of (deadline, creation sequence, timer); cancelled timers are skipped lazily.
+        self._timers: list[tuple[float, int, _FakeTimer]] = []
+        self._sequence = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        timer = _FakeTimer(when, callback)
+        heapq.heappush(self._timers, (when, next(self._sequence), timer))
+        return timer
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        timer = self.call_at(self._now + seconds, wake)
+        try:
+            await future
+        finally:
+            timer.cancel()
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` (>= 0), firing due timers in order."""
+        if seconds < 0:
+            raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds}")
+        target = self._now + seconds
+        timers = self._timers
+        while timers and timers[0][0] <= target:
+            when, _, timer = heapq.heappop(timers)
+            if timer.cancelled:
+                continue
+            self._now = max(self._now, when)
+            timer.cancelled = True
+            timer.callback()
+        self._now = target
+
+    def pending_timers(self) -> int:
+        """Timers scheduled and not cancelled (for tests that check nothing leaks)."""
+        return sum(1 for _, _, timer in self._timers if not timer.cancelled)
+
+    def next_deadline(self) -> float | None:
+        """The earliest live timer's deadline, or None."""
+        for when, _, timer in sorted(self._timers):
+            if not timer.cancelled:
+                return when
+        return None
