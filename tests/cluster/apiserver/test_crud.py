@@ -88,7 +88,7 @@ async def test_already_exists_and_unknown_namespace(raw: Raw) -> None:
 
 
 async def test_default_namespaces_exist(raw: Raw) -> None:
-    status, body, _ = await raw.get("/api/v1/namespaces")
+    _, body, _ = await raw.get("/api/v1/namespaces")
     names = {n["metadata"]["name"] for n in body["items"]}
     assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
     assert all(n["status"]["phase"] == "Active" for n in body["items"])
