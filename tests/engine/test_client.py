@@ -1,0 +1,607 @@
+"""ApiClient: Transport behaviour, throttling, 429 retries, metrics, conveniences, config loading.
+
+Fault behaviour (429, 5xx, broken bodies, long watch lines) runs against a tiny aiohttp app we
+control; CRUD conveniences and conflict retries run against the embedded API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.engine.client import ApiClient, ApiConnectionError, ClientOptions, TokenBucket
+from kubetrain.engine.config import (
+    ClientConfig,
+    ConfigError,
+    load_config,
+    load_incluster_config,
+    load_kubeconfig,
+)
+from kubetrain.informers.resource import CONFIGMAPS, PODS
+from kubetrain.informers.transport import ApiStatusError, Transport
+
+
+class InstantClock:
+    """A clock whose sleeps return at once and advance time by the slept amount."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Any:
+        raise NotImplementedError
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def fake_server() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """Start an aiohttp app answering every path with the handler given; yields its URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def status_body(code: int, reason: str, message: str) -> bytes:
+    return orjson.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": code,
+            "reason": reason,
+            "message": message,
+        }
+    )
+
+
+def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def client_for(url: str, **options: Any) -> tuple[ApiClient, CollectorRegistry, InstantClock]:
+    registry = CollectorRegistry()
+    clock = InstantClock()
+    options.setdefault("qps", 0)
+    client = ApiClient(
+        ClientConfig(server=url, token="t0k"),
+        ClientOptions(registry=registry, clock=clock, **options),
+    )
+    return client, registry, clock
+
+
+# -- Transport contract ---------------------------------------------------------------------------
+
+
+async def test_implements_transport_and_sends_auth_and_body(fake_server: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        seen["auth"] = request.headers.get("Authorization")
+        seen["ctype"] = request.headers.get("Content-Type")
+        seen["query"] = dict(request.query)
+        seen["body"] = await request.read()
+        return web.Response(body=b'{"ok": true}', content_type="application/json")
+
+    url = await fake_server(handler)
+    client, registry, _ = client_for(url)
+    async with client:
+        assert isinstance(client, Transport)
+        answer = await client.request_json(
+            "post", "/api/v1/x", query={"dryRun": "All"}, body={"a": [1, 2]}
+        )
+    assert answer == {"ok": True}
+    assert seen["auth"] == "Bearer t0k"
+    assert seen["ctype"] == "application/json"
+    assert seen["query"] == {"dryRun": "All"}
+    assert orjson.loads(seen["body"]) == {"a": [1, 2]}
+    host = url.removeprefix("http://")
+    assert metric(registry, "rest_client_requests_total", code="200", method="POST", host=host) == 1
+    assert (
+        metric(registry, "rest_client_request_duration_seconds_count", verb="POST", host=host) == 1
+    )
+
+
+async def test_status_error_decoded_and_plain_errors_named(fake_server: Any) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("/missing"):
+            return web.Response(
+                status=404, body=status_body(404, "NotFound", 'pods "missing" not found')
+            )
+        return web.Response(status=500, text="boom")
+
+    url = await fake_server(handler)
+    client, _, _ = client_for(url)
+    async with client:
+        with pytest.raises(ApiStatusError) as missing:
+            await client.request_json("GET", "/api/v1/namespaces/d/pods/missing")
+        with pytest.raises(ApiStatusError) as plain:
+            await client.request_json("GET", "/other")
+    assert missing.value.is_not_found and missing.value.message == 'pods "missing" not found'
+    assert missing.value.status is not None and missing.value.status["kind"] == "Status"
+    assert plain.value.code == 500 and plain.value.reason == "InternalError"
+    assert "boom" in plain.value.message and plain.value.status is None
+
+
+async def test_429_retried_after_retry_after_then_succeeds(fake_server: Any) -> None:
+    calls = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            return web.Response(
+                status=429,
+                body=status_body(429, "TooManyRequests", "slow down"),
+                headers={"Retry-After": "3"},
+            )
+        return web.Response(body=b"{}", content_type="application/json")
+
+    url = await fake_server(handler)
+    client, registry, clock = client_for(url)
+    async with client:
+        assert await client.request_json("GET", "/x") == {}
+    assert calls == 3
+    assert clock.sleeps == [3.0, 3.0]
+    host = url.removeprefix("http://")
+    assert (
+        metric(registry, "rest_client_request_retries_total", code="429", verb="GET", host=host)
+        == 2
+    )
+    assert metric(registry, "rest_client_requests_total", code="429", method="GET", host=host) == 2
+
+
+async def test_429_retries_are_bounded_and_capped(fake_server: Any) -> None:
+    calls = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return web.Response(
+            status=429,
+            body=status_body(429, "TooManyRequests", "busy"),
+            headers={"Retry-After": "3600"},
+        )
+
+    url = await fake_server(handler)
+    client, _, clock = client_for(url, max_retries=2, max_retry_after=5.0)
+    async with client:
+        with pytest.raises(ApiStatusError) as err:
+            await client.request_json("GET", "/x")
+    assert calls == 3
+    assert clock.sleeps == [5.0, 5.0]
+    assert err.value.is_too_many_requests and err.value.retry_after == 3600.0
+
+
+async def test_5xx_retried_only_with_retry_after(fake_server: Any) -> None:
+    calls: dict[str, int] = {"/with": 0, "/without": 0}
+
+    async def handler(request: web.Request) -> web.Response:
+        calls[request.path] += 1
+        if request.path == "/with" and calls["/with"] == 1:
+            return web.Response(status=503, text="later", headers={"Retry-After": "1"})
+        if request.path == "/without":
+            return web.Response(status=503, text="down")
+        return web.Response(body=b'{"n": 1}', content_type="application/json")
+
+    url = await fake_server(handler)
+    client, _, _ = client_for(url)
+    async with client:
+        assert await client.request_json("GET", "/with") == {"n": 1}
+        with pytest.raises(ApiStatusError) as err:
+            await client.request_json("GET", "/without")
+    assert calls == {"/with": 2, "/without": 1}
+    assert err.value.code == 503
+
+
+async def test_connection_refused_is_a_connection_error_with_error_code() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client, registry, _ = client_for(f"http://127.0.0.1:{port}")
+    async with client:
+        with pytest.raises(ConnectionError) as err:
+            await client.request_json("GET", "/x")
+    assert isinstance(err.value, ApiConnectionError)
+    assert (
+        metric(
+            registry,
+            "rest_client_requests_total",
+            code="<error>",
+            method="GET",
+            host=f"127.0.0.1:{port}",
+        )
+        == 1
+    )
+
+
+async def test_timeout_raises_timeout_error(fake_server: Any) -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(body=b"{}")
+
+    url = await fake_server(handler)
+    client, _, _ = client_for(url)
+    async with client:
+        with pytest.raises(TimeoutError):
+            await client.request_json("GET", "/slow", timeout=0.2)
+    release.set()
+
+
+# -- throttling -----------------------------------------------------------------------------------
+
+
+def test_token_bucket_burst_then_rate() -> None:
+    clock = InstantClock()
+    bucket = TokenBucket(10.0, 3, clock=clock)
+    assert [bucket.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.reserve() == pytest.approx(0.1)
+    assert bucket.reserve() == pytest.approx(0.2)  # queued behind the previous reservation
+    clock.t += 10  # refills to burst, not beyond
+    assert bucket.tokens == pytest.approx(3.0)
+    assert bucket.try_take() and bucket.try_take() and bucket.try_take()
+    assert not bucket.try_take()
+
+
+async def test_qps_and_burst_throttle_requests(fake_server: Any) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"{}", content_type="application/json")
+
+    url = await fake_server(handler)
+    client, registry, clock = client_for(url, qps=10.0, burst=2)
+    start = clock.now()
+    async with client:
+        await asyncio.gather(*(client.request_json("GET", f"/x{i}") for i in range(6)))
+    # 2 immediately, then 4 more at 10/s.
+    assert clock.now() - start == pytest.approx(0.4)
+    host = url.removeprefix("http://")
+    count = metric(
+        registry, "rest_client_rate_limiter_duration_seconds_count", verb="GET", host=host
+    )
+    assert count == 6
+
+
+def test_options_validate() -> None:
+    with pytest.raises(ValueError, match="burst"):
+        ClientOptions(qps=5, burst=0)
+    with pytest.raises(ValueError, match="max_retries"):
+        ClientOptions(max_retries=-1)
+
+
+# -- watch streams --------------------------------------------------------------------------------
+
+
+async def test_stream_lines_splits_chunks_and_long_lines(fake_server: Any) -> None:
+    long_value = "v" * 300_000  # longer than aiohttp's readline limit
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        first = orjson.dumps({"type": "ADDED", "object": {"v": long_value}}) + b"\n"
+        second = orjson.dumps({"type": "DELETED", "object": {"v": "x"}})
+        await resp.write(first[:1000])
+        await resp.write(first[1000:] + second[:5])
+        await resp.write(second[5:] + b"\n\n")
+        await resp.write_eof()
+        return resp
+
+    url = await fake_server(handler)
+    client, _, _ = client_for(url)
+    async with client, client.stream_lines("/w", query={"watch": "true"}) as lines:
+        got = [orjson.loads(line) async for line in lines]
+    assert [e["type"] for e in got] == ["ADDED", "DELETED"]
+    assert got[0]["object"]["v"] == long_value
+
+
+async def test_stream_open_error_raises_status(fake_server: Any) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=410, body=status_body(410, "Expired", "too old"))
+
+    url = await fake_server(handler)
+    client, _, _ = client_for(url)
+    async with client:
+        with pytest.raises(ApiStatusError) as err:
+            async with client.stream_lines("/w"):
+                pass
+    assert err.value.is_gone
+
+
+async def test_token_file_is_read(fake_server: Any, tmp_path: Path) -> None:
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(body=b"{}")
+
+    url = await fake_server(handler)
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    clock = InstantClock()
+    client = ApiClient(
+        ClientConfig(server=url, token_file=str(token)),
+        ClientOptions(registry=CollectorRegistry(), clock=clock, qps=0),
+    )
+    async with client:
+        await client.request_json("GET", "/a")
+        token.write_text("second")
+        await client.request_json("GET", "/a")  # cached within a minute
+        clock.t += 61
+        await client.request_json("GET", "/a")
+    assert seen == ["Bearer first", "Bearer first", "Bearer second"]
+
+
+# -- conveniences against the embedded API server ------------------------------------------------
+
+
+def pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+
+
+@pytest.fixture
+async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
+    async with ApiClient(
+        load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
+    ) as client:
+        yield client
+
+
+async def test_crud_conveniences(api: ApiClient) -> None:
+    created = await api.create(CONFIGMAPS, {"metadata": {"name": "a", "namespace": "default"}})
+    assert created["metadata"]["uid"]
+    for i in range(3):
+        await api.create(CONFIGMAPS, {"metadata": {"name": f"p{i}"}}, namespace="default")
+    page = await api.list(CONFIGMAPS, "default", limit=2)
+    assert len(page["items"]) == 2 and page["metadata"].get("continue")
+    names = {o["metadata"]["name"] for o in await api.list_all(CONFIGMAPS, "default", page_size=2)}
+    assert {"a", "p0", "p1", "p2"} <= names
+
+    merged = await api.patch(CONFIGMAPS, "default", "a", {"data": {"k": "1"}})
+    assert merged["data"] == {"k": "1"}
+    jsonp = await api.patch(
+        CONFIGMAPS,
+        "default",
+        "a",
+        [{"op": "add", "path": "/data/j", "value": "2"}],
+        patch_type="json",
+    )
+    assert jsonp["data"] == {"k": "1", "j": "2"}
+    applied = await api.patch(
+        CONFIGMAPS,
+        "default",
+        "a",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"s": "3"}},
+        patch_type="apply",
+        field_manager="tester",
+    )
+    assert applied["data"]["s"] == "3"
+
+    stale = dict(created, data={"old": "x"})
+    with pytest.raises(ApiStatusError) as conflict:
+        await api.update(CONFIGMAPS, stale)
+    assert conflict.value.is_conflict
+
+    fresh = await api.get(CONFIGMAPS, "default", "a")
+    fresh["data"] = {"new": "y"}
+    assert (await api.update(CONFIGMAPS, fresh))["data"] == {"new": "y"}
+
+    with pytest.raises(ApiStatusError) as precondition:
+        await api.delete(CONFIGMAPS, "default", "a", uid="not-the-uid")
+    assert precondition.value.code == 409
+    await api.delete(CONFIGMAPS, "default", "a", uid=created["metadata"]["uid"])
+    with pytest.raises(ApiStatusError) as gone:
+        await api.get(CONFIGMAPS, "default", "a")
+    assert gone.value.is_not_found
+
+
+async def test_patch_and_create_argument_errors(api: ApiClient) -> None:
+    with pytest.raises(ValueError, match="field_manager"):
+        await api.patch(CONFIGMAPS, "default", "a", {}, patch_type="apply")
+    with pytest.raises(ValueError, match="namespace"):
+        await api.create(CONFIGMAPS, {"metadata": {"name": "x"}})
+
+
+async def test_update_status_with_retry_rereads_on_conflict(api: ApiClient) -> None:
+    cached = await api.create(PODS, pod("p"))
+    # Someone else writes meanwhile: our cached copy is now stale.
+    other = await api.get(PODS, "default", "p")
+    other["metadata"]["labels"] = {"touched": "yes"}
+    await api.update(PODS, other)
+
+    seen_versions: list[str] = []
+
+    def mutate(obj: dict[str, Any]) -> dict[str, Any]:
+        seen_versions.append(obj["metadata"]["resourceVersion"])
+        obj.setdefault("status", {})["message"] = "hello"
+        return obj
+
+    written = await api.update_status_with_retry(PODS, "default", "p", mutate, current=cached)
+    assert written is not None and written["status"]["message"] == "hello"
+    assert len(seen_versions) == 2 and seen_versions[0] == cached["metadata"]["resourceVersion"]
+    assert seen_versions[1] != seen_versions[0]
+    assert cached.get("status", {}).get("message") != "hello"  # the caller's object is untouched
+
+    # Nothing to change: no write, resourceVersion stays.
+    before = (await api.get(PODS, "default", "p"))["metadata"]["resourceVersion"]
+    assert await api.update_status_with_retry(PODS, "default", "p", lambda o: o) is None
+    assert await api.update_status_with_retry(PODS, "default", "p", lambda o: None) is None
+    assert (await api.get(PODS, "default", "p"))["metadata"]["resourceVersion"] == before
+
+
+async def test_update_status_with_retry_gives_up_after_max_attempts(api: ApiClient) -> None:
+    await api.create(PODS, pod("q"))
+    calls = 0
+
+    def mutate(obj: dict[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        obj["metadata"]["resourceVersion"] = "1"  # always stale
+        obj.setdefault("status", {})["message"] = f"try {calls}"
+        return obj
+
+    with pytest.raises(ApiStatusError) as err:
+        await api.update_status_with_retry(PODS, "default", "q", mutate, max_attempts=3)
+    assert err.value.is_conflict and calls == 3
+
+
+async def test_watch_through_client(api: ApiClient) -> None:
+    await api.create(CONFIGMAPS, {"metadata": {"name": "w", "namespace": "default"}})
+    query = {"watch": "true", "resourceVersion": "0", "timeoutSeconds": "1"}
+    async with api.stream_lines(CONFIGMAPS.collection_path("default"), query=query) as lines:
+        events = [orjson.loads(line) async for line in lines]
+    assert any(e["type"] == "ADDED" and e["object"]["metadata"]["name"] == "w" for e in events)
+
+
+# -- config ---------------------------------------------------------------------------------------
+
+
+def write_kubeconfig(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def kubeconfig_doc(
+    server: str, *, user: dict[str, Any], current: str | None = "c"
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "k", "cluster": {"server": server, "certificate-authority": "ca.pem"}}
+        ],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [
+            {"name": "c", "context": {"cluster": "k", "user": "u", "namespace": "team"}},
+            {"name": "other", "context": {"cluster": "k", "user": "u"}},
+        ],
+    }
+    if current:
+        doc["current-context"] = current
+    return doc
+
+
+def test_kubeconfig_fields_and_relative_paths(tmp_path: Path) -> None:
+    cert = base64.b64encode(b"CERT").decode()
+    key = base64.b64encode(b"KEY").decode()
+    path = write_kubeconfig(
+        tmp_path / "config",
+        kubeconfig_doc(
+            "https://api.example:6443/",
+            user={"client-certificate-data": cert, "client-key-data": key},
+        ),
+    )
+    cfg = load_kubeconfig(path)
+    assert cfg.server == "https://api.example:6443"
+    assert cfg.host == "api.example:6443"
+    assert cfg.ca_file == str(tmp_path / "ca.pem")
+    assert cfg.client_cert_data == b"CERT" and cfg.client_key_data == b"KEY"
+    assert cfg.namespace == "team"
+    assert load_kubeconfig(path, context="other").namespace == "default"
+
+
+def test_kubeconfig_list_first_file_wins(tmp_path: Path) -> None:
+    a = write_kubeconfig(tmp_path / "a", kubeconfig_doc("http://a:1", user={"token": "A"}))
+    b = write_kubeconfig(
+        tmp_path / "b", kubeconfig_doc("http://b:2", user={"token": "B"}, current="other")
+    )
+    cfg = load_config(env={"KUBECONFIG": f"{a}:{b}:{tmp_path / 'missing'}"})
+    assert (cfg.server, cfg.token, cfg.namespace) == ("http://a:1", "A", "team")
+
+
+@pytest.mark.parametrize(
+    ("doc_user", "context", "current", "match"),
+    [
+        ({"exec": {"command": "aws"}}, None, "c", "exec credentials are not supported"),
+        ({"token": "x"}, "nope", "c", "context 'nope' is not defined"),
+        ({"token": "x"}, None, None, "no current-context"),
+    ],
+)
+def test_kubeconfig_errors_name_the_problem(
+    tmp_path: Path, doc_user: dict[str, Any], context: str | None, current: str | None, match: str
+) -> None:
+    path = write_kubeconfig(
+        tmp_path / "config", kubeconfig_doc("http://a:1", user=doc_user, current=current)
+    )
+    with pytest.raises(ConfigError, match=match):
+        load_kubeconfig(path, context=context)
+
+
+def test_incluster_config(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("sa-token")
+    (tmp_path / "ca.crt").write_text("PEM")
+    (tmp_path / "namespace").write_text("ops\n")
+    env = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+    cfg = load_config(env=env, service_account_dir=tmp_path)
+    assert cfg == load_incluster_config(env=env, service_account_dir=tmp_path)
+    assert cfg.server == "https://[fd00::1]:443"
+    assert cfg.token_file == str(tmp_path / "token") and cfg.ca_file == str(tmp_path / "ca.crt")
+    assert cfg.namespace == "ops"
+    with pytest.raises(ConfigError, match="KUBERNETES_SERVICE_HOST"):
+        load_incluster_config(env={}, service_account_dir=tmp_path)
+    with pytest.raises(ConfigError, match="token"):
+        load_incluster_config(env=env, service_account_dir=tmp_path / "none")
+
+
+def test_config_validation_and_tls() -> None:
+    with pytest.raises(ConfigError, match="server"):
+        ClientConfig(server="api.example:6443")
+    with pytest.raises(ConfigError, match="together"):
+        ClientConfig(server="https://a", client_cert_data=b"x")
+    assert ClientConfig(server="http://a").ssl_context() is None
+    insecure = ClientConfig(server="https://a", insecure_skip_tls_verify=True).ssl_context()
+    assert insecure is not None and not insecure.check_hostname
+
+
+def test_no_config_anywhere_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no cluster configuration"):
+        load_config(env={"HOME": str(tmp_path)})
+
+
+def test_embedded_kubeconfig_loads(tmp_path: Path) -> None:
+    from kubetrain.cluster.embedded import write_kubeconfig as embedded_write
+
+    path = tmp_path / "kc"
+    embedded_write(str(path), "http://127.0.0.1:9")
+    cfg = load_kubeconfig(path)
+    assert cfg.server == "http://127.0.0.1:9" and cfg.token and json.dumps(cfg.namespace)
