@@ -1,0 +1,255 @@
+"""EventRecorder: Event shape, aggregation, per-object limiting, bounded queue, write fallbacks.
+
+Written Events are read back from the embedded API server; time is a FakeClock (monotonic) plus
+an injected wall time, so windows and token refills are exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.clock import FakeClock
+from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.events import EventRecorder, EventRecorderOptions
+from kubetrain.informers.resource import EVENTS, NAMESPACES, PODS
+
+
+class Wall:
+    def __init__(self) -> None:
+        self.t = 1_700_000_000.25
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
+    async with ApiClient(
+        load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
+    ) as client:
+        await client.create(NAMESPACES, {"metadata": {"name": "ml"}})
+        yield client
+
+
+def make(client: Any, **options: Any) -> tuple[EventRecorder, FakeClock, Wall, CollectorRegistry]:
+    clock, wall, registry = FakeClock(), Wall(), CollectorRegistry()
+    recorder = EventRecorder(
+        client,
+        "pytorchjob-controller",
+        "node-1",
+        options=EventRecorderOptions(clock=clock, wall_time=wall, registry=registry, **options),
+    )
+    return recorder, clock, wall, registry
+
+
+def job(name: str = "train", uid: str = "uid-1") -> dict[str, Any]:
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": name, "namespace": "ml", "uid": uid, "resourceVersion": "42"},
+    }
+
+
+async def events_in(api: ApiClient, namespace: str = "ml") -> list[dict[str, Any]]:
+    return await api.list_all(EVENTS, namespace)
+
+
+def dropped(registry: CollectorRegistry, reason: str) -> float:
+    return registry.get_sample_value("kubetrain_events_dropped_total", {"reason": reason}) or 0.0
+
+
+async def test_event_is_written_like_client_go(api: ApiClient) -> None:
+    recorder, _, wall, _ = make(api)
+    recorder.event(job(), "Normal", "SuccessfulCreatePod", "Created pod: train-worker-0")
+    await recorder.close()
+    [ev] = await events_in(api)
+    assert re.fullmatch(r"train\.[0-9a-f]+", ev["metadata"]["name"])
+    assert int(ev["metadata"]["name"].split(".")[1], 16) == int(wall.t * 1e9)
+    assert ev["involvedObject"] == {
+        "kind": "PyTorchJob",
+        "namespace": "ml",
+        "name": "train",
+        "uid": "uid-1",
+        "apiVersion": "kubeflow.org/v1",
+        "resourceVersion": "42",
+    }
+    assert ev["type"] == "Normal" and ev["reason"] == "SuccessfulCreatePod"
+    assert ev["message"] == "Created pod: train-worker-0"
+    assert ev["source"] == {"component": "pytorchjob-controller", "host": "node-1"}
+    assert ev["count"] == 1
+    assert ev["firstTimestamp"] == ev["lastTimestamp"] == "2023-11-14T22:13:20Z"
+    assert ev["reportingComponent"] == "pytorchjob-controller"
+
+
+async def test_identical_events_aggregate_into_count(api: ApiClient) -> None:
+    recorder, clock, wall, registry = make(api)
+    recorder.event(job(), "Warning", "Failed", "boom")
+    for _ in range(3):
+        clock.advance(30)
+        wall.t += 30
+        recorder.event(job(), "Warning", "Failed", "boom")
+    recorder.event(job(), "Warning", "Failed", "other message")
+    await recorder.close()
+    by_message = {e["message"]: e for e in await events_in(api)}
+    assert set(by_message) == {"boom", "other message"}
+    boom = by_message["boom"]
+    assert boom["count"] == 4
+    assert boom["firstTimestamp"] == "2023-11-14T22:13:20Z"
+    assert boom["lastTimestamp"] == "2023-11-14T22:14:50Z"
+    assert by_message["other message"]["count"] == 1
+    writes = registry.get_sample_value("kubetrain_events_writes_total", {"verb": "patch"})
+    assert writes == 3
+
+
+async def test_after_the_window_a_new_event_object_starts(api: ApiClient) -> None:
+    recorder, clock, wall, _ = make(api, aggregation_window=60)
+    recorder.event(job(), "Normal", "Tick", "same")
+    clock.advance(61)
+    wall.t += 61
+    recorder.event(job(), "Normal", "Tick", "same")
+    await recorder.close()
+    events = await events_in(api)
+    assert [e["count"] for e in events] == [1, 1]
+    assert len({e["metadata"]["name"] for e in events}) == 2
+
+
+async def test_per_object_rate_limit_drops_then_refills(api: ApiClient) -> None:
+    recorder, clock, _, registry = make(api, burst=25, refill_seconds=300)
+    for i in range(30):
+        recorder.event(job(), "Normal", "Step", f"step {i}")
+    recorder.event(job("other", "uid-2"), "Normal", "Step", "another object is not limited")
+    await recorder.flush()
+    assert len(await events_in(api)) == 26
+    assert dropped(registry, "rate_limited") == 5
+
+    clock.advance(299)
+    recorder.event(job(), "Normal", "Step", "still limited")
+    clock.advance(1)
+    recorder.event(job(), "Normal", "Step", "one token back")
+    await recorder.close()
+    messages = {e["message"] for e in await events_in(api)}
+    assert "one token back" in messages and "still limited" not in messages
+    assert dropped(registry, "rate_limited") == 6
+
+
+async def test_limited_repeats_still_count(api: ApiClient) -> None:
+    recorder, clock, _, _ = make(api, burst=2, refill_seconds=300)
+    for _ in range(5):  # 2 written (create + patch), 3 dropped but counted
+        recorder.event(job(), "Warning", "BackOff", "restarting")
+    clock.advance(300)
+    recorder.event(job(), "Warning", "BackOff", "restarting")
+    await recorder.close()
+    [ev] = await events_in(api)
+    assert ev["count"] == 6
+
+
+async def test_patch_of_a_vanished_event_recreates_it(api: ApiClient) -> None:
+    recorder, _, _, _ = make(api)
+    recorder.event(job(), "Normal", "Again", "x")
+    await recorder.flush()
+    [ev] = await events_in(api)
+    await api.delete(EVENTS, "ml", ev["metadata"]["name"])
+    recorder.event(job(), "Normal", "Again", "x")
+    await recorder.close()
+    [again] = await events_in(api)
+    assert again["metadata"]["name"] == ev["metadata"]["name"] and again["count"] == 2
+
+
+class BlockingTransport:
+    """A Transport whose writes wait until released; records what was written."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.bodies: list[Any] = []
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        await self.release.wait()
+        self.bodies.append(body)
+        return {}
+
+    def stream_lines(self, path: str, **_: Any) -> Any:
+        raise NotImplementedError
+
+
+async def test_full_queue_drops_without_blocking() -> None:
+    transport = BlockingTransport()
+    recorder, _, _, registry = make(transport, queue_size=3)
+    for i in range(10):  # event() is synchronous: it cannot block the caller
+        recorder.event(job(f"j{i}", f"u{i}"), "Normal", "Made", "x")
+    await asyncio.sleep(0)  # the writer takes one item off the queue and blocks on it
+    assert dropped(registry, "queue_full") >= 6
+    transport.release.set()
+    await recorder.close()
+    written = len(transport.bodies)
+    assert written + dropped(registry, "queue_full") == 10
+    assert written >= 3
+
+
+class FailingTransport(BlockingTransport):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.release.set()
+
+    async def request_json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionResetError("server went away")
+        return await super().request_json(method, path, **kw)
+
+
+async def test_connection_errors_are_retried_then_given_up() -> None:
+    transport = FailingTransport(failures=2)
+    recorder, clock, _, registry = make(transport, max_tries=3, retry_interval=10)
+    recorder.event(job(), "Normal", "Retry", "x")
+    for _ in range(2):
+        for _ in range(5):
+            await asyncio.sleep(0)
+        clock.advance(10)
+    await recorder.flush()
+    assert len(transport.bodies) == 1
+
+    transport.failures = 10
+    recorder.event(job(), "Normal", "Retry", "y")
+    for _ in range(3):
+        for _ in range(5):
+            await asyncio.sleep(0)
+        clock.advance(10)
+    await recorder.close()
+    assert dropped(registry, "write_failed") == 1
+
+
+def test_bad_arguments_are_named() -> None:
+    recorder, _, _, _ = make(BlockingTransport())
+    with pytest.raises(ValueError, match="type"):
+        recorder.event(job(), "Info", "R", "m")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="resource="):
+        recorder.event({"metadata": {"name": "p", "namespace": "ml"}}, "Normal", "R", "m")
+    with pytest.raises(ValueError, match="component"):
+        EventRecorder(BlockingTransport(), "")
+
+
+async def test_list_items_use_the_resource_for_kind(api: ApiClient) -> None:
+    recorder, _, _, _ = make(api)
+    item = {"metadata": {"name": "p0", "namespace": "ml", "uid": "u"}}  # as in a LIST answer
+    recorder.event(item, "Normal", "Scheduled", "ok", resource=PODS)
+    await recorder.close()
+    [ev] = await events_in(api)
+    assert ev["involvedObject"]["kind"] == "Pod" and ev["involvedObject"]["apiVersion"] == "v1"
