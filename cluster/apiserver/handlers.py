@@ -73,6 +73,10 @@ def _warn_headers(warnings: list[str]) -> dict[str, str] | None:
 
 async def read_json(request: web.Request) -> Any:
     """The request body parsed as JSON (YAML accepted for ``application/yaml``)."""
+    ctype = request.content_type
+    if "protobuf" in ctype or "cbor" in ctype:
+        # JSON only; client-go (kubectl) retries with JSON after a 415
+        raise errors.unsupported_media_type(ctype, ("application/json", "application/yaml"))
     raw = await request.read()
     if not raw:
         raise errors.bad_request("the request body is empty")

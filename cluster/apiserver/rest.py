@@ -255,7 +255,7 @@ class ObjectService:
     ) -> dict[str, Any]:
         """POST: returns the stored object (or what would be stored, under dry run)."""
         body = self._check_type(info, body)
-        obj = {"apiVersion": info.api_version, "kind": info.kind}
+        obj: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind}
         obj.update(copy.deepcopy(body))
         obj["apiVersion"] = info.api_version
         obj["kind"] = info.kind

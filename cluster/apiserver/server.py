@@ -126,8 +126,9 @@ class ApiServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (middlewares and extra routes as set now)."""
+        middlewares: list[Any] = [*self.middlewares, self._error_middleware]
         app = web.Application(
-            middlewares=[*self.middlewares, self._error_middleware],
+            middlewares=middlewares,
             client_max_size=self.options.max_body_bytes,
         )
         app.add_routes(self.extra_routes)

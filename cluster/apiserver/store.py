@@ -12,6 +12,7 @@ Every commit goes, in order, to: the watch hub (history + fan-out), the register
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -208,11 +209,11 @@ class Store:
         end = len(table) if namespace is None else table.bisect_left((namespace + "\x00", ""))
         return int(end - pos)
 
-    def dependents(self, owner_uid: str) -> list[tuple[StorageKey, ObjectKey]]:
+    def dependents(self, owner_uid: str) -> builtins.list[tuple[StorageKey, ObjectKey]]:
         """Objects that list ``owner_uid`` in their ownerReferences (for the GC)."""
         return list(self._dependents.get(owner_uid, ()))
 
-    def keys(self) -> list[StorageKey]:
+    def keys(self) -> builtins.list[StorageKey]:
         """Storage keys that have (or had) objects."""
         return list(self._tables)
 

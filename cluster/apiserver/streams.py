@@ -10,7 +10,6 @@ snapshot/replay happen without an await in between, so no event is lost or dupli
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from aiohttp import web
 from . import errors
 from .handlers import ResourcePath, parse_selectors
 from .query import parse_bool, parse_int
+from .tables import to_table, wants_table
 from .watch import ADDED, BOOKMARK, ERROR, Watcher, event_line
 
 if TYPE_CHECKING:
@@ -64,6 +64,12 @@ async def serve_watch(
     )
     namespace = rp.namespace if info.namespaced else None
     api_version = info.api_version if info.version != info.storage_version else None
+    render = None
+    if wants_table(request):
+
+        def render(obj: dict[str, Any]) -> bytes:
+            return orjson.dumps(to_table(info, [server.rest.present(info, obj)], {}, request))
+
     watcher = Watcher(
         key,
         namespace=namespace,
@@ -71,6 +77,7 @@ async def serve_watch(
         field_selector=fsel,
         api_version=api_version,
         max_buffer=opts.watch_buffer_size,
+        render=render,
     )
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
@@ -82,7 +89,8 @@ async def serve_watch(
     if synthetic:
         items, _, _ = server.store.list(key, namespace, label_selector=lsel, field_selector=fsel)
         for obj in items:
-            watcher.push_line(event_line(ADDED, orjson.dumps(server.rest.present(info, obj))))
+            data = render(obj) if render else orjson.dumps(server.rest.present(info, obj))
+            watcher.push_line(event_line(ADDED, data))
         if send_initial is True and bookmarks:
             watcher.push_line(_bookmark(rp, server.store.rv, initial_end=True))
         server.hub.register(watcher)
@@ -118,9 +126,6 @@ async def serve_watch(
                 break
             if not got and bookmarks and time.monotonic() < deadline:
                 await response.write(_bookmark(rp, server.store.rv))
-    except (ConnectionResetError, asyncio.CancelledError):
-        server.hub.unregister(watcher)
-        raise
     finally:
         server.hub.unregister(watcher)
     try:

@@ -99,6 +99,7 @@ class Watcher:
         "max_buffer",
         "namespace",
         "overflowed",
+        "render",
     )
 
     def __init__(
@@ -110,8 +111,10 @@ class Watcher:
         field_selector: FieldSelector | None,
         api_version: str | None,
         max_buffer: int,
+        render: Callable[[dict[str, Any]], bytes] | None = None,
     ) -> None:
         self.key = key
+        self.render = render  # custom serialization (kubectl's Table rows); None: shared bytes
         self.namespace = namespace or None
         self.label_selector = (
             None if label_selector is None or label_selector.empty else label_selector
@@ -163,7 +166,10 @@ class Watcher:
             self.overflowed = True
             self.close()
             return
-        self.buffer.append(event.line(event_type, self.api_version))
+        if self.render is not None:
+            self.buffer.append(event_line(event_type, self.render(event.obj)))
+        else:
+            self.buffer.append(event.line(event_type, self.api_version))
         self._wake.set()
 
     def push_line(self, line: bytes) -> None:
