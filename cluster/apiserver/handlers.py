@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from . import errors
+from .protobuf import PROTOBUF, ProtobufError, decode_object
 from .query import (
     decode_continue,
     encode_continue,
@@ -74,8 +75,14 @@ def _warn_headers(warnings: list[str]) -> dict[str, str] | None:
 async def read_json(request: web.Request) -> Any:
     """The request body parsed as JSON (YAML accepted for ``application/yaml``)."""
     ctype = request.content_type
+    if ctype == PROTOBUF:
+        try:
+            return decode_object(await request.read())
+        except ProtobufError as exc:
+            raise errors.unsupported_media_type(
+                ctype, ("application/json", "application/yaml")
+            ) from exc
     if "protobuf" in ctype or "cbor" in ctype:
-        # JSON only; client-go (kubectl) retries with JSON after a 415
         raise errors.unsupported_media_type(ctype, ("application/json", "application/yaml"))
     raw = await request.read()
     if not raw:

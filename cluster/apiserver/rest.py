@@ -241,6 +241,8 @@ class ObjectService:
                     if f not in spec and f in old_spec:
                         spec[f] = old_spec[f]
             self.cluster_ips.default_service(obj)
+        elif key == ("", "secrets"):
+            obj.setdefault("type", "Opaque")
         elif key == _NS_KEY and old is None:
             default_namespace(obj)
         elif key == _CRD_KEY and old is None:

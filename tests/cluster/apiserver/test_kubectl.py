@@ -155,3 +155,22 @@ async def test_pods_apply_strategic_merge_and_logs(
     assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     rc, out = await kubectl.run("delete", "pod", "kp")
     assert rc == 0, out
+
+
+async def test_generator_commands_send_protobuf_that_is_decoded(kubectl: Kubectl, raw: Raw) -> None:
+    rc, out = await kubectl.run("create", "namespace", "team-a")
+    assert rc == 0, out
+    rc, out = await kubectl.run(
+        "create", "configmap", "cfg", "-n", "team-a", "--from-literal=a=b", "--from-literal=c=d"
+    )
+    assert rc == 0, out
+    rc, out = await kubectl.run("create", "secret", "generic", "s", "--from-literal=pw=x")
+    assert rc == 0, out
+    rc, out = await kubectl.run("create", "serviceaccount", "robot")
+    assert rc == 0, out
+    _, cm, _ = await raw.get("/api/v1/namespaces/team-a/configmaps/cfg")
+    assert cm["data"] == {"a": "b", "c": "d"}
+    assert "generateName" not in cm["metadata"]
+    _, secret, _ = await raw.get("/api/v1/namespaces/default/secrets/s")
+    assert secret["data"] == {"pw": "eA=="} and secret["type"] == "Opaque"
+    assert (await raw.get("/api/v1/namespaces/default/serviceaccounts/robot"))[0] == 200
