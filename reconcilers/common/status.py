@@ -1,0 +1,329 @@
+"""The job-status state machine (reference 2.6) as one pure function: ``compute_status``.
+
+Given the cached job, the pods and services it owns and the time, it returns a
+``StatusDecision``: the new status and everything the controller must do. It reproduces the
+reference's reconcile order, with kubetrain's fixes (reference section 10):
+
+1. ``managedBy`` another controller, or the job being deleted -> nothing at all.
+2. Default (in memory), then validate (every kind, MPI included); invalid -> a Warning
+   ``<Kind>FailedValidation`` event and ``error`` (retried with backoff), nothing else.
+3. ``Created`` is added when the job has no condition yet, and the created counter counts then:
+   once per job, not again on an operator restart's initial list (fix of quirk 8).
+4. Finished (Succeeded/Failed): clean pods per cleanPodPolicy (+ same-name services), fold
+   active into succeeded for a Succeeded job, then TTL: delete the job (event
+   ``SuccessfulDeleteJob`` for every kind: fix of quirk 10) or ``requeue_after`` the rest.
+5. Suspended: delete every pod and service (+ the HPA), active = 0, Running=False, Suspended=True;
+   the ``<Kind>Suspended`` event only on the transition (fix of quirk 11).
+6. Resuming: Suspended=False (``<Kind>Resumed``), startTime = now.
+7. Backoff limit (counting every restart, fix of quirk 3) or active deadline exceeded: Failed is
+   set *first* (so cleanPodPolicy applies, as v1.9.4), then cleanup; the ``<Kind>Failed`` event is
+   a Warning on every failure path (fix of quirk 9).
+8. Pods and services per replica type (create missing, delete out-of-range, restart Failed
+   retryable pods, fail on permanent ExitCode failures), replica statuses, the kind's status rules.
+   A job that finishes here is cleaned up in the same decision (no extra reconcile).
+9. A running job with an active deadline gets ``requeue_after`` = time left (fix of quirk 3's
+   no-op ``AddAfter``).
+
+Conditions use reasons ``<Kind><Reason>`` with no double prefix (MPI: ``MPIJobFailed``, event
+``MPIJobSucceeded``: fix of quirk 13).
+
+Caller duties: pass the job as cached (not defaulted: this function defaults it); pass the pods
+and services listed by the job's labels (ownership is re-checked here by controller UID); do not
+call again for the job until the previous decision's creations and deletions are observed
+(expectations), or a restart could be counted twice.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubetrain.reconcilers.api.defaults import default_job
+from kubetrain.reconcilers.api.validation import aggregate_message, validate
+from kubetrain.reconcilers.common import conditions as cond
+from kubetrain.reconcilers.common.decision import (
+    NORMAL,
+    WARNING,
+    Event,
+    SpecError,
+    StatusDecision,
+    StatusWork,
+)
+from kubetrain.reconcilers.common.jobs import (
+    format_time,
+    is_suspended_spec,
+    managed_by_other,
+    name_of,
+    namespace_of,
+    parse_time,
+    replica_specs,
+    run_policy,
+    uid_of,
+)
+from kubetrain.reconcilers.common.naming import is_controlled_by
+from kubetrain.reconcilers.common.pods import build_pod, plan_pods
+from kubetrain.reconcilers.common.replica_status import (
+    fold_active_into_succeeded,
+    pods_of_type,
+    replica_statuses,
+    zero_active,
+)
+from kubetrain.reconcilers.common.runpolicy import (
+    OPERATOR_RESTARTS_ANNOTATION,
+    active_deadline,
+    exceeds_backoff_on_new_failure,
+    operator_restarts,
+    past_active_deadline,
+    past_backoff_limit,
+    pods_to_clean,
+)
+from kubetrain.reconcilers.common.services import build_service, plan_services
+from kubetrain.reconcilers.kinds.base import DomainOptions, KindAdapter
+
+Obj = dict[str, Any]
+
+_DEFAULT_OPTIONS = DomainOptions()
+
+
+def ordered_types(adapter: KindAdapter, job: Obj) -> list[str]:
+    """The job's replica types, canonical ones in the kind's order, then any others sorted."""
+    specs = replica_specs(job, adapter.kind)
+    known = [t for t in adapter.kind.replica_types if t in specs]
+    return known + sorted(t for t in specs if t not in known)
+
+
+def compute_status(
+    adapter: KindAdapter,
+    job: Obj,
+    pods: list[Obj],
+    services: list[Obj],
+    *,
+    now: datetime,
+    options: DomainOptions = _DEFAULT_OPTIONS,
+) -> StatusDecision:
+    """Decide one reconcile of ``job`` (see the module docstring). Never mutates its inputs."""
+    kind = adapter.kind
+    old_status: Obj = job.get("status") or {}
+    if managed_by_other(job, kind) or job.get("metadata", {}).get("deletionTimestamp"):
+        return StatusDecision(status=old_status, status_changed=False)
+    job = default_job(kind, job)
+    errors = validate(kind, job)
+    if errors:
+        message = f"{kind.kind} failed validation because {aggregate_message(errors)}"
+        decision = StatusDecision(status=old_status, status_changed=False, error=message)
+        decision.events.append(
+            Event(WARNING, cond.reason(kind.kind, cond.REASON_FAILED_VALIDATION), message)
+        )
+        return decision
+
+    uid = uid_of(job)
+    pods = [p for p in pods if is_controlled_by(p, uid)]
+    services = [s for s in services if is_controlled_by(s, uid)]
+    work = StatusWork(kind=kind, job=job, status=copy.deepcopy(old_status), now=now)
+    decision = StatusDecision(status=work.status, status_changed=False)
+    name = name_of(job)
+
+    if not work.status.get("conditions"):
+        work.set_condition(
+            cond.CREATED,
+            cond.TRUE,
+            cond.created_message(kind.kind, name),
+            suffix=cond.REASON_CREATED,
+        )
+        work.counters.created += 1
+
+    if cond.is_finished(work.status):
+        _finish(adapter, work, decision, job, pods, services)
+        return _close(work, decision, old_status)
+
+    if is_suspended_spec(job, kind):
+        _suspend(adapter, work, decision, job, pods, services)
+        return _close(work, decision, old_status)
+
+    if cond.is_suspended(work.status):
+        message = cond.resumed_message(kind.kind, name)
+        work.set_condition(cond.SUSPENDED, cond.FALSE, message, suffix=cond.REASON_RESUMED)
+        work.status["startTime"] = format_time(now)
+        work.event(NORMAL, cond.reason(kind.kind, cond.REASON_RESUMED), message)
+
+    restarts = operator_restarts(job)
+    previous_failed = sum(
+        int(e.get("failed", 0)) for e in (work.status.get("replicaStatuses") or {}).values()
+    )
+    failure: str | None = None
+    if exceeds_backoff_on_new_failure(
+        job, kind, pods, previous_failed=previous_failed
+    ) or past_backoff_limit(job, kind, pods, restarts=restarts):
+        failure = cond.backoff_message(name)
+    elif past_active_deadline(_with_status(job, work.status), kind, now):
+        failure = cond.deadline_message(name)
+    if failure is not None:
+        work.status["replicaStatuses"] = replica_statuses(
+            kind, name, ordered_types(adapter, job), pods
+        )
+        work.fail(failure)
+        _finish(adapter, work, decision, job, pods, services)
+        return _close(work, decision, old_status)
+
+    work.status.setdefault("startTime", format_time(now))
+    new_restarts = _reconcile_replicas(adapter, work, decision, job, pods, services, options)
+    if new_restarts:
+        decision.job_annotations[OPERATOR_RESTARTS_ANNOTATION] = str(restarts + new_restarts)
+
+    work.status["replicaStatuses"] = replica_statuses(kind, name, ordered_types(adapter, job), pods)
+    adapter.update_status(work, job, pods)
+
+    if cond.is_finished(work.status):
+        decision.create_pods.clear()
+        decision.create_services.clear()
+        _finish(adapter, work, decision, job, pods, services)
+        return _close(work, decision, old_status)
+
+    decision.apply_objects.extend(adapter.extra_objects(job, pods, options))
+    deadline = active_deadline(_with_status(job, work.status), kind)
+    if deadline is not None:
+        decision.requeue_after = max(0.0, (deadline - now).total_seconds())
+    return _close(work, decision, old_status)
+
+
+def _reconcile_replicas(
+    adapter: KindAdapter,
+    work: StatusWork,
+    decision: StatusDecision,
+    job: Obj,
+    pods: list[Obj],
+    services: list[Obj],
+    options: DomainOptions,
+) -> int:
+    """Fill pod and service creations/deletions; returns the number of pods re-created."""
+    name, ns = name_of(job), namespace_of(job)
+    restarted = 0
+    for rtype in ordered_types(adapter, job):
+        plan = plan_pods(adapter, job, rtype, pods_of_type(pods, rtype))
+        for pod_name, code in plan.exited:
+            work.event(NORMAL, "ExitedWithCode", f"Pod: {ns}.{pod_name} exited with code {code}")
+        decision.delete_pods.extend(plan.delete)
+        for pod in plan.restart:
+            decision.delete_pods.append(pod["metadata"]["name"])
+            restarted += 1
+            work.restart(
+                f"job {name} is restarting because {rtype} replica(s) failed.", always=True
+            )
+        for pod, verdict in plan.failed:
+            message = f'job "{name}" is failing because "{rtype}" replica(s) failed.'
+            if verdict.exit_code is None:
+                message += f" Pod {pod['metadata']['name']}: {verdict.cause}."
+            work.fail(message)
+        for index in plan.create:
+            try:
+                body, events = build_pod(adapter, job, rtype, index, options=options)
+            except SpecError as err:
+                _spec_error(work, decision, "FailedCreatePod", err)
+                break
+            work.events.extend(events)
+            decision.create_pods.append(body)
+        if not adapter.needs_services:
+            continue
+        splan = plan_services(adapter, job, rtype, pods_of_type(services, rtype))
+        decision.delete_services.extend(splan.delete)
+        for index in splan.create:
+            try:
+                decision.create_services.append(build_service(adapter, job, rtype, index))
+            except SpecError as err:
+                _spec_error(work, decision, "FailedCreateService", err)
+                break
+    return restarted
+
+
+def _spec_error(work: StatusWork, decision: StatusDecision, reason: str, err: SpecError) -> None:
+    work.event(WARNING, reason, f"Error creating: {err}")
+    decision.error = str(err)
+
+
+def _finish(
+    adapter: KindAdapter,
+    work: StatusWork,
+    decision: StatusDecision,
+    job: Obj,
+    pods: list[Obj],
+    services: list[Obj],
+) -> None:
+    """Cleanup per cleanPodPolicy, succeeded fold, TTL."""
+    kind = adapter.kind
+    already = set(decision.delete_pods)
+    cleaned = [
+        p["metadata"]["name"]
+        for p in pods_to_clean(job, kind, pods, finished=True)
+        if p["metadata"]["name"] not in already
+    ]
+    decision.delete_pods.extend(cleaned)
+    live_services = {
+        s["metadata"]["name"] for s in services if not s["metadata"].get("deletionTimestamp")
+    }
+    decision.delete_services.extend(
+        n for n in decision.delete_pods if n in live_services and n not in decision.delete_services
+    )
+    if cond.is_succeeded(work.status) and work.status.get("replicaStatuses"):
+        work.status["replicaStatuses"] = fold_active_into_succeeded(work.status["replicaStatuses"])
+    ttl = run_policy(job, kind).get("ttlSecondsAfterFinished")
+    if ttl is None:
+        return
+    finished_at = parse_time(work.status.get("completionTime")) or _finished_transition(work)
+    if finished_at is None:
+        return
+    remaining = (finished_at + timedelta(seconds=int(ttl)) - work.now).total_seconds()
+    if remaining <= 0:
+        decision.delete_job = True
+        work.event(NORMAL, "SuccessfulDeleteJob", f"Deleted job: {name_of(job)}")
+        work.counters.deleted += 1
+    else:
+        decision.requeue_after = remaining
+
+
+def _finished_transition(work: StatusWork) -> datetime | None:
+    for ctype in (cond.SUCCEEDED, cond.FAILED):
+        c = cond.get_condition(work.status.get("conditions") or [], ctype)
+        if c is not None and c.get("status") == cond.TRUE:
+            return parse_time(c.get("lastTransitionTime"))
+    return None
+
+
+def _suspend(
+    adapter: KindAdapter,
+    work: StatusWork,
+    decision: StatusDecision,
+    job: Obj,
+    pods: list[Obj],
+    services: list[Obj],
+) -> None:
+    kind, name = adapter.kind, name_of(job)
+    decision.delete_pods.extend(
+        p["metadata"]["name"] for p in pods_to_clean(job, kind, pods, finished=False)
+    )
+    decision.delete_services.extend(
+        s["metadata"]["name"] for s in services if not s["metadata"].get("deletionTimestamp")
+    )
+    decision.delete_objects.extend(adapter.extra_objects_to_delete(job))
+    stored = work.status.get("replicaStatuses") or replica_statuses(
+        kind, name, ordered_types(adapter, job), []
+    )
+    work.status["replicaStatuses"] = zero_active(stored)
+    message = cond.suspended_message(kind.kind, name)
+    if cond.is_running(work.status):
+        work.set_condition(cond.RUNNING, cond.FALSE, message, suffix=cond.REASON_SUSPENDED)
+    if not cond.is_suspended(work.status):
+        work.set_condition(cond.SUSPENDED, cond.TRUE, message, suffix=cond.REASON_SUSPENDED)
+        work.event(NORMAL, cond.reason(kind.kind, cond.REASON_SUSPENDED), message)
+
+
+def _close(work: StatusWork, decision: StatusDecision, old_status: Obj) -> StatusDecision:
+    decision.status = work.status
+    decision.status_changed = work.status != old_status
+    decision.events = work.events
+    decision.counters = work.counters
+    return decision
+
+
+def _with_status(job: Obj, status: Obj) -> Obj:
+    return {**job, "status": status}
