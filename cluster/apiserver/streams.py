@@ -11,6 +11,7 @@ snapshot/replay happen without an await in between, so no event is lost or dupli
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -64,11 +65,13 @@ async def serve_watch(
     )
     namespace = rp.namespace if info.namespaced else None
     api_version = info.api_version if info.version != info.storage_version else None
-    render = None
+    render: Callable[[dict[str, Any]], bytes] | None = None
     if wants_table(request):
 
-        def render(obj: dict[str, Any]) -> bytes:
+        def table_row(obj: dict[str, Any]) -> bytes:
             return orjson.dumps(to_table(info, [server.rest.present(info, obj)], {}, request))
+
+        render = table_row
 
     watcher = Watcher(
         key,
@@ -89,7 +92,9 @@ async def serve_watch(
     if synthetic:
         items, _, _ = server.store.list(key, namespace, label_selector=lsel, field_selector=fsel)
         for obj in items:
-            data = render(obj) if render else orjson.dumps(server.rest.present(info, obj))
+            data = (
+                render(obj) if render is not None else orjson.dumps(server.rest.present(info, obj))
+            )
             watcher.push_line(event_line(ADDED, data))
         if send_initial is True and bookmarks:
             watcher.push_line(_bookmark(rp, server.store.rv, initial_end=True))
@@ -102,7 +107,7 @@ async def serve_watch(
             expired_line = event_line(ERROR, orjson.dumps(status))
         else:
             for event in server.hub.since(key, start_rv):
-                watcher.offer(event)
+                watcher.offer(event, bounded=False)
             server.hub.register(watcher)
     else:
         server.hub.register(watcher)

@@ -155,14 +155,17 @@ class Watcher:
             return DELETED
         return None
 
-    def offer(self, event: WatchEvent) -> None:
-        """Queue ``event`` if it is visible here; close the watcher on overflow."""
+    def offer(self, event: WatchEvent, *, bounded: bool = True) -> None:
+        """Queue ``event`` if it is visible here; close the watcher on overflow.
+
+        ``bounded`` False (replaying retained history at watch start) skips the buffer bound.
+        """
         if self.closed:
             return
         event_type = self.event_type_for(event)
         if event_type is None:
             return
-        if len(self.buffer) >= self.max_buffer:
+        if bounded and len(self.buffer) >= self.max_buffer:
             self.overflowed = True
             self.close()
             return
