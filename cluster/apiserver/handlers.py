@@ -7,11 +7,13 @@ Parsing and response shaping live here; object semantics live in ``rest.ObjectSe
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from . import errors
 from .protobuf import PROTOBUF, ProtobufError, decode_object
@@ -58,18 +60,21 @@ class ResourcePath:
 
 
 def json_response(
-    obj: Any, *, status: int = 200, headers: dict[str, str] | None = None
+    obj: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     """An ``application/json`` response serialized with orjson."""
     return web.Response(body=orjson.dumps(obj), status=status, content_type=JSON, headers=headers)
 
 
-def _warn_headers(warnings: list[str]) -> dict[str, str] | None:
+def _warn_headers(warnings: list[str]) -> CIMultiDict[str] | None:
+    """One ``Warning: 299 - "<text>"`` header per warning, as kube-apiserver sends them."""
     if not warnings:
         return None
-    return {
-        "Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"' for w in warnings)
-    }
+    headers: CIMultiDict[str] = CIMultiDict()
+    for text in warnings:
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        headers.add("Warning", f'299 - "{escaped}"')
+    return headers
 
 
 async def read_json(request: web.Request) -> Any:

@@ -75,6 +75,12 @@ async def test_pruning_defaults_and_field_validation(widgets: Raw) -> None:
         WIDGETS, widget("i", extra="x"), params={"fieldValidation": "Ignore"}
     )
     assert status == 201 and "Warning" not in headers
+    status, body, headers = await widgets.post(WIDGETS, widget("two", a=1, b=2))
+    assert status == 201
+    assert headers.getall("Warning") == [
+        '299 - "unknown field \\"spec.a\\""',
+        '299 - "unknown field \\"spec.b\\""',
+    ]
 
 
 async def test_update_requires_resource_version_for_custom_resources(widgets: Raw) -> None:
