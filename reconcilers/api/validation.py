@@ -123,7 +123,7 @@ def _validate_replica_specs(kind: JobKind, specs: Obj | None, *, mpi: bool) -> l
     for rtype, rspec in specs.items():
         role = f"{path}[{rtype}]"
         containers_path = f"{role}.template.spec.containers"
-        if kind.replica_types and rtype not in kind.replica_types:
+        if kind is not TFJOB and rtype not in kind.replica_types:  # quirk 5 kept for TF
             errs.append(FieldError(NOT_SUPPORTED, role, rtype, _supported(kind.replica_types)))
         containers: list[Obj] = []
         if isinstance(rspec, dict):

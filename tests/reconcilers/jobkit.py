@@ -1,0 +1,98 @@
+"""Factories for the reconciler tests: jobs as the API returns them, pods as the kubelet reports.
+
+Pods are built with the product's own ``build_pod`` (so labels and owner references are the real
+ones) and then given a status, the way the node simulator would.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from kubetrain.reconcilers.api.defaults import default_job
+from kubetrain.reconcilers.common.pods import build_pod
+from kubetrain.reconcilers.kinds import ADAPTERS
+from kubetrain.reconcilers.kinds.base import KindAdapter
+
+Obj = dict[str, Any]
+
+T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def container(kind_name: str, **extra: Any) -> Obj:
+    adapter = ADAPTERS[kind_name]
+    return {"name": adapter.kind.default_container, "image": "img:1", **extra}
+
+
+def make_job(
+    kind_name: str,
+    replicas: dict[str, int | None],
+    *,
+    name: str = "j",
+    namespace: str = "ns",
+    uid: str = "uid-1",
+    restart_policy: str | None = None,
+    run_policy: Obj | None = None,
+    status: Obj | None = None,
+    **spec_extra: Any,
+) -> Obj:
+    adapter = ADAPTERS[kind_name]
+    specs: Obj = {}
+    for rtype, n in replicas.items():
+        rspec: Obj = {"template": {"spec": {"containers": [container(kind_name)]}}}
+        if n is not None:
+            rspec["replicas"] = n
+        if restart_policy is not None:
+            rspec["restartPolicy"] = restart_policy
+        specs[rtype] = rspec
+    job: Obj = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": kind_name,
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+        "spec": {adapter.kind.replica_field: specs, **spec_extra},
+    }
+    if run_policy is not None:
+        job["spec"]["runPolicy"] = run_policy
+    if status is not None:
+        job["status"] = status
+    return job
+
+
+def adapter_of(job: Obj) -> KindAdapter:
+    return ADAPTERS[job["kind"]]
+
+
+def make_pod(
+    job: Obj,
+    rtype: str,
+    index: int,
+    phase: str = "Running",
+    *,
+    exit_code: int | None = None,
+    restart_count: int = 0,
+    reason: str | None = None,
+    deleting: bool = False,
+) -> Obj:
+    adapter = adapter_of(job)
+    pod, _ = build_pod(adapter, default_job(adapter.kind, job), rtype, index, options=_opts())
+    pod = copy.deepcopy(pod)
+    cs: Obj = {"name": adapter.kind.default_container, "restartCount": restart_count, "state": {}}
+    if exit_code is not None:
+        cs["state"] = {"terminated": {"exitCode": exit_code}}
+    pod["status"] = {"phase": phase, "containerStatuses": [cs]}
+    if reason:
+        pod["status"]["reason"] = reason
+    if deleting:
+        pod["metadata"]["deletionTimestamp"] = "2025-01-01T12:00:00Z"
+    return pod
+
+
+def _opts() -> Any:
+    from kubetrain.reconcilers.kinds.base import DomainOptions
+
+    return DomainOptions()
+
+
+def cond_list(status: Obj) -> list[tuple[str, str, str]]:
+    return [(c["type"], c["status"], c["reason"]) for c in status.get("conditions") or []]
