@@ -89,6 +89,12 @@ class ResourceInfo:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
+    def storage_api_version(self) -> str:
+        """The apiVersion objects are stored with (all served versions share storage)."""
+        version = self.storage_version or self.version
+        return f"{self.group}/{version}" if self.group else version
+
+    @property
     def storage_key(self) -> StorageKey:
         """The key all served versions of this resource share in the store."""
         return (self.group, self.plural)

@@ -259,7 +259,7 @@ class ObjectService:
         body = self._check_type(info, body)
         obj: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind}
         obj.update(copy.deepcopy(body))
-        obj["apiVersion"] = info.api_version
+        obj["apiVersion"] = info.storage_api_version
         obj["kind"] = info.kind
         meta = obj.setdefault("metadata", {})
         if info.namespaced:
@@ -417,7 +417,7 @@ class ObjectService:
             if "status" in new:
                 merged["status"] = new["status"]
             return copy.deepcopy(merged)
-        new["apiVersion"] = info.api_version
+        new["apiVersion"] = info.storage_api_version
         new["kind"] = info.kind
         meta = new.setdefault("metadata", {})
         for f in ("name", "namespace", "uid", "creationTimestamp", "generation"):

@@ -188,6 +188,16 @@ async def test_served_versions_share_storage(widgets: Raw) -> None:
     assert status == 200
     assert body["apiVersion"] == "example.com/v1beta1"
     assert body["spec"]["size"] == 3
+    beta = "/apis/example.com/v1beta1/namespaces/default/widgets"
+    beta_obj = {**widget("viabeta"), "apiVersion": "example.com/v1beta1"}
+    status, body, _ = await widgets.post(beta, beta_obj)
+    assert status == 201 and body["apiVersion"] == "example.com/v1beta1"
+    _, body, _ = await widgets.get(f"{WIDGETS}/viabeta")
+    assert body["apiVersion"] == "example.com/v1"
+    events = await widgets.watch_lines(WIDGETS, {"watch": "true", "timeoutSeconds": "1"}, 2)
+    assert {e["object"]["apiVersion"] for e in events} == {"example.com/v1"}
+    events = await widgets.watch_lines(beta, {"watch": "true", "timeoutSeconds": "1"}, 2)
+    assert {e["object"]["apiVersion"] for e in events} == {"example.com/v1beta1"}
 
 
 async def test_selectable_fields(widgets: Raw) -> None:
