@@ -17,20 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from . import errors
 from ._kubetext import go_quote, is_dns1123_subdomain
 from .builtins import ClusterIPAllocator, default_namespace, default_pod
 from .hooks import AdmissionPlugin, AdmissionRequest
-from .patch import (
-    ApplyConflict,
-    PatchError,
-    json_patch,
-    merge_patch,
-    server_side_apply,
-    strategic_merge_patch,
-)
 from .resources import ResourceInfo, ResourceRegistry, infos_from_crd
 from .store import Store
 
@@ -49,8 +39,8 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
-_CR_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH, "application/apply-patch+cbor")
-_BUILTIN_PATCH_TYPES = (
+CUSTOM_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH, "application/apply-patch+cbor")
+BUILTIN_PATCH_TYPES = (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_PATCH,
@@ -59,11 +49,11 @@ _BUILTIN_PATCH_TYPES = (
 )
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apiserver's SimpleNameGenerator alphabet
-_RETURN_DELETED_OBJECT = frozenset({("", "pods"), ("", "services"), ("", "namespaces")})
-_CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
-_NS_KEY = ("", "namespaces")
-_POD_KEY = ("", "pods")
-_SVC_KEY = ("", "services")
+RETURN_DELETED_OBJECT = frozenset({("", "pods"), ("", "services"), ("", "namespaces")})
+CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+NS_KEY = ("", "namespaces")
+POD_KEY = ("", "pods")
+SVC_KEY = ("", "services")
 
 
 def now_rfc3339(at: float | None = None) -> str:
@@ -94,12 +84,14 @@ class DeleteOptions:
     dry_run: bool = False
 
 
-def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+def object_meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj.metadata`` when it is a dict, else an empty (throwaway) dict."""
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
 
 
 def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything a generation bump depends on: all but metadata, status, apiVersion, kind."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
@@ -123,7 +115,8 @@ class ObjectService:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _now(self) -> str:
+    def now(self) -> str:
+        """The current time as kube prints it."""
         return now_rfc3339(self.clock())
 
     def get_existing(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
@@ -142,7 +135,7 @@ class ObjectService:
     def _check_namespace(self, info: ResourceInfo, namespace: str, name: str) -> None:
         if not info.namespaced:
             return
-        ns = self.store.get(_NS_KEY, "", namespace)
+        ns = self.store.get(NS_KEY, "", namespace)
         if ns is None:
             raise errors.ApiError(
                 404,
@@ -150,7 +143,7 @@ class ObjectService:
                 f'namespaces "{namespace}" not found',
                 details={"name": namespace, "kind": "namespaces"},
             )
-        if _meta(ns).get("deletionTimestamp"):
+        if object_meta(ns).get("deletionTimestamp"):
             raise errors.forbidden(
                 info,
                 name,
@@ -175,7 +168,8 @@ class ObjectService:
             raise errors.bad_request("metadata must be an object")
         return body
 
-    async def _admit(self, request: AdmissionRequest, *, mutating: bool) -> dict[str, Any] | None:
+    async def admit(self, request: AdmissionRequest, *, mutating: bool) -> dict[str, Any] | None:
+        """Run the mutating (or the validating) admission plugins; return the final object."""
         obj = request.obj
         for plugin in self.admission:
             if bool(getattr(plugin, "mutating", False)) != mutating:
@@ -202,7 +196,7 @@ class ObjectService:
         schema.apply_defaults(obj)
 
     def _validate(self, info: ResourceInfo, obj: dict[str, Any], *, creating: bool) -> None:
-        name = _meta(obj).get("name", "")
+        name = object_meta(obj).get("name", "")
         causes: list[dict[str, str]] = []
         if creating:
             for msg in is_dns1123_subdomain(name):
@@ -220,7 +214,7 @@ class ObjectService:
 
     def _status_reset_on_create(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         if info.builtin:
-            if info.storage_key in (_POD_KEY, _SVC_KEY, _NS_KEY, _CRD_KEY):
+            if info.storage_key in (POD_KEY, SVC_KEY, NS_KEY, CRD_KEY):
                 obj.pop("status", None)
             if info.storage_key == ("apps", "deployments"):
                 obj.pop("status", None)
@@ -231,9 +225,9 @@ class ObjectService:
         self, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None
     ) -> None:
         key = info.storage_key
-        if key == _POD_KEY:
+        if key == POD_KEY:
             default_pod(obj)
-        elif key == _SVC_KEY:
+        elif key == SVC_KEY:
             if old is not None:
                 spec = obj.setdefault("spec", {})
                 old_spec = old.get("spec") or {}
@@ -243,10 +237,10 @@ class ObjectService:
             self.cluster_ips.default_service(obj)
         elif key == ("", "secrets"):
             obj.setdefault("type", "Opaque")
-        elif key == _NS_KEY and old is None:
+        elif key == NS_KEY and old is None:
             default_namespace(obj)
-        elif key == _CRD_KEY and old is None:
-            obj["status"] = _crd_status(obj, self._now())
+        elif key == CRD_KEY and old is None:
+            obj["status"] = _crd_status(obj, self.now())
         if info.defaulter is not None:
             info.defaulter(obj)
 
@@ -294,7 +288,7 @@ class ObjectService:
         for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
             meta.pop(f, None)
         meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = self._now()
+        meta["creationTimestamp"] = self.now()
         meta["generation"] = 1
         self._status_reset_on_create(info, obj)
         if info.builtin:
@@ -316,14 +310,14 @@ class ObjectService:
             old_obj=None,
             dry_run=opts.dry_run,
         )
-        admitted = await self._admit(request, mutating=True)
+        admitted = await self.admit(request, mutating=True)
         assert admitted is not None
         obj = admitted
         self._validate(info, obj, creating=True)
-        if info.storage_key == _CRD_KEY:
+        if info.storage_key == CRD_KEY:
             infos_from_crd(obj)  # 422 for a CRD that cannot be served
         request.obj = obj
-        await self._admit(request, mutating=False)
+        await self.admit(request, mutating=False)
         if opts.dry_run:
             if self.store.get(info.storage_key, meta.get("namespace", ""), meta["name"]):
                 raise errors.already_exists(info, meta["name"])
@@ -341,7 +335,7 @@ class ObjectService:
         raise errors.already_exists(info, name)
 
     def _after_commit(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
-        if info.storage_key == _CRD_KEY:
+        if info.storage_key == CRD_KEY:
             self.registry.add_crd(obj)
 
     # -- update ------------------------------------------------------------------------------
@@ -363,7 +357,7 @@ class ObjectService:
         custom resources, as kube). A given rv that is not the stored one -> 409.
         """
         self._check_type(info, body)
-        meta_in = _meta(body)
+        meta_in = object_meta(body)
         ns = namespace if info.namespaced else ""
         if meta_in.get("name") and meta_in["name"] != name:
             raise errors.bad_request(
@@ -412,8 +406,8 @@ class ObjectService:
         if subresource == "status":
             merged = {k: v for k, v in old.items() if k != "status"}
             merged["metadata"] = dict(old_meta)
-            if "managedFields" in _meta(new):
-                merged["metadata"]["managedFields"] = _meta(new)["managedFields"]
+            if "managedFields" in object_meta(new):
+                merged["metadata"]["managedFields"] = object_meta(new)["managedFields"]
             if "status" in new:
                 merged["status"] = new["status"]
             return copy.deepcopy(merged)
@@ -482,14 +476,14 @@ class ObjectService:
             subresource=subresource,
             dry_run=opts.dry_run,
         )
-        admitted = await self._admit(request, mutating=True)
+        admitted = await self.admit(request, mutating=True)
         assert admitted is not None
         new = admitted
         self._validate(info, new, creating=False)
-        if info.storage_key == _CRD_KEY:
+        if info.storage_key == CRD_KEY:
             infos_from_crd(new)
         request.obj = new
-        await self._admit(request, mutating=False)
+        await self.admit(request, mutating=False)
         if new == old:
             return old  # no-op: kube writes nothing and keeps the resourceVersion
         if opts.dry_run:
@@ -498,7 +492,7 @@ class ObjectService:
         if (
             meta.get("deletionTimestamp")
             and not meta.get("finalizers")
-            and not _ns_finalizers(info, new)
+            and not has_namespace_finalizers(info, new)
             and not meta.get("deletionGracePeriodSeconds")
         ):
             return self.store.delete(
@@ -508,7 +502,7 @@ class ObjectService:
         self._after_commit(info, stored)
         return stored
 
-    # -- patch -------------------------------------------------------------------------------
+    # -- patch and delete (rest_patch.py, rest_delete.py) -------------------------------------
 
     async def patch(
         self,
@@ -523,245 +517,27 @@ class ObjectService:
         parse_json: Callable[[bytes], Any],
     ) -> tuple[dict[str, Any], bool]:
         """PATCH with any supported patch type; returns (object, created)."""
-        accepted = _BUILTIN_PATCH_TYPES if info.builtin else _CR_PATCH_TYPES
-        if content_type not in accepted:
-            raise errors.unsupported_media_type(content_type, accepted)
-        ns = namespace if info.namespaced else ""
-        old = self.store.get(info.storage_key, ns, name)
-        try:
-            if content_type == APPLY_PATCH:
-                return await self._apply(info, namespace, name, old, body, opts, subresource)
-            if old is None:
-                raise errors.not_found(info, name)
-            try:
-                patch_doc = parse_json(body)
-            except ValueError as exc:
-                raise errors.bad_request(f"error decoding patch: {exc}") from exc
-            target = self.present(info, old)
-            if content_type == MERGE_PATCH:
-                if not isinstance(patch_doc, dict):
-                    raise errors.bad_request("merge patch must be a JSON object")
-                result = merge_patch(target, patch_doc)
-            elif content_type == JSON_PATCH:
-                result = json_patch(target, patch_doc)
-            else:
-                if not isinstance(patch_doc, dict):
-                    raise errors.bad_request("strategic merge patch must be a JSON object")
-                result = strategic_merge_patch(target, patch_doc, info.merge_keys)
-        except PatchError as exc:
-            raise errors.ApiError(422, "Invalid", str(exc)) from exc
-        if not isinstance(result, dict):
-            raise errors.ApiError(422, "Invalid", "the patched object is not a JSON object")
-        result_meta = _meta(result)
-        patched_rv = result_meta.get("resourceVersion")
-        if patched_rv != old["metadata"].get("resourceVersion"):
-            # the patch set a resourceVersion: it is a precondition, like kube
-            pass
-        else:
-            result_meta.pop("resourceVersion", None)
-        stored = await self.update(
-            info, namespace, name, result, opts, subresource=subresource, require_rv=False
-        )
-        return stored, False
+        from .rest_patch import patch_object
 
-    async def _apply(
-        self,
-        info: ResourceInfo,
-        namespace: str,
-        name: str,
-        old: dict[str, Any] | None,
-        body: bytes,
-        opts: WriteOptions,
-        subresource: str,
-    ) -> tuple[dict[str, Any], bool]:
-        if not opts.field_manager:
-            raise errors.invalid(
-                "PatchOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    {
-                        "reason": "FieldValueRequired",
-                        "message": "Required value: is required for apply patch",
-                        "field": "fieldManager",
-                    }
-                ],
-            )
-        try:
-            applied = yaml.safe_load(body)
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"error decoding YAML: {exc}") from exc
-        if not isinstance(applied, dict):
-            raise errors.bad_request("apply patch must be an object")
-        self._check_type(info, applied)
-        try:
-            result = server_side_apply(
-                self.present(info, old) if old is not None else None,
-                applied,
-                manager=opts.field_manager,
-                force=opts.force,
-                merge_keys=info.merge_keys,
-                now=self._now(),
-            )
-        except ApplyConflict as exc:
-            n = len(exc.conflicts)
-            text = "; ".join(f'conflict with "{m}": {p}' for m, p in exc.conflicts)
-            raise errors.ApiError(
-                409,
-                "Conflict",
-                f"Apply failed with {n} conflict{'s' if n != 1 else ''}: {text}",
-                details={
-                    "causes": [
-                        {
-                            "reason": "FieldManagerConflict",
-                            "message": f'conflict with "{m}"',
-                            "field": p,
-                        }
-                        for m, p in exc.conflicts
-                    ]
-                },
-            ) from exc
-        if old is None:
-            if subresource:
-                raise errors.not_found(info, name)
-            _meta(result)["name"] = name
-            return await self.create(info, namespace, result, opts), True
-        _meta(result).pop("resourceVersion", None)
-        stored = await self.update(
-            info, namespace, name, result, opts, subresource=subresource, require_rv=False
+        return await patch_object(
+            self,
+            info,
+            namespace,
+            name,
+            content_type,
+            body,
+            opts,
+            subresource=subresource,
+            parse_json=parse_json,
         )
-        return stored, False
-
-    # -- delete ------------------------------------------------------------------------------
 
     async def delete(
         self, info: ResourceInfo, namespace: str, name: str, options: DeleteOptions
     ) -> tuple[dict[str, Any], bool]:
         """DELETE: returns (object or Status, gone). ``gone`` False: still there (finalizers)."""
-        ns = namespace if info.namespaced else ""
-        old = self.get_existing(info, ns, name)
-        old_meta = old["metadata"]
-        if options.precondition_uid and options.precondition_uid != old_meta.get("uid"):
-            raise errors.conflict(
-                info,
-                name,
-                f"Precondition failed: UID in precondition: {options.precondition_uid}, UID in "
-                f"object meta: {old_meta.get('uid')}",
-            )
-        if options.precondition_rv and options.precondition_rv != old_meta.get("resourceVersion"):
-            raise errors.conflict(
-                info,
-                name,
-                f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
-                f"ResourceVersion in object meta: {old_meta.get('resourceVersion')}",
-            )
-        finalizers = list(old_meta.get("finalizers") or [])
-        policy = options.propagation_policy
-        if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise errors.invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    {
-                        "reason": "FieldValueNotSupported",
-                        "message": f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
-                        "field": "propagationPolicy",
-                    }
-                ],
-            )
-        if policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
-            finalizers = [f for f in finalizers if f != "foregroundDeletion"]
-        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-            finalizers = [f for f in finalizers if f != "orphan"]
-        grace = self._grace_period(info, old, options)
-        pending = bool(finalizers) or grace > 0 or _ns_finalizers(info, old)
-        request = AdmissionRequest(
-            operation="DELETE",
-            info=info,
-            namespace=ns,
-            name=name,
-            obj=None,
-            old_obj=old,
-            dry_run=options.dry_run,
-        )
-        await self._admit(request, mutating=True)
-        await self._admit(request, mutating=False)
-        if pending:
-            new = copy.deepcopy(old)
-            meta = new["metadata"]
-            if finalizers:
-                meta["finalizers"] = finalizers
-            if not meta.get("deletionTimestamp"):
-                meta["deletionTimestamp"] = now_rfc3339(self.clock() + grace)
-                meta["deletionGracePeriodSeconds"] = grace
-                meta["generation"] = int(meta.get("generation") or 0) + 1
-            elif grace < int(meta.get("deletionGracePeriodSeconds") or 0):
-                meta["deletionTimestamp"] = now_rfc3339(self.clock() + grace)
-                meta["deletionGracePeriodSeconds"] = grace
-            if info.storage_key == _NS_KEY:
-                new.setdefault("status", {})["phase"] = "Terminating"
-            if new == old or options.dry_run:
-                return self.present(info, new), False
-            stored = self.store.update(info, new, expected_rv=old_meta.get("resourceVersion"))
-            return self.present(info, stored), False
-        if options.dry_run:
-            return self._deleted_result(info, old), True
-        if info.storage_key == _CRD_KEY:
-            self._delete_custom_resources(old)
-        final = self.store.delete(info, ns, name, expected_rv=old_meta.get("resourceVersion"))
-        if info.storage_key == _CRD_KEY:
-            self.registry.remove_crd(final)
-        if info.storage_key == _SVC_KEY:
-            ip = (final.get("spec") or {}).get("clusterIP")
-            if ip and ip != "None":
-                self.cluster_ips.release(ip)
-        return self._deleted_result(info, final), True
+        from .rest_delete import delete_object
 
-    def _grace_period(self, info: ResourceInfo, old: dict[str, Any], options: DeleteOptions) -> int:
-        """Pods bound to a node and not finished are deleted gracefully, as by kube."""
-        if info.storage_key != _POD_KEY:
-            return 0
-        spec = old.get("spec") or {}
-        phase = (old.get("status") or {}).get("phase")
-        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
-            return 0
-        if options.grace_period_seconds is not None:
-            return max(0, options.grace_period_seconds)
-        current = old["metadata"].get("deletionGracePeriodSeconds")
-        if current is not None:
-            return int(current)
-        return int(spec.get("terminationGracePeriodSeconds", 30))
-
-    def _deleted_result(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        if info.storage_key in _RETURN_DELETED_OBJECT:
-            return self.present(info, obj)
-        meta = obj["metadata"]
-        details: dict[str, Any] = {
-            "name": meta.get("name"),
-            "kind": info.plural,
-            "uid": meta.get("uid"),
-        }
-        if info.group:
-            details["group"] = info.group
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "details": details,
-        }
-
-    def _delete_custom_resources(self, crd: dict[str, Any]) -> None:
-        spec = crd.get("spec") or {}
-        key = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
-        info = self.registry.any_version(key)
-        if info is None:
-            return
-        for (ns, name), _obj in list(self.store.iter_range(key, None)):
-            self.store.delete(info, ns, name)
+        return await delete_object(self, info, namespace, name, options)
 
     # -- subresources ------------------------------------------------------------------------
 
@@ -796,7 +572,7 @@ class ObjectService:
             )
         new = copy.deepcopy(pod)
         new["spec"]["nodeName"] = node
-        annotations = _meta(binding).get("annotations")
+        annotations = object_meta(binding).get("annotations")
         if annotations:
             new["metadata"].setdefault("annotations", {}).update(annotations)
         conds = new.setdefault("status", {}).setdefault("conditions", [])
@@ -806,7 +582,7 @@ class ObjectService:
                 "type": "PodScheduled",
                 "status": "True",
                 "lastProbeTime": None,
-                "lastTransitionTime": self._now(),
+                "lastTransitionTime": self.now(),
             }
         )
         self.store.update(info, new, expected_rv=pod["metadata"]["resourceVersion"])
@@ -823,15 +599,16 @@ class ObjectService:
         crd_info = self.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         if crd_info is None:
             return
-        for _, crd in self.store.iter_range(_CRD_KEY, None):
+        for _, crd in self.store.iter_range(CRD_KEY, None):
             try:
                 self.registry.add_crd(crd)
             except errors.ApiError:
                 continue
 
 
-def _ns_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> bool:
-    return info.storage_key == _NS_KEY and bool((obj.get("spec") or {}).get("finalizers"))
+def has_namespace_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` is a namespace whose ``spec.finalizers`` still hold its removal."""
+    return info.storage_key == NS_KEY and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:

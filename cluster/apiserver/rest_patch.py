@@ -1,0 +1,158 @@
+"""PATCH: merge, JSON, strategic merge and server-side apply, ending in an update (or a create
+for an apply of a missing object). Part of ``rest.ObjectService``'s write path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from . import errors
+from .patch import (
+    ApplyConflict,
+    PatchError,
+    json_patch,
+    merge_patch,
+    server_side_apply,
+    strategic_merge_patch,
+)
+from .resources import ResourceInfo
+from .rest import (
+    APPLY_PATCH,
+    BUILTIN_PATCH_TYPES,
+    CUSTOM_PATCH_TYPES,
+    JSON_PATCH,
+    MERGE_PATCH,
+    WriteOptions,
+    object_meta,
+)
+
+if TYPE_CHECKING:
+    from .rest import ObjectService
+
+__all__ = ["patch_object"]
+
+
+async def patch_object(
+    svc: ObjectService,
+    info: ResourceInfo,
+    namespace: str,
+    name: str,
+    content_type: str,
+    body: bytes,
+    opts: WriteOptions,
+    *,
+    subresource: str = "",
+    parse_json: Callable[[bytes], Any],
+) -> tuple[dict[str, Any], bool]:
+    """PATCH with any supported patch type; returns (object, created)."""
+    accepted = BUILTIN_PATCH_TYPES if info.builtin else CUSTOM_PATCH_TYPES
+    if content_type not in accepted:
+        raise errors.unsupported_media_type(content_type, accepted)
+    ns = namespace if info.namespaced else ""
+    old = svc.store.get(info.storage_key, ns, name)
+    try:
+        if content_type == APPLY_PATCH:
+            return await _apply(svc, info, namespace, name, old, body, opts, subresource)
+        if old is None:
+            raise errors.not_found(info, name)
+        try:
+            patch_doc = parse_json(body)
+        except ValueError as exc:
+            raise errors.bad_request(f"error decoding patch: {exc}") from exc
+        target = svc.present(info, old)
+        if content_type == MERGE_PATCH:
+            if not isinstance(patch_doc, dict):
+                raise errors.bad_request("merge patch must be a JSON object")
+            result = merge_patch(target, patch_doc)
+        elif content_type == JSON_PATCH:
+            result = json_patch(target, patch_doc)
+        else:
+            if not isinstance(patch_doc, dict):
+                raise errors.bad_request("strategic merge patch must be a JSON object")
+            result = strategic_merge_patch(target, patch_doc, info.merge_keys)
+    except PatchError as exc:
+        raise errors.ApiError(422, "Invalid", str(exc)) from exc
+    if not isinstance(result, dict):
+        raise errors.ApiError(422, "Invalid", "the patched object is not a JSON object")
+    result_meta = object_meta(result)
+    patched_rv = result_meta.get("resourceVersion")
+    if patched_rv != old["metadata"].get("resourceVersion"):
+        # the patch set a resourceVersion: it is a precondition, like kube
+        pass
+    else:
+        result_meta.pop("resourceVersion", None)
+    stored = await svc.update(
+        info, namespace, name, result, opts, subresource=subresource, require_rv=False
+    )
+    return stored, False
+
+
+async def _apply(
+    svc: ObjectService,
+    info: ResourceInfo,
+    namespace: str,
+    name: str,
+    old: dict[str, Any] | None,
+    body: bytes,
+    opts: WriteOptions,
+    subresource: str,
+) -> tuple[dict[str, Any], bool]:
+    if not opts.field_manager:
+        raise errors.invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            [
+                {
+                    "reason": "FieldValueRequired",
+                    "message": "Required value: is required for apply patch",
+                    "field": "fieldManager",
+                }
+            ],
+        )
+    try:
+        applied = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"error decoding YAML: {exc}") from exc
+    if not isinstance(applied, dict):
+        raise errors.bad_request("apply patch must be an object")
+    svc._check_type(info, applied)
+    try:
+        result = server_side_apply(
+            svc.present(info, old) if old is not None else None,
+            applied,
+            manager=opts.field_manager,
+            force=opts.force,
+            merge_keys=info.merge_keys,
+            now=svc.now(),
+        )
+    except ApplyConflict as exc:
+        n = len(exc.conflicts)
+        text = "; ".join(f'conflict with "{m}": {p}' for m, p in exc.conflicts)
+        raise errors.ApiError(
+            409,
+            "Conflict",
+            f"Apply failed with {n} conflict{'s' if n != 1 else ''}: {text}",
+            details={
+                "causes": [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f'conflict with "{m}"',
+                        "field": p,
+                    }
+                    for m, p in exc.conflicts
+                ]
+            },
+        ) from exc
+    if old is None:
+        if subresource:
+            raise errors.not_found(info, name)
+        object_meta(result)["name"] = name
+        return await svc.create(info, namespace, result, opts), True
+    object_meta(result).pop("resourceVersion", None)
+    stored = await svc.update(
+        info, namespace, name, result, opts, subresource=subresource, require_rv=False
+    )
+    return stored, False
