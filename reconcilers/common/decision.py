@@ -100,6 +100,7 @@ class StatusWork:
     now: datetime
     events: list[Event] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
+    restart_counted: bool = False  # a restart was counted in this reconcile
 
     @property
     def name(self) -> str:
@@ -156,11 +157,13 @@ class StatusWork:
             self.counters.failed += 1
 
     def restart(self, message: str, *, always: bool = False) -> None:
-        """Restarting=True; a Warning ``<Kind>Restarting`` event and +1 restarted when the
-        condition changed, or every call with ``always`` (one pod re-created = one restart)."""
+        """Restarting=True; a Warning ``<Kind>Restarting`` event and +1 restarted when ``always``
+        (one pod re-created = one restart), or when the condition changed and no restart was
+        counted yet in this reconcile (the kind's rules re-assert what the pod loop counted)."""
         changed = self.set_condition(
             cond.RESTARTING, cond.TRUE, message, suffix=cond.REASON_RESTARTING
         )
-        if changed or always:
+        if always or (changed and not self.restart_counted):
             self.event(WARNING, cond.reason(self.kind.kind, cond.REASON_RESTARTING), message)
             self.counters.restarted += 1
+            self.restart_counted = True
