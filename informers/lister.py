@@ -49,10 +49,9 @@ class Lister:
             and selector
             and (namespace or not store.index_values(NAMESPACE_INDEX))
         ):
-            names = set(store.indexer_names)
             for key, value in selector.items():
                 index = label_index_name(key)
-                if index in names:
+                if store.has_index(index):
                     candidates = store.by_index(index, label_index_value(namespace, value))
                     break
         if candidates is None:

@@ -101,6 +101,9 @@ class Store:
         """The last resourceVersion the store is synced to (list, event or bookmark); "" if none."""
         return self._resource_version
 
+    def has_index(self, index_name: str) -> bool:
+        return index_name in self._indices
+
     @property
     def indexer_names(self) -> builtins.list[str]:
         return list(self._indexers)

@@ -197,3 +197,23 @@ def test_indexes_equal_a_rebuild_after_any_sequence_of_writes(seq: list[Any]) ->
     ]:
         actual = {v: set(store.index_keys(name, v)) for v in store.index_values(name)}
         assert actual == rebuilt(store, name, func)
+
+
+def test_gc_pause_nests_and_restores_the_collector() -> None:
+    import gc
+
+    from kubetrain.informers.gcpause import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: stays off
+    finally:
+        gc.enable()
