@@ -220,7 +220,8 @@ class EventRecorder:
         if self._writer is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._queue.join()
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
