@@ -7,6 +7,7 @@ pod logs, and serves them over HTTP. Extension points, all to be set before ``st
 - ``middlewares``: aiohttp middlewares run outside the API error handling (faults, metrics);
 - ``extra_routes``: aiohttp ``RouteDef``s served before the API routes (e.g. ``/metrics``);
 - ``store.add_listener(cb)``: every committed change (GC, persistence);
+- ``metrics`` (``/metrics``) and ``faults`` (``/kubetrain/faults``) are installed already;
 - ``options.backend``: a ``StorageBackend`` loaded at start and appended to after commits.
 """
 
@@ -24,8 +25,10 @@ from aiohttp import web
 from . import errors
 from .builtins import DEFAULT_NAMESPACES, ClusterIPAllocator, builtin_resources
 from .discovery import Discovery
+from .faults import FaultInjector
 from .handlers import ResourcePath, handle_resource, json_response
 from .hooks import AdmissionPlugin
+from .metrics import ApiMetrics
 from .podlogs import PodLogs
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import ObjectService, WriteOptions
@@ -95,6 +98,11 @@ class ApiServer:
         self.pod_logs = PodLogs()
         self.discovery = Discovery(self.registry, git_version=self.options.git_version)
         self.store.add_listener(self._on_change)
+        # request metrics outermost, so injected faults are counted too (metrics.py, faults.py)
+        self.metrics = ApiMetrics(store=self.store, hub=self.hub)
+        self.faults = FaultInjector(store=self.store, hub=self.hub, registry=self.registry)
+        self.middlewares.extend([self.metrics.middleware, self.faults.middleware])
+        self.extra_routes.extend([*self.metrics.routes(), *self.faults.routes()])
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._bootstrapped = False
