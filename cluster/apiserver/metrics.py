@@ -9,7 +9,7 @@ cluster read the embedded one unchanged:
 - ``apiserver_request_duration_seconds{verb,dry_run,group,version,resource,subresource,scope,
   component}`` (kube's buckets; WATCH included, as in kube: filter it out for latency SLOs);
 - ``apiserver_registered_watchers{resource}``, ``apiserver_storage_objects{resource}`` (gauges
-  read at scrape time: zero cost per request) and
+  read at scrape time for every served resource: zero cost per request) and
   ``apiserver_watch_cache_events_received_total{resource}`` (committed events per resource).
 
 ``resource`` in the last three is kube's ``plural.group`` ("pods", "pytorchjobs.kubeflow.org").
@@ -32,7 +32,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from .requestinfo import RequestInfo, request_info
-from .resources import ResourceInfo, StorageKey
+from .resources import ResourceInfo, ResourceRegistry, StorageKey
 from .store import Store
 from .watch import WatchHub
 
@@ -61,13 +61,20 @@ def resource_label(key: StorageKey) -> str:
 class _StateCollector(Collector):
     """Gauges and counters read from the store and hub at scrape time."""
 
-    def __init__(self, store: Store, hub: WatchHub, events: dict[StorageKey, int]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: WatchHub,
+        registry: ResourceRegistry,
+        events: dict[StorageKey, int],
+    ) -> None:
         self._store = store
+        self._registry = registry
         self._hub = hub
         self._events = events
 
     def collect(self) -> Iterator[Metric]:
-        keys = self._store.keys()
+        keys = sorted({info.storage_key for info in self._registry.all()} | set(self._store.keys()))
         watchers = GaugeMetricFamily(
             "apiserver_registered_watchers",
             "Number of currently registered watchers for a given resource",
@@ -101,7 +108,7 @@ class ApiMetrics:
     counted too) and ``routes()`` in its extra routes; ``ApiServer`` does both.
     """
 
-    def __init__(self, *, store: Store, hub: WatchHub) -> None:
+    def __init__(self, *, store: Store, hub: WatchHub, registry: ResourceRegistry) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "apiserver_request_total",
@@ -120,7 +127,7 @@ class ApiMetrics:
         )
         # Invariant: _events[key] is the number of commits of ``key`` since start.
         self._events: dict[StorageKey, int] = {}
-        self.registry.register(_StateCollector(store, hub, self._events))
+        self.registry.register(_StateCollector(store, hub, registry, self._events))
         store.add_listener(self._on_commit)
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
 

@@ -99,7 +99,7 @@ class ApiServer:
         self.discovery = Discovery(self.registry, git_version=self.options.git_version)
         self.store.add_listener(self._on_change)
         # request metrics outermost, so injected faults are counted too (metrics.py, faults.py)
-        self.metrics = ApiMetrics(store=self.store, hub=self.hub)
+        self.metrics = ApiMetrics(store=self.store, hub=self.hub, registry=self.registry)
         self.faults = FaultInjector(store=self.store, hub=self.hub, registry=self.registry)
         self.middlewares.extend([self.metrics.middleware, self.faults.middleware])
         self.extra_routes.extend([*self.metrics.routes(), *self.faults.routes()])
