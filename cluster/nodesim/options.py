@@ -1,0 +1,82 @@
+"""``NodeSimOptions``: every knob of the node simulator, with its documented default.
+
+The CLI (``kubetrain cluster --nodes``, ``python -m kubetrain.cluster.nodesim``) and
+``EmbeddedCluster(nodes=N)`` build one of these; the simulator never reads flags or environment.
+Per-pod behaviour (how long a container runs, how it exits) comes from pod annotations; the
+``default_*`` fields here are what a pod without the annotation gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_SCHEDULER", "NodeSimOptions"]
+
+DEFAULT_SCHEDULER = "default-scheduler"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSimOptions:
+    """What the simulator registers and how simulated pods behave by default."""
+
+    nodes: int = 4
+    """How many Nodes to register, named ``{node_name_prefix}{i}`` for i in 0..nodes-1."""
+    node_name_prefix: str = "kubetrain-node-"
+    cpu: str = "32"
+    """Each node's capacity and allocatable cpu (a quantity)."""
+    memory: str = "128Gi"
+    """Each node's capacity and allocatable memory."""
+    pods: int = 110
+    """Each node's pod capacity (kube's default ``--max-pods``)."""
+    gpus: int = 8
+    """Each node's ``nvidia.com/gpu`` (0: the resource is not advertised)."""
+    node_labels: tuple[tuple[str, str], ...] = ()
+    """Extra labels on every node, besides hostname/os/arch and ``type=kubetrain-sim``."""
+    scheduler_names: frozenset[str] = field(default_factory=lambda: frozenset({DEFAULT_SCHEDULER}))
+    """Pods whose ``spec.schedulerName`` is one of these are scheduled by the simulator."""
+    lease_renew_seconds: float = 10.0
+    """How often each node renews its Lease in ``kube-node-lease`` (the kubelet's 10 s)."""
+    default_run_seconds: float = 1.0
+    """How long a container runs when the pod has no ``sim.kubetrain.dev/run-seconds``."""
+    init_run_seconds: float = 0.0
+    """How long each init container runs."""
+    default_start_delay_seconds: float = 0.0
+    """Image pull + create time (``ContainerCreating``) without ``start-delay-seconds``."""
+    restart_delay_seconds: float = 0.0
+    """Time a crashed container waits (``CrashLoopBackOff``) before its in-place restart."""
+    default_log_lines: int = 1
+    """Lines each container logs per run without ``log``/``log-lines`` annotations."""
+    termination_exit_code: int = 143
+    """Exit code of a container stopped by pod deletion (SIGTERM: 128 + 15)."""
+    workers: int = 16
+    """Concurrent pod status writers."""
+    bind_concurrency: int = 16
+    """Concurrent binding requests."""
+    qps: float = 0.0
+    """Client-side request limit of the simulator's API client (<= 0: none, like a kubelet
+    against the embedded cluster; set it when sharing a real server)."""
+    burst: int = 100
+    """Client-side burst when ``qps > 0``."""
+
+    def __post_init__(self) -> None:
+        if self.nodes < 0:
+            raise ValueError(f"NodeSimOptions.nodes must be >= 0, got {self.nodes}")
+        for name in (
+            "default_run_seconds",
+            "init_run_seconds",
+            "default_start_delay_seconds",
+            "restart_delay_seconds",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"NodeSimOptions.{name} must be >= 0, got {getattr(self, name)}")
+        if self.lease_renew_seconds <= 0:
+            raise ValueError(
+                f"NodeSimOptions.lease_renew_seconds must be > 0, got {self.lease_renew_seconds}"
+            )
+        if self.workers < 1 or self.bind_concurrency < 1:
+            raise ValueError("NodeSimOptions.workers and bind_concurrency must be >= 1")
+        if self.pods < 1:
+            raise ValueError(f"NodeSimOptions.pods must be >= 1, got {self.pods}")
+
+    def node_names(self) -> list[str]:
+        return [f"{self.node_name_prefix}{i}" for i in range(self.nodes)]

@@ -1,0 +1,162 @@
+"""``NodeSimulator``: nodes, scheduler and kubelets wired to one pod informer and one API client.
+
+Everything goes through HTTP (``ApiClient``) and a shared pod informer, so the simulator works
+against any API server. Start order: register nodes (so capacity is known), start the informer
+and wait for its first list, then the scheduler loop, kubelet workers and lease heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.config import ClientConfig
+from kubetrain.informers.factory import SharedInformerFactory
+from kubetrain.informers.handlers import EventHandler
+from kubetrain.informers.objects import Obj, object_key
+from kubetrain.informers.resource import PODS
+from kubetrain.informers.tombstone import DeletedFinalStateUnknown
+
+from .capacity import NodeCapacity
+from .kubelet import Kubelet
+from .logsink import HttpLogSink, LogSink
+from .nodes import NodeRegistrar, host_ip, node_allocatable, node_labels, pod_cidr_prefix
+from .options import NodeSimOptions
+from .scheduler import Scheduler
+
+__all__ = ["NodeSimulator"]
+
+log = logging.getLogger(__name__)
+
+
+class _PodEvents(EventHandler):
+    """Fans pod events out to the scheduler and the kubelets (synchronous, cheap)."""
+
+    def __init__(self, scheduler: Scheduler, kubelet: Kubelet) -> None:
+        self._scheduler = scheduler
+        self._kubelet = kubelet
+
+    def on_add(self, obj: Obj, is_in_initial_list: bool) -> None:
+        self._changed(obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        if old is not new:
+            self._changed(new)
+
+    def _changed(self, pod: Obj) -> None:
+        key = object_key(pod)
+        self._scheduler.observe(pod)
+        self._kubelet.observe(key, pod)
+
+    def on_delete(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else object_key(obj)
+        self._scheduler.forget(key)
+        self._kubelet.forget(key)
+
+
+class NodeSimulator:
+    """A fleet of simulated nodes (kubelets) plus a scheduler, as one API client.
+
+    Use ``await sim.start()`` / ``await sim.stop()`` or ``async with``. ``client`` is used as is
+    (the caller closes it) unless the simulator built it (``for_config``).
+    """
+
+    def __init__(
+        self,
+        client: ApiClient,
+        options: NodeSimOptions | None = None,
+        *,
+        log_sink: LogSink | None = None,
+    ) -> None:
+        """``log_sink`` None delivers logs over HTTP to the embedded server's endpoint."""
+        self.options = options or NodeSimOptions()
+        self.client = client
+        self._owns_client = False
+        names = self.options.node_names()
+        self.capacity = NodeCapacity()
+        allocatable = node_allocatable(self.options)
+        for name in names:
+            self.capacity.add_node(name, allocatable, node_labels(self.options, name))
+        self._factory = SharedInformerFactory(client)
+        self._informer = self._factory.informer_for(PODS, namespace=None)
+        self.scheduler = Scheduler(
+            client,
+            self._informer.lister,
+            self.capacity,
+            scheduler_names=self.options.scheduler_names,
+            bind_concurrency=self.options.bind_concurrency,
+        )
+        self.kubelet = Kubelet(
+            client,
+            self._informer.lister,
+            self.options,
+            host_ips={n: host_ip(i) for i, n in enumerate(names)},
+            pod_cidr_prefixes={n: pod_cidr_prefix(i) for i, n in enumerate(names)},
+            log_sink=log_sink if log_sink is not None else HttpLogSink(client),
+        )
+        self._nodes = NodeRegistrar(client, self.options)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def for_config(
+        cls,
+        config: ClientConfig,
+        options: NodeSimOptions | None = None,
+        *,
+        log_sink: LogSink | None = None,
+    ) -> NodeSimulator:
+        """A simulator with its own API client (closed by ``stop``), metrics in a private
+        registry so they never mix with an operator's in the same process."""
+        opts = options or NodeSimOptions()
+        client = ApiClient(
+            config,
+            ClientOptions(
+                qps=opts.qps,
+                burst=opts.burst,
+                registry=CollectorRegistry(),
+                user_agent="kubetrain-nodesim/0.1",
+                connection_limit=max(100, opts.workers + opts.bind_concurrency + 8),
+            ),
+        )
+        sim = cls(client, opts, log_sink=log_sink)
+        sim._owns_client = True
+        return sim
+
+    async def start(self, *, sync_timeout: float | None = 60.0) -> None:
+        """Register nodes, sync the pod cache, start scheduling and running pods."""
+        await self._nodes.register()
+        self._informer.add_event_handler(_PodEvents(self.scheduler, self.kubelet))
+        self._factory.start()
+        if not await self._factory.wait_for_sync(sync_timeout):
+            raise TimeoutError(f"nodesim: the pod informer did not sync within {sync_timeout} s")
+        self.kubelet.start()
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="nodesim scheduler"))
+        self._tasks.append(
+            asyncio.create_task(self._nodes.heartbeat_forever(), name="nodesim leases")
+        )
+        log.info("nodesim: %d nodes registered and running", self.options.nodes)
+
+    async def stop(self) -> None:
+        """Stop every loop; nodes stay registered (as when kubelets stop)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.kubelet.stop()
+        await self._factory.stop()
+        if self._owns_client:
+            await self.client.close()
+
+    async def __aenter__(self) -> NodeSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
