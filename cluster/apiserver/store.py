@@ -213,6 +213,10 @@ class Store:
         """Objects that list ``owner_uid`` in their ownerReferences (for the GC)."""
         return list(self._dependents.get(owner_uid, ()))
 
+    def has_dependents(self, owner_uid: str) -> bool:
+        """Whether any object lists ``owner_uid`` in its ownerReferences: O(1)."""
+        return owner_uid in self._dependents
+
     def keys(self) -> builtins.list[StorageKey]:
         """Storage keys that have (or had) objects."""
         return list(self._tables)

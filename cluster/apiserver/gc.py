@@ -1,0 +1,449 @@
+"""The garbage collector: kube-controller-manager's ownerReference GC, inside the API server.
+
+There is no kube-controller-manager next to the embedded API server, so this module does its
+garbage collector's job, through the same write path as any client (``rest.ObjectService``:
+admission webhooks see the GC's writes, as on a real cluster):
+
+- an owner gone from the store (Background propagation, or removed by a finalizer update):
+  its dependents are deleted; a dependent that still names another live owner only loses the
+  dead owner's reference;
+- ``foregroundDeletion`` finalizer on a deleting owner: the dependents are deleted (in foreground
+  themselves when they have dependents, so it recurses), and once no dependent with
+  ``blockOwnerDeletion: true`` is left the finalizer is removed (the owner then disappears);
+- ``orphan`` finalizer: the owner's reference is removed from every dependent, then the finalizer;
+- an object whose ownerReference names an absent owner (no object under that kind/name, or one
+  with another uid) is collected like a dependent of a deleted owner.
+
+Owner references are resolved by (apiVersion, kind) -> resource, the dependent's namespace (for
+namespaced owners) and name, then compared by uid. Dependents are found through the store's
+owner-uid index (``Store.dependents``), never by scanning. References whose kind is not served
+are left alone (kube retries those forever; a reference to a cluster-scoped dependent's
+namespaced owner is likewise unresolvable and never collected, as in kube >= 1.20).
+
+Work is queued (keys, deduplicated, one worker per key at a time) from the store's change
+listener and done by a bounded pool of asyncio workers, so request handling never waits on GC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .resources import ResourceInfo, ResourceRegistry
+from .rest import DeleteOptions, ObjectService, WriteOptions
+from .store import Store
+
+__all__ = ["GarbageCollector", "GcOptions", "WorkQueue"]
+
+log = logging.getLogger(__name__)
+
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+_GC_FINALIZERS = frozenset({FOREGROUND, ORPHAN})
+
+
+class WorkQueue:
+    """A deduplicating FIFO of hashable keys for a pool of asyncio workers (client-go style).
+
+    Invariants: a key is in ``_dirty`` iff it waits to be processed (queued, or re-added while
+    being processed); a key is in ``_processing`` while one worker holds it, so no key is ever
+    handled by two workers at once; ``_outstanding`` counts dirty + processing + delayed keys,
+    and ``_idle`` is set exactly when it is 0.
+
+    Caller duties: every ``get`` is followed by ``done`` for the same key.
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._dirty: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._delayed = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._dirty)
+
+    def _update_idle(self) -> None:
+        if self._dirty or self._processing or self._delayed:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    def add(self, key: Hashable) -> None:
+        """Queue ``key`` unless it is already waiting; a key being processed runs once more."""
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        self._idle.clear()
+        if key not in self._processing:
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        """``add(key)`` after ``delay`` seconds (needs a running loop)."""
+        self._delayed += 1
+        self._idle.clear()
+
+        def fire() -> None:
+            self._delayed -= 1
+            self.add(key)
+            self._update_idle()
+
+        asyncio.get_running_loop().call_later(delay, fire)
+
+    async def get(self) -> Hashable:
+        """The next key; the caller now holds it until ``done(key)``."""
+        key = await self._queue.get()
+        self._dirty.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: Hashable) -> None:
+        """Release ``key``; when it was re-added meanwhile it is queued again."""
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.put_nowait(key)
+        self._update_idle()
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is queued, processing or scheduled for later."""
+        await self._idle.wait()
+
+
+@dataclass(kw_only=True)
+class GcOptions:
+    """Garbage collector options.
+
+    - ``workers``: keys processed concurrently (kube's ``--concurrent-gc-syncs`` is 20; the
+      store is in memory, so concurrency only helps while admission webhooks are called).
+    - ``retry_base_seconds`` / ``retry_max_seconds``: per-key exponential backoff after a
+      failed write (409 conflicts, webhook denials); retried until it succeeds, as kube does.
+    - ``yield_every``: dependents handled between two yields to the event loop, so one owner with
+      many dependents does not stall request handling.
+    """
+
+    workers: int = 8
+    retry_base_seconds: float = 0.005
+    retry_max_seconds: float = 5.0
+    yield_every: int = 64
+
+
+# Work items: ("obj", storage key, namespace, name): look at an object as a dependent (verify its
+# owners) and, when it is being deleted with a GC finalizer, as an owner.
+# ("gone", uid): an owner left the store: look at each of its dependents.
+_Item = tuple[Any, ...]
+
+
+class GarbageCollector:
+    """Deletes dependents of deleted owners; runs the foreground and orphan finalizers.
+
+    ``start()`` from a running loop once the store is loaded, ``await stop()`` at shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: ResourceRegistry,
+        rest: ObjectService,
+        options: GcOptions | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.rest = rest
+        self.options = options or GcOptions()
+        self.queue = WorkQueue()
+        self._retries: dict[Hashable, int] = {}
+        self._workers: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow the store, queue what is already stored and start the workers (idempotent).
+
+        Listener and initial scan happen in one synchronous step, so no change is missed.
+        """
+        if self._workers:
+            return
+        self.store.add_listener(self._on_change)
+        for key in self.store.keys():  # noqa: SIM118 (Store, not a dict)
+            for (ns, name), obj in self.store.iter_range(key, None):
+                meta = obj["metadata"]
+                if meta.get("ownerReferences") or _gc_finalizers(meta):
+                    self.queue.add(("obj", key, ns, name))
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"gc-worker-{i}")
+            for i in range(max(1, self.options.workers))
+        ]
+
+    async def stop(self) -> None:
+        """Stop following the store; cancel the workers (pending work is dropped)."""
+        if self._workers:
+            self.store.remove_listener(self._on_change)
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_idle(self) -> None:
+        """Return once the GC has nothing left to do (tests, benchmarks)."""
+        await self.queue.wait_idle()
+
+    # -- listener (synchronous, O(owner refs) per change) -----------------------------------
+
+    def _on_change(
+        self, event_type: str, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        meta = obj["metadata"]
+        key = info.storage_key
+        okey = ("obj", key, meta.get("namespace", ""), meta["name"])
+        refs = meta.get("ownerReferences") or ()
+        if event_type == "DELETED":
+            uid = meta.get("uid")
+            if uid and self.store.has_dependents(uid):
+                self.queue.add(("gone", uid))
+            # an owner in foreground deletion may have been waiting for this one
+            self._wake_foreground_owners(meta.get("namespace", ""), refs)
+            return
+        old_meta = old["metadata"] if old is not None else {}
+        old_refs = old_meta.get("ownerReferences") or ()
+        if refs and (old is None or refs != old_refs):
+            self.queue.add(okey)
+        if old_refs and refs != old_refs:
+            self._wake_foreground_owners(meta.get("namespace", ""), old_refs)
+        if (
+            meta.get("deletionTimestamp")
+            and _gc_finalizers(meta)
+            and (old is None or meta.get("finalizers") != old_meta.get("finalizers"))
+        ):
+            self.queue.add(okey)
+
+    def _wake_foreground_owners(self, namespace: str, refs: Iterable[dict[str, Any]]) -> None:
+        for ref in refs:
+            found = self._resolve(ref, namespace)
+            if found is None:
+                continue
+            info, owner = found
+            if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+                continue
+            ometa = owner["metadata"]
+            if ometa.get("deletionTimestamp") and FOREGROUND in (ometa.get("finalizers") or ()):
+                self.queue.add(("obj", info.storage_key, ometa.get("namespace", ""), ometa["name"]))
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                await self._process(item)  # type: ignore[arg-type]
+            except asyncio.CancelledError:
+                self.queue.done(item)
+                raise
+            except Exception as exc:
+                tries = self._retries.get(item, 0) + 1
+                self._retries[item] = tries
+                delay = min(
+                    self.options.retry_max_seconds,
+                    self.options.retry_base_seconds * (2 ** (tries - 1)),
+                )
+                if not (isinstance(exc, errors.ApiError) and exc.code == 409):
+                    log.warning(
+                        "garbage collector: %s failed (retry in %.3fs): %s", item, delay, exc
+                    )
+                self.queue.add_after(item, delay)
+            else:
+                self._retries.pop(item, None)
+            self.queue.done(item)
+
+    async def _process(self, item: _Item) -> None:
+        if item[0] == "gone":
+            for key, (ns, name) in self.store.dependents(item[1]):
+                self.queue.add(("obj", key, ns, name))
+            return
+        _, key, ns, name = item
+        obj = self.store.get(key, ns, name)
+        if obj is None:
+            return
+        info = self.registry.any_version(key)
+        if info is None:
+            return
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            finalizers = meta.get("finalizers") or ()
+            if ORPHAN in finalizers:
+                await self._orphan_dependents(info, obj)
+            elif FOREGROUND in finalizers:
+                await self._delete_dependents_then_owner(info, obj)
+            return
+        if meta.get("ownerReferences"):
+            await self._attempt_to_delete(info, obj)
+
+    # -- owners ------------------------------------------------------------------------------
+
+    def _resolve(
+        self, ref: dict[str, Any], namespace: str
+    ) -> tuple[ResourceInfo, dict[str, Any] | None] | None:
+        """(owner's resource, owner or None when absent); None when the kind is not served."""
+        api_version = str(ref.get("apiVersion") or "")
+        kind = str(ref.get("kind") or "")
+        info = self.registry.by_kind(api_version, kind)
+        if info is None:
+            group = api_version.rpartition("/")[0] if "/" in api_version else ""
+            info = next(
+                (i for i in self.registry.all() if i.group == group and i.kind == kind), None
+            )
+            if info is None:
+                return None
+        if info.namespaced and not namespace:
+            return None  # a cluster-scoped dependent cannot name a namespaced owner
+        owner_ns = namespace if info.namespaced else ""
+        return info, self.store.get(info.storage_key, owner_ns, str(ref.get("name") or ""))
+
+    async def _attempt_to_delete(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        """kube's attemptToDeleteItem: classify each owner as solid, dangling or waiting."""
+        meta = obj["metadata"]
+        namespace = meta.get("namespace", "")
+        solid = False
+        drop: set[str] = set()  # uids of dangling and waiting owners
+        waiting = False
+        for ref in meta.get("ownerReferences") or ():
+            found = self._resolve(ref, namespace)
+            if found is None:
+                solid = True  # unresolvable: never collect on its account
+                continue
+            owner = found[1]
+            if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+                drop.add(str(ref.get("uid")))
+            elif owner["metadata"].get("deletionTimestamp") and FOREGROUND in (
+                owner["metadata"].get("finalizers") or ()
+            ):
+                drop.add(str(ref.get("uid")))
+                waiting = True
+            else:
+                solid = True
+        if solid:
+            if drop:
+                await self._remove_owner_refs(info, obj, drop)
+            return
+        if waiting and self.store.has_dependents(meta["uid"]):
+            policy = "Foreground"
+        else:
+            finalizers = meta.get("finalizers") or ()
+            policy = (
+                "Orphan"
+                if ORPHAN in finalizers
+                else "Foreground"
+                if FOREGROUND in finalizers
+                else "Background"
+            )
+        await self._delete(info, obj, policy)
+
+    async def _delete(self, info: ResourceInfo, obj: dict[str, Any], policy: str) -> None:
+        meta = obj["metadata"]
+        try:
+            await self.rest.delete(
+                info,
+                meta.get("namespace", ""),
+                meta["name"],
+                DeleteOptions(propagation_policy=policy, precondition_uid=meta["uid"]),
+            )
+        except errors.ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    async def _remove_owner_refs(
+        self, info: ResourceInfo, obj: dict[str, Any], uids: set[str]
+    ) -> None:
+        new = copy.deepcopy(obj)
+        meta = new["metadata"]
+        meta["ownerReferences"] = [
+            r for r in meta.get("ownerReferences") or () if r.get("uid") not in uids
+        ]
+        if not meta["ownerReferences"]:
+            del meta["ownerReferences"]
+        await self._update(info, new)
+
+    async def _remove_finalizer(self, info: ResourceInfo, obj: dict[str, Any], name: str) -> None:
+        new = copy.deepcopy(obj)
+        meta = new["metadata"]
+        meta["finalizers"] = [f for f in meta.get("finalizers") or () if f != name]
+        if not meta["finalizers"]:
+            del meta["finalizers"]
+        await self._update(info, new)
+
+    async def _update(self, info: ResourceInfo, new: dict[str, Any]) -> None:
+        """Write ``new`` with its resourceVersion as precondition (409 -> retried later)."""
+        meta = new["metadata"]
+        try:
+            await self.rest.update(
+                info,
+                meta.get("namespace", ""),
+                meta["name"],
+                self.rest.present(info, new),
+                WriteOptions(field_manager="garbage-collector"),
+                require_rv=True,
+            )
+        except errors.ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    async def _delete_dependents_then_owner(
+        self, info: ResourceInfo, owner: dict[str, Any]
+    ) -> None:
+        """Foreground: delete every dependent; drop the finalizer once none blocks."""
+        uid = owner["metadata"]["uid"]
+        blocking = 0
+        for n, (key, (ns, name)) in enumerate(self.store.dependents(uid)):
+            if n and n % self.options.yield_every == 0:
+                await asyncio.sleep(0)
+            dep = self.store.get(key, ns, name)
+            dep_info = self.registry.any_version(key)
+            if dep is None or dep_info is None:
+                continue
+            if not dep["metadata"].get("deletionTimestamp"):
+                await self._attempt_to_delete(dep_info, dep)
+                dep = self.store.get(key, ns, name)
+                if dep is None:
+                    continue
+            if any(
+                r.get("uid") == uid and r.get("blockOwnerDeletion")
+                for r in dep["metadata"].get("ownerReferences") or ()
+            ):
+                blocking += 1
+        if blocking == 0:
+            current = self.store.get(info.storage_key, *_okey(owner))
+            if current is not None and current["metadata"].get("uid") == uid:
+                await self._remove_finalizer(info, current, FOREGROUND)
+
+    async def _orphan_dependents(self, info: ResourceInfo, owner: dict[str, Any]) -> None:
+        """Orphan: remove the owner's reference from every dependent, then the finalizer."""
+        uid = owner["metadata"]["uid"]
+        for n, (key, (ns, name)) in enumerate(self.store.dependents(uid)):
+            if n and n % self.options.yield_every == 0:
+                await asyncio.sleep(0)
+            dep = self.store.get(key, ns, name)
+            dep_info = self.registry.any_version(key)
+            if dep is None or dep_info is None:
+                continue
+            await self._remove_owner_refs(dep_info, dep, {uid})
+        current = self.store.get(info.storage_key, *_okey(owner))
+        if current is not None and current["metadata"].get("uid") == uid:
+            await self._remove_finalizer(info, current, ORPHAN)
+
+
+def _gc_finalizers(meta: dict[str, Any]) -> bool:
+    return bool(_GC_FINALIZERS.intersection(meta.get("finalizers") or ()))
+
+
+def _okey(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return meta.get("namespace", ""), meta["name"]
