@@ -111,6 +111,11 @@ class WorkQueue:
             self._queue.put_nowait(key)
         self._update_idle()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, processing or scheduled for later."""
+        return self._idle.is_set()
+
     async def wait_idle(self) -> None:
         """Return once nothing is queued, processing or scheduled for later."""
         await self._idle.wait()
