@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from .apiserver.persistence import SqliteBackend
 from .apiserver.server import ApiServer, ApiServerOptions
 
 __all__ = ["KUBECONFIG_CONTEXT", "EmbeddedCluster", "write_kubeconfig"]
@@ -49,8 +50,9 @@ def write_kubeconfig(path: str, url: str, *, context: str = KUBECONFIG_CONTEXT) 
 class EmbeddedCluster:
     """API server + kubeconfig (+ node simulator) as an async context manager.
 
-    ``port`` 0 picks a free port. ``data_dir`` is for persistence (a later backend; ignored
-    until ``kubetrain.cluster.apiserver.persistence`` exists). ``kubeconfig_path`` None writes
+    ``port`` 0 picks a free port. ``data_dir`` keeps the objects in an SQLite database there
+    (``apiserver.persistence``: loaded on start, written as they change, all of it on a clean
+    stop); None keeps them in memory only. ``kubeconfig_path`` None writes
     a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator when
     ``kubetrain.cluster.nodesim`` provides one.
     """
@@ -74,10 +76,20 @@ class EmbeddedCluster:
         self._kubeconfig_given = kubeconfig_path is not None
         self.kubeconfig_path = kubeconfig_path or ""
         self._nodesim: Any = None
+        self._backend: SqliteBackend | None = None
 
     async def start(self) -> None:
-        """Serve, write the kubeconfig, start the simulated nodes."""
-        self.url = await self.api.start(self.host, self.port)
+        """Open the data directory, serve, write the kubeconfig, start the simulated nodes."""
+        if self.data_dir is not None and self._backend is None:
+            self._backend = SqliteBackend(self.data_dir)
+            self.api.store.backend = self._backend
+        try:
+            self.url = await self.api.start(self.host, self.port)
+        except BaseException:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+            raise
         if not self._kubeconfig_given:
             fd, self.kubeconfig_path = tempfile.mkstemp(prefix="kubetrain-", suffix=".kubeconfig")
             os.close(fd)
@@ -95,6 +107,9 @@ class EmbeddedCluster:
                 await stop()
             self._nodesim = None
         await self.api.stop()
+        if self._backend is not None:
+            backend, self._backend = self._backend, None
+            backend.close()  # writes what is still queued
         if not self._kubeconfig_given and self.kubeconfig_path:
             try:
                 os.unlink(self.kubeconfig_path)
