@@ -31,6 +31,20 @@ async def delete_object(
 ) -> tuple[dict[str, Any], bool]:
     """DELETE: returns (object or Status, gone). ``gone`` False: still there (finalizers)."""
     ns = namespace if info.namespaced else ""
+    policy = options.propagation_policy
+    if policy not in (None, "Orphan", "Background", "Foreground"):
+        raise errors.invalid(
+            "DeleteOptions",
+            "meta.k8s.io",
+            "",
+            [
+                {
+                    "reason": "FieldValueNotSupported",
+                    "message": f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
+                    "field": "propagationPolicy",
+                }
+            ],
+        )
     old = svc.get_existing(info, ns, name)
     old_meta = old["metadata"]
     if options.precondition_uid and options.precondition_uid != old_meta.get("uid"):
@@ -48,20 +62,6 @@ async def delete_object(
             f"ResourceVersion in object meta: {old_meta.get('resourceVersion')}",
         )
     finalizers = list(old_meta.get("finalizers") or [])
-    policy = options.propagation_policy
-    if policy not in (None, "Orphan", "Background", "Foreground"):
-        raise errors.invalid(
-            "DeleteOptions",
-            "meta.k8s.io",
-            "",
-            [
-                {
-                    "reason": "FieldValueNotSupported",
-                    "message": f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
-                    "field": "propagationPolicy",
-                }
-            ],
-        )
     if policy == "Orphan" and "orphan" not in finalizers:
         finalizers.append("orphan")
         finalizers = [f for f in finalizers if f != "foregroundDeletion"]

@@ -96,6 +96,8 @@ async def test_default_namespaces_exist(raw: Raw) -> None:
 
 async def test_terminating_namespace_refuses_creates(raw: Raw) -> None:
     assert (await raw.post("/api/v1/namespaces", {"metadata": {"name": "doomed"}}))[0] == 201
+    held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    assert (await raw.post("/api/v1/namespaces/doomed/configmaps", held))[0] == 201
     status, body, _ = await raw.delete("/api/v1/namespaces/doomed")
     assert status == 200
     assert body["status"]["phase"] == "Terminating"
@@ -105,11 +107,15 @@ async def test_terminating_namespace_refuses_creates(raw: Raw) -> None:
     )
     assert (status, body["reason"]) == (403, "Forbidden")
     assert "because it is being terminated" in body["message"]
-    # finalize (what the namespace controller does once it emptied it) removes it
-    _, ns, _ = await raw.get("/api/v1/namespaces/doomed")
-    ns["spec"]["finalizers"] = []
-    status, _, _ = await raw.put("/api/v1/namespaces/doomed/finalize", ns)
-    assert status == 200
+    # release the content; then finalize (what the namespace controller does once it is empty)
+    await raw.patch("/api/v1/namespaces/doomed/configmaps/held", {"metadata": {"finalizers": None}})
+    for _ in range(50):
+        status, ns, _ = await raw.get("/api/v1/namespaces/doomed")
+        if status == 404:
+            break
+        ns["spec"]["finalizers"] = []
+        await raw.put("/api/v1/namespaces/doomed/finalize", ns)
+        await asyncio.sleep(0.05)
     assert (await raw.get("/api/v1/namespaces/doomed"))[0] == 404
 
 

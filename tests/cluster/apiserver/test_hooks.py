@@ -125,14 +125,14 @@ async def test_middlewares_and_extra_routes() -> None:
 
     server = ApiServer()
     server.middlewares.append(count)
-    server.extra_routes.append(web.get("/metrics", metrics))
+    server.extra_routes.insert(0, web.get("/kubetrain-test/extra", metrics))
     url = await server.start()
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.get(url + "/metrics") as resp:
+            async with session.get(url + "/kubetrain-test/extra") as resp:
                 assert await resp.text() == "requests_total 1\n"
             async with session.get(url + "/api/v1/namespaces") as resp:
                 assert resp.status == 200
     finally:
         await server.stop()
-    assert calls == ["/metrics", "/api/v1/namespaces"]
+    assert calls == ["/kubetrain-test/extra", "/api/v1/namespaces"]
