@@ -37,19 +37,28 @@ def _event_loop_runner() -> asyncio.Runner:
 
 
 async def _cluster_main(args: argparse.Namespace) -> int:
+    from kubetrain.cluster.apiserver.persistence import PersistenceError
     from kubetrain.cluster.embedded import EmbeddedCluster
 
-    async with EmbeddedCluster(
+    cluster = EmbeddedCluster(
         port=args.port,
         nodes=args.nodes,
         data_dir=args.data,
         kubeconfig_path=args.kubeconfig,
-    ) as cluster:
+    )
+    try:
+        await cluster.start()
+    except (PersistenceError, OSError) as exc:  # a locked --data dir, a --port in use
+        print(f"kubetrain cluster: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
         print(f"kubetrain cluster serving at {cluster.url}", flush=True)
         print(f"kubeconfig: {cluster.kubeconfig_path}", flush=True)
         print(f"try: kubectl --kubeconfig {cluster.kubeconfig_path} get nodes", flush=True)
         await _wait_for_stop_signal()
         print("stopping", flush=True)
+    finally:
+        await cluster.stop()
     return 0
 
 
