@@ -1,0 +1,422 @@
+"""``Manager``: starts the operator's parts in order, runs controllers only while leading, and
+stops everything in reverse within a deadline.
+
+Start order (controller-runtime's runnable groups):
+
+1. HTTP servers: ``/metrics`` and ``/healthz`` + ``/readyz`` (before any cache fills, so probes
+   and scrapes always find the ports open);
+2. informer caches: start every informer of ``manager.informers`` and wait until all have synced
+   (``/readyz`` fails until then);
+3. leader election (when ``leader_elect``): wait until this replica holds the Lease;
+4. controllers: run while leading. Caches are warm before leadership, so a new leader starts
+   reconciling at once.
+
+Stop (``request_stop()``, a signal, or cancelling ``run``) goes in reverse: controllers drain
+within ``graceful_shutdown_timeout`` (then in-flight reconciles are cancelled), the Lease is
+released (``leader_election_release_on_cancel``), caches stop, servers stop.
+
+Losing leadership is fatal, as in controller-runtime: controllers are cancelled at once (no
+drain: another replica may already lead), everything stops, and ``run`` raises
+``LeaderElectionLost`` so the process exits non-zero and restarts as a candidate.
+``run_manager`` wires signals and turns the outcome into an exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry
+
+from kubetrain.informers.factory import SharedInformerFactory
+from kubetrain.informers.transport import Transport
+
+from .controller import CacheSyncTimeoutError, Controller
+from .health import (
+    Checker,
+    HealthChecks,
+    HttpServer,
+    Route,
+    metrics_route,
+    parse_bind_address,
+    ping,
+)
+from .leaderelection import LeaderElectionConfig, LeaderElector
+from .loop import install_signal_handlers
+from .metrics import informer_metrics
+
+__all__ = ["LeaderElectionLost", "Manager", "ManagerOptions", "run_manager"]
+
+log = logging.getLogger(__name__)
+
+#: Where a pod finds its namespace (the service-account mount).
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class LeaderElectionLost(RuntimeError):
+    """This replica stopped leading; the process must exit (non-zero) and start over."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagerOptions:
+    """How the manager runs; defaults are controller-runtime's and the reference flags'."""
+
+    metrics_bind_address: str = ":8080"
+    """``--metrics-bind-address``: ``HOST:PORT``, ``:PORT``, ``:0`` (free port) or ``0`` (off)."""
+    health_probe_bind_address: str = ":8081"
+    """``--health-probe-bind-address`` for ``/healthz`` and ``/readyz`` (same forms). When equal
+    to ``metrics_bind_address``, one server serves all three."""
+    leader_elect: bool = False
+    """``--leader-elect``: run controllers only while holding the Lease."""
+    leader_election_id: str = "kubetrain-leader"
+    """The Lease's name."""
+    leader_election_namespace: str = ""
+    """The Lease's namespace; "" means ``$POD_NAMESPACE``, else the service-account namespace,
+    else ``default``."""
+    leader_election_identity: str = ""
+    """This replica's holder identity; "" means ``<hostname>_<uuid4>`` (unique per process)."""
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    leader_election_release_on_cancel: bool = True
+    """Release the Lease on a graceful stop (after controllers drained) so a successor takes
+    over at once instead of after ``lease_duration``."""
+    graceful_shutdown_timeout: float | None = 30.0
+    """Seconds controllers get to drain on stop; then in-flight reconciles are cancelled.
+    None: wait as long as it takes; 0: cancel at once."""
+    cache_sync_timeout: float = 120.0
+    """Seconds to wait for the informers' first sync before ``run`` fails."""
+    registry: CollectorRegistry | None = None
+    """The registry ``/metrics`` serves, and where the elector (and, by default, the informers)
+    register; None: prometheus-client's global registry. Controllers take theirs from
+    ``ControllerOptions.registry``: pass the same one."""
+
+    def __post_init__(self) -> None:
+        parse_bind_address(self.metrics_bind_address)
+        parse_bind_address(self.health_probe_bind_address)
+        if self.graceful_shutdown_timeout is not None and self.graceful_shutdown_timeout < 0:
+            raise ValueError(
+                "ManagerOptions.graceful_shutdown_timeout must be >= 0 seconds or None, got "
+                f"{self.graceful_shutdown_timeout}"
+            )
+        if self.cache_sync_timeout <= 0:
+            raise ValueError(
+                f"ManagerOptions.cache_sync_timeout must be > 0, got {self.cache_sync_timeout}"
+            )
+        if self.leader_elect and not self.leader_election_id:
+            raise ValueError("ManagerOptions.leader_election_id must be set with leader_elect")
+
+
+def default_lease_namespace() -> str:
+    """``$POD_NAMESPACE``, else the service-account namespace, else ``default``."""
+    env = os.environ.get("POD_NAMESPACE", "").strip()
+    if env:
+        return env
+    with contextlib.suppress(OSError):
+        mounted = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+        if mounted:
+            return mounted
+    return "default"
+
+
+class Manager:
+    """Runs informers, controllers, leader election and the HTTP endpoints of one operator.
+
+    Usage::
+
+        manager = Manager(api_client, ManagerOptions(leader_elect=True))
+        jobs = manager.informers.informer_for(kubeflow("PyTorchJob"))
+        manager.add(Controller("pytorchjob", reconcile).watch(jobs))
+        await manager.run()  # until request_stop(); raises LeaderElectionLost
+    """
+
+    def __init__(
+        self,
+        client: Transport,
+        options: ManagerOptions | None = None,
+        *,
+        informers: SharedInformerFactory | None = None,
+    ) -> None:
+        """``informers``: the factory controllers take informers from; default: a new one on
+        ``client`` with metrics in ``options.registry``."""
+        self.client = client
+        self.options = options if options is not None else ManagerOptions()
+        self.informers = (
+            informers
+            if informers is not None
+            else SharedInformerFactory(client, metrics=informer_metrics(self.options.registry))
+        )
+        self.healthz = HealthChecks("/healthz")
+        self.readyz = HealthChecks("/readyz")
+        self.healthz.add("ping", ping)
+        self.readyz.add("informers", self._check_caches)
+        self._controllers: list[Controller] = []
+        self._servers: list[HttpServer] = []
+        self._caches_synced = False
+        self._stop = asyncio.Event()
+        self._ran = False
+        self.elector: LeaderElector | None = None
+        if self.options.leader_elect:
+            self.healthz.add("leader-election", self._check_leader_election)
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def add(self, controller: Controller) -> Controller:
+        """Run ``controller`` while leading. Call before ``run``; returns it."""
+        if self._ran:
+            raise RuntimeError("Manager.add: add controllers before run()")
+        if any(c.name == controller.name for c in self._controllers):
+            raise ValueError(f"Manager already has a controller named {controller.name!r}")
+        self._controllers.append(controller)
+        return controller
+
+    def add_healthz_check(self, name: str, check: Checker) -> None:
+        """A liveness check (``/healthz``): failing it makes kubelet restart the pod."""
+        self.healthz.add(name, check)
+
+    def add_readyz_check(self, name: str, check: Checker) -> None:
+        """A readiness check (``/readyz``): failing it takes the pod out of Service endpoints."""
+        self.readyz.add(name, check)
+
+    @property
+    def controllers(self) -> list[Controller]:
+        return list(self._controllers)
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound ``/metrics`` port (after ``run`` started the servers)."""
+        return self._port_of("/metrics")
+
+    @property
+    def health_port(self) -> int:
+        """The bound ``/healthz`` + ``/readyz`` port (after ``run`` started the servers)."""
+        return self._port_of("/healthz")
+
+    @property
+    def is_leader(self) -> bool:
+        """True while controllers may run: leading, or leader election is off."""
+        return self.elector.is_leader if self.elector is not None else self._caches_synced
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to stop gracefully. Synchronous and idempotent (signal-handler safe)."""
+        self._stop.set()
+
+    # -- run -------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start in order, run until ``request_stop``, then stop in reverse (module docstring).
+
+        Raises ``LeaderElectionLost`` when leadership was lost, ``CacheSyncTimeoutError`` when the
+        caches do not sync in time, ``OSError`` when a port cannot be bound, and re-raises a
+        controller's unexpected failure (after stopping everything).
+        """
+        if self._ran:
+            raise RuntimeError("Manager.run: a manager runs once; create a new one")
+        self._ran = True
+        opts = self.options
+        controller_tasks: dict[asyncio.Task[None], Controller] = {}
+        election: asyncio.Task[None] | None = None
+        stopper = asyncio.create_task(self._stop.wait(), name="manager stop")
+        lost = False
+        failure: BaseException | None = None
+        try:
+            await self._start_servers()
+            self.informers.start()
+            if not await self._wait(self._sync_caches(), stopper):
+                return
+            self._caches_synced = True
+            log.info("caches synced")
+
+            if opts.leader_elect:
+                self.elector = self._make_elector()
+                election = asyncio.create_task(self.elector.run(), name="leader election")
+                leading = asyncio.create_task(self.elector.wait_until_leading())
+                try:
+                    await asyncio.wait({election, leading, stopper}, return_when="FIRST_COMPLETED")
+                finally:
+                    leading.cancel()
+                if stopper.done():
+                    return
+                if election.done():
+                    lost = not election.cancelled() and election.exception() is None
+                    election.result()  # an elector failure propagates
+                    return
+
+            for controller in self._controllers:
+                task = asyncio.create_task(controller.run(), name=f"controller {controller.name}")
+                controller_tasks[task] = controller
+            watched: set[asyncio.Future[Any]] = {stopper, *controller_tasks}
+            if election is not None:
+                watched.add(election)
+            done, _ = await asyncio.wait(watched, return_when="FIRST_COMPLETED")
+            if election is not None and election in done:
+                lost = True
+                log.error("leader election lost; stopping controllers now")
+            for task, controller in controller_tasks.items():
+                if task not in done:
+                    continue
+                if task.cancelled() or task.exception() is None:
+                    failure = RuntimeError(f"controller {controller.name} stopped unexpectedly")
+                else:
+                    failure = task.exception()
+                log.error("controller %s failed", controller.name, exc_info=failure)
+                break
+        finally:
+            await self._teardown(controller_tasks, election, lost=lost)
+            stopper.cancel()
+        if lost:
+            raise LeaderElectionLost(
+                f"leader election lost for Lease {opts.leader_election_id}; exiting so a "
+                "fresh process can rejoin as a candidate"
+            )
+        if failure is not None:
+            raise failure
+
+    async def _wait(
+        self, work: Coroutine[Any, Any, None], stopper: asyncio.Task[Literal[True]]
+    ) -> bool:
+        """Await ``work`` unless stop is requested first; True when ``work`` finished."""
+        task = asyncio.create_task(work)
+        try:
+            await asyncio.wait({task, stopper}, return_when="FIRST_COMPLETED")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            return False
+        task.result()
+        return True
+
+    async def _sync_caches(self) -> None:
+        timeout = self.options.cache_sync_timeout
+        if not await self.informers.wait_for_sync(timeout):
+            unsynced = ", ".join(repr(i) for i in self.informers.unsynced())
+            raise CacheSyncTimeoutError(
+                f"informers not synced after {timeout} s: {unsynced} (check the API server, RBAC "
+                "and ManagerOptions.cache_sync_timeout)"
+            )
+
+    def _make_elector(self) -> LeaderElector:
+        opts = self.options
+        identity = opts.leader_election_identity or f"{socket.gethostname()}_{uuid.uuid4()}"
+        config = LeaderElectionConfig(
+            lease_name=opts.leader_election_id,
+            lease_namespace=opts.leader_election_namespace or default_lease_namespace(),
+            identity=identity,
+            lease_duration=opts.lease_duration,
+            renew_deadline=opts.renew_deadline,
+            retry_period=opts.retry_period,
+            release_on_cancel=opts.leader_election_release_on_cancel,
+        )
+        return LeaderElector(self.client, config, registry=opts.registry)
+
+    async def _teardown(
+        self,
+        controller_tasks: dict[asyncio.Task[None], Controller],
+        election: asyncio.Task[None] | None,
+        *,
+        lost: bool,
+    ) -> None:
+        """Stop in reverse order; every step runs even if an earlier one failed."""
+        grace = 0.0 if lost else self.options.graceful_shutdown_timeout
+        if controller_tasks:
+            results = await asyncio.gather(
+                *(c.stop(timeout=grace) for c in controller_tasks.values()),
+                return_exceptions=True,
+            )
+            for controller, result in zip(controller_tasks.values(), results, strict=True):
+                if result is False:
+                    log.warning("controller %s did not drain in time", controller.name)
+                elif isinstance(result, BaseException):
+                    log.error("stopping controller %s failed", controller.name, exc_info=result)
+            for task in controller_tasks:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*controller_tasks, return_exceptions=True)
+        if election is not None and not election.done():
+            election.cancel()  # releases the Lease when configured
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await election
+        try:
+            await self.informers.stop()
+        except Exception:
+            log.exception("stopping informers failed")
+        self._caches_synced = False
+        for server in reversed(self._servers):
+            try:
+                await server.stop()
+            except Exception:
+                log.exception("stopping the %s server failed", server.name)
+        log.info("manager stopped")
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def _start_servers(self) -> None:
+        """Start the metrics and probe servers (one server when both use one fixed address)."""
+        opts = self.options
+        plans: list[tuple[str, tuple[str | None, int], list[Route]]] = []
+        metrics = parse_bind_address(opts.metrics_bind_address)
+        if metrics is not None:
+            plans.append(("metrics", metrics, [metrics_route(opts.registry)]))
+        health = parse_bind_address(opts.health_probe_bind_address)
+        if health is not None:
+            plans.append(("health", health, [*self.healthz.routes(), *self.readyz.routes()]))
+        merged: list[tuple[str, tuple[str | None, int], list[Route]]] = []
+        for name, address, routes in plans:
+            for i, (other, other_address, other_routes) in enumerate(merged):
+                if address == other_address and address[1] != 0:
+                    merged[i] = (f"{other}+{name}", address, other_routes + routes)
+                    break
+            else:
+                merged.append((name, address, routes))
+        for name, address, routes in merged:
+            server = HttpServer(name=name, address=address, routes=routes)
+            await server.start()
+            self._servers.append(server)
+
+    def _port_of(self, path: str) -> int:
+        for server in self._servers:
+            if server.serves(path):
+                return server.port
+        raise RuntimeError(f"no running server serves {path} (disabled, or run() not started)")
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def _check_caches(self) -> None:
+        if self._caches_synced:
+            return
+        unsynced = self.informers.unsynced()
+        if unsynced:
+            raise RuntimeError("not synced: " + ", ".join(repr(i) for i in unsynced))
+        raise RuntimeError("caches not started")
+
+    def _check_leader_election(self) -> None:
+        if self.elector is not None and not self.elector.healthy():
+            raise RuntimeError("leader has not renewed its Lease in time")
+
+
+async def run_manager(manager: Manager) -> int:
+    """Run ``manager`` with SIGTERM/SIGINT handling; the process exit status.
+
+    0 after a graceful stop, 1 after a lost leadership (the pod restarts as a candidate).
+    Other failures propagate.
+    """
+    remove = install_signal_handlers(manager.request_stop)
+    try:
+        await manager.run()
+    except LeaderElectionLost as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        remove()
+    return 0
