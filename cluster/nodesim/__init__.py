@@ -22,8 +22,9 @@ Per-pod behaviour, from annotations (prefix ``sim.kubetrain.dev/``; defaults fro
     That container's final exit code (also for init containers, default 0), overriding
     ``exit-code``.
 ``fail-after-seconds``
-    Failing runs last this long instead of ``run-seconds``; alone it makes the final exit
-    code 1 (unless ``exit-code`` says otherwise).
+    Failing runs last this long instead of ``run-seconds``. Without ``restarts`` it makes the
+    final exit code 1 (unless ``exit-code`` says otherwise); with ``restarts`` it times the
+    crashes and the final run still exits ``exit-code`` (default 0).
 ``restarts``
     Runs that crash (exit ``exit-code`` if non-zero, else 1) before the final one. Under
     restartPolicy OnFailure/Always each is restarted in place (restartCount + 1, lastState

@@ -106,9 +106,9 @@ def behaviour_of(pod: Mapping[str, Any], options: NodeSimOptions) -> PodBehaviou
     fail_after = _number(ann, "fail-after-seconds", -1.0, where)
     fail_after_seconds = fail_after if fail_after >= 0 else None
     pod_exit = _int(ann, "exit-code", 0, where) or 0
-    if pod_exit == 0 and fail_after_seconds is not None:
-        pod_exit = 1  # fail-after-seconds alone means "fails", with exit code 1
     restarts = max(0, _int(ann, "restarts", 0, where) or 0)
+    if pod_exit == 0 and fail_after_seconds is not None and restarts == 0:
+        pod_exit = 1  # fail-after-seconds alone means "fails", with exit code 1
     containers = []
     for c in spec.get("containers") or []:
         name = str(c.get("name", ""))
