@@ -16,19 +16,22 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from . import errors
+from .admission import WebhookAdmission
 from .builtins import DEFAULT_NAMESPACES, ClusterIPAllocator, builtin_resources
 from .discovery import Discovery
 from .faults import FaultInjector
+from .gc import GarbageCollector, GcOptions
 from .handlers import ResourcePath, handle_resource, json_response
 from .hooks import AdmissionPlugin
 from .metrics import ApiMetrics
+from .namespaces import NamespaceController
 from .podlogs import PodLogs
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import ObjectService, WriteOptions
@@ -62,6 +65,9 @@ class ApiServerOptions:
     - ``git_version``: what ``/version`` reports.
     - ``backend``: durable storage (None: memory only).
     - ``max_body_bytes``: largest request body accepted.
+    - ``controllers``: run the garbage collector and the namespace controller (kube-controller-
+      manager's jobs, ``gc.py``/``namespaces.py``); off only for tests of bare store semantics.
+    - ``gc``: garbage collector options.
     """
 
     watch_history_size: int = 10_000
@@ -73,6 +79,8 @@ class ApiServerOptions:
     git_version: str = "v1.34.0-kubetrain"
     backend: StorageBackend | None = None
     max_body_bytes: int = 64 * 1024 * 1024
+    controllers: bool = True
+    gc: GcOptions = field(default_factory=GcOptions)
 
 
 class ApiServer:
@@ -94,6 +102,14 @@ class ApiServer:
             registry=self.registry,
             admission=self.admission,
             cluster_ips=self.cluster_ips,
+        )
+        self.webhooks = WebhookAdmission(store=self.store, registry=self.registry)
+        self.admission.extend([self.webhooks.mutating, self.webhooks.validating])
+        self.gc = GarbageCollector(
+            store=self.store, registry=self.registry, rest=self.rest, options=self.options.gc
+        )
+        self.namespace_controller = NamespaceController(
+            store=self.store, registry=self.registry, rest=self.rest
         )
         self.pod_logs = PodLogs()
         self.discovery = Discovery(self.registry, git_version=self.options.git_version)
@@ -161,6 +177,10 @@ class ApiServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Bootstrap and serve on ``host:port`` (0: a free port); return the base URL."""
         await self.bootstrap()
+        self.webhooks.start()
+        if self.options.controllers:
+            self.gc.start()
+            self.namespace_controller.start()
         app = self.make_app()
         self._runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
@@ -178,9 +198,12 @@ class ApiServer:
     async def stop(self) -> None:
         """Close watches, stop serving and flush the backend."""
         self.hub.close_all()
+        await self.gc.stop()
+        await self.namespace_controller.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.webhooks.close()
         self.store.flush()
 
     # -- store listener ----------------------------------------------------------------------
