@@ -268,6 +268,9 @@ class GarbageCollector:
             else:
                 self._retries.pop(item, None)
             self.queue.done(item)
+            # asyncio.Queue.get does not suspend while items wait: yield, so a burst of
+            # work never holds up request handling for more than one item.
+            await asyncio.sleep(0)
 
     async def _process(self, item: _Item) -> None:
         if item[0] == "gone":

@@ -136,6 +136,9 @@ class NamespaceController:
             else:
                 self._retries.pop(name, None)
             self.queue.done(name)
+            # asyncio.Queue.get does not suspend while items wait: yield, so a burst of
+            # work never holds up request handling for more than one item.
+            await asyncio.sleep(0)
 
     def _namespaced_resources(self) -> list[ResourceInfo]:
         """One served info per namespaced storage key."""

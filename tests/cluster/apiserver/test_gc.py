@@ -238,3 +238,32 @@ async def test_burst_of_owner_deletes(cluster: EmbeddedCluster, raw: Raw) -> Non
         await api.rest.delete(info, "default", f"b{i}", DeleteOptions())
     await api.gc.wait_idle()
     assert api.store.count(info.storage_key, "default") == 0
+
+
+async def test_requests_are_served_while_a_burst_is_collected(
+    cluster: EmbeddedCluster, raw: Raw
+) -> None:
+    """The GC yields between items: an API call finishes while thousands of deletes wait."""
+    api = cluster.api
+    info = api.registry.lookup("", "v1", "configmaps")
+    assert info is not None
+    for i in range(300):
+        owner = await api.rest.create(
+            info, "default", {"metadata": {"name": f"o{i}"}}, WriteOptions()
+        )
+        for j in range(8):
+            await api.rest.create(
+                info,
+                "default",
+                {"metadata": {"name": f"o{i}-{j}", "ownerReferences": [ref(owner)]}},
+                WriteOptions(),
+            )
+    await api.gc.wait_idle()
+    for i in range(300):
+        await api.rest.delete(info, "default", f"o{i}", DeleteOptions())
+    assert not api.gc.queue.idle
+    status, _, _ = await raw.get("/api/v1/namespaces/default")
+    assert status == 200
+    assert not api.gc.queue.idle  # answered before the 2,400 dependents were all collected
+    await api.gc.wait_idle()
+    assert api.store.count(info.storage_key, "default") == 0
