@@ -53,8 +53,9 @@ class EmbeddedCluster:
     ``port`` 0 picks a free port. ``data_dir`` keeps the objects in an SQLite database there
     (``apiserver.persistence``: loaded on start, written as they change, all of it on a clean
     stop); None keeps them in memory only. ``kubeconfig_path`` None writes
-    a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator when
-    ``kubetrain.cluster.nodesim`` provides one.
+    a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator
+    (``kubetrain.cluster.nodesim``) with ``nodesim_options`` (a ``NodeSimOptions``; None: its
+    defaults; its ``nodes`` field is replaced by ``nodes``).
     """
 
     def __init__(
@@ -66,11 +67,13 @@ class EmbeddedCluster:
         data_dir: str | None = None,
         kubeconfig_path: str | None = None,
         options: ApiServerOptions | None = None,
+        nodesim_options: Any = None,
     ) -> None:
         self.host = host
         self.port = port
         self.nodes = nodes
         self.data_dir = data_dir
+        self.nodesim_options = nodesim_options
         self.api = ApiServer(options)
         self.url = ""
         self._kubeconfig_given = kubeconfig_path is not None

@@ -39,12 +39,14 @@ def _event_loop_runner() -> asyncio.Runner:
 async def _cluster_main(args: argparse.Namespace) -> int:
     from kubetrain.cluster.apiserver.persistence import PersistenceError
     from kubetrain.cluster.embedded import EmbeddedCluster
+    from kubetrain.cluster.nodesim.flags import options_from_args
 
     cluster = EmbeddedCluster(
         port=args.port,
         nodes=args.nodes,
         data_dir=args.data,
         kubeconfig_path=args.kubeconfig,
+        nodesim_options=options_from_args(args, nodes=args.nodes),
     )
     try:
         await cluster.start()
@@ -76,6 +78,9 @@ def _add_cluster_flags(p: argparse.ArgumentParser, *, kubeconfig_default: str | 
         metavar="DIR",
         help="persist objects in DIR (SQLite) so a restart loses nothing",
     )
+    from kubetrain.cluster.nodesim.flags import add_nodesim_flags
+
+    add_nodesim_flags(p, with_nodes=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
