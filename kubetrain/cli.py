@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
     p.set_defaults(main=_cluster_main)
 
+    p = sub.add_parser("operator", help="run the job controllers against a cluster")
+    from kubetrain.operator import add_operator_flags, run_operator
+
+    add_operator_flags(p)
+    p.set_defaults(main=run_operator)
+
     p = sub.add_parser("up", help="embedded cluster + operator + example jobs, with live progress")
     _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
     p.set_defaults(main=_cluster_main)
