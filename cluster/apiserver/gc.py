@@ -131,12 +131,16 @@ class GcOptions:
       failed write (409 conflicts, webhook denials); retried until it succeeds, as kube does.
     - ``yield_every``: dependents handled between two yields to the event loop, so one owner with
       many dependents does not stall request handling.
+    - ``time_slice_seconds``: how long the workers together run queued items back to back
+      before they let the event loop serve requests (about the longest stall a GC burst causes
+      per loop iteration; 0 yields after every item).
     """
 
     workers: int = 8
     retry_base_seconds: float = 0.005
     retry_max_seconds: float = 5.0
     yield_every: int = 64
+    time_slice_seconds: float = 0.002
 
 
 # Work items: ("obj", storage key, namespace, name): look at an object as a dependent (verify its
@@ -166,6 +170,8 @@ class GarbageCollector:
         self.queue = WorkQueue()
         self._retries: dict[Hashable, int] = {}
         self._workers: list[asyncio.Task[None]] = []
+        self._slice_start = 0.0  # loop time the workers' current shared time slice began
+        self._next_slice: asyncio.Future[None] | None = None  # resolved when a new slice starts
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -246,9 +252,11 @@ class GarbageCollector:
     # -- workers -----------------------------------------------------------------------------
 
     async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             item = await self.queue.get()
             try:
+                await self._wait_for_slice(loop)
                 await self._process(item)  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 self.queue.done(item)
@@ -268,9 +276,24 @@ class GarbageCollector:
             else:
                 self._retries.pop(item, None)
             self.queue.done(item)
-            # asyncio.Queue.get does not suspend while items wait: yield, so a burst of
-            # work never holds up request handling for more than one item.
-            await asyncio.sleep(0)
+
+    async def _wait_for_slice(self, loop: asyncio.AbstractEventLoop) -> None:
+        """asyncio.Queue.get does not suspend while items wait: once the time slice shared by
+        all workers is used up, every worker waits for the next loop iteration, where a new
+        slice starts, so a burst never holds up request handling for long."""
+        if loop.time() - self._slice_start < self.options.time_slice_seconds:
+            return
+        next_slice = self._next_slice
+        if next_slice is None:
+            next_slice = self._next_slice = loop.create_future()
+            loop.call_soon(self._renew_slice, loop)
+        await asyncio.shield(next_slice)
+
+    def _renew_slice(self, loop: asyncio.AbstractEventLoop) -> None:
+        next_slice, self._next_slice = self._next_slice, None
+        self._slice_start = loop.time()
+        if next_slice is not None and not next_slice.done():
+            next_slice.set_result(None)
 
     async def _process(self, item: _Item) -> None:
         if item[0] == "gone":

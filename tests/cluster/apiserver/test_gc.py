@@ -259,6 +259,7 @@ async def test_requests_are_served_while_a_burst_is_collected(
                 WriteOptions(),
             )
     await api.gc.wait_idle()
+    api.gc.options.time_slice_seconds = 0.0  # one item per loop iteration: no timing involved
     for i in range(300):
         await api.rest.delete(info, "default", f"o{i}", DeleteOptions())
     assert not api.gc.queue.idle
