@@ -138,6 +138,9 @@ class JobControllerOptions:
     """Operator-wide settings of the pure domain (init container image, cluster domain...)."""
     field_manager: str = "kubetrain"
     """``fieldManager`` of every write."""
+    stale_job_requeue: float = 5.0
+    """Seconds after which a job whose cache has not shown our last write yet is looked at
+    again anyway (the job's watch event normally comes first and enqueues it at once)."""
 
     def __post_init__(self) -> None:
         if self.create_concurrency < 1:
@@ -283,6 +286,10 @@ class JobReconciler:
         self._applied: dict[tuple[str, str, str], Obj] = {}
         # job UIDs whose all-pods-created time was observed.
         self._pods_timed: set[str] = set()
+        # job UID -> resourceVersion of our last write to the job: until the cache shows it (or
+        # newer), the cached job is stale and its status must not be decided on again (a
+        # Created condition or a transition would be counted twice).
+        self._written: dict[str, str] = {}
 
     # -- the reconcile ---------------------------------------------------------------------------
 
@@ -298,6 +305,8 @@ class JobReconciler:
         if previous is not None and previous != uid:
             self._forget(key)
         self._uids[key] = uid
+        if not self._cache_caught_up(uid, str(meta.get("resourceVersion") or "")):
+            return Result(requeue_after=self.options.stale_job_requeue)
         if not self.expectations.satisfied(uid):
             wait = self.expectations.seconds_until_timeout(uid)
             log.debug("waiting for expectations %s", self.expectations.pending(uid))
@@ -331,10 +340,22 @@ class JobReconciler:
             return Result(requeue_after=max(decision.requeue_after, 0.001), priority=priority)
         return Result()
 
+    def _cache_caught_up(self, uid: str, cached_rv: str) -> bool:
+        written = self._written.get(uid)
+        if written is None:
+            return True
+        if cached_rv == written or (
+            cached_rv.isdigit() and written.isdigit() and int(cached_rv) > int(written)
+        ):
+            del self._written[uid]
+            return True
+        return False
+
     def _forget(self, key: str) -> None:
         uid = self._uids.pop(key, None)
         if uid is None:
             return
+        self._written.pop(uid, None)
         self.expectations.forget(uid)
         self._pods_timed.discard(uid)
         for memo in [m for m in self._applied if m[0] == uid]:
@@ -358,6 +379,7 @@ class JobReconciler:
                 {"metadata": {"annotations": decision.job_annotations}},
                 field_manager=self.options.field_manager,
             )
+            self._note_written(uid, base)
         # 2. deletions.
         pod_uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}
         deletions: list[Awaitable[None]] = []
@@ -565,14 +587,21 @@ class JobReconciler:
 
         meta = base["metadata"]
         try:
-            await self.client.update_status_with_retry(
+            stored = await self.client.update_status_with_retry(
                 self.job_ref, meta.get("namespace"), meta["name"], mutate, current=base
             )
         except ApiStatusError as e:
             if e.is_not_found:
                 return False
             raise
+        if stored is not None:
+            self._note_written(uid, stored)
         return True
+
+    def _note_written(self, uid: str, stored: Obj) -> None:
+        rv = (stored.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            self._written[uid] = str(rv)
 
     # -- invalid jobs ----------------------------------------------------------------------------
 

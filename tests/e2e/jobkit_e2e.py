@@ -1,0 +1,218 @@
+"""Helpers for the job e2e tests: an embedded cluster with simulated nodes, the CRDs, the
+operator running in-process, job manifests and polling.
+
+One cluster per test module (module-scoped fixture); the operator can be stopped and started
+again on it (restart tests). Tests use distinct namespaces so they do not see each other's jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.metrics import new_registry
+from kubetrain.informers.resource import EVENTS, PODS, SERVICES, ResourceRef, kubeflow
+from kubetrain.informers.transport import ApiStatusError
+from kubetrain.operator import Operator, OperatorOptions
+from kubetrain.reconcilers.api.crds import all_crds
+
+Obj = dict[str, Any]
+
+CRDS = ResourceRef(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
+)
+NAMESPACES = ResourceRef("", "v1", "namespaces", False, "Namespace")
+SIM = "sim.kubetrain.dev/"
+
+
+@dataclass
+class RunningOperator:
+    operator: Operator
+    task: asyncio.Task[None]
+    registry: CollectorRegistry
+
+    async def stop(self) -> None:
+        self.operator.request_stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, 10)
+        await self.operator.close()
+
+
+@dataclass
+class Env:
+    cluster: EmbeddedCluster
+    client: ApiClient
+    running: RunningOperator | None = None
+    _ns: int = field(default=0)
+
+    async def start_operator(self, **options: Any) -> RunningOperator:
+        registry = new_registry(process_metrics=False)
+        opts = OperatorOptions(
+            metrics_bind_address="0",
+            health_probe_bind_address="0",
+            component_host="test",
+            graceful_shutdown_timeout=2.0,
+            **options,
+        )
+        operator = Operator(self.client, opts, registry=registry)
+        task = asyncio.create_task(operator.run())
+        self.running = RunningOperator(operator, task, registry)
+        await asyncio.wait_for(operator.manager.informers.wait_for_sync(), 10)
+        return self.running
+
+    async def stop_operator(self) -> None:
+        if self.running is not None:
+            await self.running.stop()
+            self.running = None
+
+    async def namespace(self, prefix: str) -> str:
+        self._ns += 1
+        name = f"{prefix}-{self._ns}"
+        await self.client.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+        return name
+
+    async def create_job(self, job: Obj) -> Obj:
+        return await self.client.create(kubeflow(job["kind"]), job)
+
+    async def get_job(self, kind: str, ns: str, name: str) -> Obj | None:
+        try:
+            return await self.client.get(kubeflow(kind), ns, name)
+        except ApiStatusError as e:
+            if e.is_not_found:
+                return None
+            raise
+
+    async def pods(self, ns: str) -> list[Obj]:
+        return sorted(await self.client.list_all(PODS, ns), key=lambda p: p["metadata"]["name"])
+
+    async def services(self, ns: str) -> list[Obj]:
+        return sorted(await self.client.list_all(SERVICES, ns), key=lambda s: s["metadata"]["name"])
+
+    async def events(self, ns: str) -> list[Obj]:
+        return await self.client.list_all(EVENTS, ns)
+
+    async def wait_condition(
+        self, kind: str, ns: str, name: str, ctype: str, *, timeout: float = 15.0
+    ) -> Obj:
+        """Poll until the job has condition ``ctype`` True; returns the job."""
+
+        async def check() -> Obj | None:
+            job = await self.get_job(kind, ns, name)
+            if job is not None and has_condition(job, ctype):
+                return job
+            return None
+
+        return await poll(check, timeout=timeout, what=f"{kind} {ns}/{name} {ctype}")
+
+
+def has_condition(job: Obj, ctype: str) -> bool:
+    return any(
+        c.get("type") == ctype and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+def condition_types(job: Obj) -> list[str]:
+    return [c["type"] for c in (job.get("status") or {}).get("conditions") or []]
+
+
+async def poll(
+    check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+async def open_env(nodes: int = 4) -> AsyncIterator[Env]:
+    """Cluster + client + CRDs (no operator yet)."""
+    async with EmbeddedCluster(nodes=nodes) as cluster:
+        config = load_kubeconfig(cluster.kubeconfig_path)
+        async with ApiClient(
+            config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
+        ) as client:
+            for crd in all_crds():
+                await client.create(CRDS, crd)
+            env = Env(cluster, client)
+            try:
+                yield env
+            finally:
+                await env.stop_operator()
+
+
+def container(name: str, **extra: Any) -> Obj:
+    return {"name": name, "image": "busybox:1", **extra}
+
+
+def job_manifest(
+    kind: str,
+    replica_field: str,
+    container_name: str,
+    replicas: dict[str, int],
+    *,
+    name: str,
+    namespace: str,
+    run_seconds: float = 0.3,
+    annotations: dict[str, dict[str, str]] | None = None,
+    restart_policy: str | None = None,
+    run_policy: Obj | None = None,
+    ports: list[Obj] | None = None,
+    **spec: Any,
+) -> Obj:
+    """A job whose pods run ``run_seconds`` on the simulated nodes; ``annotations`` adds
+    per-replica-type pod annotations (``sim.kubetrain.dev/...``)."""
+    specs: Obj = {}
+    for rtype, n in replicas.items():
+        pod_annotations = {SIM + "run-seconds": str(run_seconds)}
+        pod_annotations.update((annotations or {}).get(rtype, {}))
+        c = container(container_name)
+        if ports is not None:
+            c["ports"] = ports
+        rspec: Obj = {
+            "replicas": n,
+            "template": {
+                "metadata": {"annotations": pod_annotations},
+                "spec": {"containers": [c]},
+            },
+        }
+        if restart_policy is not None:
+            rspec["restartPolicy"] = restart_policy
+        specs[rtype] = rspec
+    body: Obj = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {replica_field: specs, **spec},
+    }
+    if run_policy is not None:
+        body["spec"]["runPolicy"] = run_policy
+    return body
+
+
+def env_of(pod: Obj, container_name: str) -> dict[str, str]:
+    for c in pod["spec"]["containers"]:
+        if c["name"] == container_name:
+            return {e["name"]: e.get("value", "") for e in c.get("env") or []}
+    raise AssertionError(f"no container {container_name} in {pod['metadata']['name']}")
+
+
+def metric_value(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
