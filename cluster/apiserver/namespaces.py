@@ -162,7 +162,9 @@ class NamespaceController:
             key = info.storage_key
             if not self.store.count(key, name):
                 continue
-            for (_, obj_name), obj in list(self.store.iter_range(key, name)):
+            for n, ((_, obj_name), obj) in enumerate(list(self.store.iter_range(key, name))):
+                if n and n % 64 == 0:
+                    await asyncio.sleep(0)  # a big namespace must not stall request handling
                 meta = obj["metadata"]
                 if not meta.get("deletionTimestamp"):
                     try:
