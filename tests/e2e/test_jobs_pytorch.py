@@ -237,3 +237,25 @@ async def test_no_duplicate_pod_across_operator_restart(env: Env) -> None:
     names = [p["metadata"]["name"] for p in await env.pods(ns)]
     assert names == ["r-master-0", "r-worker-0", "r-worker-1"]
     assert has_condition(await env.get_job(KIND, ns, "r") or {}, "Succeeded")
+
+
+async def test_recreate_same_name_does_not_stall(env: Env) -> None:
+    ns = await env.namespace("recreate")
+    from kubetrain.informers.resource import kubeflow
+
+    await env.create_job(pytorch("same", ns, {"Master": 1}, run_seconds=30))
+
+    async def running() -> bool:
+        return any(p["metadata"]["name"] == "same-master-0" for p in await env.pods(ns))
+
+    await poll(running, what="first pod")
+    await env.client.delete(kubeflow(KIND), ns, "same", propagation_policy="Background")
+
+    async def job_gone() -> bool:
+        return await env.get_job(KIND, ns, "same") is None
+
+    await poll(job_gone, what="job deleted")
+    new = await env.create_job(pytorch("same", ns, {"Master": 1}, run_seconds=0.2))
+    await env.wait_condition(KIND, ns, "same", "Succeeded", timeout=20)
+    (pod,) = [p for p in await env.pods(ns) if not p["metadata"].get("deletionTimestamp")]
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == new["metadata"]["uid"]
