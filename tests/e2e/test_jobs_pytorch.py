@@ -22,7 +22,7 @@ from jobkit_e2e import (
     poll,
 )
 
-from kubetrain.informers.resource import PODS
+from kubetrain.informers.resource import PODS, kubeflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -141,9 +141,7 @@ async def test_suspend_then_resume(env: Env) -> None:
     job = await env.wait_condition(KIND, ns, "s", "Suspended")
     assert await env.pods(ns) == []
     job["spec"]["runPolicy"]["suspend"] = False
-    await env.client.update(
-        __import__("kubetrain.informers.resource", fromlist=["kubeflow"]).kubeflow(KIND), job
-    )
+    await env.client.update(kubeflow(KIND), job)
     job = await env.wait_condition(KIND, ns, "s", "Succeeded")
     suspended = next(c for c in job["status"]["conditions"] if c["type"] == "Suspended")
     assert suspended["status"] == "False"
@@ -241,8 +239,6 @@ async def test_no_duplicate_pod_across_operator_restart(env: Env) -> None:
 
 async def test_recreate_same_name_does_not_stall(env: Env) -> None:
     ns = await env.namespace("recreate")
-    from kubetrain.informers.resource import kubeflow
-
     await env.create_job(pytorch("same", ns, {"Master": 1}, run_seconds=30))
 
     async def running() -> bool:
