@@ -17,7 +17,7 @@ CRD_FILE = ROOT / "deploy" / "crds" / "kubeflow.org_pytorchjobs.yaml"
 training = pytest.importorskip("kubeflow.training")
 
 
-async def test_training_client_create_get_list_pods_logs_delete(
+async def test_training_client_create_get_patch_list_pods_logs_delete(
     cluster: EmbeddedCluster, raw: Raw
 ) -> None:
     status, body, _ = await raw.post(
@@ -39,18 +39,22 @@ async def test_training_client_create_get_list_pods_logs_delete(
         await raw.patch(f"{pods}/{name}/status", {"status": {"phase": "Running"}})
     cluster.api.pod_logs.append("default", "pytorch-simple-master-0", "pytorch", "epoch 1\n")
 
-    def work() -> tuple[str, list[str], list[str], dict[str, str]]:
+    def work() -> tuple[str, list[str], list[str], dict[str, str], dict[str, str]]:
         tc = training.TrainingClient(config_file=cluster.kubeconfig_path, namespace="default")
         tc.create_job(name="pytorch-simple", base_image="docker.io/busybox:1", num_workers=2)
         got = tc.get_job("pytorch-simple")
+        got.metadata.labels = {**(got.metadata.labels or {}), "team": "vision"}
+        tc.update_job(got, "pytorch-simple")  # PATCH, application/merge-patch+json
+        patched_labels = dict(tc.get_job("pytorch-simple").metadata.labels or {})
         listed = [j.metadata.name for j in tc.list_jobs()]
         pod_names = tc.get_job_pod_names("pytorch-simple", is_master=True)
         logs, _ = tc.get_job_logs("pytorch-simple")
         tc.delete_job("pytorch-simple")
-        return got.metadata.name, listed, pod_names, logs
+        return got.metadata.name, listed, pod_names, logs, patched_labels
 
-    name, listed, pod_names, logs = await asyncio.to_thread(work)
+    name, listed, pod_names, logs, patched_labels = await asyncio.to_thread(work)
     assert name == "pytorch-simple" and listed == ["pytorch-simple"]
+    assert patched_labels["team"] == "vision"
     assert pod_names == ["pytorch-simple-master-0"]
     assert logs == {"pytorch-simple-master-0": "epoch 1\n"}
     status, _, _ = await raw.get(
