@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_operator_flags(p)
     p.set_defaults(main=run_operator)
 
+    p = sub.add_parser("bench", help="run a load scenario side by side with the baselines")
+    from kubetrain.bench.cli import add_bench_flags, run_bench
+
+    add_bench_flags(p)
+    p.set_defaults(main=run_bench)
+
     p = sub.add_parser("up", help="embedded cluster + operator + example jobs, with live progress")
     _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
     p.set_defaults(main=_cluster_main)

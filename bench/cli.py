@@ -1,0 +1,164 @@
+"""``kubetrain bench SCENARIO``: flags, the run (cluster process, CRDs, each scenario) and the
+report. ``kubetrain/cli.py`` only declares the subcommand and hands over here."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.config import load_kubeconfig
+from kubetrain.informers.resource import ResourceRef
+from kubetrain.informers.transport import ApiStatusError
+
+from .harness import ClusterProcess, HarnessError, server_url
+from .jobs import JobShape
+from .report import machine_description, versions, write_report
+from .scenarios import SCENARIOS
+from .scenarios.context import BenchContext, BenchOptions
+from .systems import SYSTEMS, SystemOptions
+
+__all__ = ["add_bench_flags", "options_from_args", "run_bench"]
+
+CRDS = ResourceRef(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
+)
+QUICK_JOBS = 20
+
+
+def add_bench_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", choices=sorted(SCENARIOS), help="the load scenario")
+    p.add_argument("--jobs", type=int, default=None, help="jobs (default: 500; --quick: 20)")
+    p.add_argument("--quick", action="store_true", help="a small run (about a minute) for CI")
+    p.add_argument("--out", default=None, metavar="DIR", help="report directory")
+    p.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="run against this cluster (default: start `kubetrain cluster` as a process)",
+    )
+    p.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="comma-separated systems to compare (default: %(default)s)",
+    )
+    p.add_argument("--run-seconds", type=float, default=1.0, help="simulated pod run time")
+    p.add_argument("--timeout", type=float, default=None, help="per-system wait, seconds")
+    p.add_argument("--operator-qps", type=float, default=0.0, help="kubetrain --kube-api-qps "
+                   "(<= 0: no client-side limit, like the baselines; default: %(default)s)")  # fmt: skip
+    p.add_argument("--operator-burst", type=int, default=1000)
+    p.add_argument("--ttl-seconds", type=int, default=3, help="ttl: ttlSecondsAfterFinished")
+
+
+def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    for s in systems:
+        if s not in SYSTEMS:
+            raise ValueError(f"--systems: unknown system {s!r}; choose from {', '.join(SYSTEMS)}")
+    jobs = args.jobs if args.jobs is not None else (QUICK_JOBS if args.quick else 500)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    timeout = args.timeout if args.timeout is not None else max(120.0, jobs * 1.0)
+    return BenchOptions(
+        jobs=jobs,
+        shape=JobShape(run_seconds=args.run_seconds),
+        systems=systems,
+        timeout_seconds=timeout,
+        settle_seconds=1.0 if args.quick else 2.0,
+        ttl_seconds=args.ttl_seconds,
+        ttl_spread_seconds=3.0 if args.quick else 5.0,
+        system=SystemOptions(operator_qps=args.operator_qps, operator_burst=args.operator_burst),
+    )
+
+
+async def _install_crds(client: ApiClient) -> None:
+    from kubetrain.reconcilers.api.crds import all_crds
+
+    for crd in all_crds():
+        try:
+            await client.create(CRDS, crd)
+        except ApiStatusError as exc:
+            if not exc.is_already_exists:
+                raise
+
+
+async def run_scenario(
+    scenario: str, options: BenchOptions, *, out: Path, kubeconfig: str | None
+) -> dict[str, Any]:
+    """Start the cluster unless ``kubeconfig`` is given, run ``scenario``, write the report."""
+    workdir = out / "logs"
+    workdir.mkdir(parents=True, exist_ok=True)
+    cluster: ClusterProcess | None = None
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    if kubeconfig is None:
+        pods = options.jobs * options.shape.pods + 16
+        nodes = 4
+        cluster = ClusterProcess(workdir=workdir, nodes=nodes, node_pods=math.ceil(pods / nodes))
+        print(f"starting kubetrain cluster ({nodes} simulated nodes)", flush=True)
+        await cluster.start()
+        kubeconfig = cluster.kubeconfig
+    try:
+        url = server_url(kubeconfig)
+        config = load_kubeconfig(kubeconfig)
+        client_options = ClientOptions(
+            qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench"
+        )
+        async with ApiClient(config, client_options) as client, aiohttp.ClientSession() as session:
+            await _install_crds(client)
+            ctx = BenchContext(
+                options=options,
+                client=client,
+                session=session,
+                url=url,
+                kubeconfig=kubeconfig,
+                workdir=workdir,
+                run_id=f"{int(time.time()) % 100000:05d}",
+                say=lambda line: print(line, flush=True),
+            )
+            section = await SCENARIOS[scenario](ctx)
+    finally:
+        if cluster is not None:
+            await cluster.stop()
+    result = {
+        "started": started,
+        "machine": machine_description(),
+        "versions": versions(),
+        "parameters": {
+            "scenario": scenario,
+            "cluster": "kubetrain cluster (process)" if cluster is not None else url,
+            "systems": list(options.systems),
+            "create_concurrency": options.create_concurrency,
+            "timeout_seconds": options.timeout_seconds,
+            "settle_seconds": options.settle_seconds,
+            "kubetrain_operator_qps": options.system.operator_qps,
+            "kubetrain_operator_burst": options.system.operator_burst,
+        },
+        "scenarios": {scenario: section},
+    }
+    written = write_report(result, out)
+    print("report: " + ", ".join(str(p) for p in written), flush=True)
+    return result
+
+
+async def run_bench(args: argparse.Namespace) -> int:
+    """``kubetrain bench``: the exit status (1 with a one-line error on a harness failure)."""
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        print(f"kubetrain bench: error: {exc}", flush=True)
+        return 2
+    out = Path(args.out or tempfile.mkdtemp(prefix=f"kubetrain-bench-{args.scenario}-"))
+    try:
+        await run_scenario(args.scenario, options, out=out, kubeconfig=args.kubeconfig)
+    except HarnessError as exc:
+        print(f"kubetrain bench: error: {exc}", flush=True)
+        return 1
+    print((out / "summary.md").read_text(encoding="utf-8"), flush=True)
+    return 0

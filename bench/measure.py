@@ -1,0 +1,211 @@
+"""Timestamps of every job's milestones, observed from outside through watches on jobs and pods.
+
+``JobWatch`` runs two informers (PyTorchJobs and pods of one namespace) in the harness process and
+stamps, per job, the wall time at which the harness *saw* each milestone: all its pods created,
+the Running and Succeeded conditions, its last pod Succeeded, its deletion. Every system is
+observed by the same watch against the same server, so watch delay cancels out in comparisons.
+Jobs are registered by the harness when their create returns (``job_created``); pods map to their
+job by the ``training.kubeflow.org/job-name`` label, which every measured system sets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubetrain.engine.client import ApiClient
+from kubetrain.informers.factory import SharedInformerFactory
+from kubetrain.informers.handlers import FunctionHandler
+from kubetrain.informers.resource import PODS, kubeflow
+from kubetrain.informers.tombstone import DeletedFinalStateUnknown
+
+__all__ = ["JOB_NAME_LABEL", "JobTimes", "JobWatch", "parse_time"]
+
+JOB_NAME_LABEL = "training.kubeflow.org/job-name"
+Obj = dict[str, Any]
+
+
+def parse_time(value: str | None) -> float | None:
+    """An RFC 3339 timestamp (``...Z``) as epoch seconds; None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class JobTimes:
+    """What the harness saw of one job; times are epoch seconds (``time.time()``), None: not yet.
+
+    Invariant: ``pods_succeeded`` is a subset of ``pods_seen``.
+    """
+
+    created: float | None = None
+    """When the harness's create request returned."""
+    pods_seen: set[str] = field(default_factory=set)
+    pods_succeeded: set[str] = field(default_factory=set)
+    all_pods_created: float | None = None
+    running: float | None = None
+    last_pod_succeeded: float | None = None
+    succeeded: float | None = None
+    failed: float | None = None
+    completion_time: float | None = None
+    """``status.completionTime`` as written by the system (second resolution in kube)."""
+    ttl_seconds: float | None = None
+    deleted: float | None = None
+
+    def latencies(self) -> dict[str, float | None]:
+        """The per-job figures of the burst scenario (None where a milestone is missing)."""
+
+        def since(start: float | None, end: float | None) -> float | None:
+            return None if start is None or end is None else end - start
+
+        return {
+            "create_to_pods_created": since(self.created, self.all_pods_created),
+            "create_to_running": since(self.created, self.running),
+            "pods_succeeded_to_job_succeeded": since(self.last_pod_succeeded, self.succeeded),
+        }
+
+    def deletion_lag(self) -> float | None:
+        """deleted - (completionTime + ttl): the TTL scenario's figure."""
+        if self.deleted is None or self.completion_time is None or self.ttl_seconds is None:
+            return None
+        return self.deleted - (self.completion_time + self.ttl_seconds)
+
+
+def _condition_true(job: Obj, ctype: str) -> bool:
+    for c in (job.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype and c.get("status") == "True":
+            return True
+    return False
+
+
+class JobWatch:
+    """Milestones of the PyTorchJobs of ``namespace``; ``pods_per_job`` pods make "all created".
+
+    Only jobs registered with ``job_created`` are tracked (a warm-up job can be left out by not
+    registering it until it matters). ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        client: ApiClient,
+        namespace: str,
+        *,
+        pods_per_job: int,
+        kind: str = "PyTorchJob",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.namespace = namespace
+        self.pods_per_job = pods_per_job
+        self.jobs: dict[str, JobTimes] = {}
+        self._clock = clock
+        # Pods and job states seen before the job was registered (the create response can
+        # arrive after the watch shows the first pods); replayed by job_created.
+        self._early: dict[str, list[Obj]] = {}
+        self._factory = SharedInformerFactory(client, namespace=namespace)
+        jobs = self._factory.informer_for(kubeflow(kind))
+        pods = self._factory.informer_for(PODS)
+        jobs.add_event_handler(
+            FunctionHandler(
+                on_add=lambda o, _i: self.on_job(o),
+                on_update=lambda _o, n: self.on_job(n),
+                on_delete=self.on_job_deleted,
+            )
+        )
+        pods.add_event_handler(
+            FunctionHandler(
+                on_add=lambda o, _i: self.on_pod(o), on_update=lambda _o, n: self.on_pod(n)
+            )
+        )
+
+    async def start(self) -> None:
+        self._factory.start()
+        await self._factory.wait_for_sync(30)
+
+    async def stop(self) -> None:
+        await self._factory.stop()
+
+    def job_created(self, name: str, *, at: float | None = None) -> JobTimes:
+        """Register ``name`` (its create returned at ``at``, default now) and replay what the
+        watch already saw of it."""
+        times = self.jobs.setdefault(name, JobTimes())
+        times.created = self._clock() if at is None else at
+        for obj in self._early.pop(name, []):
+            if obj.get("kind") == "Pod":
+                self.on_pod(obj)
+            else:
+                self.on_job(obj)
+        return times
+
+    # -- handlers (synchronous, cheap) ----------------------------------------------------------
+
+    def on_job(self, job: Obj) -> None:
+        meta = job.get("metadata") or {}
+        times = self.jobs.get(meta.get("name", ""))
+        if times is None:
+            self._early.setdefault(meta.get("name", ""), []).append(job)
+            return
+        now = self._clock()
+        if times.running is None and _condition_true(job, "Running"):
+            times.running = now
+        if times.succeeded is None and _condition_true(job, "Succeeded"):
+            times.succeeded = now
+            if times.running is None:
+                times.running = now  # Running was set and replaced between two watch events
+        if times.failed is None and _condition_true(job, "Failed"):
+            times.failed = now
+        status = job.get("status") or {}
+        if times.completion_time is None:
+            times.completion_time = parse_time(status.get("completionTime"))
+        ttl = (job.get("spec") or {}).get("runPolicy", {}).get("ttlSecondsAfterFinished")
+        if ttl is not None:
+            times.ttl_seconds = float(ttl)
+
+    def on_job_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        job = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        times = self.jobs.get((job.get("metadata") or {}).get("name", ""))
+        if times is not None and times.deleted is None:
+            self.on_job(job)
+            times.deleted = self._clock()
+
+    def on_pod(self, pod: Obj) -> None:
+        meta = pod.get("metadata") or {}
+        job_name = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+        if not job_name:
+            return
+        times = self.jobs.get(job_name)
+        if times is None:
+            self._early.setdefault(job_name, []).append(pod)
+            return
+        now = self._clock()
+        name = meta.get("name", "")
+        if name not in times.pods_seen:
+            times.pods_seen.add(name)
+            if times.all_pods_created is None and len(times.pods_seen) >= self.pods_per_job:
+                times.all_pods_created = now
+        if (pod.get("status") or {}).get(
+            "phase"
+        ) == "Succeeded" and name not in times.pods_succeeded:
+            times.pods_succeeded.add(name)
+            if len(times.pods_succeeded) >= self.pods_per_job:
+                times.last_pod_succeeded = now
+
+    # -- progress ---------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many registered jobs reached each milestone."""
+        js = self.jobs.values()
+        return {
+            "created": sum(1 for t in js if t.created is not None),
+            "pods": sum(1 for t in js if t.all_pods_created is not None),
+            "running": sum(1 for t in js if t.running is not None),
+            "succeeded": sum(1 for t in js if t.succeeded is not None),
+            "failed": sum(1 for t in js if t.failed is not None),
+            "deleted": sum(1 for t in js if t.deleted is not None),
+        }

@@ -1,0 +1,17 @@
+"""The load scenarios of ``kubetrain bench`` (BENCHMARKS.md), one module each; ``SCENARIOS`` maps
+a scenario name to its ``run`` coroutine."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from . import burst, ttl
+from .context import BenchContext
+
+__all__ = ["SCENARIOS"]
+
+SCENARIOS: dict[str, Callable[[BenchContext], Awaitable[dict[str, Any]]]] = {
+    "burst": burst.run,
+    "ttl": ttl.run,
+}

@@ -1,0 +1,108 @@
+"""``burst``: N jobs created as fast as the API server accepts them, per system.
+
+Figures per system (``FIGURES``): per-job latencies create -> all pods created, create -> Running,
+last pod Succeeded -> job Succeeded (p50/p90/p99/max); wall time to all Succeeded; operator CPU
+seconds (total and per job) and peak RSS; write amplification = the system's writes / the
+minimal writes (pods + services + the three condition changes of each job).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..apimetrics import operator_writes, without_events
+from ..jobs import pytorchjob
+from ..measure import JobTimes
+from ..stats import summarize
+from .context import BenchContext, Measurement, measure_system, namespace_for
+
+__all__ = ["FIGURES", "LATENCIES", "REQUIRED_STATUS_WRITES", "figures_of", "run"]
+
+LATENCIES = ("create_to_pods_created", "create_to_running", "pods_succeeded_to_job_succeeded")
+REQUIRED_STATUS_WRITES = 3
+"""Created, Running, Succeeded: the status changes every job must go through."""
+FIGURES = (
+    *(f"{name}_{q}" for name in LATENCIES for q in ("p50", "p90", "p99", "max")),
+    "wall_seconds_to_all_succeeded",
+    "jobs_succeeded",
+    "jobs_not_succeeded",
+    "cpu_seconds",
+    "cpu_seconds_per_job",
+    "peak_rss_mib",
+    "operator_writes",
+    "minimal_writes",
+    "write_amplification",
+    "write_amplification_without_events",
+)
+"""Every figure each system reports in result.json and summary.md."""
+
+
+def _done(t: JobTimes) -> bool:
+    return t.succeeded is not None or t.failed is not None
+
+
+def figures_of(m: Measurement, *, pods: int, services: int) -> dict[str, Any]:
+    """The scenario's figures, latency samples and request tables of one measurement."""
+    samples: dict[str, list[float]] = {name: [] for name in LATENCIES}
+    for times in m.jobs.values():
+        for name, value in times.latencies().items():
+            if value is not None:
+                samples[name].append(value)
+    figures: dict[str, Any] = {}
+    for name in LATENCIES:
+        s = summarize(samples[name])
+        for q in ("p50", "p90", "p99", "max"):
+            figures[f"{name}_{q}"] = s[q]
+    n = len(m.jobs)
+    succeeded = sum(1 for t in m.jobs.values() if t.succeeded is not None)
+    writes = operator_writes(m.requests)
+    minimal = n * (pods + services + REQUIRED_STATUS_WRITES)
+    total_writes = sum(writes.values())
+    figures.update(
+        wall_seconds_to_all_succeeded=None if m.timed_out else m.wall_seconds,
+        jobs_succeeded=succeeded,
+        jobs_not_succeeded=n - succeeded,
+        cpu_seconds=m.cpu_seconds,
+        cpu_seconds_per_job=None if m.cpu_seconds is None or not n else m.cpu_seconds / n,
+        peak_rss_mib=None if m.peak_rss_bytes is None else m.peak_rss_bytes / 2**20,
+        operator_writes=total_writes,
+        minimal_writes=minimal,
+        write_amplification=total_writes / minimal if minimal else None,
+        write_amplification_without_events=(
+            sum(without_events(writes).values()) / minimal if minimal else None
+        ),
+    )
+    return {
+        "namespace": m.namespace,
+        "figures": figures,
+        "create_seconds": m.create_seconds,
+        "latency_samples": samples,
+        "api_requests": m.requests,
+        "operator_writes": writes,
+    }
+
+
+async def run(ctx: BenchContext) -> dict[str, Any]:
+    """Every system of ``ctx.options.systems`` in turn; the scenario's section of result.json."""
+    opts = ctx.options
+    shape = opts.shape
+    systems: dict[str, Any] = {}
+    for system in opts.systems:
+        ns = namespace_for(ctx, "burst", system)
+        manifests = [pytorchjob(f"job-{i:05d}", ns, shape) for i in range(opts.jobs)]
+        ctx.say(f"[burst/{system}] {opts.jobs} jobs of {shape.pods} pods")
+        m = await measure_system(
+            ctx, system, scenario="burst", manifests=manifests, done=_done, pods_per_job=shape.pods
+        )
+        systems[system] = figures_of(m, pods=shape.pods, services=shape.services)
+    return {
+        "parameters": {
+            "jobs": opts.jobs,
+            "masters": shape.masters,
+            "workers": shape.workers,
+            "run_seconds": shape.run_seconds,
+        },
+        "figures": list(FIGURES),
+        "latencies": list(LATENCIES),
+        "systems": systems,
+    }

@@ -1,0 +1,203 @@
+"""What every scenario shares: the bench options, the API server, the harness's client, and
+``measure_system``, which runs one system through one workload and measures it from outside.
+
+``measure_system``: fresh namespace, the system started as its own process, a warm-up job
+that must succeed (proof that the system works, and its caches are warm), then the workload with
+``/metrics`` and ``/proc`` read just before and after; the system is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from kubetrain.engine.client import ApiClient
+
+from ..apimetrics import RequestCounts, delta, scrape_request_counts
+from ..harness import HarnessError
+from ..jobs import PYTORCHJOBS, JobShape, create_jobs, create_namespace, pytorchjob
+from ..measure import JobTimes, JobWatch
+from ..systems import SystemOptions, system_process
+
+__all__ = ["BenchContext", "BenchOptions", "Measurement", "measure_system"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchOptions:
+    """Parameters of one ``kubetrain bench`` run (recorded in result.json)."""
+
+    jobs: int = 500
+    shape: JobShape = field(default_factory=JobShape)
+    systems: tuple[str, ...] = ("kubetrain", "raw", "kopf")
+    create_concurrency: int = 32
+    """Job creates in flight at once."""
+    timeout_seconds: float = 600.0
+    """Per system: how long to wait for the workload to finish before reporting what is left."""
+    settle_seconds: float = 2.0
+    """Wait after the workload before the last ``/metrics`` scrape (trailing writes count)."""
+    warmup_timeout_seconds: float = 90.0
+    ttl_seconds: int = 3
+    """ttl scenario: ``ttlSecondsAfterFinished`` of every job."""
+    ttl_spread_seconds: float = 5.0
+    """ttl scenario: run times spread over 1 .. 1 + spread, so jobs finish over time."""
+    system: SystemOptions = field(default_factory=SystemOptions)
+
+
+@dataclass
+class BenchContext:
+    options: BenchOptions
+    client: ApiClient
+    session: aiohttp.ClientSession
+    url: str
+    kubeconfig: str
+    workdir: Path
+    run_id: str
+    say: Callable[[str], None] = print
+
+
+@dataclass
+class Measurement:
+    """One system's run of one workload, as measured from outside."""
+
+    system: str
+    namespace: str
+    jobs: dict[str, JobTimes]
+    wall_seconds: float
+    create_seconds: float
+    cpu_seconds: float | None
+    peak_rss_bytes: int | None
+    requests: RequestCounts
+    timed_out: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _warm_up(ctx: BenchContext, namespace: str, proc: Any) -> None:
+    name = "warmup"
+    await ctx.client.create(
+        PYTORCHJOBS, pytorchjob(name, namespace, JobShape(masters=1, workers=1, run_seconds=0.2))
+    )
+    deadline = time.monotonic() + ctx.options.warmup_timeout_seconds
+    while time.monotonic() < deadline:
+        proc.check_alive()
+        job = await ctx.client.get(PYTORCHJOBS, namespace, name)
+        conds = (job.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Succeeded" and c.get("status") == "True" for c in conds):
+            return
+        await asyncio.sleep(0.2)
+    raise HarnessError(
+        f"{proc.name}: warm-up job {namespace}/{name} did not succeed within "
+        f"{ctx.options.warmup_timeout_seconds} s; last lines of {proc.log_path}:\n{proc.log_tail()}"
+    )
+
+
+async def measure_system(
+    ctx: BenchContext,
+    system: str,
+    *,
+    scenario: str,
+    manifests: list[dict[str, Any]],
+    done: Callable[[JobTimes], bool],
+    pods_per_job: int,
+) -> Measurement:
+    """Run ``manifests`` (all in namespace ``<scenario>-<system>-<run id>``, which they must name)
+    through ``system`` until every job is ``done`` or the timeout; measure it."""
+    namespace = namespace_for(ctx, scenario, system)
+    await create_namespace(ctx.client, namespace)
+    watch = JobWatch(ctx.client, namespace, pods_per_job=pods_per_job)
+    await watch.start()
+    proc = system_process(
+        system,
+        kubeconfig=ctx.kubeconfig,
+        namespace=namespace,
+        log_path=ctx.workdir / f"{scenario}-{system}.log",
+        options=ctx.options.system,
+    )
+    await proc.start()
+    try:
+        await _warm_up(ctx, namespace, proc)
+        await asyncio.sleep(ctx.options.settle_seconds)
+        before = await scrape_request_counts(ctx.session, ctx.url)
+        cpu0 = proc.cpu_seconds()
+        start = time.monotonic()
+        total = len(manifests)
+        progress = asyncio.create_task(_progress(ctx, system, scenario, watch, total, start))
+        try:
+            create_seconds = await create_jobs(
+                ctx.client,
+                manifests,
+                concurrency=ctx.options.create_concurrency,
+                on_created=lambda name, at: _register(watch, name, at),
+            )
+            deadline = start + ctx.options.timeout_seconds
+            timed_out = False
+            while not all(done(t) for t in watch.jobs.values()):
+                proc.check_alive()
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
+                await asyncio.sleep(0.05)
+            wall = time.monotonic() - start
+        finally:
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
+        await asyncio.sleep(ctx.options.settle_seconds)
+        after = await scrape_request_counts(ctx.session, ctx.url)
+        cpu1 = proc.cpu_seconds()
+        rss = proc.peak_rss_bytes()
+        _say_progress(ctx, system, scenario, watch, total, start, final=True)
+    finally:
+        await proc.stop()
+        await watch.stop()
+    return Measurement(
+        system=system,
+        namespace=namespace,
+        jobs=dict(watch.jobs),
+        wall_seconds=wall,
+        create_seconds=create_seconds,
+        cpu_seconds=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
+        peak_rss_bytes=rss,
+        requests=delta(before, after),
+        timed_out=timed_out,
+    )
+
+
+def _register(watch: JobWatch, name: str, at: float) -> None:
+    watch.job_created(name, at=at)
+
+
+def namespace_for(ctx: BenchContext, scenario: str, system: str) -> str:
+    return f"{scenario}-{system}-{ctx.run_id}"
+
+
+def _say_progress(
+    ctx: BenchContext,
+    system: str,
+    scenario: str,
+    watch: JobWatch,
+    total: int,
+    start: float,
+    *,
+    final: bool = False,
+) -> None:
+    c = watch.counts()
+    ctx.say(
+        f"[{scenario}/{system}] {time.monotonic() - start:6.1f}s created {c['created']}/{total} "
+        f"pods {c['pods']} running {c['running']} succeeded {c['succeeded']} "
+        f"failed {c['failed']} deleted {c['deleted']}" + (" (done)" if final else "")
+    )
+
+
+async def _progress(
+    ctx: BenchContext, system: str, scenario: str, watch: JobWatch, total: int, start: float
+) -> None:
+    while True:
+        await asyncio.sleep(2.0)
+        _say_progress(ctx, system, scenario, watch, total, start)

@@ -1,0 +1,64 @@
+"""The measured systems and how each is started as its own process against a kubeconfig.
+
+- ``kubetrain``: ``kubetrain operator`` (PyTorchJob only, one namespace), the client-side limit
+  set by ``operator_qps``/``operator_burst`` (``<= 0``: none, like the two baselines);
+- ``raw``: ``python -m kubetrain.bench.baselines.raw``;
+- ``kopf``: ``kopf run --standalone`` of ``bench/baselines/kopf_operator.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .harness import ManagedProcess
+
+__all__ = ["KOPF_OPERATOR_FILE", "SYSTEMS", "SystemOptions", "system_process"]
+
+SYSTEMS = ("kubetrain", "raw", "kopf")
+KOPF_OPERATOR_FILE = Path(__file__).parent / "baselines" / "kopf_operator.py"
+"""Passed to ``kopf run`` by path (importing it here would register its handlers in the harness)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemOptions:
+    operator_qps: float = 0.0
+    """``kubetrain operator --kube-api-qps`` (``<= 0``: no client-side limit, the default here
+    so that kubetrain runs under the same rules as the baselines; the reference default is 20)."""
+    operator_burst: int = 1000
+    """``kubetrain operator --kube-api-burst``."""
+
+
+def system_process(
+    name: str, *, kubeconfig: str, namespace: str, log_path: Path, options: SystemOptions
+) -> ManagedProcess:
+    """The process of system ``name`` (one of ``SYSTEMS``) watching ``namespace``; not started."""
+    py = sys.executable
+    if name == "kubetrain":
+        argv = [
+            py, "-m", "kubetrain.cli", "operator",
+            "--kubeconfig", kubeconfig,
+            "--enable-scheme", "pytorchjob",
+            "--namespace", namespace,
+            "--metrics-bind-address", "0",
+            "--health-probe-bind-address", "0",
+            "--kube-api-qps", str(options.operator_qps),
+            "--kube-api-burst", str(options.operator_burst),
+        ]  # fmt: skip
+        return ManagedProcess(name, argv, log_path=log_path)
+    if name == "raw":
+        argv = [
+            py, "-m", "kubetrain.bench.baselines.raw",
+            "--kubeconfig", kubeconfig, "--namespace", namespace,
+        ]  # fmt: skip
+        return ManagedProcess(name, argv, log_path=log_path)
+    if name == "kopf":
+        argv = [
+            py, "-m", "kopf", "run", "--standalone",
+            "--namespace", namespace, str(KOPF_OPERATOR_FILE),
+        ]  # fmt: skip
+        return ManagedProcess(name, argv, log_path=log_path, env={"KUBECONFIG": kubeconfig})
+    raise ValueError(
+        f"unknown system {name!r}: pass --systems with names from {', '.join(SYSTEMS)}"
+    )
