@@ -51,6 +51,7 @@ from kubetrain.informers.transforms import strip_managed_fields
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.api.defaults import default_job
 from kubetrain.reconcilers.common import conditions as cond
+from kubetrain.reconcilers.common.compact import compact_job, merge_patch_of, slim_pod
 from kubetrain.reconcilers.common.decision import WARNING, StatusDecision
 from kubetrain.reconcilers.common.expectations import (
     DEFAULT_EXPECTATIONS_TIMEOUT,
@@ -99,30 +100,6 @@ CACHED_EXTRAS: dict[str, tuple[ResourceRef, ...]] = {
 #: Label selector of every dependent informer: objects some kubetrain controller labelled
 #: (fix of quirk 15: pods and services are not cached cluster-wide).
 OWNED_SELECTOR = OPERATOR_NAME_LABEL
-
-_POD_STATUS_KEEP = ("phase", "reason", "message", "containerStatuses", "initContainerStatuses")
-_CONTAINER_STATUS_KEEP = ("name", "state", "lastState", "restartCount")
-
-
-def slim_pod(obj: Obj) -> Obj:
-    """The pod as the reconciler reads it: metadata (no managedFields, no annotations) and the
-    status fields the state machine reads (phase, reason, container states and restart counts).
-    ``spec`` is dropped: the template lives in the job. Never PUT a slimmed pod."""
-    meta = obj.get("metadata") or {}
-    meta.pop("managedFields", None)
-    meta.pop("annotations", None)
-    status = obj.get("status") or {}
-    slim_status: Obj = {k: status[k] for k in _POD_STATUS_KEEP if k in status}
-    for key in ("containerStatuses", "initContainerStatuses"):
-        if key in slim_status:
-            slim_status[key] = [
-                {k: cs[k] for k in _CONTAINER_STATUS_KEEP if k in cs} for cs in slim_status[key]
-            ]
-    out: Obj = {"metadata": meta, "status": slim_status}
-    for key in ("apiVersion", "kind"):
-        if key in obj:
-            out[key] = obj[key]
-    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -579,6 +556,12 @@ class JobReconciler:
         await self.client.update(ref, desired, field_manager=self.options.field_manager)
 
     async def _write_status(self, base: Obj, uid: str, status: Obj) -> bool:
+        """Write ``status``; True when written (or nothing to write), False when the job is gone
+        or, for a finished job, changed meanwhile (its watch event brings it back)."""
+        old_status: Obj = base.get("status") or {}
+        if cond.is_finished(old_status):
+            return await self._patch_finished_status(base, uid, old_status, status)
+
         def mutate(obj: Obj) -> Obj | None:
             if obj.get("metadata", {}).get("uid") != uid:
                 return None  # re-created under the same name: not ours to write
@@ -596,6 +579,42 @@ class JobReconciler:
             raise
         if stored is not None:
             self._note_written(uid, stored)
+        return True
+
+    async def _patch_finished_status(
+        self, base: Obj, uid: str, old_status: Obj, status: Obj
+    ) -> bool:
+        """A finished job is cached compacted (``common/compact.py``): never PUT it. Merge-patch
+        the changed status fields to the status subresource, guarded by the cached
+        resourceVersion (409 when the job changed or was re-created under the same name)."""
+        changes = merge_patch_of(old_status, status)
+        if not changes:
+            return True
+        if "conditions" in changes:
+            # The cache holds only the terminal conditions: replacing the list would drop the
+            # others. The finished branch never changes them; refuse rather than corrupt.
+            raise RuntimeError(
+                f"{self.kind.kind} {base['metadata'].get('name')}: a finished job's conditions "
+                "cannot be written from its compacted cache"
+            )
+        meta = base["metadata"]
+        patch: Obj = {"status": changes}
+        if meta.get("resourceVersion"):
+            patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+        try:
+            stored = await self.client.patch(
+                self.job_ref,
+                meta.get("namespace"),
+                meta["name"],
+                patch,
+                subresource="status",
+                field_manager=self.options.field_manager,
+            )
+        except ApiStatusError as e:
+            if e.is_not_found or e.is_conflict:
+                return False
+            raise
+        self._note_written(uid, stored)
         return True
 
     def _note_written(self, uid: str, stored: Obj) -> None:
@@ -706,7 +725,7 @@ def new_job_controller(
     owner = kubeflow(kind.kind)
     expectations = Expectations(timeout=opts.expectations_timeout)
     uid_index = {CONTROLLER_UID_INDEX: controller_uid_index}
-    jobs = informers.informer_for(owner)
+    jobs = informers.informer_for(owner, transform=compact_job)
     pods = informers.informer_for(
         PODS, label_selector=OWNED_SELECTOR, transform=slim_pod, indexers=uid_index
     )

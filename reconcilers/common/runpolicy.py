@@ -121,6 +121,17 @@ def exceeds_backoff_on_new_failure(
     return failed > previous_failed and active != total
 
 
+def clean_pod_policy(job: Obj, kind: JobKind) -> str:
+    """The effective ``cleanPodPolicy``: ``runPolicy.cleanPodPolicy``, for MPIJob else the
+    deprecated ``spec.cleanPodPolicy``, else ``None``. Reads defaulted and raw jobs alike (a
+    finished job is not defaulted: its compacted cache keeps only ``spec.runPolicy`` and that
+    deprecated field)."""
+    policy = run_policy(job, kind).get("cleanPodPolicy")
+    if not policy and kind.kind == "MPIJob":
+        policy = (job.get("spec") or {}).get("cleanPodPolicy")
+    return str(policy or CLEAN_NONE)
+
+
 def pods_to_clean(job: Obj, kind: JobKind, pods: list[Obj], *, finished: bool) -> list[Obj]:
     """Pods to delete at cleanup. Not finished (suspend): every pod. Finished: per
     ``cleanPodPolicy``: None -> none; All -> all; Running -> Running and Pending ones (a Pending
@@ -129,7 +140,7 @@ def pods_to_clean(job: Obj, kind: JobKind, pods: list[Obj], *, finished: bool) -
     live = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
     if not finished:
         return live
-    policy = run_policy(job, kind).get("cleanPodPolicy") or CLEAN_NONE
+    policy = clean_pod_policy(job, kind)
     if policy == CLEAN_ALL:
         return live
     if policy == CLEAN_RUNNING:

@@ -5,13 +5,17 @@ Given the cached job, the pods and services it owns and the time, it returns a
 reference's reconcile order, with kubetrain's fixes (reference section 10):
 
 1. ``managedBy`` another controller, or the job being deleted -> nothing at all.
-2. Default (in memory), then validate (every kind, MPI included); invalid -> a Warning
-   ``<Kind>FailedValidation`` event and ``error`` (retried with backoff), nothing else.
-3. ``Created`` is added when the job has no condition yet, and the created counter counts then:
-   once per job, not again on an operator restart's initial list (fix of quirk 8).
-4. Finished (Succeeded/Failed): clean pods per cleanPodPolicy (+ same-name services), fold
-   active into succeeded for a Succeeded job, then TTL: delete the job (event
+2. Finished (a Succeeded/Failed condition): clean pods per cleanPodPolicy (+ same-name
+   services), fold active into succeeded for a Succeeded job, then TTL: delete the job (event
    ``SuccessfulDeleteJob`` for every kind: fix of quirk 10) or ``requeue_after`` the rest.
+   Nothing else: the job is neither defaulted nor validated, so a compacted cached job (only
+   metadata, ``spec.runPolicy`` and status: ``common/finished.py``) is enough, and an invalid
+   job that was failed for it still gets its TTL. After its cleanup a finished job decides no
+   write at all.
+3. Default (in memory), then validate (every kind, MPI included); invalid -> a Warning
+   ``<Kind>FailedValidation`` event and ``error`` (retried with backoff), nothing else.
+4. ``Created`` is added when the job has no condition yet, and the created counter counts then:
+   once per job, not again on an operator restart's initial list (fix of quirk 8).
 5. Suspended: delete every pod and service (+ the HPA), active = 0, Running=False, Suspended=True;
    the ``<Kind>Suspended`` event only on the transition (fix of quirk 11).
 6. Resuming: Suspended=False (``<Kind>Resumed``), startTime = now.
@@ -107,6 +111,8 @@ def compute_status(
     old_status: Obj = job.get("status") or {}
     if managed_by_other(job, kind) or job.get("metadata", {}).get("deletionTimestamp"):
         return StatusDecision(status=old_status, status_changed=False)
+    if cond.is_finished(old_status):
+        return _decide_finished(adapter, job, pods, services, now=now)
     job = default_job(kind, job)
     errors = validate(kind, job)
     if errors:
@@ -132,10 +138,6 @@ def compute_status(
             suffix=cond.REASON_CREATED,
         )
         work.counters.created += 1
-
-    if cond.is_finished(work.status):
-        _finish(adapter, work, decision, job, pods, services)
-        return _close(work, decision, old_status)
 
     if is_suspended_spec(job, kind):
         _suspend(adapter, work, decision, job, pods, services)
@@ -184,6 +186,23 @@ def compute_status(
     deadline = active_deadline(_with_status(job, work.status), kind)
     if deadline is not None:
         decision.requeue_after = max(0.0, (deadline - now).total_seconds())
+    return _close(work, decision, old_status)
+
+
+def _decide_finished(
+    adapter: KindAdapter, job: Obj, pods: list[Obj], services: list[Obj], *, now: datetime
+) -> StatusDecision:
+    """Step 2 of the module docstring: a job already Succeeded/Failed, as cached (compacted,
+    never defaulted or validated). Reads ``spec.runPolicy`` (+ MPI's deprecated
+    ``spec.cleanPodPolicy``), ``status`` and the owned pods' phase and deletionTimestamp."""
+    old_status: Obj = job.get("status") or {}
+    uid = uid_of(job)
+    pods = [p for p in pods if is_controlled_by(p, uid)]
+    services = [s for s in services if is_controlled_by(s, uid)]
+    # A shallow copy is enough: ``_finish`` only replaces top-level status keys.
+    work = StatusWork(kind=adapter.kind, job=job, status=dict(old_status), now=now)
+    decision = StatusDecision(status=work.status, status_changed=False)
+    _finish(adapter, work, decision, job, pods, services)
     return _close(work, decision, old_status)
 
 
@@ -266,19 +285,31 @@ def _finish(
     )
     if cond.is_succeeded(work.status) and work.status.get("replicaStatuses"):
         work.status["replicaStatuses"] = fold_active_into_succeeded(work.status["replicaStatuses"])
-    ttl = run_policy(job, kind).get("ttlSecondsAfterFinished")
+    ttl = _ttl_seconds(job, adapter)
     if ttl is None:
         return
     finished_at = parse_time(work.status.get("completionTime")) or _finished_transition(work)
     if finished_at is None:
         return
-    remaining = (finished_at + timedelta(seconds=int(ttl)) - work.now).total_seconds()
+    remaining = (finished_at + timedelta(seconds=ttl) - work.now).total_seconds()
     if remaining <= 0:
         decision.delete_job = True
         work.event(NORMAL, "SuccessfulDeleteJob", f"Deleted job: {name_of(job)}")
         work.counters.deleted += 1
     else:
         decision.requeue_after = remaining
+
+
+def _ttl_seconds(job: Obj, adapter: KindAdapter) -> int | None:
+    """``runPolicy.ttlSecondsAfterFinished`` as an int; None when unset or not a number (an
+    invalid job reaches here unvalidated: a value that is not a number means no TTL)."""
+    ttl = run_policy(job, adapter.kind).get("ttlSecondsAfterFinished")
+    if ttl is None or isinstance(ttl, bool):
+        return None
+    try:
+        return int(ttl)
+    except (TypeError, ValueError):
+        return None
 
 
 def _finished_transition(work: StatusWork) -> datetime | None:
