@@ -65,6 +65,7 @@ from kubetrain.reconcilers.common.naming import (
     REPLICA_TYPE_LABEL,
 )
 from kubetrain.reconcilers.common.status import compute_status
+from kubetrain.reconcilers.exits import ExitLog
 from kubetrain.reconcilers.kinds.base import DomainOptions, KindAdapter
 from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge
 
@@ -151,13 +152,22 @@ class OwnedObjectHandler:
     by another kind are ignored, so each kind's controller only wakes for its own children.
     """
 
-    __slots__ = ("_enqueue", "_expectations", "_owner", "_resource")
+    __slots__ = ("_enqueue", "_exits", "_expectations", "_owner", "_resource")
 
-    def __init__(self, owner: ResourceRef, expectations: Expectations, resource: str) -> None:
+    def __init__(
+        self,
+        owner: ResourceRef,
+        expectations: Expectations,
+        resource: str,
+        *,
+        exits: ExitLog | None = None,
+    ) -> None:
+        """``exits``: for pods, where container terminations are noted (``ExitedWithCode``)."""
         self._enqueue = EnqueueForOwner(owner)
         self._owner = owner
         self._expectations = expectations
         self._resource = resource
+        self._exits = exits
 
     def _observe(self, obj: Obj, *, deleted: bool) -> None:
         uid = _controller_owner_uid(obj, self._owner)
@@ -169,12 +179,22 @@ class OwnedObjectHandler:
         else:
             self._expectations.observe_created(uid, self._resource, name)
 
+    def _note_exit(self, old: Obj | None, new: Obj) -> None:
+        if self._exits is None:
+            return
+        uid = _controller_owner_uid(new, self._owner)
+        if uid is not None:
+            self._exits.note(uid, old, new)
+
     def on_add(self, obj: Obj, is_in_initial_list: bool, queue: KeyQueue) -> None:
         self._observe(obj, deleted=False)
+        if not is_in_initial_list:
+            self._note_exit(None, obj)
         self._enqueue.on_add(obj, is_in_initial_list, queue)
 
     def on_update(self, old: Obj, new: Obj, queue: KeyQueue) -> None:
         self._observe(new, deleted=False)
+        self._note_exit(old, new)
         self._enqueue.on_update(old, new, queue)
 
     def on_delete(self, obj: Obj | DeletedFinalStateUnknown, queue: KeyQueue) -> None:
@@ -240,6 +260,7 @@ class JobReconciler:
         metrics: JobMetrics,
         expectations: Expectations,
         extras: dict[str, Lister] | None = None,
+        exits: ExitLog | None = None,
         options: JobControllerOptions | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -254,6 +275,7 @@ class JobReconciler:
         self.recorder = recorder
         self.metrics = metrics
         self.expectations = expectations
+        self.exits = exits if exits is not None else ExitLog(adapter.kind.default_container)
         self.options = options or JobControllerOptions()
         self._now = now
         self._limit = asyncio.Semaphore(self.options.create_concurrency)
@@ -334,6 +356,7 @@ class JobReconciler:
             return
         self._written.pop(uid, None)
         self.expectations.forget(uid)
+        self.exits.forget(uid)
         self._pods_timed.discard(uid)
         for memo in [m for m in self._applied if m[0] == uid]:
             del self._applied[memo]
@@ -401,6 +424,10 @@ class JobReconciler:
         # 6. events and counters.
         for ev in decision.events:
             self._event(job, ev.type, ev.reason, ev.message)
+        for pod_name, code in self.exits.take(uid):
+            self._event(
+                job, "Normal", "ExitedWithCode", f"Pod: {ns}.{pod_name} exited with code {code}"
+            )
         if written:
             self._count(job, decision, now)
         return out
@@ -724,6 +751,7 @@ def new_job_controller(
     kind = adapter.kind
     owner = kubeflow(kind.kind)
     expectations = Expectations(timeout=opts.expectations_timeout)
+    exits = ExitLog(kind.default_container)
     uid_index = {CONTROLLER_UID_INDEX: controller_uid_index}
     jobs = informers.informer_for(owner, transform=compact_job)
     pods = informers.informer_for(
@@ -746,12 +774,13 @@ def new_job_controller(
         recorder=recorder,
         metrics=metrics,
         expectations=expectations,
+        exits=exits,
         options=opts,
     )
     jobs.add_event_handler(JobPhaseGauge(metrics, framework=kind.framework))
     controller = Controller(kind.controller_name, reconciler.reconcile, options=controller_options)
     controller.watch(jobs, EnqueueForObject())
-    controller.watch(pods, OwnedObjectHandler(owner, expectations, PODS.plural))
+    controller.watch(pods, OwnedObjectHandler(owner, expectations, PODS.plural, exits=exits))
     controller.watch(services, OwnedObjectHandler(owner, expectations, SERVICES.plural))
     for plural, informer in extras.items():
         controller.watch(informer, OwnedObjectHandler(owner, expectations, plural))

@@ -59,7 +59,6 @@ from kubetrain.reconcilers.common.jobs import (
     is_suspended_spec,
     managed_by_other,
     name_of,
-    namespace_of,
     parse_time,
     replica_specs,
     run_policy,
@@ -216,12 +215,12 @@ def _reconcile_replicas(
     options: DomainOptions,
 ) -> int:
     """Fill pod and service creations/deletions; returns the number of pods re-created."""
-    name, ns = name_of(job), namespace_of(job)
+    name = name_of(job)
     restarted = 0
     for rtype in ordered_types(adapter, job):
+        # ``plan.exited`` is not turned into ExitedWithCode events here: the controller records
+        # them once per termination (``reconcilers/exits.py``), not on every reconcile.
         plan = plan_pods(adapter, job, rtype, pods_of_type(pods, rtype))
-        for pod_name, code in plan.exited:
-            work.event(NORMAL, "ExitedWithCode", f"Pod: {ns}.{pod_name} exited with code {code}")
         decision.delete_pods.extend(plan.delete)
         for pod in plan.restart:
             decision.delete_pods.append(pod["metadata"]["name"])
