@@ -120,8 +120,8 @@ def _plot(name: str, scenario: dict[str, Any], path: Path) -> None:
             values = sorted(data["latency_samples"].get(latency) or [])
             if not values:
                 continue
-            ys = [(i + 1) / len(values) for i in range(len(values))]
-            ax.step(values, ys, where="post", label=system)
+            ys = [0.0] + [(i + 1) / len(values) for i in range(len(values))]
+            ax.step([values[0], *values], ys, where="post", label=system)
         ax.set_title(latency.replace("_", " "))
         ax.set_xlabel("seconds")
         ax.set_ylabel("fraction of jobs")

@@ -1,0 +1,98 @@
+"""The report of a run built by hand: result.json, summary.md and the CDF PNG, every figure there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from kubetrain.bench.measure import JobTimes
+from kubetrain.bench.report import summary_markdown, write_report
+from kubetrain.bench.scenarios import burst
+from kubetrain.bench.scenarios.context import Measurement
+
+
+def measurement(system: str, scale: float) -> Measurement:
+    jobs = {}
+    for i in range(10):
+        t0 = 1000.0 + i
+        jobs[f"j{i}"] = JobTimes(
+            created=t0,
+            all_pods_created=t0 + 0.1 * scale,
+            running=t0 + 0.2 * scale,
+            last_pod_succeeded=t0 + 1.0,
+            succeeded=t0 + 1.0 + 0.01 * scale * (i + 1),
+        )
+    return Measurement(
+        system=system,
+        namespace=f"burst-{system}",
+        jobs=jobs,
+        wall_seconds=2.0 * scale,
+        create_seconds=0.5,
+        cpu_seconds=0.5 * scale,
+        peak_rss_bytes=int(50 * 2**20 * scale),
+        requests={
+            "POST pods": 40,
+            "POST services": 40,
+            "PUT pytorchjobs/status": 30,
+            "POST events": int(10 * scale),
+            "PUT pods/status": 80,
+            "POST pytorchjobs": 10,
+        },
+        timed_out=False,
+    )
+
+
+def result() -> dict:
+    systems = {
+        name: burst.figures_of(measurement(name, scale), pods=4, services=4)
+        for name, scale in (("kubetrain", 1.0), ("raw", 0.5), ("kopf", 4.0))
+    }
+    return {
+        "started": "2024-01-01T00:00:00+00:00",
+        "machine": {"cpu_count": 2},
+        "versions": {"kubetrain": "0.1.0"},
+        "parameters": {"scenario": "burst"},
+        "scenarios": {
+            "burst": {
+                "parameters": {"jobs": 10},
+                "figures": list(burst.FIGURES),
+                "latencies": list(burst.LATENCIES),
+                "systems": systems,
+            }
+        },
+    }
+
+
+def test_figures_of_computes_write_amplification_and_latencies() -> None:
+    section = burst.figures_of(measurement("kubetrain", 1.0), pods=4, services=4)
+    figures = section["figures"]
+    assert set(figures) == set(burst.FIGURES)
+    assert figures["minimal_writes"] == 10 * 11
+    assert figures["operator_writes"] == 40 + 40 + 30 + 10  # kubelet and harness left out
+    assert figures["write_amplification"] == 120 / 110
+    assert figures["write_amplification_without_events"] == 110 / 110
+    assert figures["create_to_pods_created_p50"] == pytest.approx(0.1)
+    assert figures["pods_succeeded_to_job_succeeded_max"] == pytest.approx(0.1)
+    assert figures["cpu_seconds_per_job"] == pytest.approx(0.05)
+    assert figures["jobs_not_succeeded"] == 0
+
+
+def test_summary_has_every_figure_and_the_ratios() -> None:
+    text = summary_markdown(result())
+    assert "| figure | kubetrain | raw | kopf | kubetrain/raw | kubetrain/kopf |" in text
+    for fig in burst.FIGURES:
+        assert f"| {fig} |" in text
+    cpu_row = next(line for line in text.splitlines() if line.startswith("| cpu_seconds |"))
+    assert cpu_row.endswith("| 2.00 | 0.25 |")
+
+
+def test_write_report_files(tmp_path: Path) -> None:
+    written = write_report(result(), tmp_path)
+    assert {p.name for p in written} == {"result.json", "summary.md", "burst_latency_cdf.png"}
+    data = orjson.loads((tmp_path / "result.json").read_bytes())
+    for system in ("kubetrain", "raw", "kopf"):
+        figures = data["scenarios"]["burst"]["systems"][system]["figures"]
+        assert all(figures[f] is not None for f in burst.FIGURES)
+    assert (tmp_path / "burst_latency_cdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
