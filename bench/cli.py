@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -54,6 +55,12 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operator-qps", type=float, default=0.0, help="kubetrain --kube-api-qps "
                    "(<= 0: no client-side limit, like the baselines; default: %(default)s)")  # fmt: skip
     p.add_argument("--operator-burst", type=int, default=1000)
+    p.add_argument(
+        "--operator-args",
+        default="",
+        help="more `kubetrain operator` flags, one shell-quoted string "
+        "(e.g. '--controller-threads 4'; default: none, the operator's defaults)",
+    )
     p.add_argument("--ttl-seconds", type=int, default=3, help="ttl: ttlSecondsAfterFinished")
 
 
@@ -74,7 +81,11 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         settle_seconds=1.0 if args.quick else 2.0,
         ttl_seconds=args.ttl_seconds,
         ttl_spread_seconds=3.0 if args.quick else 5.0,
-        system=SystemOptions(operator_qps=args.operator_qps, operator_burst=args.operator_burst),
+        system=SystemOptions(
+            operator_qps=args.operator_qps,
+            operator_burst=args.operator_burst,
+            operator_args=tuple(shlex.split(args.operator_args)),
+        ),
     )
 
 
@@ -139,6 +150,7 @@ async def run_scenario(
             "settle_seconds": options.settle_seconds,
             "kubetrain_operator_qps": options.system.operator_qps,
             "kubetrain_operator_burst": options.system.operator_burst,
+            "kubetrain_operator_args": list(options.system.operator_args),
         },
         "scenarios": {scenario: section},
     }

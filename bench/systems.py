@@ -28,6 +28,8 @@ class SystemOptions:
     so that kubetrain runs under the same rules as the baselines; the reference default is 20)."""
     operator_burst: int = 1000
     """``kubetrain operator --kube-api-burst``."""
+    operator_args: tuple[str, ...] = ()
+    """More ``kubetrain operator`` flags, appended as given (e.g. ``--controller-threads 4``)."""
 
 
 def system_process(
@@ -45,6 +47,7 @@ def system_process(
             "--health-probe-bind-address", "0",
             "--kube-api-qps", str(options.operator_qps),
             "--kube-api-burst", str(options.operator_burst),
+            *options.operator_args,
         ]  # fmt: skip
         return ManagedProcess(name, argv, log_path=log_path)
     if name == "raw":
