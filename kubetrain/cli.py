@@ -109,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="embedded cluster + operator + example jobs, with live progress")
     _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
-    p.set_defaults(main=_cluster_main)
+    from kubetrain.up import add_up_flags, run_up
+
+    add_up_flags(p)
+    p.set_defaults(main=run_up)
     return parser
 
 

@@ -1,0 +1,393 @@
+"""``kubetrain up``: the whole system on one machine, in one process, with something to watch.
+
+It starts the embedded cluster (API server + simulated nodes), installs the CRDs, runs the
+operator in-process (one event loop: Ctrl-C stops everything in order, and operator warnings go to
+the same terminal), submits the example job of every kind, shows their progress live from
+informers (a rich table on a terminal, plain lines otherwise), prints a summary, and then keeps
+serving for ``kubectl`` until Ctrl-C. ``--exit-when-done`` exits after the summary instead
+(status 0 when every job succeeded, 1 otherwise): what CI and the tests run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar, cast
+
+from rich.console import Console
+
+from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.logging import configure_logging
+from kubetrain.engine.loop import install_signal_handlers
+from kubetrain.engine.metrics import new_registry
+from kubetrain.informers.factory import SharedInformerFactory
+from kubetrain.informers.resource import ResourceRef, kubeflow
+from kubetrain.informers.transport import ApiStatusError
+from kubetrain.operator import Operator, OperatorOptions, client_for
+from kubetrain.reconcilers.api.crds import all_crds
+
+from .example_jobs import ExampleJob, ExamplesError, load_examples
+from .progress import JobTracker, watch_jobs
+from .progress_view import LineView, LiveView, ProgressView, summary_table
+
+__all__ = ["UpOptions", "add_up_flags", "run_up", "up"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CRDS = ResourceRef(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
+)
+
+#: ``--exit-when-done`` status when a job did not succeed; also startup errors.
+EXIT_FAILED = 1
+DEFAULT_METRICS_BIND_ADDRESS = "127.0.0.1:0"
+DEFAULT_LOG_LEVEL = "warning"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpOptions:
+    """What ``kubetrain up`` runs; defaults are the command's."""
+
+    examples_dir: Path | None = None
+    """Folder of job manifests to submit (``--examples``); None: the packaged examples."""
+    port: int = 0
+    """API server port on 127.0.0.1; 0 picks a free one."""
+    nodes: int = 4
+    """Simulated nodes."""
+    data_dir: str | None = None
+    """Persist the cluster's objects here (SQLite); None: in memory."""
+    kubeconfig_path: str = "kubetrain.kubeconfig"
+    """Where the kubeconfig is written once the API server serves."""
+    exit_when_done: bool = False
+    """Exit after the summary (0: all succeeded, 1: otherwise) instead of serving on."""
+    progress: str = "auto"
+    """``live`` (rich table), ``plain`` (a line per change) or ``auto`` (live on a terminal)."""
+    metrics_bind_address: str = DEFAULT_METRICS_BIND_ADDRESS
+    """The operator's ``/metrics`` address (``HOST:PORT``; port 0 picks a free one)."""
+    log_level: str = DEFAULT_LOG_LEVEL
+    """Log level of the operator and cluster (text logs on stderr)."""
+    nodesim_options: Any = None
+    """``NodeSimOptions`` for the simulated nodes; None: their defaults."""
+    operator: OperatorOptions = field(
+        default_factory=lambda: OperatorOptions(
+            health_probe_bind_address="0", graceful_shutdown_timeout=5.0, log_format="text"
+        )
+    )
+    """The in-process operator's options; ``metrics_bind_address`` above replaces its own."""
+
+    def __post_init__(self) -> None:
+        if self.progress not in ("auto", "live", "plain"):
+            raise ValueError(f"--progress must be auto, live or plain, got {self.progress!r}")
+        if self.nodes < 1:
+            raise ValueError(f"--nodes must be >= 1 for the example jobs to run, got {self.nodes}")
+
+
+def add_up_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of ``up`` beyond the cluster's (``--port``, ``--nodes``, ``--data``,
+    ``--kubeconfig`` and the simulator's, declared by the CLI)."""
+    p.add_argument(
+        "--exit-when-done",
+        "--no-wait",
+        dest="exit_when_done",
+        action="store_true",
+        help="exit after the summary: status 0 if every job succeeded, 1 otherwise",
+    )
+    p.add_argument(
+        "--examples",
+        default=None,
+        metavar="DIR",
+        help="submit the job manifests in DIR (default: the packaged examples, one per kind)",
+    )
+    p.add_argument(
+        "--progress",
+        choices=("auto", "live", "plain"),
+        default="auto",
+        help="live table, plain lines, or auto: live on a terminal (default: %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-bind-address",
+        default=DEFAULT_METRICS_BIND_ADDRESS,
+        help="the operator's /metrics address (default: %(default)s, a free port)",
+    )
+    p.add_argument("--log-level", default=DEFAULT_LOG_LEVEL, help="default: %(default)s")
+
+
+def options_from_args(args: argparse.Namespace) -> UpOptions:
+    from kubetrain.cluster.nodesim.flags import options_from_args as nodesim_options_from_args
+
+    return UpOptions(
+        examples_dir=Path(args.examples) if args.examples else None,
+        port=args.port,
+        nodes=args.nodes,
+        data_dir=args.data,
+        kubeconfig_path=args.kubeconfig,
+        exit_when_done=args.exit_when_done,
+        progress=args.progress,
+        metrics_bind_address=args.metrics_bind_address,
+        log_level=args.log_level,
+        nodesim_options=nodesim_options_from_args(args, nodes=args.nodes),
+    )
+
+
+async def run_up(args: argparse.Namespace) -> int:
+    """The ``kubetrain up`` subcommand: the exit status (0 after Ctrl-C; see ``up``)."""
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        print(f"kubetrain up: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    stop = asyncio.Event()
+    remove = install_signal_handlers(stop.set)  # a second Ctrl-C exits at once (status 1)
+    try:
+        return await up(options, stop=stop)
+    finally:
+        remove()
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now, so log lines go through rich's live display
+    (which swaps ``sys.stderr`` while it runs) instead of tearing it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class _Stopped(Exception):
+    """The user asked to stop (Ctrl-C) while ``up`` was waiting for something."""
+
+
+async def up(options: UpOptions, *, stop: asyncio.Event, out: TextIO | None = None) -> int:
+    """Run ``kubetrain up`` until done (``exit_when_done``) or ``stop`` is set.
+
+    Returns 0 after a stop, 1 when the cluster cannot start or the examples cannot be read, and
+    with ``exit_when_done`` 0 when every job succeeded, else 1. ``out``: where progress goes
+    (default stdout).
+    """
+    console = _console(out)
+    try:
+        examples = load_examples(options.examples_dir)
+    except (ExamplesError, OSError) as exc:
+        console.print(f"kubetrain up: error: {exc}", markup=False, highlight=False)
+        return EXIT_FAILED
+    configure_logging(level=options.log_level, fmt="text", stream=cast(TextIO, _CurrentStderr()))
+    session = _Session(options, console, stop)
+    try:
+        return await session.run(examples)
+    except _Stopped:
+        console.print("stopping", markup=False)
+        return 0
+    except (OSError, RuntimeError, ApiStatusError) as exc:
+        log.debug("kubetrain up failed", exc_info=True)
+        console.print(f"kubetrain up: error: {exc}", markup=False, highlight=False)
+        return EXIT_FAILED
+    finally:
+        await session.close()
+
+
+def _console(out: TextIO | None) -> Console:
+    file = out if out is not None else sys.stdout
+    console = Console(file=file, highlight=False)
+    if not console.is_terminal:
+        # Logs and pipes have no width: do not squeeze the tables into 80 columns.
+        console = Console(file=file, highlight=False, width=max(console.width, 140))
+    return console
+
+
+class _Session:
+    """One ``up`` run: owns what it started and stops it in reverse order in ``close``."""
+
+    def __init__(self, options: UpOptions, console: Console, stop: asyncio.Event) -> None:
+        self.options = options
+        self.console = console
+        self.stop = stop
+        self.cluster: EmbeddedCluster | None = None
+        self.client: ApiClient | None = None
+        self.operator: Operator | None = None
+        self.operator_client: ApiClient | None = None
+        self.operator_task: asyncio.Task[None] | None = None
+        self.informers: SharedInformerFactory | None = None
+        self.tracker = JobTracker()
+
+    async def until_stopped(self, awaitable: Awaitable[T]) -> T:
+        """``await awaitable`` unless ``stop`` is set first (then cancel it, raise ``_Stopped``);
+        also raises when the operator stopped on its own (its failure, or a RuntimeError)."""
+        task: asyncio.Future[T] = asyncio.ensure_future(awaitable)
+        stopper = asyncio.ensure_future(self.stop.wait())
+        watched: set[asyncio.Future[Any]] = {task, stopper}
+        if self.operator_task is not None:
+            watched.add(self.operator_task)
+        try:
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.done() and not task.cancelled():
+            return task.result()
+        if self.stop.is_set():
+            raise _Stopped
+        assert self.operator_task is not None and self.operator_task.done()
+        self.operator_task.result()  # raises the operator's failure
+        raise RuntimeError("the operator stopped unexpectedly")
+
+    async def run(self, examples: list[ExampleJob]) -> int:
+        opts = self.options
+        say = self.say
+        self.cluster = EmbeddedCluster(
+            port=opts.port,
+            nodes=opts.nodes,
+            data_dir=opts.data_dir,
+            kubeconfig_path=opts.kubeconfig_path,
+            nodesim_options=opts.nodesim_options,
+        )
+        try:
+            await self.until_stopped(self.cluster.start())
+        except _Stopped:
+            raise
+        except Exception as exc:  # a locked --data dir, a --port in use
+            say(f"kubetrain up: error: cannot start the cluster: {exc}")
+            return EXIT_FAILED
+        say(f"cluster serving at {self.cluster.url} with {opts.nodes} simulated nodes")
+        config = load_kubeconfig(self.cluster.kubeconfig_path)
+        self.client = ApiClient(
+            config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
+        )
+        await self.until_stopped(self._install_crds())
+        metrics_url = await self.until_stopped(self._start_operator())
+        say(f"operator running; metrics at {metrics_url}")
+
+        self.informers = SharedInformerFactory(self.client)
+        watch_jobs(self.tracker, self.informers, sorted({job.kind for job in examples}))
+        self.informers.start()
+        await self.until_stopped(self.informers.wait_for_sync())
+
+        view = self._view()
+        with view:
+            await self.until_stopped(self._submit(examples))
+            await self.until_stopped(self.tracker.wait_finished())
+        self.console.print(summary_table(self.tracker))
+        succeeded = self.tracker.all_succeeded()
+        if opts.exit_when_done:
+            return 0 if succeeded else EXIT_FAILED
+        self._print_usage(metrics_url, examples)
+        forever: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.until_stopped(forever)  # raises _Stopped on Ctrl-C
+        return 0
+
+    def say(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def _view(self) -> ProgressView:
+        mode = self.options.progress
+        if mode == "live" or (mode == "auto" and self.console.is_terminal):
+            return LiveView(self.tracker, self.console)
+        return LineView(self.tracker, self.console)
+
+    async def _install_crds(self) -> None:
+        assert self.client is not None
+        for crd in all_crds():
+            try:
+                await self.client.create(CRDS, crd)
+            except ApiStatusError as exc:
+                if not exc.is_already_exists:  # kept from an earlier run with --data
+                    raise
+
+    async def _start_operator(self) -> str:
+        """Start the operator on its own client; return its metrics URL once its caches synced."""
+        assert self.cluster is not None
+        opts = self.options
+        operator_options = _replace_operator_options(opts)
+        registry = new_registry()
+        self.operator_client = client_for(
+            load_kubeconfig(self.cluster.kubeconfig_path), operator_options, registry
+        )
+        self.operator = Operator(self.operator_client, operator_options, registry=registry)
+        self.operator_task = asyncio.create_task(self.operator.run(), name="operator")
+        await self.operator.manager.informers.wait_for_sync()
+        port = self.operator.manager.metrics_port
+        host = opts.metrics_bind_address.rpartition(":")[0].strip("[]") or "127.0.0.1"
+        return f"http://{host}:{port}/metrics"
+
+    async def _submit(self, examples: list[ExampleJob]) -> None:
+        assert self.client is not None
+        for job in examples:
+            self.tracker.expect(job.kind, job.namespace, job.name)
+            try:
+                await self.client.create(kubeflow(job.kind), job.manifest)
+            except ApiStatusError as exc:
+                if exc.is_already_exists:
+                    # Left from an earlier run (--data): show it as it is.
+                    self.tracker.expect(job.kind, job.namespace, job.name, submitted=False)
+                else:
+                    self.tracker.rejected(
+                        job.kind, job.namespace, job.name, f"{job.path.name}: {exc.message or exc}"
+                    )
+
+    def _print_usage(self, metrics_url: str, examples: list[ExampleJob]) -> None:
+        assert self.cluster is not None
+        kubeconfig = self.cluster.kubeconfig_path
+        plurals = sorted({kubeflow(job.kind).plural for job in examples})
+        first = "pytorchjobs" if "pytorchjobs" in plurals else plurals[0]
+        lines = [
+            "",
+            "kubetrain is serving; press Ctrl-C to stop.",
+            f"  API server  {self.cluster.url}",
+            f"  kubeconfig  {kubeconfig}",
+            f"  try         kubectl --kubeconfig {kubeconfig} get {first}",
+            f"              kubectl --kubeconfig {kubeconfig} get pods",
+            f"              kubectl --kubeconfig {kubeconfig} get {','.join(plurals)}",
+            f"  metrics     {metrics_url}",
+        ]
+        for line in lines:
+            self.say(line)
+
+    async def close(self) -> None:
+        """Stop what was started, newest first; every step runs even if an earlier one fails."""
+        if self.informers is not None:
+            await _quietly(self.informers.stop(), "progress informers")
+        if self.operator is not None and self.operator_task is not None:
+            self.operator.request_stop()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self.operator_task), 15)
+            if not self.operator_task.done():
+                self.operator_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.operator_task
+            await _quietly(self.operator.close(), "operator event recorders")
+        if self.operator_client is not None:
+            await _quietly(self.operator_client.close(), "operator client")
+        if self.client is not None:
+            await _quietly(self.client.close(), "client")
+        if self.cluster is not None and self.cluster.url:
+            await _quietly(self.cluster.stop(), "cluster")
+
+
+async def _quietly(awaitable: Awaitable[object], what: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.warning("stopping the %s failed", what, exc_info=True)
+
+
+def _replace_operator_options(opts: UpOptions) -> OperatorOptions:
+    from dataclasses import replace
+
+    replaced: OperatorOptions = replace(
+        opts.operator, metrics_bind_address=opts.metrics_bind_address, log_level=opts.log_level
+    )
+    return replaced
