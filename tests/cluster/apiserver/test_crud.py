@@ -10,6 +10,9 @@ from apiserver_helpers import Raw
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
+# Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).
+pytestmark = pytest.mark.http_api
+
 CM = "/api/v1/namespaces/default/configmaps"
 
 

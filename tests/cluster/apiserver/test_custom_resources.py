@@ -7,6 +7,9 @@ from apiserver_helpers import WIDGETS, Raw, widget, widget_crd
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
+# Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).
+pytestmark = pytest.mark.http_api
+
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from apiserver_helpers import Raw
+
+# Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).
+pytestmark = pytest.mark.http_api
 
 CM = "/api/v1/namespaces/default/configmaps"
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from apiserver_helpers import WIDGETS, Raw, widget, widget_crd
 
 from kubetrain.cluster.apiserver.rest import DeleteOptions, WriteOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
+
+# Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).
+pytestmark = pytest.mark.http_api
 
 CM = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
@@ -215,6 +219,7 @@ async def test_custom_resource_owner_and_cluster_scoped_owner(
     assert not await exists(raw, f"{CM}/ns-owned")
 
 
+@pytest.mark.embedded_only(reason="drives cluster.api.rest directly")
 async def test_burst_of_owner_deletes(cluster: EmbeddedCluster, raw: Raw) -> None:
     """Many owners at once: every dependent goes, nothing else is touched."""
     api = cluster.api
@@ -240,6 +245,7 @@ async def test_burst_of_owner_deletes(cluster: EmbeddedCluster, raw: Raw) -> Non
     assert api.store.count(info.storage_key, "default") == 0
 
 
+@pytest.mark.embedded_only(reason="drives cluster.api.rest directly")
 async def test_requests_are_served_while_a_burst_is_collected(
     cluster: EmbeddedCluster, raw: Raw
 ) -> None:

