@@ -7,7 +7,6 @@ them); the repository's top-level ``examples/`` is a symlink to that folder, so 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,10 @@ class ExampleJob:
 
 
 def packaged_examples_dir() -> Path:
-    """The ``examples`` folder inside the installed ``kubetrain`` package."""
-    return Path(str(resources.files("kubetrain") / "examples"))
+    """The ``examples`` folder inside the installed ``kubetrain`` package (next to this module;
+    not ``importlib.resources.files("kubetrain")``, which under pytest can name the namespace
+    package ``tests/kubetrain`` instead)."""
+    return Path(__file__).resolve().parent / "examples"
 
 
 def load_examples(directory: Path | None = None, *, namespace: str = "default") -> list[ExampleJob]:
