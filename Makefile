@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: up test unit lint typecheck bench clean
+.PHONY: up test unit lint typecheck bench conformance clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache
+
+## HTTP-level API tests against a real kube-apiserver (built once into ~/.cache/kubetrain).
+conformance: $(STAMP)
+	tools/conformance/build.sh
+	$(BIN)/pytest -q --apiserver=real --timeout=60 tests/cluster/apiserver tests/conformance
