@@ -333,6 +333,10 @@ class _Session:
                 if exc.is_already_exists:
                     # Left from an earlier run (--data): show it as it is.
                     self.tracker.expect(job.kind, job.namespace, job.name, submitted=False)
+                    self.say(
+                        f"{job.kind} {job.namespace}/{job.name} exists (from an earlier run "
+                        "with this --data): not submitted again"
+                    )
                 else:
                     self.tracker.rejected(
                         job.kind, job.namespace, job.name, f"{job.path.name}: {exc.message or exc}"
