@@ -57,8 +57,13 @@ class OperatorOptions:
 
     enable_schemes: tuple[str, ...] = ()
     """``--enable-scheme`` values (case-insensitive); empty: every kind."""
-    controller_threads: int = 1
-    """``--controller-threads``: concurrent reconciles per kind (per shard)."""
+    controller_threads: int = 128
+    """``--controller-threads``: concurrent reconciles per kind and shard (total per kind:
+    ``shards * controller_threads``). The reference defaults to 1 because its reconciles are
+    blocking goroutines; ours are asyncio coroutines, so a worker waiting for the API server
+    costs a few KB and no CPU. With 1, every reconcile waits behind the HTTP round trips of the
+    one before it (a 500-job burst: Succeeded p99 5.6 s after the last pod). The API load is
+    bounded by ``--create-concurrency`` and ``--kube-api-qps``, not by this number."""
     shards: int = 1
     """``--shards``: work-queue shards per kind (kubetrain)."""
     kube_api_qps: float = 20.0
@@ -81,8 +86,9 @@ class OperatorOptions:
     mpi_kubectl_delivery_image: str = _DOMAIN_DEFAULTS.mpi_kubectl_delivery_image
     cluster_domain: str = ""
     """``$CUSTOM_CLUSTER_DOMAIN``: suffix of TF_CONFIG host names."""
-    create_concurrency: int = 16
-    """Creations/deletions of one reconcile in flight at once (kubetrain)."""
+    create_concurrency: int = 64
+    """``--create-concurrency``: pod/service creations and deletions in flight at once per kind,
+    across all its reconciles (kubetrain; ``JobControllerOptions.create_concurrency``)."""
     graceful_shutdown_timeout: float = 30.0
     log_format: Literal["json", "text"] = "json"
     log_level: str = "info"
@@ -211,7 +217,15 @@ def add_operator_flags(p: argparse.ArgumentParser) -> None:
         help="enable a job kind (repeatable; tfjob, pytorchjob, xgboostjob, mpijob, "
         "paddlejob, jaxjob; default: all)",
     )
-    p.add_argument("--controller-threads", type=int, default=d.controller_threads)
+    p.add_argument(
+        "--controller-threads",
+        type=int,
+        default=d.controller_threads,
+        help="concurrent reconciles per kind and shard (total: shards x threads). The "
+        "reference's default is 1 (blocking Go reconciles); kubetrain's reconciles are asyncio "
+        "coroutines, so idle workers are nearly free and the default is %(default)s; the API "
+        "load is bounded by --create-concurrency and --kube-api-qps",
+    )
     p.add_argument(
         "--shards",
         type=int,
@@ -243,7 +257,13 @@ def add_operator_flags(p: argparse.ArgumentParser) -> None:
         "--pytorch-init-container-max-tries", type=int, default=d.pytorch_init_container_max_tries
     )
     p.add_argument("--mpi-kubectl-delivery-image", default=d.mpi_kubectl_delivery_image)
-    p.add_argument("--create-concurrency", type=int, default=d.create_concurrency)
+    p.add_argument(
+        "--create-concurrency",
+        type=int,
+        default=d.create_concurrency,
+        help="pod/service creations and deletions in flight at once per kind, across all its "
+        "reconciles (default: %(default)s)",
+    )
     p.add_argument("--log-format", choices=("json", "text"), default=d.log_format)
     p.add_argument("--log-level", default=d.log_level)
 

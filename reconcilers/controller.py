@@ -32,7 +32,7 @@ from kubetrain.engine.client import ApiClient
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.events import EventRecorder
 from kubetrain.engine.handlers import EnqueueForObject, EnqueueForOwner, KeyQueue
-from kubetrain.engine.queue import LOW_PRIORITY
+from kubetrain.engine.queue import LOW_PRIORITY, NORMAL_PRIORITY
 from kubetrain.engine.reconcile import Request, Result, TerminalError
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.indexers import CONTROLLER_UID_INDEX, controller_uid_index
@@ -71,6 +71,7 @@ from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge
 
 __all__ = [
     "HORIZONTAL_POD_AUTOSCALERS",
+    "POD_PHASE_PRIORITY",
     "JobControllerOptions",
     "JobReconciler",
     "OwnedObjectHandler",
@@ -102,14 +103,23 @@ CACHED_EXTRAS: dict[str, tuple[ResourceRef, ...]] = {
 #: (fix of quirk 15: pods and services are not cached cluster-wide).
 OWNED_SELECTOR = OPERATOR_NAME_LABEL
 
+#: Work-queue priority of a job whose pod changed phase (Running, Succeeded, Failed): above
+#: ``NORMAL_PRIORITY``, so that the status write it is due (one request; the job's Running or
+#: Succeeded condition, a restart) is not queued behind a burst of new jobs' pod creations (each
+#: a reconcile of many requests). Bounded by the pods' transitions, so creations never starve.
+POD_PHASE_PRIORITY = 10
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobControllerOptions:
     """Knobs of one job controller; every default is usable as is."""
 
-    create_concurrency: int = 16
-    """Pod/service creations (and deletions) of one reconcile in flight at once. The reference
-    creates one at a time (trainer#2361); the API client's QPS/burst still bounds the rate."""
+    create_concurrency: int = 64
+    """Pod/service creations and deletions in flight at once across all reconciles of the
+    controller (one semaphore, not one per reconcile: with many concurrent reconciles this is
+    what bounds the requests queued at the API server, so a status write is not answered after
+    thousands of creations). The reference creates one at a time (trainer#2361); the API
+    client's QPS/burst still bounds the rate. Status writes and events do not take it."""
     expectations_timeout: float = DEFAULT_EXPECTATIONS_TIMEOUT
     """Seconds after which an unobserved creation/deletion stops gating the job (lost event)."""
     domain: DomainOptions = field(default_factory=DomainOptions)
@@ -150,6 +160,8 @@ class OwnedObjectHandler:
 
     ``resource`` is the expectations' resource name (``pods``, ``services``, ...). Objects owned
     by another kind are ignored, so each kind's controller only wakes for its own children.
+    An update that changes the dependent's ``status.phase`` enqueues the job at
+    ``POD_PHASE_PRIORITY`` (at least); every other event at the engine handlers' priority.
     """
 
     __slots__ = ("_enqueue", "_exits", "_expectations", "_owner", "_resource")
@@ -195,6 +207,8 @@ class OwnedObjectHandler:
     def on_update(self, old: Obj, new: Obj, queue: KeyQueue) -> None:
         self._observe(new, deleted=False)
         self._note_exit(old, new)
+        if _phase(old) != _phase(new):
+            queue = _AtLeast(queue, POD_PHASE_PRIORITY)
         self._enqueue.on_update(old, new, queue)
 
     def on_delete(self, obj: Obj | DeletedFinalStateUnknown, queue: KeyQueue) -> None:
@@ -204,6 +218,24 @@ class OwnedObjectHandler:
 
     def __repr__(self) -> str:
         return f"OwnedObjectHandler({self._owner.kind}, {self._resource})"
+
+
+class _AtLeast:
+    """A ``KeyQueue`` that adds to ``queue`` at ``priority`` or higher."""
+
+    __slots__ = ("_floor", "_queue")
+
+    def __init__(self, queue: KeyQueue, priority: int) -> None:
+        self._queue = queue
+        self._floor = priority
+
+    def add(self, key: str, *, priority: int = NORMAL_PRIORITY) -> None:
+        self._queue.add(key, priority=max(priority, self._floor))
+
+
+def _phase(obj: Obj) -> object:
+    """``status.phase`` (pods; None for other dependents, which never change priority)."""
+    return (obj.get("status") or {}).get("phase")
 
 
 def _contains(actual: Any, desired: Any) -> bool:

@@ -88,7 +88,9 @@ def test_operator_flags_defaults_are_the_reference_ones(monkeypatch: pytest.Monk
     parser = argparse.ArgumentParser()
     add_operator_flags(parser)
     opts = options_from_args(parser.parse_args([]))
-    assert (opts.kube_api_qps, opts.kube_api_burst, opts.controller_threads) == (20.0, 30, 1)
+    assert (opts.kube_api_qps, opts.kube_api_burst) == (20.0, 30)
+    # Not the reference's 1: reconciles are coroutines (see OperatorOptions.controller_threads).
+    assert (opts.controller_threads, opts.shards, opts.create_concurrency) == (128, 1, 64)
     assert opts.namespace == "kubeflow"
     assert (opts.metrics_bind_address, opts.health_probe_bind_address) == (":8080", ":8081")
     assert opts.webhook_server_port == 9443
