@@ -117,12 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    with _event_loop_runner() as runner:
-        try:
+    # Ctrl-C can land anywhere: while subcommands import their modules, before the event loop
+    # installs its handlers, or a second time while stopping. Each ends quietly with 130.
+    try:
+        args = build_parser().parse_args(argv)
+        with _event_loop_runner() as runner:
             return int(runner.run(args.main(args)))
-        except KeyboardInterrupt:  # a second Ctrl-C while stopping
-            return 130
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

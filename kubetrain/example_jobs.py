@@ -46,9 +46,7 @@ class ExampleJob:
 
 
 def packaged_examples_dir() -> Path:
-    """The ``examples`` folder inside the installed ``kubetrain`` package (next to this module;
-    not ``importlib.resources.files("kubetrain")``, which under pytest can name the namespace
-    package ``tests/kubetrain`` instead)."""
+    """The ``examples`` folder inside the installed ``kubetrain`` package, next to this module."""
     return Path(__file__).resolve().parent / "examples"
 
 

@@ -22,3 +22,13 @@ def test_every_package_folder_is_listed() -> None:
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join([name, *rel.parts]))
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+
+
+def test_tests_do_not_shadow_the_kubetrain_package() -> None:
+    # A test folder named like a top-level package (tests/kubetrain/) becomes a namespace package
+    # on pytest's sys.path and hides the real one: __version__ and package data vanish.
+    import kubetrain
+
+    assert kubetrain.__file__ is not None
+    assert Path(kubetrain.__file__).parent == ROOT / "kubetrain"
+    assert kubetrain.__version__
