@@ -279,3 +279,53 @@ async def test_kubernetes_asyncio_watch(api_client: client.ApiClient, raw: Raw) 
                 w.stop()
     await task
     assert seen == [("ADDED", "kw"), ("DELETED", "kw")]
+
+
+@pytest.mark.embedded_only(reason="own EmbeddedCluster with a small watch history")
+async def test_bookmarks_let_a_quiet_watch_resume_after_history_moved_on(
+    small_history: tuple[EmbeddedCluster, Raw],
+) -> None:
+    """Why bookmarks exist: a watch that sees no events of its own keeps a current resourceVersion.
+
+    Writes elsewhere (another namespace) push the resource's history past the watch's start; a
+    client resuming from the last RV it saw would get 410 and relist, one resuming from the
+    bookmark's RV continues."""
+    _, raw = small_history
+    _, listed, _ = await raw.get(CM)
+    start_rv = listed["metadata"]["resourceVersion"]
+    assert (await raw.post("/api/v1/namespaces", {"metadata": {"name": "elsewhere"}}))[0] == 201
+    other = "/api/v1/namespaces/elsewhere/configmaps"
+    params = {"watch": "true", "allowWatchBookmarks": "true", "resourceVersion": start_rv}
+
+    target: list[int] = []  # set once the writes are done
+
+    async def current_bookmark() -> str:
+        """The first bookmark at or past ``target``, read from ONE watch opened at start_rv."""
+        async with raw.session.get(raw.base + CM, params=params) as resp:
+            assert resp.status == 200
+            async for line in resp.content:
+                event = orjson.loads(line)
+                assert event["type"] == "BOOKMARK", event  # nothing happens in this namespace
+                rv = int(event["object"]["metadata"]["resourceVersion"])
+                if target and rv >= target[0]:
+                    return str(rv)
+        raise AssertionError("the watch ended without a current bookmark")
+
+    watching = asyncio.create_task(current_bookmark())
+    await asyncio.sleep(0.05)
+    for i in range(6):  # the history keeps 3 events: these push start_rv out of it
+        _, body, _ = await raw.post(other, {"metadata": {"name": f"noise-{i}"}})
+    target.append(int(body["metadata"]["resourceVersion"]))
+    bookmark_rv = await asyncio.wait_for(watching, 5)
+
+    stale = await raw.watch_lines(CM, {**params, "resourceVersion": start_rv}, 1)
+    assert stale[0]["type"] == "ERROR" and stale[0]["object"]["code"] == 410
+
+    resumed = asyncio.create_task(
+        raw.watch_lines(CM, {"watch": "true", "resourceVersion": bookmark_rv}, 1)
+    )
+    await asyncio.sleep(0.05)
+    await raw.post(CM, {"metadata": {"name": "after-resume"}})
+    events = await asyncio.wait_for(resumed, 5)
+    assert events[0]["type"] == "ADDED"
+    assert events[0]["object"]["metadata"]["name"] == "after-resume"
