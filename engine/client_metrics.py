@@ -9,9 +9,9 @@ client that reports into it (prometheus-client refuses to register a name twice)
 
 from __future__ import annotations
 
-import weakref
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from kubetrain.engine.metrics_registry import once_per_registry
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -27,10 +27,6 @@ SIZE_BUCKETS = (64, 256, 512, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304
 
 ERROR_CODE = "<error>"
 """The ``code`` label of a request that got no HTTP answer (client-go's value)."""
-
-_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, ClientMetrics] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class ClientMetrics:
@@ -81,8 +77,4 @@ class ClientMetrics:
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> ClientMetrics:
         """The one instance for ``registry`` (default: prometheus-client's global ``REGISTRY``)."""
-        reg = REGISTRY if registry is None else registry
-        metrics = _BY_REGISTRY.get(reg)
-        if metrics is None:
-            metrics = _BY_REGISTRY[reg] = cls(reg)
-        return metrics
+        return once_per_registry(cls, registry)

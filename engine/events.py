@@ -22,15 +22,15 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter
 
+from kubetrain.engine.metrics_registry import once_per_registry
 from kubetrain.informers.resource import EVENTS, ResourceRef
 from kubetrain.informers.transport import ApiStatusError, Transport
 
@@ -105,15 +105,8 @@ class _Metrics:
         )
 
 
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
-
-
 def _metrics_for(registry: CollectorRegistry | None) -> _Metrics:
-    reg = REGISTRY if registry is None else registry
-    found = _METRICS.get(reg)
-    if found is None:
-        found = _METRICS[reg] = _Metrics(reg)
-    return found
+    return once_per_registry(_Metrics, registry)
 
 
 class EventRecorder:

@@ -22,14 +22,14 @@ import logging
 import math
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from kubetrain.engine.metrics_registry import once_per_registry
 from kubetrain.informers.resource import LEASES
 from kubetrain.informers.transport import ApiStatusError, Transport
 
@@ -105,15 +105,8 @@ class _Metrics:
         )
 
 
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
-
-
 def _metrics_for(registry: CollectorRegistry | None) -> _Metrics:
-    reg = REGISTRY if registry is None else registry
-    found = _METRICS.get(reg)
-    if found is None:
-        found = _METRICS[reg] = _Metrics(reg)
-    return found
+    return once_per_registry(_Metrics, registry)
 
 
 class LeaderElector:

@@ -14,13 +14,12 @@ pass a fresh ``CollectorRegistry`` (``new_registry``) and read values from it.
 
 from __future__ import annotations
 
-import weakref
-
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from kubetrain.engine.metrics_registry import once_per_registry
 from kubetrain.informers.metrics import InformerMetrics
 
 from .workqueue_metrics import PrometheusMetricsProvider, global_metrics_provider
@@ -133,33 +132,22 @@ class ControllerMetrics:
         self.active_workers = families.active_workers.labels(controller)
 
 
-_families: weakref.WeakKeyDictionary[CollectorRegistry, ControllerMetricFamilies] = (
-    weakref.WeakKeyDictionary()
-)
-_providers: weakref.WeakKeyDictionary[CollectorRegistry, PrometheusMetricsProvider] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def controller_metric_families(
     registry: CollectorRegistry | None = None,
 ) -> ControllerMetricFamilies:
     """The ``controller_runtime_*`` families of ``registry`` (default: the global one)."""
-    reg = REGISTRY if registry is None else registry
-    found = _families.get(reg)
-    if found is None:
-        found = _families[reg] = ControllerMetricFamilies(reg)
-    return found
+    return once_per_registry(ControllerMetricFamilies, registry)
 
 
 def workqueue_provider(registry: CollectorRegistry | None = None) -> PrometheusMetricsProvider:
     """The ``workqueue_*`` provider of ``registry`` (default: the global one), made once."""
     if registry is None or registry is REGISTRY:
         return global_metrics_provider()
-    found = _providers.get(registry)
-    if found is None:
-        found = _providers[registry] = PrometheusMetricsProvider(registry=registry)
-    return found
+    return once_per_registry(_provider_for, registry)
+
+
+def _provider_for(registry: CollectorRegistry) -> PrometheusMetricsProvider:
+    return PrometheusMetricsProvider(registry=registry)
 
 
 def new_registry(*, process_metrics: bool = True) -> CollectorRegistry:
@@ -175,15 +163,6 @@ def new_registry(*, process_metrics: bool = True) -> CollectorRegistry:
     return registry
 
 
-_informer_metrics: weakref.WeakKeyDictionary[CollectorRegistry, InformerMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def informer_metrics(registry: CollectorRegistry | None = None) -> InformerMetrics:
     """The ``kubetrain_informer_*`` families of ``registry`` (default: the global one), made once."""
-    reg = REGISTRY if registry is None else registry
-    found = _informer_metrics.get(reg)
-    if found is None:
-        found = _informer_metrics[reg] = InformerMetrics(reg)
-    return found
+    return once_per_registry(InformerMetrics, registry)
