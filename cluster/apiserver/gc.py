@@ -27,7 +27,6 @@ listener and done by a bounded pool of asyncio workers, so request handling neve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections.abc import Hashable, Iterable
@@ -38,87 +37,15 @@ from . import errors
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import DeleteOptions, ObjectService, WriteOptions
 from .store import Store
+from .workers import StoreWorkers
 
-__all__ = ["GarbageCollector", "GcOptions", "WorkQueue"]
+__all__ = ["GarbageCollector", "GcOptions"]
 
 log = logging.getLogger(__name__)
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 _GC_FINALIZERS = frozenset({FOREGROUND, ORPHAN})
-
-
-class WorkQueue:
-    """A deduplicating FIFO of hashable keys for a pool of asyncio workers (client-go style).
-
-    Invariants: a key is in ``_dirty`` iff it waits to be processed (queued, or re-added while
-    being processed); a key is in ``_processing`` while one worker holds it, so no key is ever
-    handled by two workers at once; ``_outstanding`` counts dirty + processing + delayed keys,
-    and ``_idle`` is set exactly when it is 0.
-
-    Caller duties: every ``get`` is followed by ``done`` for the same key.
-    """
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
-        self._dirty: set[Hashable] = set()
-        self._processing: set[Hashable] = set()
-        self._delayed = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def __len__(self) -> int:
-        return len(self._dirty)
-
-    def _update_idle(self) -> None:
-        if self._dirty or self._processing or self._delayed:
-            self._idle.clear()
-        else:
-            self._idle.set()
-
-    def add(self, key: Hashable) -> None:
-        """Queue ``key`` unless it is already waiting; a key being processed runs once more."""
-        if key in self._dirty:
-            return
-        self._dirty.add(key)
-        self._idle.clear()
-        if key not in self._processing:
-            self._queue.put_nowait(key)
-
-    def add_after(self, key: Hashable, delay: float) -> None:
-        """``add(key)`` after ``delay`` seconds (needs a running loop)."""
-        self._delayed += 1
-        self._idle.clear()
-
-        def fire() -> None:
-            self._delayed -= 1
-            self.add(key)
-            self._update_idle()
-
-        asyncio.get_running_loop().call_later(delay, fire)
-
-    async def get(self) -> Hashable:
-        """The next key; the caller now holds it until ``done(key)``."""
-        key = await self._queue.get()
-        self._dirty.discard(key)
-        self._processing.add(key)
-        return key
-
-    def done(self, key: Hashable) -> None:
-        """Release ``key``; when it was re-added meanwhile it is queued again."""
-        self._processing.discard(key)
-        if key in self._dirty:
-            self._queue.put_nowait(key)
-        self._update_idle()
-
-    @property
-    def idle(self) -> bool:
-        """Nothing queued, processing or scheduled for later."""
-        return self._idle.is_set()
-
-    async def wait_idle(self) -> None:
-        """Return once nothing is queued, processing or scheduled for later."""
-        await self._idle.wait()
 
 
 @dataclass(kw_only=True)
@@ -149,11 +76,13 @@ class GcOptions:
 _Item = tuple[Any, ...]
 
 
-class GarbageCollector:
+class GarbageCollector(StoreWorkers):
     """Deletes dependents of deleted owners; runs the foreground and orphan finalizers.
 
     ``start()`` from a running loop once the store is loaded, ``await stop()`` at shutdown.
     """
+
+    worker_name = "gc-worker"
 
     def __init__(
         self,
@@ -163,50 +92,24 @@ class GarbageCollector:
         rest: ObjectService,
         options: GcOptions | None = None,
     ) -> None:
-        self.store = store
+        self.options = options or GcOptions()
+        super().__init__(
+            store=store,
+            workers=self.options.workers,
+            retry_base_seconds=self.options.retry_base_seconds,
+            retry_max_seconds=self.options.retry_max_seconds,
+        )
         self.registry = registry
         self.rest = rest
-        self.options = options or GcOptions()
-        self.queue = WorkQueue()
-        self._retries: dict[Hashable, int] = {}
-        self._workers: list[asyncio.Task[None]] = []
         self._slice_start = 0.0  # loop time the workers' current shared time slice began
         self._next_slice: asyncio.Future[None] | None = None  # resolved when a new slice starts
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Follow the store, queue what is already stored and start the workers (idempotent).
-
-        Listener and initial scan happen in one synchronous step, so no change is missed.
-        """
-        if self._workers:
-            return
-        self.store.add_listener(self._on_change)
+    def _queue_existing(self) -> None:
         for key in self.store.keys():  # noqa: SIM118 (Store, not a dict)
             for (ns, name), obj in self.store.iter_range(key, None):
                 meta = obj["metadata"]
                 if meta.get("ownerReferences") or _gc_finalizers(meta):
                     self.queue.add(("obj", key, ns, name))
-        self._workers = [
-            asyncio.create_task(self._worker(), name=f"gc-worker-{i}")
-            for i in range(max(1, self.options.workers))
-        ]
-
-    async def stop(self) -> None:
-        """Stop following the store; cancel the workers (pending work is dropped)."""
-        if self._workers:
-            self.store.remove_listener(self._on_change)
-        workers, self._workers = self._workers, []
-        for task in workers:
-            task.cancel()
-        for task in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def wait_idle(self) -> None:
-        """Return once the GC has nothing left to do (tests, benchmarks)."""
-        await self.queue.wait_idle()
 
     # -- listener (synchronous, O(owner refs) per change) -----------------------------------
 
@@ -251,31 +154,15 @@ class GarbageCollector:
 
     # -- workers -----------------------------------------------------------------------------
 
-    async def _worker(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            item = await self.queue.get()
-            try:
-                await self._wait_for_slice(loop)
-                await self._process(item)  # type: ignore[arg-type]
-            except asyncio.CancelledError:
-                self.queue.done(item)
-                raise
-            except Exception as exc:
-                tries = self._retries.get(item, 0) + 1
-                self._retries[item] = tries
-                delay = min(
-                    self.options.retry_max_seconds,
-                    self.options.retry_base_seconds * (2 ** (tries - 1)),
-                )
-                if not (isinstance(exc, errors.ApiError) and exc.code == 409):
-                    log.warning(
-                        "garbage collector: %s failed (retry in %.3fs): %s", item, delay, exc
-                    )
-                self.queue.add_after(item, delay)
-            else:
-                self._retries.pop(item, None)
-            self.queue.done(item)
+    async def _before_item(self) -> None:
+        await self._wait_for_slice(asyncio.get_running_loop())
+
+    async def _handle(self, item: Any) -> None:
+        await self._process(item)
+
+    def _log_failure(self, item: Hashable, delay: float, exc: Exception) -> None:
+        if not (isinstance(exc, errors.ApiError) and exc.code == 409):  # a race, retried quietly
+            super()._log_failure(item, delay, exc)
 
     async def _wait_for_slice(self, loop: asyncio.AbstractEventLoop) -> None:
         """asyncio.Queue.get does not suspend while items wait: once the time slice shared by

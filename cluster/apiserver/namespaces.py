@@ -18,17 +18,15 @@ content remains it records kube's ``NamespaceContentRemaining`` /
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
-from collections.abc import Hashable
 from typing import Any
 
 from . import errors
-from .gc import WorkQueue
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import DeleteOptions, ObjectService, WriteOptions, now_rfc3339
 from .store import Store
+from .workers import StoreWorkers
 
 __all__ = ["NamespaceController"]
 
@@ -38,7 +36,7 @@ _NS_KEY = ("", "namespaces")
 KUBERNETES_FINALIZER = "kubernetes"
 
 
-class NamespaceController:
+class NamespaceController(StoreWorkers):
     """Deletes the content of terminating namespaces and finalizes them.
 
     ``start()`` from a running loop once the store is loaded (registers the listener and queues
@@ -49,6 +47,8 @@ class NamespaceController:
     (kept by the listener), so the per-change check is one set lookup.
     """
 
+    worker_name = "namespace-worker"
+
     def __init__(
         self,
         *,
@@ -58,44 +58,22 @@ class NamespaceController:
         workers: int = 2,
         retry_max_seconds: float = 5.0,
     ) -> None:
-        self.store = store
+        super().__init__(
+            store=store,
+            workers=workers,
+            retry_base_seconds=0.01,
+            retry_max_seconds=retry_max_seconds,
+        )
         self.registry = registry
         self.rest = rest
-        self.workers = max(1, workers)
-        self.retry_max_seconds = retry_max_seconds
-        self.queue = WorkQueue()
         self._terminating: set[str] = set()
-        self._retries: dict[Hashable, int] = {}
-        self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
-        """Queue namespaces already terminating (loaded from storage); start the workers."""
-        if self._tasks:
-            return
-        self.store.add_listener(self._on_change)
+    def _queue_existing(self) -> None:
+        """Queue namespaces already terminating (loaded from storage)."""
         for (_, name), ns in self.store.iter_range(_NS_KEY, None):
             if ns["metadata"].get("deletionTimestamp"):
                 self._terminating.add(name)
                 self.queue.add(name)
-        self._tasks = [
-            asyncio.create_task(self._worker(), name=f"namespace-worker-{i}")
-            for i in range(self.workers)
-        ]
-
-    async def stop(self) -> None:
-        """Stop following the store; cancel the workers."""
-        if self._tasks:
-            self.store.remove_listener(self._on_change)
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def wait_idle(self) -> None:
-        """Return once no namespace is queued or being processed."""
-        await self.queue.wait_idle()
 
     # -- listener ----------------------------------------------------------------------------
 
@@ -119,26 +97,13 @@ class NamespaceController:
 
     # -- work --------------------------------------------------------------------------------
 
-    async def _worker(self) -> None:
-        while True:
-            name = await self.queue.get()
-            try:
-                await self._sync(str(name))
-            except asyncio.CancelledError:
-                self.queue.done(name)
-                raise
-            except Exception as exc:
-                tries = self._retries.get(name, 0) + 1
-                self._retries[name] = tries
-                delay = min(self.retry_max_seconds, 0.01 * 2 ** (tries - 1))
-                log.warning("namespace %s: deletion failed (retry in %.2fs): %s", name, delay, exc)
-                self.queue.add_after(name, delay)
-            else:
-                self._retries.pop(name, None)
-            self.queue.done(name)
-            # asyncio.Queue.get does not suspend while items wait: yield, so a burst of
-            # work never holds up request handling for more than one item.
-            await asyncio.sleep(0)
+    async def _handle(self, item: Any) -> None:
+        await self._sync(str(item))
+
+    async def _after_item(self) -> None:
+        # asyncio.Queue.get does not suspend while items wait: yield, so a burst of work never
+        # holds up request handling for more than one item.
+        await asyncio.sleep(0)
 
     def _namespaced_resources(self) -> list[ResourceInfo]:
         """One served info per namespaced storage key."""
