@@ -232,31 +232,76 @@ def add_operator_flags(p: argparse.ArgumentParser) -> None:
         default=d.shards,
         help="work-queue shards per kind (default: %(default)s)",
     )
-    p.add_argument("--kube-api-qps", type=float, default=d.kube_api_qps)
-    p.add_argument("--kube-api-burst", type=int, default=d.kube_api_burst)
+    p.add_argument(
+        "--kube-api-qps",
+        type=float,
+        default=d.kube_api_qps,
+        help="client-side requests per second to the API server, 0 = unlimited (default: %(default)s)",
+    )
+    p.add_argument(
+        "--kube-api-burst",
+        type=int,
+        default=d.kube_api_burst,
+        help="requests allowed above --kube-api-qps in a burst (default: %(default)s)",
+    )
     p.add_argument(
         "--namespace",
         default=os.environ.get("KUBEFLOW_NAMESPACE") or None,
         help="watch only this namespace (default: $KUBEFLOW_NAMESPACE, else all)",
     )
-    p.add_argument("--leader-elect", action="store_true", default=d.leader_elect)
-    p.add_argument("--leader-election-id", default=d.leader_election_id)
-    p.add_argument("--metrics-bind-address", default=d.metrics_bind_address)
-    p.add_argument("--health-probe-bind-address", default=d.health_probe_bind_address)
-    p.add_argument("--webhook-server-port", type=int, default=d.webhook_server_port)
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=d.leader_elect,
+        help="run controllers only while holding a coordination.k8s.io Lease (for several replicas)",
+    )
+    p.add_argument(
+        "--leader-election-id",
+        default=d.leader_election_id,
+        help="the Lease's name (default: %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-bind-address",
+        default=d.metrics_bind_address,
+        help="address of /metrics, e.g. :8080 or 127.0.0.1:0; 0 disables (default: %(default)s)",
+    )
+    p.add_argument(
+        "--health-probe-bind-address",
+        default=d.health_probe_bind_address,
+        help="address of /healthz and /readyz; 0 disables (default: %(default)s)",
+    )
+    p.add_argument(
+        "--webhook-server-port",
+        type=int,
+        default=d.webhook_server_port,
+        help="accepted for compatibility; the validating webhook server is not implemented yet",
+    )
     p.add_argument(
         "--gang-scheduler-name",
         default=d.gang_scheduler_name,
         help="accepted; gang scheduling is not implemented yet",
     )
-    p.add_argument("--pytorch-init-container-image", default=d.pytorch_init_container_image)
     p.add_argument(
-        "--pytorch-init-container-template-file", default=d.pytorch_init_container_template_file
+        "--pytorch-init-container-image",
+        default=d.pytorch_init_container_image,
+        help="image of the init-pytorch container that waits for the master (default: %(default)s)",
     )
     p.add_argument(
-        "--pytorch-init-container-max-tries", type=int, default=d.pytorch_init_container_max_tries
+        "--pytorch-init-container-template-file",
+        default=d.pytorch_init_container_template_file,
+        help="accepted for compatibility; the built-in init container is used",
     )
-    p.add_argument("--mpi-kubectl-delivery-image", default=d.mpi_kubectl_delivery_image)
+    p.add_argument(
+        "--pytorch-init-container-max-tries",
+        type=int,
+        default=d.pytorch_init_container_max_tries,
+        help="DNS lookups of the master before init-pytorch gives up (default: %(default)s)",
+    )
+    p.add_argument(
+        "--mpi-kubectl-delivery-image",
+        default=d.mpi_kubectl_delivery_image,
+        help="image of the MPIJob launcher's kubectl-delivery init container (default: %(default)s)",
+    )
     p.add_argument(
         "--create-concurrency",
         type=int,
@@ -264,8 +309,17 @@ def add_operator_flags(p: argparse.ArgumentParser) -> None:
         help="pod/service creations and deletions in flight at once per kind, across all its "
         "reconciles (default: %(default)s)",
     )
-    p.add_argument("--log-format", choices=("json", "text"), default=d.log_format)
-    p.add_argument("--log-level", default=d.log_level)
+    p.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=d.log_format,
+        help="log line format (default: %(default)s)",
+    )
+    p.add_argument(
+        "--log-level",
+        default=d.log_level,
+        help="debug, info, warning or error (default: %(default)s)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> OperatorOptions:
