@@ -1,7 +1,9 @@
 """Query-string parsing shared by the handlers, with kube-apiserver's rules and messages.
 
-Booleans follow Go's ``strconv.ParseBool`` (kubernetes-asyncio and the sync client send
-``True``, kubectl sends ``true``); integers must be decimal; unknown values name the parameter.
+Booleans follow kube's query conversion (``runtime.Convert_Slice_string_To_bool``, checked on
+kube-apiserver v1.36.3): a present parameter is false only for ``0`` or ``false`` in any case and
+true for anything else, the empty value included (``watch=``, ``watch=yes``, ``watch=f`` all
+watch); an absent one takes the default. Integers must be decimal; bad values name the parameter.
 """
 
 from __future__ import annotations
@@ -23,22 +25,14 @@ __all__ = [
     "parse_int",
 ]
 
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
 
 def parse_bool(query: Mapping[str, str], name: str, default: bool = False) -> bool:
-    """``query[name]`` as Go's ParseBool reads it; absent or empty -> ``default``."""
+    """``query[name]`` as kube reads a boolean parameter: absent -> ``default``; present ->
+    False only for ``0`` or ``false`` (any case), True otherwise (empty too). Never raises."""
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise errors.bad_request(
-        f'strconv.ParseBool: parsing "{raw}": invalid syntax (parameter {name})'
-    )
+    return not (raw == "0" or raw.lower() == "false")
 
 
 def parse_int(query: Mapping[str, str], name: str) -> int | None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from .query import parse_bool
+
 __all__ = ["RequestInfo", "request_info"]
 
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
@@ -80,8 +82,7 @@ def _parse(request: web.Request) -> RequestInfo | None:
     method = request.method
     query = request.query
     if method == "GET":
-        watching = query.get("watch", "") in ("true", "1")
-        if watching:
+        if parse_bool(query, "watch"):
             verb, metrics_verb = "watch", "WATCH"
         elif name:
             verb, metrics_verb = "get", "GET"

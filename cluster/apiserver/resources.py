@@ -213,6 +213,10 @@ class ResourceRegistry:
                 return info
         return next(iter(per_key.values()))
 
+    def has_group(self, group: str) -> bool:
+        """Whether any version of ``group`` is served ("" is the core group)."""
+        return group in self._versions
+
     def groups(self) -> list[tuple[str, list[str]]]:
         """(group, versions preferred first) in registration order; core group included as ""."""
         return [(g, list(v)) for g, v in self._versions.items()]

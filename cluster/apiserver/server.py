@@ -47,6 +47,15 @@ Middleware = Callable[
 ]
 
 _NS_SUBRESOURCES = frozenset({"status", "finalize"})
+
+
+def page_not_found() -> web.Response:
+    """kube-apiserver's answer outside ``/api`` and the served ``/apis/<group>`` trees: Go's
+    ``http.NotFound`` (text/plain ``404 page not found``), not a Status. Inside a served group
+    an unknown version, resource or subresource gets the JSON Status (``not_found_path``)."""
+    return web.Response(status=404, text="404 page not found\n", content_type="text/plain")
+
+
 SIM_GROUP = "sim.kubetrain.dev"
 
 
@@ -266,7 +275,7 @@ class ApiServer:
         return web.Response(body=doc, content_type="application/json")
 
     async def _not_found(self, request: web.Request) -> web.Response:
-        raise errors.not_found_path()
+        return page_not_found()
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -277,6 +286,8 @@ class ApiServer:
                 raise errors.not_found_path()
             group, version, rest = "", parts[1], parts[2:]
         else:
+            if len(parts) >= 2 and parts[1] != SIM_GROUP and not self.registry.has_group(parts[1]):
+                return page_not_found()
             if len(parts) < 3:
                 if len(parts) == 2 and request.method == "GET":
                     doc = self.discovery.group(parts[1])

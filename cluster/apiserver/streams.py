@@ -49,7 +49,7 @@ async def serve_watch(
     lsel, fsel = parse_selectors(info, q)
     bookmarks = parse_bool(q, "allowWatchBookmarks")
     raw_send_initial = q.get("sendInitialEvents")
-    send_initial = parse_bool(q, "sendInitialEvents") if raw_send_initial else None
+    send_initial = parse_bool(q, "sendInitialEvents") if raw_send_initial is not None else None
     timeout = parse_int(q, "timeoutSeconds")
     rv_text = q.get("resourceVersion", "")
     if rv_text not in ("", "0"):

@@ -228,24 +228,46 @@ async def test_dry_run_does_not_persist(raw: Raw) -> None:
     assert status == 422
 
 
-async def test_booleans_parse_like_go(raw: Raw) -> None:
+async def test_booleans_parse_like_kube(raw: Raw) -> None:
+    """A present boolean is false only for ``0``/``false`` (any case), true otherwise, the
+    empty value included (kube's query conversion, not strconv.ParseBool: ``f`` is true)."""
     await raw.post(CM, {"metadata": {"name": "b"}})
-    for value in ("true", "True", "1", "t", "TRUE"):
+    for value in ("true", "True", "1", "t", "TRUE", "yes", "f", "F", "no", ""):
         events = await raw.watch_lines(CM, {"watch": value, "timeoutSeconds": "1"}, 1)
-        assert events and events[0]["type"] == "ADDED"
-    for value in ("false", "False", "0", "F"):
-        status, body, _ = await raw.get(CM, params={"watch": value})
-        assert status == 200 and body["kind"] == "ConfigMapList"
-    status, body, _ = await raw.get(CM, params={"watch": "yes"})
-    assert status == 400
+        assert events and events[0]["type"] == "ADDED", value
+    for value in ("false", "False", "FaLsE", "0"):
+        status, body, _ = await raw.get(CM, params={"watch": value, "timeoutSeconds": "1"})
+        assert status == 200 and body["kind"] == "ConfigMapList", value
+    initial = {"watch": "1", "timeoutSeconds": "1", "resourceVersionMatch": "NotOlderThan"}
+    events = await raw.watch_lines(
+        CM, {**initial, "sendInitialEvents": "yes", "allowWatchBookmarks": "on"}, 2
+    )
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    annotations = events[1]["object"]["metadata"]["annotations"]
+    assert annotations == {"k8s.io/initial-events-end": "true"}
+    # sendInitialEvents=FALSE: no synthetic ADDED; the watch only ends at its timeout
+    events = await raw.watch_lines(
+        CM, {**initial, "sendInitialEvents": "FALSE", "allowWatchBookmarks": "0"}, 1
+    )
+    assert events == []
 
 
 async def test_unknown_paths_and_verbs(raw: Raw) -> None:
-    status, body, _ = await raw.get("/apis/nope.io/v1/things")
-    assert status == 404
-    assert body["message"] == "the server could not find the requested resource"
-    status, body, _ = await raw.get("/nothing/here")
-    assert status == 404
+    """Outside /api and the served /apis/<group> trees: Go's text/plain 404; inside a served
+    group (or the core group) an unknown version or resource: a JSON Status 404."""
+    for path in ("/apis/nope.io/v1/things", "/apis/nope.io", "/nothing/here"):
+        status, body, headers = await raw.get(path)
+        assert status == 404, path
+        assert body == "404 page not found\n", path
+        assert headers["Content-Type"].startswith("text/plain"), path
+    status, body, _ = await raw.post("/apis/nope.io/v1/things", {})
+    assert (status, body) == (404, "404 page not found\n")
+    for path in ("/apis/apps/v9", "/apis/apps/v1/nothings", "/api/v2/pods", "/api/v1/nothings"):
+        status, body, headers = await raw.get(path)
+        assert status == 404, path
+        assert headers["Content-Type"] == "application/json", path
+        assert (body["kind"], body["reason"]) == ("Status", "NotFound"), path
+        assert body["message"] == "the server could not find the requested resource"
     status, body, _ = await raw.put(CM, {"metadata": {"name": "x"}})
     assert (status, body["reason"]) == (405, "MethodNotAllowed")
 
