@@ -25,7 +25,7 @@ from .jobs import JobShape
 from .report import machine_description, versions, write_report
 from .scenarios import SCENARIOS
 from .scenarios.context import BenchContext, BenchOptions
-from .systems import SYSTEMS, SystemOptions
+from .systems import DEFAULT_SYSTEMS, SYSTEMS, SystemOptions
 
 __all__ = ["add_bench_flags", "options_from_args", "run_bench"]
 
@@ -33,11 +33,18 @@ CRDS = ResourceRef(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
 )
 QUICK_JOBS = 20
+DEFAULT_JOBS = {"backlog": (50_000, 500)}
+"""Scenario -> (default --jobs, --quick --jobs) where it differs from (500, QUICK_JOBS)."""
 
 
 def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", choices=sorted(SCENARIOS), help="the load scenario")
-    p.add_argument("--jobs", type=int, default=None, help="jobs (default: 500; --quick: 20)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="jobs (default: 500, --quick: 20; backlog: finished jobs, 50,000, --quick: 500)",
+    )
     p.add_argument("--quick", action="store_true", help="a small run (about a minute) for CI")
     p.add_argument("--out", default=None, metavar="DIR", help="report directory")
     p.add_argument(
@@ -47,8 +54,9 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help="comma-separated systems to compare (default: %(default)s)",
+        default=",".join(DEFAULT_SYSTEMS),
+        help="comma-separated systems to compare, from " + ", ".join(SYSTEMS) + " (default: "
+        "%(default)s; 'reference' needs tools/conformance/build_reference_operator.sh)",
     )
     p.add_argument("--run-seconds", type=float, default=1.0, help="simulated pod run time")
     p.add_argument("--timeout", type=float, default=None, help="per-system wait, seconds")
@@ -62,6 +70,31 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         "(e.g. '--controller-threads 4'; default: none, the operator's defaults)",
     )
     p.add_argument("--ttl-seconds", type=int, default=3, help="ttl: ttlSecondsAfterFinished")
+    p.add_argument(
+        "--new-jobs",
+        type=int,
+        default=None,
+        help="backlog: jobs created while the system syncs (default: 50; --quick: 5)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="chaos: seed of kills and faults")
+    p.add_argument(
+        "--kills",
+        type=int,
+        default=None,
+        help="chaos: operator SIGKILLs during the burst (default: 3; --quick: 2)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="churn: job arrivals per second (default: 5; --quick: 2)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="churn: seconds of arrivals (default: 120; --quick: 15)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
@@ -69,10 +102,17 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     for s in systems:
         if s not in SYSTEMS:
             raise ValueError(f"--systems: unknown system {s!r}; choose from {', '.join(SYSTEMS)}")
-    jobs = args.jobs if args.jobs is not None else (QUICK_JOBS if args.quick else 500)
+    full, quick = DEFAULT_JOBS.get(args.scenario, (500, QUICK_JOBS))
+    jobs = args.jobs if args.jobs is not None else (quick if args.quick else full)
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     timeout = args.timeout if args.timeout is not None else max(120.0, jobs * 1.0)
+    if args.scenario == "backlog" and args.timeout is None:
+        timeout = max(120.0, jobs * 0.02)
+    churn_rate = args.rate if args.rate is not None else (2.0 if args.quick else 5.0)
+    churn_seconds = args.duration if args.duration is not None else (15.0 if args.quick else 120.0)
+    if churn_rate <= 0 or churn_seconds <= 0:
+        raise ValueError("--rate and --duration must be > 0")
     return BenchOptions(
         jobs=jobs,
         shape=JobShape(run_seconds=args.run_seconds),
@@ -81,6 +121,11 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         settle_seconds=1.0 if args.quick else 2.0,
         ttl_seconds=args.ttl_seconds,
         ttl_spread_seconds=3.0 if args.quick else 5.0,
+        new_jobs=args.new_jobs if args.new_jobs is not None else (5 if args.quick else 50),
+        seed=args.seed,
+        chaos_kills=args.kills if args.kills is not None else (2 if args.quick else 3),
+        churn_rate=churn_rate,
+        churn_seconds=churn_seconds,
         system=SystemOptions(
             operator_qps=args.operator_qps,
             operator_burst=args.operator_burst,
@@ -110,6 +155,10 @@ async def run_scenario(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     if kubeconfig is None:
         pods = options.jobs * options.shape.pods + 16
+        if scenario == "churn":  # up to 8 pods a job, rate x duration jobs
+            pods = int(options.churn_rate * options.churn_seconds + 2) * 8 + 16
+        if scenario == "backlog":  # backlog pods sit on no node; the new jobs need room
+            pods = (options.new_jobs + 2) * options.shape.pods * len(options.systems) + 16
         nodes = 4
         cluster = ClusterProcess(workdir=workdir, nodes=nodes, node_pods=math.ceil(pods / nodes))
         print(f"starting kubetrain cluster ({nodes} simulated nodes)", flush=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import burst, ttl
+from . import backlog, burst, ttl
 from .context import BenchContext
 
 __all__ = ["SCENARIOS"]
 
 SCENARIOS: dict[str, Callable[[BenchContext], Awaitable[dict[str, Any]]]] = {
+    "backlog": backlog.run,
     "burst": burst.run,
     "ttl": ttl.run,
 }

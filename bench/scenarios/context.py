@@ -48,6 +48,20 @@ class BenchOptions:
     ttl_spread_seconds: float = 5.0
     """ttl scenario: run times spread over 1 .. 1 + spread, so jobs finish over time."""
     system: SystemOptions = field(default_factory=SystemOptions)
+    new_jobs: int = 50
+    """backlog scenario: jobs created while the system syncs the backlog (``--new-jobs``)."""
+    backlog_concurrency: int = 128
+    """backlog scenario: backlog jobs being created at once (each: 2 + 2 x pods requests)."""
+    seed: int = 1
+    """chaos scenario: seeds the kill schedule and the API server's fault draws (``--seed``)."""
+    chaos_kills: int = 3
+    """chaos scenario: SIGKILL + restart of the operator during the burst (``--kills``)."""
+    churn_rate: float = 5.0
+    """churn scenario: job arrivals per second (``--rate``)."""
+    churn_seconds: float = 60.0
+    """churn scenario: how long jobs arrive (``--duration``)."""
+    sample_interval_seconds: float = 1.0
+    """churn scenario: queue depth, CPU and RSS are sampled this often."""
 
 
 @dataclass

@@ -1,0 +1,309 @@
+"""``backlog``: M finished PyTorchJobs (4 Succeeded pods each) exist before the system starts;
+while it syncs, K new jobs arrive.
+
+The backlog is built once, through the API (job POST + status PUT with Succeeded and
+completionTime; pod POST bound to a node that does not exist, so nothing runs it, + status PUT
+phase Succeeded; owner references set), in one namespace that every system then watches in turn
+(kubetrain first). Per system: its RSS in an empty namespace (after a warm-up job), then the
+system started on the backlog namespace with the K new jobs created at once. Figures:
+- ``seconds_to_ready``: start -> ``/readyz`` 200 (kubetrain only: caches synced);
+- ``rss_after_sync_mib`` (at ready, or when the first new job has all its pods for systems without
+  /readyz) and ``bytes_per_cached_object`` = (that RSS - empty-namespace RSS) / backlog objects;
+- ``writes_to_finished_jobs``: changes to the old jobs, their pods, services and Events seen by a
+  watch from the moment the system starts (must be 0: no TTL is due);
+- ``create_to_pods_created`` p50/p99 of the new jobs, and start -> all new jobs have their pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubetrain.engine.client import ApiClient
+from kubetrain.informers.resource import EVENTS, PODS, SERVICES, ResourceRef
+
+from ..apimetrics import delta, operator_writes, scrape_request_counts
+from ..baselines.children import children_of, condition, now_rfc3339
+from ..jobs import PYTORCHJOBS, JobShape, create_namespace, pytorchjob
+from ..measure import JOB_NAME_LABEL
+from ..stats import summarize
+from ..systems import system_process
+from .context import BenchContext, _warm_up
+from .probe import wait_ready, with_probe_ports
+from .rawwatch import RawWatch, current_resource_version
+
+__all__ = ["FIGURES", "LATENCIES", "create_backlog", "run"]
+
+LATENCIES = ("create_to_pods_created",)
+FIGURES = (
+    "backlog_jobs",
+    "backlog_objects",
+    "seconds_to_ready",
+    "seconds_to_first_new_job_pods",
+    "seconds_to_all_new_job_pods",
+    "rss_empty_mib",
+    "rss_after_sync_mib",
+    "bytes_per_cached_object",
+    "peak_rss_mib",
+    "cpu_seconds",
+    "writes_to_finished_jobs",
+    "create_to_pods_created_p50",
+    "create_to_pods_created_p99",
+    "new_jobs_with_all_pods",
+    "operator_writes",
+)
+GONE_NODE = "backlog-finished-node"
+"""Backlog pods are bound here: no simulated node has this name, so no kubelet touches them."""
+OPERATOR_NAME = "pytorchjob-controller"
+
+
+async def _bounded(concurrency: int, items: list[Any], fn: Callable[[Any], Any]) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: Any) -> None:
+        async with gate:
+            await fn(item)
+
+    await asyncio.gather(*(one(i) for i in items))
+
+
+async def create_backlog(
+    client: ApiClient,
+    namespace: str,
+    *,
+    jobs: int,
+    shape: JobShape,
+    concurrency: int,
+    say: Callable[[str], None],
+) -> int:
+    """Create ``jobs`` finished jobs with their Succeeded pods; the number of objects made."""
+    done = 0
+    start = time.monotonic()
+
+    async def one(i: int) -> None:
+        nonlocal done
+        job = await client.create(PYTORCHJOBS, pytorchjob(f"old-{i:06d}", namespace, shape))
+        now = now_rfc3339()
+        job["status"] = {
+            "conditions": [
+                condition("Created", "PyTorchJobCreated", "created"),
+                condition("Running", "PyTorchJobRunning", "running", status="False"),
+                condition("Succeeded", "PyTorchJobSucceeded", "succeeded"),
+            ],
+            "replicaStatuses": {
+                "Master": {"succeeded": shape.masters},
+                **({"Worker": {"succeeded": shape.workers}} if shape.workers else {}),
+            },
+            "startTime": now,
+            "completionTime": now,
+            "lastReconcileTime": now,
+        }
+        await client.update_status(PYTORCHJOBS, job)
+        pods, _services = children_of(job, operator_name=OPERATOR_NAME)
+        for pod in pods:
+            pod["spec"]["nodeName"] = GONE_NODE
+            made = await client.create(PODS, pod)
+            made["status"] = {"phase": "Succeeded", "startTime": now}
+            await client.update_status(PODS, made)
+        done += 1
+        if done % 1000 == 0:
+            rate = done / (time.monotonic() - start)
+            say(f"[backlog] {done}/{jobs} finished jobs created ({rate:.0f} jobs/s)")
+
+    await _bounded(concurrency, list(range(jobs)), one)
+    return jobs * (1 + shape.pods)
+
+
+class _Observer:
+    """Sorts watch events into writes to backlog objects and pod arrivals of new jobs."""
+
+    def __init__(self, *, pods_per_job: int) -> None:
+        self.pods_per_job = pods_per_job
+        self.old_writes: dict[str, int] = {}
+        self.created: dict[str, float] = {}
+        self.pods: dict[str, set[str]] = {}
+        self.all_pods: dict[str, float] = {}
+
+    def _old(self, name: str) -> bool:
+        return name.startswith("old-")
+
+    def on_event(self, ref: ResourceRef, etype: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        if ref.plural == "events":
+            involved = str((obj.get("involvedObject") or {}).get("name", ""))
+            if self._old(involved):
+                self._count(f"{etype} events")
+            return
+        job = (
+            name
+            if ref.plural == "pytorchjobs"
+            else (meta.get("labels") or {}).get(JOB_NAME_LABEL, name)
+        )
+        if self._old(str(job)):
+            self._count(f"{etype} {ref.plural}")
+            return
+        if ref.plural == "pods" and etype == "ADDED" and job:
+            seen = self.pods.setdefault(str(job), set())
+            seen.add(name)
+            if len(seen) >= self.pods_per_job and job not in self.all_pods:
+                self.all_pods[str(job)] = time.time()
+
+    def _count(self, key: str) -> None:
+        self.old_writes[key] = self.old_writes.get(key, 0) + 1
+
+
+async def _measure(
+    ctx: BenchContext,
+    system: str,
+    *,
+    namespace: str,
+    backlog_objects: int,
+) -> dict[str, Any]:
+    opts = ctx.options
+    shape = opts.shape
+    sys_options, ports = with_probe_ports(opts.system)
+    # 1. The system's RSS in an empty namespace, warm (the delta base for bytes per object).
+    empty_ns = f"backlog-empty-{system}-{ctx.run_id}"
+    await create_namespace(ctx.client, empty_ns)
+    empty = system_process(
+        system, kubeconfig=ctx.kubeconfig, namespace=empty_ns,
+        log_path=ctx.workdir / f"backlog-empty-{system}.log", options=sys_options,
+    )  # fmt: skip
+    await empty.start()
+    try:
+        await _warm_up(ctx, empty_ns, empty)
+        await asyncio.sleep(opts.settle_seconds)
+        rss_empty = empty.rss_bytes()
+    finally:
+        await empty.stop()
+    # 2. The system on the backlog, new jobs created as it starts.
+    observer = _Observer(pods_per_job=shape.pods)
+    rv = await current_resource_version(ctx.client, PYTORCHJOBS, namespace)
+    watch = RawWatch(
+        ctx.client, namespace, [PYTORCHJOBS, PODS, SERVICES, EVENTS],
+        resource_version=rv, on_event=observer.on_event,
+    )  # fmt: skip
+    watch.start()
+    before = await scrape_request_counts(ctx.session, ctx.url)
+    proc = system_process(
+        system, kubeconfig=ctx.kubeconfig, namespace=namespace,
+        log_path=ctx.workdir / f"backlog-{system}.log", options=sys_options,
+    )  # fmt: skip
+    await proc.start()
+    start = time.monotonic()
+    start_wall = time.time()
+    rss_after_sync: int | None = None
+    ready_at: float | None = None
+    try:
+        ready_task: asyncio.Task[float | None] | None = None
+        if system == "kubetrain":
+            ready_task = asyncio.create_task(
+                wait_ready(ctx.session, ports, proc, timeout=opts.timeout_seconds)
+            )
+        names = [f"new-{system}-{i:05d}" for i in range(opts.new_jobs)]
+
+        async def create(name: str) -> None:
+            await ctx.client.create(PYTORCHJOBS, pytorchjob(name, namespace, shape))
+            observer.created[name] = time.time()
+
+        await _bounded(opts.create_concurrency, names, create)
+        deadline = start + opts.timeout_seconds
+        last_say = time.monotonic()
+        while len(observer.all_pods) < len(names) and time.monotonic() < deadline:
+            proc.check_alive()
+            if ready_task is not None and ready_task.done() and rss_after_sync is None:
+                ready_at = ready_task.result()
+                rss_after_sync = proc.rss_bytes()
+            if ready_task is None and rss_after_sync is None and observer.all_pods:
+                rss_after_sync = proc.rss_bytes()
+            if time.monotonic() - last_say > 2:
+                last_say = time.monotonic()
+                ctx.say(
+                    f"[backlog/{system}] {time.monotonic() - start:6.1f}s ready "
+                    f"{ready_task.done() if ready_task else '-'} new jobs with pods "
+                    f"{len(observer.all_pods)}/{len(names)}"
+                )
+            await asyncio.sleep(0.05)
+        all_new_at = time.monotonic() if len(observer.all_pods) == len(names) else None
+        if ready_task is not None:
+            ready_at = await ready_task
+            if rss_after_sync is None:
+                rss_after_sync = proc.rss_bytes()
+        if rss_after_sync is None:
+            rss_after_sync = proc.rss_bytes()
+        await asyncio.sleep(opts.settle_seconds)
+        after = await scrape_request_counts(ctx.session, ctx.url)
+        cpu = proc.cpu_seconds()
+        peak = proc.peak_rss_bytes()
+    finally:
+        await proc.stop()
+        await watch.stop()
+    lat = [t - observer.created[n] for n, t in observer.all_pods.items() if n in observer.created]
+    first = min(observer.all_pods.values(), default=None)
+    s = summarize(lat)
+    mib = 2**20
+    writes = operator_writes(delta(before, after))
+    figures = {
+        "backlog_jobs": opts.jobs,
+        "backlog_objects": backlog_objects,
+        "seconds_to_ready": None if ready_at is None else ready_at - start,
+        "seconds_to_first_new_job_pods": None if first is None else first - start_wall,
+        "seconds_to_all_new_job_pods": None if all_new_at is None else all_new_at - start,
+        "rss_empty_mib": None if rss_empty is None else rss_empty / mib,
+        "rss_after_sync_mib": None if rss_after_sync is None else rss_after_sync / mib,
+        "bytes_per_cached_object": None
+        if rss_empty is None or rss_after_sync is None
+        else (rss_after_sync - rss_empty) / backlog_objects,
+        "peak_rss_mib": None if peak is None else peak / mib,
+        "cpu_seconds": cpu,
+        "writes_to_finished_jobs": sum(observer.old_writes.values()),
+        "create_to_pods_created_p50": s["p50"],
+        "create_to_pods_created_p99": s["p99"],
+        "new_jobs_with_all_pods": len(observer.all_pods),
+        "operator_writes": sum(writes.values()),
+    }
+    return {
+        "namespace": namespace,
+        "figures": figures,
+        "latency_samples": {"create_to_pods_created": lat},
+        "writes_to_finished_jobs": observer.old_writes,
+        "watch_gaps": watch.gaps,
+        "api_requests": delta(before, after),
+        "operator_writes": writes,
+    }
+
+
+async def run(ctx: BenchContext) -> dict[str, Any]:
+    """Build the backlog once, then measure every system on it in turn."""
+    opts = ctx.options
+    namespace = f"backlog-{ctx.run_id}"
+    await create_namespace(ctx.client, namespace)
+    ctx.say(f"[backlog] creating {opts.jobs} finished jobs of {opts.shape.pods} pods")
+    t0 = time.monotonic()
+    objects = await create_backlog(
+        ctx.client, namespace, jobs=opts.jobs, shape=opts.shape,
+        concurrency=opts.backlog_concurrency, say=ctx.say,
+    )  # fmt: skip
+    build_seconds = time.monotonic() - t0
+    ctx.say(f"[backlog] {objects} objects in {build_seconds:.1f} s")
+    order = sorted(opts.systems, key=lambda s: s != "kubetrain")
+    systems: dict[str, Any] = {}
+    for system in order:
+        ctx.say(f"[backlog/{system}] starting on {opts.jobs} finished jobs, {opts.new_jobs} new")
+        systems[system] = await _measure(ctx, system, namespace=namespace, backlog_objects=objects)
+    return {
+        "parameters": {
+            "backlog_jobs": opts.jobs,
+            "new_jobs": opts.new_jobs,
+            "masters": opts.shape.masters,
+            "workers": opts.shape.workers,
+            "backlog_build_seconds": round(build_seconds, 1),
+            "backlog_create_concurrency": opts.backlog_concurrency,
+        },
+        "figures": list(FIGURES),
+        "latencies": list(LATENCIES),
+        "systems": systems,
+    }
