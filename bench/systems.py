@@ -3,7 +3,10 @@
 - ``kubetrain``: ``kubetrain operator`` (PyTorchJob only, one namespace), the client-side limit
   set by ``operator_qps``/``operator_burst`` (``<= 0``: none, like the two baselines);
 - ``raw``: ``python -m kubetrain.bench.baselines.raw``;
-- ``kopf``: ``kopf run --standalone`` of ``bench/baselines/kopf_operator.py``.
+- ``kopf``: ``kopf run --standalone`` of ``bench/baselines/kopf_operator.py``;
+- ``reference``: the Kubeflow Training Operator v1.9.x Go binary (``reference_operator.py``; built
+  by ``tools/conformance/build_reference_operator.sh``), with the same client-side limit as
+  kubetrain (``operator_qps``/``operator_burst``). Not in ``DEFAULT_SYSTEMS``: it needs the Go build.
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .harness import ManagedProcess
+from .reference_operator import ReferenceOperatorProcess
 
-__all__ = ["KOPF_OPERATOR_FILE", "SYSTEMS", "SystemOptions", "system_process"]
+__all__ = ["DEFAULT_SYSTEMS", "KOPF_OPERATOR_FILE", "SYSTEMS", "SystemOptions", "system_process"]
 
-SYSTEMS = ("kubetrain", "raw", "kopf")
+SYSTEMS = ("kubetrain", "raw", "kopf", "reference")
+"""Every system ``--systems`` accepts."""
+DEFAULT_SYSTEMS = ("kubetrain", "raw", "kopf")
+"""``--systems`` when not given: the ones that need nothing but this package's dependencies."""
 KOPF_OPERATOR_FILE = Path(__file__).parent / "baselines" / "kopf_operator.py"
 """Passed to ``kopf run`` by path (importing it here would register its handlers in the harness)."""
 
@@ -24,10 +31,12 @@ KOPF_OPERATOR_FILE = Path(__file__).parent / "baselines" / "kopf_operator.py"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SystemOptions:
     operator_qps: float = 0.0
-    """``kubetrain operator --kube-api-qps`` (``<= 0``: no client-side limit, the default here
-    so that kubetrain runs under the same rules as the baselines; the reference default is 20)."""
+    """``kubetrain operator --kube-api-qps`` and the reference's (``<= 0``: no client-side
+    limit, the default here so that both run under the same rules as the other baselines; the
+    reference's own default is 20)."""
     operator_burst: int = 1000
-    """``kubetrain operator --kube-api-burst``."""
+    """``kubetrain operator --kube-api-burst`` and the reference's (ignored when ``operator_qps``
+    is ``<= 0``)."""
     operator_args: tuple[str, ...] = ()
     """More ``kubetrain operator`` flags, appended as given (e.g. ``--controller-threads 4``)."""
 
@@ -62,6 +71,14 @@ def system_process(
             "--namespace", namespace, str(KOPF_OPERATOR_FILE),
         ]  # fmt: skip
         return ManagedProcess(name, argv, log_path=log_path, env={"KUBECONFIG": kubeconfig})
+    if name == "reference":
+        return ReferenceOperatorProcess(
+            kubeconfig=kubeconfig,
+            namespace=namespace,
+            log_path=log_path,
+            qps=options.operator_qps,
+            burst=options.operator_burst,
+        )
     raise ValueError(
         f"unknown system {name!r}: pass --systems with names from {', '.join(SYSTEMS)}"
     )
