@@ -244,6 +244,39 @@ def _jsonpath_field(path: str) -> str:
     return path[1:] if path.startswith(".") else path
 
 
+def _check_selectable_fields_placement(
+    crd: Mapping[str, Any], versions: list[Mapping[str, Any]]
+) -> None:
+    """Refuse selectableFields where kube-apiserver's v1 -> internal conversion leaves them
+    without a schema beside them (messages verbatim from kube's CRD validation).
+
+    That conversion moves a per-version field to the top level when it is identical in every
+    version. So identical per-version schemas with differing per-version selectableFields leave
+    a version with selectableFields and no schema; identical selectableFields with differing
+    (or absent) schemas leave top-level selectableFields without a top-level schema. The valid
+    forms: give every version the same selectableFields, or make the schemas differ.
+    """
+    fields = [list(v.get("selectableFields") or []) for v in versions]
+    schemas = [(v.get("schema") or {}).get("openAPIV3Schema") for v in versions]
+    schemas_identical = all(s == schemas[0] for s in schemas)
+    if all(f == fields[0] for f in fields):
+        if fields[0] and (not schemas_identical or schemas[0] is None):
+            raise _crd_invalid(
+                crd,
+                "spec.selectableFields",
+                'Invalid value: "": may only be set when validations.schema is included',
+            )
+        return
+    for i, (own, schema) in enumerate(zip(fields, schemas, strict=True)):
+        if own and (schemas_identical or schema is None):
+            raise _crd_invalid(
+                crd,
+                f"spec.versions[{i}].selectableFields",
+                'Invalid value: "": may only be set when `version.schema.openAPIV3Schema` '
+                "is not included",
+            )
+
+
 def infos_from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
     """Build the infos for every served version of a v1 CustomResourceDefinition.
 
@@ -291,6 +324,7 @@ def infos_from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
             "spec.versions",
             f"Invalid value: {len(storage)}: must have exactly one version marked as storage version",
         )
+    _check_selectable_fields_placement(crd, versions)
     infos: list[ResourceInfo] = []
     for i, ver in enumerate(versions):
         if not ver.get("served", True):

@@ -189,7 +189,8 @@ class ObjectService:
         if removed and opts.field_validation != "Ignore":
             if opts.field_validation == "Strict":
                 raise errors.bad_request(
-                    "strict decoding error: "
+                    f'{info.kind} in version "{info.version}" cannot be handled as a '
+                    f"{info.kind}: strict decoding error: "
                     + ", ".join(f"unknown field {go_quote(p)}" for p in removed)
                 )
             opts.warnings.extend(f"unknown field {go_quote(p)}" for p in removed)

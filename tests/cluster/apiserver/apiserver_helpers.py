@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -79,12 +82,60 @@ WIDGET_CRD: dict[str, Any] = {
                 "storage": False,
                 "schema": {"openAPIV3Schema": WIDGET_SCHEMA},
                 "subresources": {"status": {}},
+                # identical schemas: kube requires identical selectableFields too (it hoists
+                # both to the top level; see test_selectable_fields_need_a_schema_beside_them)
+                "selectableFields": [{"jsonPath": ".spec.color"}],
             },
         ],
     },
 }
 
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, *, timeout: float = 30.0
+) -> None:
+    """Poll ``check`` until it returns True; AssertionError naming ``what`` after ``timeout``.
+
+    The embedded server applies a CRD, a deletion or a namespace condition before it answers;
+    a real kube-apiserver does it asynchronously (its controllers), so tests that must pass on
+    both wait for the state instead of reading it once."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+async def create_crd(raw: Raw, crd: dict[str, Any]) -> dict[str, Any]:
+    """POST ``crd`` (asserting 201) and wait until it is Established and every served version
+    of its resource answers a list; return the created CRD."""
+    status, created, _ = await raw.post(CRDS, crd)
+    assert status == 201, created
+    spec = crd["spec"]
+    plural = spec["names"]["plural"]
+    lists = [
+        f"/apis/{spec['group']}/{v['name']}/{plural}"
+        for v in spec["versions"]
+        if v.get("served", True)
+    ]
+
+    async def served() -> bool:
+        _, got, _ = await raw.get(f"{CRDS}/{crd['metadata']['name']}")
+        conditions = {
+            c["type"]: c["status"] for c in (got.get("status") or {}).get("conditions") or []
+        }
+        if conditions.get("Established") != "True":
+            return False
+        for path in lists:
+            if (await raw.get(path))[0] != 200:
+                return False
+        return True
+
+    await eventually(served, f"CRD {crd['metadata']['name']} served")
+    return dict(created)
 
 
 def widget(name: str, size: int = 3, **spec: Any) -> dict[str, Any]:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from apiserver_helpers import WIDGETS, Raw, widget, widget_crd
+from apiserver_helpers import CRDS, WIDGETS, Raw, create_crd, eventually, widget, widget_crd
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 # Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).
 pytestmark = pytest.mark.http_api
 
-CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-
 
 @pytest.fixture
 async def widgets(raw: Raw) -> Raw:
-    status, body, _ = await raw.post(CRDS, widget_crd())
-    assert status == 201, body
+    await create_crd(raw, widget_crd())
     return raw
 
 
@@ -35,8 +32,12 @@ async def test_crd_is_established_and_discoverable(widgets: Raw) -> None:
     assert "watch" in by_name["widgets"]["verbs"]
     assert by_name["widgets/status"]["verbs"] == ["get", "patch", "update"]
     assert by_name["widgets/scale"]["kind"] == "Scale"
-    _, index, _ = await widgets.get("/openapi/v3")
-    assert "apis/example.com/v1" in index["paths"]
+
+    async def published() -> bool:
+        _, index, _ = await widgets.get("/openapi/v3")
+        return "apis/example.com/v1" in index["paths"]
+
+    await eventually(published, "OpenAPI v3 lists apis/example.com/v1")
 
 
 async def test_invalid_crd_is_refused(raw: Raw) -> None:
@@ -73,7 +74,10 @@ async def test_pruning_defaults_and_field_validation(widgets: Raw) -> None:
         WIDGETS, widget("s", extra="x"), params={"fieldValidation": "Strict"}
     )
     assert status == 400
-    assert body["message"] == 'strict decoding error: unknown field "spec.extra"'
+    assert body["message"] == (
+        'Widget in version "v1" cannot be handled as a Widget: '
+        'strict decoding error: unknown field "spec.extra"'
+    )
     status, body, headers = await widgets.post(
         WIDGETS, widget("i", extra="x"), params={"fieldValidation": "Ignore"}
     )
@@ -213,12 +217,46 @@ async def test_selectable_fields(widgets: Raw) -> None:
     assert "field label not supported: spec.size" in body["message"]
 
 
+async def test_selectable_fields_need_a_schema_beside_them(raw: Raw) -> None:
+    """kube hoists per-version fields identical in every version to the top level; the
+    selectableFields left without a schema beside them are refused (kube's messages)."""
+    differing_fields = widget_crd()  # identical schemas, selectableFields only on v1
+    del differing_fields["spec"]["versions"][1]["selectableFields"]
+    status, body, _ = await raw.post(CRDS, differing_fields)
+    assert status == 422, body
+    assert body["message"] == (
+        'CustomResourceDefinition.apiextensions.k8s.io "widgets.example.com" is invalid: '
+        'spec.versions[0].selectableFields: Invalid value: "": may only be set when '
+        "`version.schema.openAPIV3Schema` is not included"
+    )
+    assert body["details"]["causes"][0]["field"] == "spec.versions[0].selectableFields"
+    differing_schemas = widget_crd()  # identical selectableFields, schemas differ
+    for version in differing_schemas["spec"]["versions"]:
+        schema = version["schema"]["openAPIV3Schema"]
+        version["schema"]["openAPIV3Schema"] = {**schema, "description": version["name"]}
+    status, body, _ = await raw.post(CRDS, differing_schemas)
+    assert status == 422, body
+    assert body["message"].endswith(
+        'spec.selectableFields: Invalid value: "": may only be set when validations.schema '
+        "is included"
+    )
+    both_differ = differing_schemas  # per-version schemas beside per-version fields: valid
+    del both_differ["spec"]["versions"][1]["selectableFields"]
+    status, body, _ = await raw.post(CRDS, both_differ)
+    assert status == 201, body
+
+
 async def test_deleting_the_crd_deletes_its_resources(widgets: Raw) -> None:
     await widgets.post(WIDGETS, widget("gone"))
     status, _, _ = await widgets.delete(f"{CRDS}/widgets.example.com")
     assert status == 200
-    assert (await widgets.get(WIDGETS))[0] == 404
-    assert (await widgets.post(CRDS, widget_crd()))[0] == 201
+
+    async def gone() -> bool:
+        crd_status = (await widgets.get(f"{CRDS}/widgets.example.com"))[0]
+        return crd_status == 404 and (await widgets.get(WIDGETS))[0] == 404
+
+    await eventually(gone, "the CRD and its resource gone")
+    await create_crd(widgets, widget_crd())
     _, body, _ = await widgets.get(WIDGETS)
     assert body["items"] == []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apiserver_helpers import WIDGETS, Raw, widget, widget_crd
+from apiserver_helpers import WIDGETS, Raw, create_crd, widget, widget_crd
 
 from kubetrain.cluster.apiserver.rest import DeleteOptions, WriteOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
@@ -201,9 +201,7 @@ async def test_recreated_owner_does_not_adopt_old_dependents(
 async def test_custom_resource_owner_and_cluster_scoped_owner(
     cluster: EmbeddedCluster, raw: Raw
 ) -> None:
-    assert (
-        await raw.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", widget_crd())
-    )[0] == 201
+    await create_crd(raw, widget_crd())
     _, w, _ = await raw.post(WIDGETS, widget("w1"))
     await make(raw, PODS, "w1-pod", w)
     _, ns, _ = await raw.post("/api/v1/namespaces", {"metadata": {"name": "owner-ns"}})

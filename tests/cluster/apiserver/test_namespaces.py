@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apiserver_helpers import Raw, widget, widget_crd
+from apiserver_helpers import Raw, create_crd, widget, widget_crd
 
 from kubetrain.cluster.embedded import EmbeddedCluster
 
@@ -37,7 +37,7 @@ async def settle(cluster: EmbeddedCluster) -> None:
 async def test_deleting_a_namespace_removes_its_content_then_itself(
     cluster: EmbeddedCluster, raw: Raw
 ) -> None:
-    await raw.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", widget_crd())
+    await create_crd(raw, widget_crd())
     await _fill(raw, "team-a")
     await _fill(raw, "team-b")
     status, body, _ = await raw.delete(f"{NS}/team-a")
