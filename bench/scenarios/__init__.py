@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import backlog, burst, ttl
+from . import backlog, burst, chaos, ttl
 from .context import BenchContext
 
 __all__ = ["SCENARIOS"]
@@ -14,5 +14,6 @@ __all__ = ["SCENARIOS"]
 SCENARIOS: dict[str, Callable[[BenchContext], Awaitable[dict[str, Any]]]] = {
     "backlog": backlog.run,
     "burst": burst.run,
+    "chaos": chaos.run,
     "ttl": ttl.run,
 }
