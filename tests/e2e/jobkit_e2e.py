@@ -3,6 +3,11 @@ operator running in-process, job manifests and polling.
 
 One cluster per test module (module-scoped fixture); the operator can be stopped and started
 again on it (restart tests). Tests use distinct namespaces so they do not see each other's jobs.
+
+``open_env(apiserver="real")`` (the suite's ``--apiserver=real``, see
+``conformance/apiserver_switch.py``) runs the same tests against a real control plane
+(``conformance.controlplane.RealControlPlane``, one per module) with the node simulator as the
+scheduler and kubelets; only tests marked ``http_api`` run there (the switch skips the rest).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.cluster.nodesim.options import NodeSimOptions
+from kubetrain.cluster.nodesim.simulator import NodeSimulator
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.metrics import new_registry
@@ -31,6 +38,7 @@ CRDS = ResourceRef(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
 )
 NAMESPACES = ResourceRef("", "v1", "namespaces", False, "Namespace")
+SERVICEACCOUNTS = ResourceRef("", "v1", "serviceaccounts", True, "ServiceAccount")
 SIM = "sim.kubetrain.dev/"
 
 
@@ -49,9 +57,14 @@ class RunningOperator:
 
 @dataclass
 class Env:
-    cluster: EmbeddedCluster
+    cluster: Any
+    """An ``EmbeddedCluster``, or under ``real`` a ``RealControlPlane`` (``url``,
+    ``kubeconfig_path``; no ``api``)."""
     client: ApiClient
     running: RunningOperator | None = None
+    real: bool = False
+    """A real control plane: new namespaces wait for their ``default`` ServiceAccount (kube's
+    ServiceAccount admission refuses pods until the controller manager made it)."""
     _ns: int = field(default=0)
 
     async def start_operator(self, **options: Any) -> RunningOperator:
@@ -80,7 +93,22 @@ class Env:
         await self.client.create(
             NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         )
+        if self.real:
+            await poll(
+                lambda: self._exists(SERVICEACCOUNTS, name, "default"),
+                timeout=30,
+                what=f"ServiceAccount {name}/default",
+            )
         return name
+
+    async def _exists(self, ref: ResourceRef, ns: str, name: str) -> bool:
+        try:
+            await self.client.get(ref, ns, name)
+        except ApiStatusError as e:
+            if e.is_not_found:
+                return False
+            raise
+        return True
 
     async def create_job(self, job: Obj) -> Obj:
         return await self.client.create(kubeflow(job["kind"]), job)
@@ -141,20 +169,60 @@ async def poll(
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-async def open_env(nodes: int = 4) -> AsyncIterator[Env]:
-    """Cluster + client + CRDs (no operator yet)."""
+async def open_env(nodes: int = 4, *, apiserver: str = "embedded") -> AsyncIterator[Env]:
+    """Cluster + client + CRDs (no operator yet). ``apiserver``: ``embedded`` or ``real``."""
+    if apiserver == "real":
+        async for env in _open_real_env(nodes):
+            yield env
+        return
     async with EmbeddedCluster(nodes=nodes) as cluster:
-        config = load_kubeconfig(cluster.kubeconfig_path)
-        async with ApiClient(
-            config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
-        ) as client:
+        async for env in _open_client_env(cluster, real=False):
+            yield env
+
+
+async def _open_client_env(cluster: Any, *, real: bool) -> AsyncIterator[Env]:
+    config = load_kubeconfig(cluster.kubeconfig_path)
+    async with ApiClient(
+        config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
+    ) as client:
+        for crd in all_crds():
+            await client.create(CRDS, crd)
+        if real:  # a real server serves a CRD's resource only once it is Established
             for crd in all_crds():
-                await client.create(CRDS, crd)
-            env = Env(cluster, client)
-            try:
+                await poll(
+                    lambda name=crd["metadata"]["name"]: _established(client, name),
+                    timeout=30,
+                    what=f"CRD {crd['metadata']['name']} Established",
+                )
+        env = Env(cluster, client, real=real)
+        try:
+            yield env
+        finally:
+            await env.stop_operator()
+
+
+async def _established(client: ApiClient, name: str) -> bool:
+    crd = await client.get(CRDS, None, name)
+    return any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in (crd.get("status") or {}).get("conditions") or []
+    )
+
+
+async def _open_real_env(nodes: int) -> AsyncIterator[Env]:
+    """A RealControlPlane of its own + the node simulator against it (logs: out of scope)."""
+    from conformance.controlplane import RealControlPlane  # only the real tier needs it
+
+    async with RealControlPlane() as plane:
+        sim = NodeSimulator.for_config(
+            load_kubeconfig(plane.kubeconfig_path), NodeSimOptions(nodes=nodes)
+        )
+        await sim.start()
+        try:
+            async for env in _open_client_env(plane, real=True):
                 yield env
-            finally:
-                await env.stop_operator()
+        finally:
+            await sim.stop()
 
 
 def container(name: str, **extra: Any) -> Obj:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import (
     SIM,
     Env,
@@ -42,12 +43,15 @@ def pytorch(name: str, ns: str, replicas: dict[str, int] | None = None, **kw: ob
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def env() -> AsyncIterator[Env]:
-    async for e in open_env():
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """Under ``--apiserver=real`` a real control plane with simulated nodes; only the tests
+    marked ``http_api`` run there."""
+    async for e in open_env(apiserver=selected_apiserver(request.config)):
         await e.start_operator(enable_schemes=("pytorchjob",))
         yield e
 
 
+@pytest.mark.http_api
 async def test_pods_services_conditions_to_succeeded(env: Env) -> None:
     ns = await env.namespace("pt")
     created = await env.create_job(pytorch("train", ns))
