@@ -69,6 +69,12 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         help="more `kubetrain operator` flags, one shell-quoted string "
         "(e.g. '--controller-threads 4'; default: none, the operator's defaults)",
     )
+    p.add_argument(
+        "--reference-args",
+        default="",
+        help="more reference-operator flags, one shell-quoted string "
+        "(e.g. '--controller-threads 128'; default: none, the reference's defaults)",
+    )
     p.add_argument("--ttl-seconds", type=int, default=3, help="ttl: ttlSecondsAfterFinished")
     p.add_argument(
         "--new-jobs",
@@ -130,6 +136,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
             operator_qps=args.operator_qps,
             operator_burst=args.operator_burst,
             operator_args=tuple(shlex.split(args.operator_args)),
+            reference_args=tuple(shlex.split(args.reference_args)),
         ),
     )
 
@@ -200,6 +207,7 @@ async def run_scenario(
             "kubetrain_operator_qps": options.system.operator_qps,
             "kubetrain_operator_burst": options.system.operator_burst,
             "kubetrain_operator_args": list(options.system.operator_args),
+            "reference_args": list(options.system.reference_args),
         },
         "scenarios": {scenario: section},
     }

@@ -90,7 +90,8 @@ def _free_port() -> int:
 class ReferenceOperatorProcess(ManagedProcess):
     """``training-operator.v1 --enable-scheme pytorchjob --namespace NS`` with its cert Secret.
 
-    ``qps``/``burst`` <= 0 mean no client-side limit (``NO_LIMIT_QPS``). ``start`` returns once
+    ``qps``/``burst`` <= 0 mean no client-side limit (``NO_LIMIT_QPS``); ``extra_args`` come
+    last (Go's flag package: the last value of a flag wins). ``start`` returns once
     the serving certificate is on disk, i.e. the reference is about to register its controllers.
     """
 
@@ -102,6 +103,7 @@ class ReferenceOperatorProcess(ManagedProcess):
         log_path: Path,
         qps: float,
         burst: int,
+        extra_args: tuple[str, ...] = (),
         cert_timeout_seconds: float = 30.0,
     ) -> None:
         binary = reference_binary()
@@ -116,6 +118,7 @@ class ReferenceOperatorProcess(ManagedProcess):
             "--webhook-server-port", str(_free_port()),
             "--kube-api-qps", str(limit_qps),
             "--kube-api-burst", str(limit_burst),
+            *extra_args,
         ]  # fmt: skip
         super().__init__(
             "reference",

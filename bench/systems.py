@@ -39,6 +39,9 @@ class SystemOptions:
     is ``<= 0``)."""
     operator_args: tuple[str, ...] = ()
     """More ``kubetrain operator`` flags, appended as given (e.g. ``--controller-threads 4``)."""
+    reference_args: tuple[str, ...] = ()
+    """More reference-operator flags, appended as given (a later flag wins over ours, e.g.
+    ``--controller-threads 128``; the reference's default is 1, kubetrain's 128)."""
 
 
 def system_process(
@@ -78,6 +81,7 @@ def system_process(
             log_path=log_path,
             qps=options.operator_qps,
             burst=options.operator_burst,
+            extra_args=options.reference_args,
         )
     raise ValueError(
         f"unknown system {name!r}: pass --systems with names from {', '.join(SYSTEMS)}"

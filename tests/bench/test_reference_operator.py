@@ -84,6 +84,20 @@ def test_client_limit_follows_the_operator_options(
     assert _flag(proc.argv, "--kube-api-burst") == "80"
 
 
+def test_reference_args_come_last_so_they_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BINARY_ENV, str(_fake_binary(tmp_path)))
+    proc = system_process(
+        "reference",
+        kubeconfig="kc",
+        namespace="ns",
+        log_path=tmp_path / "log",
+        options=SystemOptions(reference_args=("--controller-threads", "8")),
+    )
+    assert proc.argv[-2:] == ["--controller-threads", "8"]
+
+
 def test_reference_is_selectable_but_not_a_default() -> None:
     assert "reference" in SYSTEMS
     assert "reference" not in DEFAULT_SYSTEMS
