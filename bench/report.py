@@ -134,8 +134,55 @@ def _plot(name: str, scenario: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_timeseries(name: str, scenario: dict[str, Any], path: Path) -> None:
+    """One panel per ``series`` column (sampled over time) and one per latency (per job, by
+    arrival time), every system on each panel (the churn scenario)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = list(scenario.get("series") or [])
+    latencies = list(scenario.get("latencies") or [])
+    panels = len(series) + len(latencies)
+    cols = 3
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax, column in zip(flat, series, strict=False):
+        for system, data in scenario["systems"].items():
+            pts = [
+                (r["t"], r[column])
+                for r in data.get("timeseries") or []
+                if r.get(column) is not None
+            ]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=system)
+        ax.set_title(column.replace("_", " "))
+        ax.set_xlabel("seconds")
+    for ax, latency in zip(flat[len(series) :], latencies, strict=False):
+        for system, data in scenario["systems"].items():
+            pts = (data.get("latencies_over_time") or {}).get(latency) or []
+            if pts:
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=4, label=system)
+        ax.set_title(latency.replace("_", " ") + " by arrival")
+        ax.set_xlabel("arrival, seconds")
+        ax.set_ylabel("seconds")
+    for ax in flat:
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend()
+    for ax in flat[panels:]:
+        ax.set_visible(False)
+    fig.suptitle(f"{name}: over time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write result.json, summary.md and ``<scenario>_latency_cdf.png``; the paths written."""
+    """Write result.json, summary.md, ``<scenario>_latency_cdf.png`` and, for a scenario with
+    ``series`` (churn), ``<scenario>_over_time.png``; the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "result.json", out_dir / "summary.md"]
     written[0].write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
@@ -144,4 +191,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
         path = out_dir / f"{name}_latency_cdf.png"
         _plot(name, scenario, path)
         written.append(path)
+        if scenario.get("series"):
+            path = out_dir / f"{name}_over_time.png"
+            _plot_timeseries(name, scenario, path)
+            written.append(path)
     return written

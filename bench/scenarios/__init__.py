@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import backlog, burst, chaos, ttl
+from . import backlog, burst, chaos, churn, ttl
 from .context import BenchContext
 
 __all__ = ["SCENARIOS"]
@@ -15,5 +15,6 @@ SCENARIOS: dict[str, Callable[[BenchContext], Awaitable[dict[str, Any]]]] = {
     "backlog": backlog.run,
     "burst": burst.run,
     "chaos": chaos.run,
+    "churn": churn.run,
     "ttl": ttl.run,
 }
