@@ -15,6 +15,7 @@ from .resources import ALL_VERBS, BASE_FIELD_SELECTORS, ResourceInfo
 
 __all__ = [
     "DEFAULT_NAMESPACES",
+    "GENERATION_TRACKING",
     "POD_MERGE_KEYS",
     "ClusterIPAllocator",
     "builtin_resources",
@@ -105,6 +106,42 @@ _EVENTS_V1_FIELDS = _EVENT_FIELDS | {
 }
 
 
+#: (group, plural) of the built-ins whose kube strategy sets ``metadata.generation = 1`` on create
+#: and bumps it on spec changes (``grep -l "Generation = 1" pkg/registry/*/*/strategy.go`` in
+#: kubernetes v1.36.3, plus apiextensions' CRD strategy). The others never get a generation.
+GENERATION_TRACKING: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("", "pods"),
+        ("", "podtemplates"),
+        ("", "replicationcontrollers"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("discovery.k8s.io", "endpointslices"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.k8s.io", "ingressclasses"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("policy", "poddisruptionbudgets"),
+        ("scheduling.k8s.io", "priorityclasses"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicies"),
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings"),
+        ("flowcontrol.apiserver.k8s.io", "flowschemas"),
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"),
+        ("resource.k8s.io", "deviceclasses"),
+        ("resource.k8s.io", "devicetaintrules"),
+        ("resource.k8s.io", "resourceslices"),
+    }
+)
+
+
 def _res(
     group: str,
     version: str,
@@ -135,6 +172,7 @@ def _res(
         merge_keys=dict(merge_keys),
         storage_version=version,
         builtin=True,
+        tracks_generation=(group, plural) in GENERATION_TRACKING,
     )
 
 

@@ -60,6 +60,11 @@ class ResourceInfo:
     metadata.namespace). ``merge_keys`` drive strategic merge patch (built-ins only).
     ``schema`` validates/prunes/defaults custom resources (None: stored as given).
     ``defaulter`` fills built-in defaults on create (None: nothing).
+    ``tracks_generation``: the server owns ``metadata.generation`` (1 on create, +1 on every
+    change outside metadata and status), as kube's strategies do for custom resources and the
+    built-ins with a spec a controller acts on (``builtins.GENERATION_TRACKING``). Otherwise
+    (ConfigMap, Secret, Service, Namespace...) a client-sent generation is kept as is and none
+    is set. Either way a first graceful deletion bumps a generation that is > 0.
     """
 
     group: str
@@ -81,6 +86,7 @@ class ResourceInfo:
     printer_columns: tuple[Mapping[str, Any], ...] = ()
     storage_version: str = ""
     builtin: bool = True
+    tracks_generation: bool = False
     defaulter: Callable[[dict[str, Any]], None] | None = None
 
     @property
@@ -375,6 +381,7 @@ def infos_from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
                 printer_columns=tuple(ver.get("additionalPrinterColumns") or ()),
                 storage_version=storage[0],
                 builtin=False,
+                tracks_generation=True,
             )
         )
     return infos

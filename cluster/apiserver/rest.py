@@ -23,6 +23,7 @@ from .builtins import ClusterIPAllocator, default_namespace, default_pod
 from .hooks import AdmissionPlugin, AdmissionRequest
 from .resources import ResourceInfo, ResourceRegistry, infos_from_crd
 from .store import Store
+from .workloads import validate_deployment
 
 __all__ = [
     "APPLY_PATCH",
@@ -51,6 +52,7 @@ BUILTIN_PATCH_TYPES = (
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apiserver's SimpleNameGenerator alphabet
 RETURN_DELETED_OBJECT = frozenset({("", "pods"), ("", "services"), ("", "namespaces")})
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+DEPLOYMENT_KEY = ("apps", "deployments")
 NS_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
 SVC_KEY = ("", "services")
@@ -210,6 +212,8 @@ class ObjectService:
                 )
         if info.schema is not None:
             causes.extend(c.to_dict() for c in info.schema.validate(obj))
+        elif info.builtin and info.storage_key == DEPLOYMENT_KEY:
+            causes.extend(validate_deployment(obj))
         if causes:
             raise errors.invalid(info.kind, info.group, name, causes)
 
@@ -217,7 +221,7 @@ class ObjectService:
         if info.builtin:
             if info.storage_key in (POD_KEY, SVC_KEY, NS_KEY, CRD_KEY):
                 obj.pop("status", None)
-            if info.storage_key == ("apps", "deployments"):
+            if info.storage_key == DEPLOYMENT_KEY:
                 obj.pop("status", None)
         elif info.has_status:
             obj.pop("status", None)
@@ -290,7 +294,8 @@ class ObjectService:
             meta.pop(f, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.now()
-        meta["generation"] = 1
+        if info.tracks_generation:
+            meta["generation"] = 1
         self._status_reset_on_create(info, obj)
         if info.builtin:
             self._default_builtin(info, obj, None)
@@ -465,7 +470,7 @@ class ObjectService:
                     ],
                 )
         meta["resourceVersion"] = old_meta.get("resourceVersion")
-        if _spec_part(new) != _spec_part(old):
+        if info.tracks_generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         request = AdmissionRequest(
             operation="UPDATE",
@@ -496,9 +501,11 @@ class ObjectService:
             and not has_namespace_finalizers(info, new)
             and not meta.get("deletionGracePeriodSeconds")
         ):
-            return self.store.delete(
-                info, meta.get("namespace", ""), name, expected_rv=rv, final=new
-            )
+            # like kube: the DELETED event carries the last stored state (finalizers as they
+            # were) at a new resourceVersion; the caller gets the update as applied, at the
+            # last stored resourceVersion
+            self.store.delete(info, meta.get("namespace", ""), name, expected_rv=rv)
+            return new
         stored = self.store.update(info, new, expected_rv=rv)
         self._after_commit(info, stored)
         return stored

@@ -4,6 +4,7 @@ deletion, what the response carries, and CRD teardown. Part of ``rest.ObjectServ
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -24,6 +25,15 @@ if TYPE_CHECKING:
     from .rest import ObjectService
 
 __all__ = ["delete_object"]
+
+
+@dataclass(frozen=True, slots=True)
+class _KindAsResource:
+    """An ``errors.GroupResource`` whose "plural" is the Kind, as kube names the resource in
+    delete-precondition conflicts (``Operation cannot be fulfilled on ConfigMap "x"``)."""
+
+    group: str
+    plural: str
 
 
 async def delete_object(
@@ -47,19 +57,23 @@ async def delete_object(
         )
     old = svc.get_existing(info, ns, name)
     old_meta = old["metadata"]
+    # kube's rest.BeforeDelete: the conflict names the Kind (GroupResource{group, Kind})
+    by_kind = _KindAsResource(group=info.group, plural=info.kind)
     if options.precondition_uid and options.precondition_uid != old_meta.get("uid"):
         raise errors.conflict(
-            info,
+            by_kind,
             name,
-            f"Precondition failed: UID in precondition: {options.precondition_uid}, UID in "
-            f"object meta: {old_meta.get('uid')}",
+            f"the UID in the precondition ({options.precondition_uid}) does not match the UID "
+            f"in record ({old_meta.get('uid')}). The object might have been deleted and then "
+            "recreated",
         )
     if options.precondition_rv and options.precondition_rv != old_meta.get("resourceVersion"):
         raise errors.conflict(
-            info,
+            by_kind,
             name,
-            f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
-            f"ResourceVersion in object meta: {old_meta.get('resourceVersion')}",
+            f"the ResourceVersion in the precondition ({options.precondition_rv}) does not match "
+            f"the ResourceVersion in record ({old_meta.get('resourceVersion')}). The object "
+            "might have been modified",
         )
     finalizers = list(old_meta.get("finalizers") or [])
     if policy == "Orphan" and "orphan" not in finalizers:
@@ -89,7 +103,8 @@ async def delete_object(
         if not meta.get("deletionTimestamp"):
             meta["deletionTimestamp"] = now_rfc3339(svc.clock() + grace)
             meta["deletionGracePeriodSeconds"] = grace
-            meta["generation"] = int(meta.get("generation") or 0) + 1
+            if int(meta.get("generation") or 0) > 0:  # kube: bump a generation only if set
+                meta["generation"] = int(meta["generation"]) + 1
         elif grace < int(meta.get("deletionGracePeriodSeconds") or 0):
             meta["deletionTimestamp"] = now_rfc3339(svc.clock() + grace)
             meta["deletionGracePeriodSeconds"] = grace

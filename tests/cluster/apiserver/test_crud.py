@@ -24,7 +24,7 @@ async def test_create_get_update_delete_with_kubernetes_asyncio(
         "default", {"metadata": {"name": "cfg", "labels": {"a": "1"}}, "data": {"k": "v"}}
     )
     assert created.metadata.uid
-    assert created.metadata.generation == 1
+    assert created.metadata.generation is None  # a ConfigMap has no spec to track
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
         created.metadata.creation_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -157,18 +157,83 @@ async def test_pod_and_service_defaults(raw: Raw) -> None:
     assert svc["spec"]["clusterIP"] == "None"
 
 
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def deployment(name: str, replicas: int = 1) -> dict[str, object]:
+    """The smallest Deployment kube accepts."""
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }
+
+
 async def test_generation_bumps_only_on_spec_changes(raw: Raw) -> None:
-    path = "/apis/apps/v1/namespaces/default/deployments"
-    dep = {"metadata": {"name": "d"}, "spec": {"replicas": 1}}
-    _, body, _ = await raw.post(path, dep)
+    _, body, _ = await raw.post(DEPLOYMENTS, deployment("d"))
     assert body["metadata"]["generation"] == 1
-    _, body, _ = await raw.patch(f"{path}/d", {"metadata": {"labels": {"x": "y"}}})
+    _, body, _ = await raw.patch(f"{DEPLOYMENTS}/d", {"metadata": {"labels": {"x": "y"}}})
     assert body["metadata"]["generation"] == 1
-    _, body, _ = await raw.patch(f"{path}/d", {"spec": {"replicas": 2}})
+    _, body, _ = await raw.patch(f"{DEPLOYMENTS}/d", {"spec": {"replicas": 2}})
     assert body["metadata"]["generation"] == 2
-    _, body, _ = await raw.patch(f"{path}/d/status", {"status": {"replicas": 2}})
+    _, body, _ = await raw.patch(f"{DEPLOYMENTS}/d/status", {"status": {"replicas": 2}})
     assert body["metadata"]["generation"] == 2
-    assert body["status"] == {"replicas": 2}
+    assert body["status"]["replicas"] == 2
+
+
+async def test_generation_only_where_kube_tracks_it(raw: Raw) -> None:
+    """Pods (and workloads, custom resources) get generation 1; ConfigMaps never get one, keep
+    a client-sent one unchanged, and a first graceful deletion bumps only a set generation."""
+    pod = {"metadata": {"name": "g"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    _, body, _ = await raw.post("/api/v1/namespaces/default/pods", pod)
+    assert body["metadata"]["generation"] == 1
+    held = {"metadata": {"name": "plain", "finalizers": ["example.com/hold"]}, "data": {"a": "1"}}
+    status, body, _ = await raw.post(CM, held)
+    assert status == 201 and "generation" not in body["metadata"]
+    _, body, _ = await raw.patch(f"{CM}/plain", {"data": {"a": "2"}})
+    assert "generation" not in body["metadata"]
+    status, body, _ = await raw.delete(f"{CM}/plain")
+    assert status == 200 and body["metadata"]["deletionTimestamp"]
+    assert "generation" not in body["metadata"]
+    given = {"metadata": {"name": "given", "generation": 5, "finalizers": ["example.com/hold"]}}
+    _, body, _ = await raw.post(CM, given)
+    assert body["metadata"]["generation"] == 5
+    _, body, _ = await raw.put(f"{CM}/given", {**body, "data": {"a": "1"}})
+    assert body["metadata"]["generation"] == 5
+    _, body, _ = await raw.delete(f"{CM}/given")
+    assert body["metadata"]["generation"] == 6
+    for name in ("plain", "given"):
+        await raw.patch(f"{CM}/{name}", {"metadata": {"finalizers": None}})
+
+
+async def test_deployments_are_validated_like_kube(raw: Raw) -> None:
+    status, body, _ = await raw.post(DEPLOYMENTS, {"metadata": {"name": "d"}, "spec": {}})
+    assert status == 422
+    assert body["message"] == (
+        'Deployment.apps "d" is invalid: [spec.selector: Required value, '
+        "spec.template.metadata.labels: Invalid value: null: `selector` does not match "
+        "template `labels`, spec.template.spec.containers: Required value]"
+    )
+    mismatched = deployment("m")
+    mismatched["spec"]["template"]["metadata"]["labels"] = {"app": "other"}  # type: ignore[index]
+    status, body, _ = await raw.post(DEPLOYMENTS, mismatched)
+    assert status == 422
+    assert [c["field"] for c in body["details"]["causes"]] == ["spec.template.metadata.labels"]
+    assert body["details"]["causes"][0]["message"] == (
+        'Invalid value: {"app":"other"}: `selector` does not match template `labels`'
+    )
+    assert (await raw.post(DEPLOYMENTS, deployment("ok")))[0] == 201
+    status, body, _ = await raw.patch(
+        f"{DEPLOYMENTS}/ok", {"spec": {"template": {"spec": {"containers": None}}}}
+    )
+    assert status == 422
+    assert [c["field"] for c in body["details"]["causes"]] == ["spec.template.spec.containers"]
 
 
 async def test_noop_update_keeps_resource_version(raw: Raw) -> None:

@@ -17,7 +17,7 @@ async def test_finalizers_keep_the_object_until_removed(raw: Raw) -> None:
     assert status == 200
     assert body["metadata"]["deletionTimestamp"]
     assert body["metadata"]["deletionGracePeriodSeconds"] == 0
-    assert body["metadata"]["generation"] == 2
+    assert "generation" not in body["metadata"]  # a ConfigMap has none, none is bumped
     status, obj, _ = await raw.get(f"{CM}/f")
     assert status == 200
     # no new finalizers on a deleting object
@@ -29,14 +29,26 @@ async def test_finalizers_keep_the_object_until_removed(raw: Raw) -> None:
     assert (await raw.get(f"{CM}/f"))[0] == 404
 
 
-async def test_removal_event_carries_the_final_state(raw: Raw) -> None:
-    _, obj, _ = await raw.post(CM, {"metadata": {"name": "ev", "finalizers": ["x/y"]}})
+async def test_removal_event_carries_the_last_stored_state(raw: Raw) -> None:
+    """Like kube: the update that drops the last finalizer answers the object as updated at the
+    last stored resourceVersion, writes no MODIFIED, and the DELETED event carries the last
+    stored state (its finalizers as they were) at a new resourceVersion."""
+    _, obj, _ = await raw.post(CM, {"metadata": {"name": "ev", "finalizers": ["x/y", "a/b"]}})
     rv = obj["metadata"]["resourceVersion"]
     await raw.delete(f"{CM}/ev")
-    await raw.patch(f"{CM}/ev", {"metadata": {"finalizers": []}})
-    events = await raw.watch_lines(CM, {"watch": "true", "resourceVersion": rv}, 2)
-    assert [e["type"] for e in events] == ["MODIFIED", "DELETED"]
-    assert events[1]["object"]["metadata"].get("finalizers", []) == []
+    _, held, _ = await raw.patch(f"{CM}/ev", {"metadata": {"finalizers": ["a/b"]}})
+    held_rv = held["metadata"]["resourceVersion"]
+    status, last, _ = await raw.patch(f"{CM}/ev", {"metadata": {"finalizers": []}})
+    assert status == 200
+    assert last["metadata"].get("finalizers", []) == []
+    assert last["metadata"]["resourceVersion"] == held_rv
+    events = await raw.watch_lines(
+        CM, {"watch": "true", "resourceVersion": rv, "timeoutSeconds": "2"}, 3
+    )
+    assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+    deleted = events[2]["object"]["metadata"]
+    assert deleted["finalizers"] == ["a/b"]
+    assert int(deleted["resourceVersion"]) > int(held_rv)
 
 
 async def test_propagation_policies_set_finalizers(raw: Raw) -> None:
@@ -68,9 +80,20 @@ async def test_delete_preconditions(raw: Raw) -> None:
     _, obj, _ = await raw.post(CM, {"metadata": {"name": "pre"}})
     status, body, _ = await raw.delete(f"{CM}/pre", {"preconditions": {"uid": "not-it"}})
     assert (status, body["reason"]) == (409, "Conflict")
-    assert "Precondition failed: UID in precondition: not-it" in body["message"]
+    uid, rv = obj["metadata"]["uid"], obj["metadata"]["resourceVersion"]
+    assert body["message"] == (
+        f'Operation cannot be fulfilled on ConfigMap "pre": the UID in the precondition '
+        f"(not-it) does not match the UID in record ({uid}). The object might have been "
+        "deleted and then recreated"
+    )
+    assert body["details"] == {"name": "pre", "kind": "ConfigMap"}
     status, body, _ = await raw.delete(f"{CM}/pre", {"preconditions": {"resourceVersion": "1"}})
     assert status == 409
+    assert body["message"] == (
+        f'Operation cannot be fulfilled on ConfigMap "pre": the ResourceVersion in the '
+        f"precondition (1) does not match the ResourceVersion in record ({rv}). The object "
+        "might have been modified"
+    )
     status, _, _ = await raw.delete(
         f"{CM}/pre",
         {
