@@ -146,7 +146,8 @@ class NamespaceController(StoreWorkers):
                             raise
             left = self.store.count(key, name)
             if left:
-                remaining[info.qualified] = left
+                # kube prints resource.group, with the dot for core ("configmaps.")
+                remaining[f"{info.plural}.{info.group}"] = left
                 for _, obj in self.store.iter_range(key, name):
                     for f in obj["metadata"].get("finalizers") or ():
                         held[f] = held.get(f, 0) + 1

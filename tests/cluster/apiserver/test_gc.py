@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apiserver_helpers import WIDGETS, Raw, create_crd, widget, widget_crd
+from apiserver_helpers import WIDGETS, Raw, create_crd, eventually, widget, widget_crd
 
 from kubetrain.cluster.apiserver.rest import DeleteOptions, WriteOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
@@ -213,8 +213,12 @@ async def test_custom_resource_owner_and_cluster_scoped_owner(
     await cluster.api.gc.wait_idle()
     await cluster.api.namespace_controller.wait_idle()
     await cluster.api.gc.wait_idle()
-    assert not await exists(raw, f"{PODS}/w1-pod")
-    assert not await exists(raw, f"{CM}/ns-owned")
+
+    async def collected() -> bool:
+        return not await exists(raw, f"{PODS}/w1-pod") and not await exists(raw, f"{CM}/ns-owned")
+
+    # a real GC only watches a new CRD's resource after its next discovery resync (<= 30 s)
+    await eventually(collected, "dependents of the widget and the namespace collected", timeout=60)
 
 
 @pytest.mark.embedded_only(reason="drives cluster.api.rest directly")

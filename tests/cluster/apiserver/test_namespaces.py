@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apiserver_helpers import Raw, create_crd, widget, widget_crd
+from apiserver_helpers import Raw, create_crd, eventually, widget, widget_crd
 
 from kubetrain.cluster.embedded import EmbeddedCluster
 
@@ -34,6 +34,15 @@ async def settle(cluster: EmbeddedCluster) -> None:
             return
 
 
+async def gone(raw: Raw, path: str) -> None:
+    """Wait (bounded) until ``path`` answers 404."""
+
+    async def absent() -> bool:
+        return (await raw.get(path))[0] == 404
+
+    await eventually(absent, f"{path} deleted", timeout=60.0)
+
+
 async def test_deleting_a_namespace_removes_its_content_then_itself(
     cluster: EmbeddedCluster, raw: Raw
 ) -> None:
@@ -46,7 +55,7 @@ async def test_deleting_a_namespace_removes_its_content_then_itself(
     assert body["spec"]["finalizers"] == ["kubernetes"]
     assert body["metadata"]["deletionTimestamp"]
     await settle(cluster)
-    assert (await raw.get(f"{NS}/team-a"))[0] == 404
+    await gone(raw, f"{NS}/team-a")
     for path in ("configmaps", "pods", "secrets"):
         _, items, _ = await raw.get(f"{NS}/team-a/{path}")
         assert items["items"] == [], path
@@ -71,11 +80,19 @@ async def test_finalizers_hold_the_namespace_in_terminating(
     await raw.post(f"{NS}/held/configmaps", {"metadata": {"name": "free"}})
     await raw.delete(f"{NS}/held")
     await settle(cluster)
-    status, ns, _ = await raw.get(f"{NS}/held")
-    assert status == 200 and ns["status"]["phase"] == "Terminating"
-    conditions = {c["type"]: c for c in ns["status"]["conditions"]}
+    # a real namespace controller writes the conditions a few seconds after the deletion
+    conditions: dict[str, dict[str, str]] = {}
+
+    async def conditions_written() -> bool:
+        status, ns, _ = await raw.get(f"{NS}/held")
+        assert status == 200 and ns["status"]["phase"] == "Terminating"
+        conditions.clear()
+        conditions.update({c["type"]: c for c in ns["status"].get("conditions") or []})
+        return conditions.get("NamespaceFinalizersRemaining", {}).get("status") == "True"
+
+    await eventually(conditions_written, "namespace conditions written", timeout=30.0)
     assert conditions["NamespaceContentRemaining"]["message"] == (
-        "Some resources are remaining: configmaps has 1 resource instances"
+        "Some resources are remaining: configmaps. has 1 resource instances"
     )
     assert conditions["NamespaceFinalizersRemaining"]["message"] == (
         "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource "
@@ -94,7 +111,7 @@ async def test_finalizers_hold_the_namespace_in_terminating(
     # the finalizer goes -> the object goes -> the namespace goes
     await raw.patch(f"{NS}/held/configmaps/keep", {"metadata": {"finalizers": None}})
     await settle(cluster)
-    assert (await raw.get(f"{NS}/held"))[0] == 404
+    await gone(raw, f"{NS}/held")
 
 
 @pytest.mark.embedded_only(reason="counts in cluster.api.store")
