@@ -4,7 +4,8 @@ the API server injects 429/500s, dropped watches and 410s (``POST /kubetrain/fau
 Kills are placed by progress, not by clock, so they always land inside the burst: ``kills``
 thresholds are drawn from ``Random(seed)`` in 5 % .. 85 % of (jobs with all pods + jobs
 Succeeded) / 2N; at each the process gets SIGKILL and is restarted after a drawn 0.2 .. 1.5 s.
-The fault rules are seeded with the same seed. Faults stay on until every job Succeeded or
+A burst that finishes before the last threshold gets fewer kills (``operator_kills`` says how
+many happened). The fault rules are seeded with the same seed. Faults stay on until every job Succeeded or
 60 % of the timeout passed, then they are cleared and the run waits for the rest.
 
 Figures: duplicate pods (POST pods answered 201 beyond the (job, replica, index) keys of the
