@@ -25,7 +25,9 @@ from jobkit_e2e import (
 
 from kubetrain.informers.resource import PODS, kubeflow
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# http_api: every test also runs under --apiserver=real (a real control plane + simulated nodes),
+# except those marked embedded_only.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 KIND = "PyTorchJob"
 
@@ -51,7 +53,6 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
         yield e
 
 
-@pytest.mark.http_api
 async def test_pods_services_conditions_to_succeeded(env: Env) -> None:
     ns = await env.namespace("pt")
     created = await env.create_job(pytorch("train", ns))
@@ -241,6 +242,11 @@ async def test_no_duplicate_pod_across_operator_restart(env: Env) -> None:
     assert has_condition(await env.get_job(KIND, ns, "r") or {}, "Succeeded")
 
 
+@pytest.mark.embedded_only(
+    reason="a real kube-controller-manager's GC removed the old job's pod only after ~40 s "
+    "(it ran to its end at 30 s first; cause not proven, likely the GC discovers a new CRD kind "
+    "late); the test allows 20 s"
+)
 async def test_recreate_same_name_does_not_stall(env: Env) -> None:
     ns = await env.namespace("recreate")
     await env.create_job(pytorch("same", ns, {"Master": 1}, run_seconds=30))
