@@ -17,6 +17,7 @@ CRD_FILE = ROOT / "deploy" / "crds" / "kubeflow.org_pytorchjobs.yaml"
 training = pytest.importorskip("kubeflow.training")
 
 
+@pytest.mark.embedded_only(reason="the pod's log is appended to the embedded cluster.api.pod_logs")
 async def test_training_client_create_get_patch_list_pods_logs_delete(
     cluster: EmbeddedCluster, raw: Raw
 ) -> None:

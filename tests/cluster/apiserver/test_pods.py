@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from apiserver_helpers import Raw
 from kubernetes_asyncio import client
 
@@ -31,6 +32,7 @@ async def _log(raw: Raw, pod: str, container: str, text: str) -> None:
     assert status == 201
 
 
+@pytest.mark.embedded_only(reason="log lines come from the simulator's channel; no kubelet on real")
 async def test_log_lines_posted_by_the_simulator_are_served(
     raw: Raw, api_client: client.ApiClient
 ) -> None:
@@ -45,6 +47,7 @@ async def test_log_lines_posted_by_the_simulator_are_served(
     assert status == 200 and body.splitlines()[0].endswith("Z line 1")
 
 
+@pytest.mark.http_api  # refused by the API server before any kubelet is asked
 async def test_log_container_must_be_named_when_several(raw: Raw) -> None:
     await _pod(raw, "two", "a", "b")
     status, body, _ = await raw.get(f"{PODS}/two/log")
@@ -56,6 +59,7 @@ async def test_log_container_must_be_named_when_several(raw: Raw) -> None:
     assert status == 404
 
 
+@pytest.mark.embedded_only(reason="log lines come from the simulator's channel; no kubelet on real")
 async def test_follow_streams_until_the_pod_finishes(raw: Raw, cluster: EmbeddedCluster) -> None:
     await _pod(raw, "f", "main")
     await _log(raw, "f", "main", "early")
@@ -75,6 +79,7 @@ async def test_follow_streams_until_the_pod_finishes(raw: Raw, cluster: Embedded
     assert text == "early\nlate\n"
 
 
+@pytest.mark.http_api
 async def test_binding_sets_node_name_once(raw: Raw) -> None:
     status, _, _ = await raw.post(
         PODS, {"metadata": {"name": "b"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
