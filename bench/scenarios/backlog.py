@@ -10,7 +10,9 @@ system started on the backlog namespace with the K new jobs created at once. Fig
 - ``rss_after_sync_mib`` (at ready, or when the first new job has all its pods for systems without
   /readyz) and ``bytes_per_cached_object`` = (that RSS - empty-namespace RSS) / backlog objects;
 - ``writes_to_finished_jobs``: changes to the old jobs, their pods, services and Events seen by a
-  watch from the moment the system starts (must be 0: no TTL is due);
+  watch from the moment the system starts until (kubetrain) its work queues are empty
+  (``seconds_to_queue_drained``: every old job had its first reconcile) plus the settle time,
+  or (other systems) the new jobs have their pods plus the settle time (must be 0: no TTL due);
 - ``create_to_pods_created`` p50/p99 of the new jobs, and start -> all new jobs have their pods.
 """
 
@@ -26,12 +28,13 @@ from kubetrain.informers.resource import EVENTS, PODS, SERVICES, ResourceRef
 
 from ..apimetrics import delta, operator_writes, scrape_request_counts
 from ..baselines.children import children_of, condition, now_rfc3339
+from ..harness import ManagedProcess
 from ..jobs import PYTORCHJOBS, JobShape, create_namespace, pytorchjob
 from ..measure import JOB_NAME_LABEL
 from ..stats import summarize
 from ..systems import system_process
 from .context import BenchContext, _warm_up
-from .probe import wait_ready, with_probe_ports
+from .probe import ProbePorts, scrape_gauge_sum, wait_ready, with_probe_ports
 from .rawwatch import RawWatch, current_resource_version
 
 __all__ = ["FIGURES", "LATENCIES", "create_backlog", "run"]
@@ -43,6 +46,7 @@ FIGURES = (
     "seconds_to_ready",
     "seconds_to_first_new_job_pods",
     "seconds_to_all_new_job_pods",
+    "seconds_to_queue_drained",
     "rss_empty_mib",
     "rss_after_sync_mib",
     "bytes_per_cached_object",
@@ -155,6 +159,27 @@ class _Observer:
         self.old_writes[key] = self.old_writes.get(key, 0) + 1
 
 
+async def _wait_queue_drained(
+    ctx: BenchContext, ports: ProbePorts, proc: ManagedProcess, *, deadline: float
+) -> float | None:
+    """Poll kubetrain's ``workqueue_depth`` (all queues) until it is 0 three times in a row;
+    the monotonic time of the first of those, None on timeout."""
+    zero_since: float | None = None
+    zeros = 0
+    while time.monotonic() < deadline:
+        proc.check_alive()
+        depth = await scrape_gauge_sum(ctx.session, ports.metrics_url, "workqueue_depth")
+        if depth == 0:
+            zeros += 1
+            zero_since = zero_since or time.monotonic()
+            if zeros >= 3:
+                return zero_since
+        else:
+            zeros, zero_since = 0, None
+        await asyncio.sleep(0.1)
+    return None
+
+
 async def _measure(
     ctx: BenchContext,
     system: str,
@@ -234,6 +259,9 @@ async def _measure(
                 rss_after_sync = proc.rss_bytes()
         if rss_after_sync is None:
             rss_after_sync = proc.rss_bytes()
+        drained_at = None
+        if system == "kubetrain":  # late writes to old jobs would come from the initial queue
+            drained_at = await _wait_queue_drained(ctx, ports, proc, deadline=deadline)
         await asyncio.sleep(opts.settle_seconds)
         after = await scrape_request_counts(ctx.session, ctx.url)
         cpu = proc.cpu_seconds()
@@ -252,6 +280,7 @@ async def _measure(
         "seconds_to_ready": None if ready_at is None else ready_at - start,
         "seconds_to_first_new_job_pods": None if first is None else first - start_wall,
         "seconds_to_all_new_job_pods": None if all_new_at is None else all_new_at - start,
+        "seconds_to_queue_drained": None if drained_at is None else drained_at - start,
         "rss_empty_mib": None if rss_empty is None else rss_empty / mib,
         "rss_after_sync_mib": None if rss_after_sync is None else rss_after_sync / mib,
         "bytes_per_cached_object": None

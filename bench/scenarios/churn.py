@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -69,9 +70,12 @@ async def _sample(
     watch: JobWatch,
     start: float,
     rows: list[dict[str, float | None]],
+    progress: Callable[[], None],
 ) -> None:
+    """Append a row to ``rows`` every sample interval; ``progress()`` about every 5 s."""
     interval = ctx.options.sample_interval_seconds
     last_t, last_cpu = time.monotonic(), proc.cpu_seconds()
+    last_say = last_t
     while True:
         await asyncio.sleep(interval)
         now, cpu = time.monotonic(), proc.cpu_seconds()
@@ -93,6 +97,9 @@ async def _sample(
                 "jobs_in_flight": float(in_flight),
             }
         )
+        if now - last_say >= 5:
+            last_say = now
+            progress()
 
 
 def _done(t: JobTimes) -> bool:
@@ -124,8 +131,11 @@ async def _measure(ctx: BenchContext, system: str, sizes: list[int]) -> dict[str
         cpu0 = proc.cpu_seconds()
         start = time.monotonic()
         sampler = asyncio.create_task(
-            _sample(ctx, proc, ports if system == "kubetrain" else None, watch, start, rows)
-        )
+            _sample(
+                ctx, proc, ports if system == "kubetrain" else None, watch, start, rows,
+                lambda: _say_progress(ctx, system, "churn", watch, len(manifests), start),
+            )
+        )  # fmt: skip
 
         async def arrive(i: int) -> None:
             await asyncio.sleep(max(0.0, start + i / opts.churn_rate - time.monotonic()))
@@ -136,14 +146,10 @@ async def _measure(ctx: BenchContext, system: str, sizes: list[int]) -> dict[str
                 on_created=lambda name, at: _register(watch, name, at), before_each=arrive,
             )  # fmt: skip
             deadline = start + opts.churn_seconds + opts.timeout_seconds
-            last_say = time.monotonic()
             while not all(_done(t) for t in watch.jobs.values()):
                 proc.check_alive()
                 if time.monotonic() > deadline:
                     break
-                if time.monotonic() - last_say > 5:
-                    last_say = time.monotonic()
-                    _say_progress(ctx, system, "churn", watch, len(manifests), start)
                 await asyncio.sleep(0.1)
         finally:
             sampler.cancel()

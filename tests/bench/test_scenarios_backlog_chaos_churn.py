@@ -49,8 +49,11 @@ def test_backlog_quick(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     section = section_of(tmp_path, "backlog", systems, backlog.FIGURES)
     assert missing(section, "kubetrain", backlog.FIGURES) == []
-    # raw has no /readyz: only that figure may be empty.
-    assert missing(section, "raw", backlog.FIGURES) == ["seconds_to_ready"]
+    # raw has no /readyz nor work queue: only those figures may be empty.
+    assert missing(section, "raw", backlog.FIGURES) == [
+        "seconds_to_ready",
+        "seconds_to_queue_drained",
+    ]
     for system in systems:
         figures = section["systems"][system]["figures"]
         assert figures["backlog_objects"] == 30 * 5
