@@ -9,15 +9,13 @@ the client is aiohttp in this process. Each round reports operations per second 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
+from apiserver_load import CM, creates, server_process, status_updates
 
 SERVER = """
 import asyncio, sys
@@ -36,82 +34,28 @@ async def main():
 asyncio.run(main())
 """
 
-CM = "/api/v1/namespaces/default/configmaps"
-PODS = "/api/v1/namespaces/default/pods"
-_counter = iter(range(10**9))
-
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    try:
+    with server_process(SERVER) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{next(_counter)}"
-
-
-async def _creates(url: str, count: int, concurrency: int) -> float:
-    async with aiohttp.ClientSession() as session:
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one() -> None:
-            body = orjson.dumps({"metadata": {"name": _name("cm")}, "data": {"k": "v"}})
-            async with (
-                sem,
-                session.post(
-                    url + CM, data=body, headers={"Content-Type": "application/json"}
-                ) as resp,
-            ):
-                assert resp.status == 201
-                await resp.read()
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(count)))
-        return count / (time.perf_counter() - start)
 
 
 def test_bench_sequential_creates(benchmark: Any, server_url: str) -> None:
     rates: list[float] = []
-    benchmark.pedantic(lambda: rates.append(asyncio.run(_creates(server_url, 500, 1))), rounds=3)
+    benchmark.pedantic(lambda: rates.append(asyncio.run(creates(server_url, 500, 1))), rounds=3)
     benchmark.extra_info["creates_per_s"] = round(max(rates))
 
 
 def test_bench_concurrent_creates(benchmark: Any, server_url: str) -> None:
     rates: list[float] = []
-    benchmark.pedantic(lambda: rates.append(asyncio.run(_creates(server_url, 1000, 20))), rounds=3)
+    benchmark.pedantic(lambda: rates.append(asyncio.run(creates(server_url, 1000, 20))), rounds=3)
     benchmark.extra_info["creates_per_s_20_concurrent"] = round(max(rates))
-
-
-async def _status_updates(url: str, count: int) -> float:
-    async with aiohttp.ClientSession() as session:
-        name = _name("pod")
-        pod = {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
-        async with session.post(url + PODS, json=pod) as resp:
-            assert resp.status == 201
-        headers = {"Content-Type": "application/merge-patch+json"}
-        start = time.perf_counter()
-        for i in range(count):
-            body = orjson.dumps({"status": {"phase": "Running", "message": str(i)}})
-            async with session.patch(
-                f"{url}{PODS}/{name}/status", data=body, headers=headers
-            ) as resp:
-                assert resp.status == 200
-                await resp.read()
-        return count / (time.perf_counter() - start)
 
 
 def test_bench_status_updates(benchmark: Any, server_url: str) -> None:
     rates: list[float] = []
-    benchmark.pedantic(
-        lambda: rates.append(asyncio.run(_status_updates(server_url, 500))), rounds=3
-    )
+    benchmark.pedantic(lambda: rates.append(asyncio.run(status_updates(server_url, 500))), rounds=3)
     benchmark.extra_info["status_updates_per_s"] = round(max(rates))
 
 
@@ -141,7 +85,7 @@ async def _fanout(url: str, watchers: int, events: int) -> float:
         await ready.wait()
         await asyncio.sleep(0.2)
         start = time.perf_counter()
-        await _creates(url, events, 20)
+        await creates(url, events, 20)
         counts = await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
         assert counts == [events] * watchers
