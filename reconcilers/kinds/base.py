@@ -79,10 +79,15 @@ class BaseAdapter:
     def is_master_role(self, job: Obj, rtype: str, index: int) -> bool:
         return False
 
+    def pod_env(self, job: Obj, rtype: str, index: int) -> list[Obj]:
+        """The env vars every container of the pod gets (none by default)."""
+        return []
+
     def decorate_pod(
         self, job: Obj, rtype: str, index: int, pod: Obj, options: DomainOptions
     ) -> None:
-        return None
+        """Adds ``pod_env`` to every container; kinds that do more override this."""
+        append_env(pod, self.pod_env(job, rtype, index))
 
     def update_status(self, work: StatusWork, job: Obj, pods: list[Obj]) -> None:
         return None

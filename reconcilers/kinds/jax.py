@@ -9,7 +9,7 @@ from kubetrain.reconcilers.api.kinds import JAXJOB
 from kubetrain.reconcilers.common.decision import SpecError, StatusWork
 from kubetrain.reconcilers.common.jobs import container_port, name_of
 from kubetrain.reconcilers.common.naming import general_name
-from kubetrain.reconcilers.kinds.base import BaseAdapter, DomainOptions, append_env, env
+from kubetrain.reconcilers.kinds.base import BaseAdapter, env
 from kubetrain.reconcilers.kinds.common_rules import master_worker_status
 
 Obj = dict[str, Any]
@@ -36,11 +36,6 @@ class JaxAdapter(BaseAdapter):
             env("NUM_PROCESSES", str(sum(int(s["replicas"]) for s in specs.values()))),
             env("PROCESS_ID", str(index)),
         ]
-
-    def decorate_pod(
-        self, job: Obj, rtype: str, index: int, pod: Obj, options: DomainOptions
-    ) -> None:
-        append_env(pod, self.pod_env(job, rtype, index))
 
     def update_status(self, work: StatusWork, job: Obj, pods: list[Obj]) -> None:
         master_worker_status(

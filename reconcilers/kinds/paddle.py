@@ -9,7 +9,7 @@ from kubetrain.reconcilers.api.kinds import PADDLEJOB
 from kubetrain.reconcilers.common.decision import StatusWork
 from kubetrain.reconcilers.common.jobs import container_port, name_of
 from kubetrain.reconcilers.common.naming import general_name
-from kubetrain.reconcilers.kinds.base import BaseAdapter, DomainOptions, append_env, env
+from kubetrain.reconcilers.kinds.base import BaseAdapter, env
 from kubetrain.reconcilers.kinds.common_rules import master_worker_status
 
 Obj = dict[str, Any]
@@ -48,11 +48,6 @@ class PaddleAdapter(BaseAdapter):
             elif rtype == "Worker":
                 out.append(env("PADDLE_TRAINER_NUM", "1"))
         return out
-
-    def decorate_pod(
-        self, job: Obj, rtype: str, index: int, pod: Obj, options: DomainOptions
-    ) -> None:
-        append_env(pod, self.pod_env(job, rtype, index))
 
     def update_status(self, work: StatusWork, job: Obj, pods: list[Obj]) -> None:
         master_worker_status(

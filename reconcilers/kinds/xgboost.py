@@ -8,7 +8,7 @@ from kubetrain.reconcilers.api.kinds import XGBOOSTJOB
 from kubetrain.reconcilers.common.decision import StatusWork
 from kubetrain.reconcilers.common.jobs import name_of
 from kubetrain.reconcilers.common.naming import general_name
-from kubetrain.reconcilers.kinds.base import BaseAdapter, DomainOptions, append_env, env
+from kubetrain.reconcilers.kinds.base import BaseAdapter, env
 
 Obj = dict[str, Any]
 
@@ -40,11 +40,6 @@ class XGBoostAdapter(BaseAdapter):
                 env("WORKER_ADDRS", addrs),
             ]
         return out
-
-    def decorate_pod(
-        self, job: Obj, rtype: str, index: int, pod: Obj, options: DomainOptions
-    ) -> None:
-        append_env(pod, self.pod_env(job, rtype, index))
 
     def update_status(self, work: StatusWork, job: Obj, pods: list[Obj]) -> None:
         """Master running -> Running; master succeeded -> Running re-asserted then Succeeded;
