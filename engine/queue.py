@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from kubetrain.engine.clock import Clock, RealClock
+from kubetrain.engine.waiters import WaitingGetters
 from kubetrain.engine.workqueue_metrics import (
     MetricsProvider,
     QueueMetrics,
@@ -154,7 +155,7 @@ class WorkQueue(Generic[K]):
         # Keys handed out and not yet done -> the clock time get handed them out.
         self._processing: dict[K, float] = {}
         # Getters waiting for a ready item (only while _ready_count == 0).
-        self._getters: deque[asyncio.Future[None]] = deque()
+        self._getters = WaitingGetters()
         # shutdown_with_drain callers waiting for ready and processing to empty.
         self._drainers: list[asyncio.Future[None]] = []
         self._shutting_down = False
@@ -217,20 +218,7 @@ class WorkQueue(Generic[K]):
         while not self._ready_count:
             if self._shutting_down:
                 raise QueueShutDown
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._getters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    # Woken and cancelled in the same turn: pass the wakeup on.
-                    self._wake_getter()
-                else:
-                    try:
-                        self._getters.remove(waiter)
-                    except ValueError:
-                        pass
-                raise
+            await self._getters.wait()
         return self._pop()
 
     def get_nowait(self) -> K:
@@ -255,11 +243,7 @@ class WorkQueue(Generic[K]):
 
     def shutdown(self) -> None:
         self._shutting_down = True
-        getters = self._getters
-        while getters:
-            waiter = getters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        self._getters.wake_all()
         if self._on_ready is not None:
             self._on_ready()
 
@@ -302,8 +286,8 @@ class WorkQueue(Generic[K]):
             bisect.insort(self._negated_priorities, -priority)
         fifo.append(item)
         self._ready_count += 1
-        if self._getters:
-            self._wake_getter()
+        if self._getters.parked:
+            self._getters.wake_one()
         elif self._on_ready is not None:
             self._on_ready()
 
@@ -340,14 +324,6 @@ class WorkQueue(Generic[K]):
             # Only stale entries were left in this class.
             del self._ready[priority]
             del negated[0]
-
-    def _wake_getter(self) -> None:
-        getters = self._getters
-        while getters:
-            waiter = getters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
 
     def _release_drainers(self) -> None:
         drainers, self._drainers = self._drainers, []

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -29,6 +28,7 @@ from kubetrain.engine.queue import (
 )
 from kubetrain.engine.rate_limiting import RateLimitingQueue
 from kubetrain.engine.ratelimiters import RateLimiter, default_controller_rate_limiter
+from kubetrain.engine.waiters import WaitingGetters
 from kubetrain.engine.workqueue_metrics import QueueMetrics, global_metrics_provider
 
 K = TypeVar("K", bound=Hashable)
@@ -99,13 +99,13 @@ class ShardedQueue(Generic[K]):
                 unfinished_seconds=lambda: sum(s.unfinished_seconds() for s in self._shards),
                 longest_seconds=lambda: max(s.longest_running_seconds() for s in self._shards),
             )
+        # Callers of the sharded get() waiting for any shard to have a ready item.
+        self._getters = WaitingGetters()
         for shard in self._shards:
-            shard._on_ready = self._wake_getter
+            shard._on_ready = self._getters.wake_one
         self._key_bytes = options.key_bytes
         # Next shard the sharded get() looks at first (round-robin fairness).
         self._next_shard = 0
-        # Callers of the sharded get() waiting for any shard to have a ready item.
-        self._getters: deque[asyncio.Future[None]] = deque()
         self._shutting_down = False
 
     # -- shards -----------------------------------------------------------------------------
@@ -174,29 +174,13 @@ class ShardedQueue(Generic[K]):
                 return self.get_nowait()
             except QueueEmpty:
                 pass
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._getters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_getter()
-                else:
-                    try:
-                        self._getters.remove(waiter)
-                    except ValueError:
-                        pass
-                raise
+            await self._getters.wait()
 
     def shutdown(self) -> None:
         self._shutting_down = True
         for shard in self._shards:
             shard.shutdown()
-        getters = self._getters
-        while getters:
-            waiter = getters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        self._getters.wake_all()
 
     async def shutdown_with_drain(self) -> None:
         self.shutdown()
@@ -227,11 +211,3 @@ class ShardedQueue(Generic[K]):
             for shard in self._shards:
                 for _ in range(self._options.workers_per_shard):
                     group.create_task(work(shard))
-
-    def _wake_getter(self) -> None:
-        getters = self._getters
-        while getters:
-            waiter = getters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
