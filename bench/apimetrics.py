@@ -45,8 +45,9 @@ or the server's own controllers, never by the measured system. A ``plural.group`
 matches its bare ``plural`` here (the request counter's ``resource`` label has no group)."""
 
 
-def parse_request_counts(text: str) -> RequestCounts:
-    """``apiserver_request_total`` of a Prometheus text exposition, summed over codes."""
+def parse_request_counts(text: str, *, by_code: bool = False) -> RequestCounts:
+    """``apiserver_request_total`` of a Prometheus text exposition: ``"VERB resource[/sub]"``
+    summed over codes, or ``"VERB resource[/sub] code"`` with ``by_code``."""
     counts: RequestCounts = {}
     for family in text_string_to_metric_families(text):
         if family.name != "apiserver_request":
@@ -59,15 +60,19 @@ def parse_request_counts(text: str) -> RequestCounts:
             if labels.get("subresource"):
                 resource += "/" + labels["subresource"]
             key = f"{labels.get('verb', '')} {resource}"
+            if by_code:
+                key += f" {labels.get('code', '')}"
             counts[key] = counts.get(key, 0) + int(sample.value)
     return counts
 
 
-async def scrape_request_counts(session: aiohttp.ClientSession, url: str) -> RequestCounts:
-    """GET ``{url}/metrics`` and parse it."""
+async def scrape_request_counts(
+    session: aiohttp.ClientSession, url: str, *, by_code: bool = False
+) -> RequestCounts:
+    """GET ``{url}/metrics`` and parse it (see ``parse_request_counts``)."""
     async with session.get(url + "/metrics") as resp:
         resp.raise_for_status()
-        return parse_request_counts(await resp.text())
+        return parse_request_counts(await resp.text(), by_code=by_code)
 
 
 def delta(before: Mapping[str, int], after: Mapping[str, int]) -> RequestCounts:

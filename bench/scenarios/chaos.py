@@ -24,11 +24,9 @@ import random
 import time
 from typing import Any
 
-import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
-
 from kubetrain.informers.resource import PODS
 
+from ..apimetrics import delta, scrape_request_counts
 from ..harness import ManagedProcess
 from ..jobs import PYTORCHJOBS, create_jobs, create_namespace, pytorchjob
 from ..measure import JobTimes, JobWatch
@@ -86,32 +84,6 @@ def fault_rules(namespace: str) -> list[dict[str, Any]]:
             rule["namespace"] = namespace
         out.append(rule)
     return out
-
-
-async def _scrape_by_code(session: aiohttp.ClientSession, url: str) -> dict[str, int]:
-    """``"VERB resource[/sub] code"`` -> requests, from the API server's /metrics."""
-    async with session.get(url + "/metrics") as resp:
-        resp.raise_for_status()
-        text = await resp.text()
-    out: dict[str, int] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "apiserver_request":
-            continue
-        for sample in family.samples:
-            if not sample.name.endswith("_total"):
-                continue
-            lb = sample.labels
-            res = lb.get("resource", "") + (
-                "/" + lb["subresource"] if lb.get("subresource") else ""
-            )
-            key = f"{lb.get('verb', '')} {res} {lb.get('code', '')}"
-            out[key] = out.get(key, 0) + int(sample.value)
-    return out
-
-
-def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    out = {k: v - before.get(k, 0) for k, v in after.items()}
-    return {k: v for k, v in sorted(out.items()) if v}
 
 
 async def _faults(ctx: BenchContext, method: str, body: Any = None) -> dict[str, Any]:
@@ -177,7 +149,7 @@ async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
     try:
         await _warm_up(ctx, ns, proc)
         await asyncio.sleep(opts.settle_seconds)
-        before = await _scrape_by_code(ctx.session, ctx.url)
+        before = await scrape_request_counts(ctx.session, ctx.url, by_code=True)
         await _faults(ctx, "PUT", {"seed": opts.seed, "rules": fault_rules(ns)})
         fault_start = time.monotonic()
         fault_end: float | None = None
@@ -208,7 +180,9 @@ async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
             )
             if fault_end is None and (all_done or time.monotonic() > fault_deadline):
                 fired = (await _faults(ctx, "GET"))["rules"]
-                during = _diff(before, await _scrape_by_code(ctx.session, ctx.url))
+                during = delta(
+                    before, await scrape_request_counts(ctx.session, ctx.url, by_code=True)
+                )
                 await _faults(ctx, "DELETE")
                 fault_end = time.monotonic()
             if all_done:
@@ -229,7 +203,7 @@ async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
         with contextlib.suppress(asyncio.CancelledError):
             await creating
         await asyncio.sleep(opts.settle_seconds)
-        after = _diff(before, await _scrape_by_code(ctx.session, ctx.url))
+        after = delta(before, await scrape_request_counts(ctx.session, ctx.url, by_code=True))
         cpu = killer.cpu_seconds + (proc.cpu_seconds() or 0.0)
         pods = await ctx.client.list_all(PODS, ns)
         jobs = await ctx.client.list_all(PYTORCHJOBS, ns)

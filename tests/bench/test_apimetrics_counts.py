@@ -36,6 +36,13 @@ def test_parse_sums_codes_and_keys_subresources() -> None:
     assert not any(k.startswith("apiserver") for k in counts)
 
 
+def test_parse_by_code_keeps_codes_apart() -> None:
+    counts = parse_request_counts(EXPOSITION, by_code=True)
+    assert counts["POST pods 201"] == 8
+    assert counts["POST pods 409"] == 1
+    assert "POST pods" not in counts
+
+
 def test_delta_drops_unchanged_keys() -> None:
     before = {"POST pods": 3, "LIST pods": 2}
     after = {"POST pods": 10, "LIST pods": 2, "POST services": 4}
