@@ -3,6 +3,8 @@ stops everything in reverse within a deadline.
 
 Start order (controller-runtime's runnable groups):
 
+0. pre-sync work (``add_presync``, only without leader election): opened first, then run
+   until the caches have synced (``presync.PreSyncWork``);
 1. HTTP servers: ``/metrics`` and ``/healthz`` + ``/readyz`` (before any cache fills, so probes
    and scrapes always find the ports open);
 2. informer caches: start every informer of ``manager.informers`` and wait until all have synced
@@ -52,6 +54,7 @@ from .health import (
 from .leaderelection import LeaderElectionConfig, LeaderElector
 from .loop import install_signal_handlers
 from .metrics import informer_metrics
+from .presync import PreSyncWork
 
 __all__ = ["LeaderElectionLost", "Manager", "ManagerOptions", "run_manager"]
 
@@ -59,6 +62,10 @@ log = logging.getLogger(__name__)
 
 #: Where a pod finds its namespace (the service-account mount).
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+#: Seconds a pre-sync work may take to open before it is skipped (the servers wait for it).
+PRESYNC_OPEN_TIMEOUT = 5.0
 
 
 class LeaderElectionLost(RuntimeError):
@@ -159,6 +166,7 @@ class Manager:
         self.healthz.add("ping", ping)
         self.readyz.add("informers", self._check_caches)
         self._controllers: list[Controller] = []
+        self._presync: list[PreSyncWork] = []
         self._servers: list[HttpServer] = []
         self._caches_synced = False
         self._stop = asyncio.Event()
@@ -177,6 +185,13 @@ class Manager:
             raise ValueError(f"Manager already has a controller named {controller.name!r}")
         self._controllers.append(controller)
         return controller
+
+    def add_presync(self, work: PreSyncWork) -> None:
+        """Run ``work`` while the caches sync (see ``presync``); ignored with leader election.
+        Call before ``run``."""
+        if self._ran:
+            raise RuntimeError("Manager.add_presync: add pre-sync work before run()")
+        self._presync.append(work)
 
     def add_healthz_check(self, name: str, check: Checker) -> None:
         """A liveness check (``/healthz``): failing it makes kubelet restart the pod."""
@@ -225,14 +240,18 @@ class Manager:
         controller_tasks: dict[asyncio.Task[None], Controller] = {}
         election: asyncio.Task[None] | None = None
         stopper = asyncio.create_task(self._stop.wait(), name="manager stop")
+        synced = asyncio.Event()
+        presync: list[asyncio.Task[None]] = []
         lost = False
         failure: BaseException | None = None
         try:
+            presync = await self._start_presync(synced)
             await self._start_servers()
             self.informers.start()
             if not await self._wait(self._sync_caches(), stopper):
                 return
             self._caches_synced = True
+            synced.set()
             log.info("caches synced")
 
             if opts.leader_elect:
@@ -270,7 +289,7 @@ class Manager:
                 log.error("controller %s failed", controller.name, exc_info=failure)
                 break
         finally:
-            await self._teardown(controller_tasks, election, lost=lost)
+            await self._teardown(controller_tasks, election, lost=lost, presync=presync)
             stopper.cancel()
         if lost:
             raise LeaderElectionLost(
@@ -296,6 +315,29 @@ class Manager:
             return False
         task.result()
         return True
+
+    async def _start_presync(self, synced: asyncio.Event) -> list[asyncio.Task[None]]:
+        """Open every pre-sync work (a failing one is skipped) and start its run task."""
+        if self.options.leader_elect or not self._presync:
+            return []
+        tasks: list[asyncio.Task[None]] = []
+        for work in self._presync:
+            try:
+                await asyncio.wait_for(work.open(), PRESYNC_OPEN_TIMEOUT)
+            except Exception:
+                log.warning("pre-sync work %r skipped: open failed", work, exc_info=True)
+                continue
+            tasks.append(asyncio.create_task(self._run_presync(work, synced), name=f"{work!r}"))
+        return tasks
+
+    @staticmethod
+    async def _run_presync(work: PreSyncWork, synced: asyncio.Event) -> None:
+        try:
+            await work.run(synced)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # an optimisation failing must not stop the manager
+            log.warning("pre-sync work %r failed", work, exc_info=True)
 
     async def _sync_caches(self) -> None:
         timeout = self.options.cache_sync_timeout
@@ -326,9 +368,13 @@ class Manager:
         election: asyncio.Task[None] | None,
         *,
         lost: bool,
+        presync: list[asyncio.Task[None]],
     ) -> None:
         """Stop in reverse order; every step runs even if an earlier one failed."""
         grace = 0.0 if lost else self.options.graceful_shutdown_timeout
+        for task in presync:
+            task.cancel()
+        await asyncio.gather(*presync, return_exceptions=True)
         if controller_tasks:
             results = await asyncio.gather(
                 *(c.stop(timeout=grace) for c in controller_tasks.values()),

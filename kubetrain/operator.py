@@ -37,6 +37,7 @@ from kubetrain.reconcilers.controller import (
 from kubetrain.reconcilers.kinds import ADAPTERS
 from kubetrain.reconcilers.kinds.base import DomainOptions
 from kubetrain.reconcilers.metrics import JobMetrics
+from kubetrain.reconcilers.presync_jobs import NewJobPreSync
 
 __all__ = [
     "Operator",
@@ -89,6 +90,10 @@ class OperatorOptions:
     create_concurrency: int = 64
     """``--create-concurrency``: pod/service creations and deletions in flight at once per kind,
     across all its reconciles (kubetrain; ``JobControllerOptions.create_concurrency``)."""
+    create_before_sync: bool = True
+    """``--create-before-sync`` (kubetrain): while the caches sync after a start, jobs created
+    from then on get their pods and services at once (``reconcilers.presync_jobs``) instead of
+    after the whole sync; status follows the sync. Never with ``--leader-elect``."""
     graceful_shutdown_timeout: float = 30.0
     log_format: Literal["json", "text"] = "json"
     log_level: str = "info"
@@ -176,6 +181,10 @@ class Operator:
             )
             self.manager.add(controller)
             self.reconcilers[kind.kind] = reconciler
+            if opts.create_before_sync:
+                self.manager.add_presync(
+                    NewJobPreSync(reconciler, client=client, namespace=opts.namespace)
+                )
         if opts.gang_scheduler_name:
             log.warning(
                 "--gang-scheduler-name=%s accepted but gang scheduling is not implemented yet; "
@@ -310,6 +319,13 @@ def add_operator_flags(p: argparse.ArgumentParser) -> None:
         "reconciles (default: %(default)s)",
     )
     p.add_argument(
+        "--create-before-sync",
+        action=argparse.BooleanOptionalAction,
+        default=d.create_before_sync,
+        help="while the caches sync, create the pods and services of jobs submitted meanwhile "
+        "at once; ignored with --leader-elect (default: %(default)s)",
+    )
+    p.add_argument(
         "--log-format",
         choices=("json", "text"),
         default=d.log_format,
@@ -343,6 +359,7 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         mpi_kubectl_delivery_image=args.mpi_kubectl_delivery_image,
         cluster_domain=os.environ.get("CUSTOM_CLUSTER_DOMAIN", ""),
         create_concurrency=args.create_concurrency,
+        create_before_sync=args.create_before_sync,
         log_format=args.log_format,
         log_level=args.log_level,
     )

@@ -270,6 +270,7 @@ class _Outcome:
     conflicts: int = 0
     failures: list[str] = field(default_factory=list)
     created_pods: list[str] = field(default_factory=list)
+    created_services: list[str] = field(default_factory=list)
 
 
 class JobReconciler:
@@ -370,6 +371,47 @@ class JobReconciler:
         if decision.requeue_after is not None:
             return Result(requeue_after=max(decision.requeue_after, 0.001), priority=priority)
         return Result()
+
+    async def create_children_before_sync(self, job: Obj) -> int:
+        """Create the pods and services of a job no controller has reconciled yet, before the
+        caches have synced (``presync_jobs.NewJobPreSync``); the number of objects created.
+
+        Only creations: no status, annotation or deletion is decided on a partial cache. Safe
+        alongside the later full reconcile because it raises the same expectations first (that
+        reconcile waits until the informers have seen these objects) and because every name is
+        deterministic (a child that exists after all is answered 409 and counted as observed).
+        Jobs that need more than pods and services (the MPI ConfigMap, an elastic HPA), that are
+        invalid, suspended, managed by another controller or being deleted are left to the full
+        reconcile.
+        """
+        meta = job.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid or not self.expectations.satisfied(uid):
+            return 0
+        # compute_status and _raise_creations run before the first await: a full reconcile of
+        # this job that starts later already finds the expectations raised.
+        decision = compute_status(
+            self.adapter, job, [], [], now=self._now(), options=self.options.domain
+        )
+        if (
+            decision.error is not None
+            or decision.apply_objects
+            or decision.delete_job
+            or not (decision.create_pods or decision.create_services)
+        ):
+            return 0
+        self._raise_creations(uid, decision)
+        out = _Outcome()
+        await self._bounded(
+            [self._create_dependent(job, uid, PODS, body, out) for body in decision.create_pods]
+            + [
+                self._create_dependent(job, uid, SERVICES, body, out)
+                for body in decision.create_services
+            ]
+        )
+        if decision.create_pods and not out.failures:
+            self._time_pods_created(job, uid, [], out, self._now())
+        return len(out.created_pods) + len(out.created_services)
 
     def _cache_caught_up(self, uid: str, cached_rv: str) -> bool:
         written = self._written.get(uid)
@@ -525,6 +567,7 @@ class JobReconciler:
             out.created_pods.append(obj_name)
             self._event(job, "Normal", "SuccessfulCreatePod", f"Created pod: {obj_name}")
         else:
+            out.created_services.append(obj_name)
             self._event(job, "Normal", "SuccessfulCreateService", f"Created service: {obj_name}")
 
     async def _delete_dependent(

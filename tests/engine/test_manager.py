@@ -374,3 +374,63 @@ def test_loop_run_uses_uvloop_and_returns_the_result() -> None:
 
     assert loop.run(main).startswith("uvloop")
     assert loop.run(main, use_uvloop=False).startswith("asyncio")
+
+
+class RecordingPreSync:
+    """A ``PreSyncWork`` that records when it was opened and run, relative to the servers."""
+
+    def __init__(self, manager: Manager, *, fail_open: bool = False) -> None:
+        self.manager = manager
+        self.fail_open = fail_open
+        self.servers_up_at_open: bool | None = None
+        self.synced_seen = False
+        self.ran = False
+
+    async def open(self) -> None:
+        self.servers_up_at_open = has_port(self.manager)
+        if self.fail_open:
+            raise ConnectionRefusedError("API server down")
+
+    async def run(self, synced: asyncio.Event) -> None:
+        self.ran = True
+        await synced.wait()
+        self.synced_seen = True
+
+
+@pytest.mark.parametrize("leader_elect", [False, True])
+async def test_presync_work_opens_before_servers_and_runs_until_synced(
+    api: ApiClient, leader_elect: bool
+) -> None:
+    gated = Gated(api)
+    gated.opened.clear()
+    manager = Manager(
+        gated,
+        ManagerOptions(
+            metrics_bind_address="0",
+            health_probe_bind_address=LOCAL,
+            leader_elect=leader_elect,
+            lease_duration=LEASE,
+            renew_deadline=RENEW,
+            retry_period=RETRY,
+            registry=CollectorRegistry(),
+        ),
+    )
+    manager.informers.informer_for(CONFIGMAPS, namespace="default")
+    works = [RecordingPreSync(manager), RecordingPreSync(manager, fail_open=True)]
+    for work in works:
+        manager.add_presync(work)
+    run = asyncio.create_task(manager.run())
+    try:
+        await eventually(lambda: has_port(manager) and gated.lists > 0)
+        if leader_elect:  # the Lease comes after the sync: no pre-sync work at all
+            assert [w.servers_up_at_open for w in works] == [None, None]
+            return
+        good, failing = works
+        assert good.servers_up_at_open is False and good.ran and not good.synced_seen
+        assert failing.servers_up_at_open is False and not failing.ran  # skipped, not fatal
+        gated.opened.set()
+        await eventually(lambda: good.synced_seen)
+    finally:
+        await finish(run)
+    with pytest.raises(RuntimeError, match="before run"):
+        manager.add_presync(RecordingPreSync(manager))
