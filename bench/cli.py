@@ -82,6 +82,13 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="backlog: jobs created while the system syncs (default: 50; --quick: 5)",
     )
+    p.add_argument(
+        "--arrival-seconds",
+        type=float,
+        default=None,
+        help="backlog: the new jobs arrive evenly over this many seconds, from 2 s after the "
+        "system started (default: 5; --quick: 1)",
+    )
     p.add_argument("--seed", type=int, default=1, help="chaos: seed of kills and faults")
     p.add_argument(
         "--kills",
@@ -128,6 +135,9 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         ttl_seconds=args.ttl_seconds,
         ttl_spread_seconds=3.0 if args.quick else 5.0,
         new_jobs=args.new_jobs if args.new_jobs is not None else (5 if args.quick else 50),
+        arrival_seconds=args.arrival_seconds
+        if args.arrival_seconds is not None
+        else (1.0 if args.quick else 5.0),
         seed=args.seed,
         chaos_kills=args.kills if args.kills is not None else (2 if args.quick else 3),
         churn_rate=churn_rate,

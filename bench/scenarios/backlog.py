@@ -1,5 +1,6 @@
 """``backlog``: M finished PyTorchJobs (4 Succeeded pods each) exist before the system starts;
-while it syncs, K new jobs arrive.
+while it syncs, K new jobs arrive (evenly over ``arrival_seconds``, from ``arrival_delay_seconds``
+after the system's process started: it is up and listing by then).
 
 The backlog is built once, through the API (job POST + status PUT with Succeeded and
 completionTime; pod POST bound to a node that does not exist, so nothing runs it, + status PUT
@@ -13,7 +14,9 @@ system started on the backlog namespace with the K new jobs created at once. Fig
   watch from the moment the system starts until (kubetrain) its work queues are empty
   (``seconds_to_queue_drained``: every old job had its first reconcile) plus the settle time,
   or (other systems) the new jobs have their pods plus the settle time (must be 0: no TTL due);
-- ``create_to_pods_created`` p50/p99 of the new jobs, and start -> all new jobs have their pods.
+- ``create_to_pods_created`` p50/p99/max of the new jobs, and start -> all new jobs have their
+  pods; for kubetrain also how many new jobs were created before ``/readyz`` (caches synced) and
+  their own p99: the latency "while the backlog syncs".
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ FIGURES = (
     "writes_to_finished_jobs",
     "create_to_pods_created_p50",
     "create_to_pods_created_p99",
+    "create_to_pods_created_max",
+    "new_jobs_created_before_ready",
+    "create_to_pods_created_before_ready_p99",
     "new_jobs_with_all_pods",
     "operator_writes",
 )
@@ -159,6 +165,18 @@ class _Observer:
         self.old_writes[key] = self.old_writes.get(key, 0) + 1
 
 
+async def _arrive(
+    names: list[str], create: Callable[[str], Any], *, start: float, over: float
+) -> None:
+    """Create ``names`` one by one, evenly spread over ``over`` seconds from monotonic ``start``."""
+    step = over / max(len(names), 1)
+    for i, name in enumerate(names):
+        delay = start + i * step - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await create(name)
+
+
 async def _wait_queue_drained(
     ctx: BenchContext, ports: ProbePorts, proc: ManagedProcess, *, deadline: float
 ) -> float | None:
@@ -222,6 +240,7 @@ async def _measure(
     start_wall = time.time()
     rss_after_sync: int | None = None
     ready_at: float | None = None
+    arrivals: asyncio.Task[None] | None = None
     try:
         ready_task: asyncio.Task[float | None] | None = None
         if system == "kubetrain":
@@ -233,8 +252,15 @@ async def _measure(
         async def create(name: str) -> None:
             await ctx.client.create(PYTORCHJOBS, pytorchjob(name, namespace, shape))
             observer.created[name] = time.time()
+            if ready_task is not None and not ready_task.done():
+                created_before_ready.add(name)
 
-        await _bounded(opts.create_concurrency, names, create)
+        created_before_ready: set[str] = set()
+        arrivals = asyncio.create_task(
+            _arrive(
+                names, create, start=start + opts.arrival_delay_seconds, over=opts.arrival_seconds
+            )
+        )
         deadline = start + opts.timeout_seconds
         last_say = time.monotonic()
         while len(observer.all_pods) < len(names) and time.monotonic() < deadline:
@@ -253,6 +279,7 @@ async def _measure(
                 )
             await asyncio.sleep(0.05)
         all_new_at = time.monotonic() if len(observer.all_pods) == len(names) else None
+        await arrivals
         if ready_task is not None:
             ready_at = await ready_task
             if rss_after_sync is None:
@@ -267,9 +294,14 @@ async def _measure(
         cpu = proc.cpu_seconds()
         peak = proc.peak_rss_bytes()
     finally:
+        if arrivals is not None and not arrivals.done():
+            arrivals.cancel()
         await proc.stop()
         await watch.stop()
     lat = [t - observer.created[n] for n, t in observer.all_pods.items() if n in observer.created]
+    lat_during_sync = [
+        t - observer.created[n] for n, t in observer.all_pods.items() if n in created_before_ready
+    ]
     first = min(observer.all_pods.values(), default=None)
     s = summarize(lat)
     mib = 2**20
@@ -291,6 +323,9 @@ async def _measure(
         "writes_to_finished_jobs": sum(observer.old_writes.values()),
         "create_to_pods_created_p50": s["p50"],
         "create_to_pods_created_p99": s["p99"],
+        "create_to_pods_created_max": s["max"],
+        "new_jobs_created_before_ready": len(created_before_ready) if ready_task else None,
+        "create_to_pods_created_before_ready_p99": summarize(lat_during_sync)["p99"],
         "new_jobs_with_all_pods": len(observer.all_pods),
         "operator_writes": sum(writes.values()),
     }

@@ -50,6 +50,11 @@ class BenchOptions:
     system: SystemOptions = field(default_factory=SystemOptions)
     new_jobs: int = 50
     """backlog scenario: jobs created while the system syncs the backlog (``--new-jobs``)."""
+    arrival_delay_seconds: float = 2.0
+    """backlog scenario: the new jobs start arriving this long after the system's process
+    started (it is up and syncing by then; one that is not meets them in its first LIST)."""
+    arrival_seconds: float = 5.0
+    """backlog scenario: the new jobs arrive evenly spread over this many seconds."""
     backlog_concurrency: int = 128
     """backlog scenario: backlog jobs being created at once (each: 2 + 2 x pods requests)."""
     seed: int = 1

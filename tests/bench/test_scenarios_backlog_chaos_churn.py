@@ -48,11 +48,17 @@ def test_backlog_quick(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     section = section_of(tmp_path, "backlog", systems, backlog.FIGURES)
-    assert missing(section, "kubetrain", backlog.FIGURES) == []
+    # A 30-job backlog syncs before the first new job arrives: no latency "before ready".
+    assert section["systems"]["kubetrain"]["figures"]["new_jobs_created_before_ready"] == 0
+    assert missing(section, "kubetrain", backlog.FIGURES) == [
+        "create_to_pods_created_before_ready_p99"
+    ]
     # raw has no /readyz nor work queue: only those figures may be empty.
     assert missing(section, "raw", backlog.FIGURES) == [
         "seconds_to_ready",
         "seconds_to_queue_drained",
+        "new_jobs_created_before_ready",
+        "create_to_pods_created_before_ready_p99",
     ]
     for system in systems:
         figures = section["systems"][system]["figures"]
