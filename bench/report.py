@@ -1,6 +1,6 @@
 """The report of a ``kubetrain bench`` run: ``result.json`` (machine, versions, parameters, every
-figure and sample), ``summary.md`` (a table per scenario, systems side by side, kubetrain/raw and
-kubetrain/kopf ratios) and one PNG of latency CDFs per scenario (matplotlib, Agg backend).
+figure and sample), ``summary.md`` (a table per scenario, systems side by side, the ratios
+kubetrain/raw, kubetrain/kopf and kubetrain/reference where those ran) and one PNG of latency CDFs per scenario (matplotlib, Agg backend).
 
 ``write_report(result, out_dir)`` is pure with respect to the cluster: tests build a result by
 hand and check the files.
@@ -18,7 +18,7 @@ import orjson
 
 __all__ = ["machine_description", "summary_markdown", "versions", "write_report"]
 
-RATIO_BASES = ("raw", "kopf")
+RATIO_BASES = ("raw", "kopf", "reference")
 
 
 def machine_description() -> dict[str, Any]:

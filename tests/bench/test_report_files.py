@@ -44,10 +44,10 @@ def measurement(system: str, scale: float) -> Measurement:
     )
 
 
-def result() -> dict:
+def result(bases: tuple[tuple[str, float], ...] = (("raw", 0.5), ("kopf", 4.0))) -> dict:
     systems = {
         name: burst.figures_of(measurement(name, scale), pods=4, services=4)
-        for name, scale in (("kubetrain", 1.0), ("raw", 0.5), ("kopf", 4.0))
+        for name, scale in (("kubetrain", 1.0), *bases)
     }
     return {
         "started": "2024-01-01T00:00:00+00:00",
@@ -86,6 +86,13 @@ def test_summary_has_every_figure_and_the_ratios() -> None:
         assert f"| {fig} |" in text
     cpu_row = next(line for line in text.splitlines() if line.startswith("| cpu_seconds |"))
     assert cpu_row.endswith("| 2.00 | 0.25 |")
+
+
+def test_summary_has_a_reference_ratio_when_the_reference_ran() -> None:
+    text = summary_markdown(result((("raw", 0.5), ("reference", 2.0))))
+    assert "| figure | kubetrain | raw | reference | kubetrain/raw | kubetrain/reference |" in text
+    cpu_row = next(line for line in text.splitlines() if line.startswith("| cpu_seconds |"))
+    assert cpu_row.endswith("| 2.00 | 0.50 |")
 
 
 def test_write_report_files(tmp_path: Path) -> None:
