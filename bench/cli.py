@@ -187,7 +187,17 @@ async def run_scenario(
         client_options = ClientOptions(
             qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench"
         )
-        async with ApiClient(config, client_options) as client, aiohttp.ClientSession() as session:
+        # The harness's own session scrapes the API server's /metrics (the cluster's TLS and
+        # token, as a real server wants) and the operators' plain-HTTP endpoints.
+        ssl_context = config.ssl_context()
+        session_headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+        async with (
+            ApiClient(config, client_options) as client,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=ssl_context if ssl_context else True),
+                headers=session_headers,
+            ) as session,
+        ):
             await _install_crds(client)
             ctx = BenchContext(
                 options=options,
