@@ -1,5 +1,6 @@
-"""ExitedWithCode events on the embedded cluster: one per pod termination, however many times the
-job is reconciled while it keeps running (the reference repeats it on every reconcile)."""
+"""ExitedWithCode events, on the embedded cluster and under ``--apiserver=real``: one per pod
+termination, however many times the job is reconciled while it keeps running (the reference
+repeats it on every reconcile)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import SIM, Env, job_manifest, open_env, poll
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 KIND = "PyTorchJob"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def env() -> AsyncIterator[Env]:
-    async for e in open_env():
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    async for e in open_env(apiserver=selected_apiserver(request.config)):
         await e.start_operator(enable_schemes=("pytorchjob",))
         yield e
 

@@ -7,19 +7,21 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import Env, env_of, job_manifest, open_env
 
 from kubetrain.informers.resource import CONFIGMAPS, SERVICEACCOUNTS
 from kubetrain.reconcilers.controller import ROLEBINDINGS, ROLES
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 KIND = "MPIJob"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def env() -> AsyncIterator[Env]:
-    async for e in open_env():
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    async for e in open_env(apiserver=selected_apiserver(request.config)):
         await e.start_operator(enable_schemes=("mpijob",))
         yield e
 

@@ -1,9 +1,9 @@
-"""Elastic PyTorchJob end to end on the embedded cluster (operator in-process, simulated nodes):
-the autoscaling/v2 HPA that ``elasticPolicy.metrics`` asks for (named after the job, targeting it,
-min/max from the policy, controller owner reference), kept in step with ``maxReplicas`` and
-deleted on suspend; the ``PET_*`` rendezvous env of the workers; and the job's scale subresource
-(GET/PUT ``.../pytorchjobs/<name>/scale``) reading and writing Worker replicas, after which the
-operator creates the new worker pod."""
+"""Elastic PyTorchJob end to end (embedded or real API server; operator in-process, simulated
+nodes): the autoscaling/v2 HPA that ``elasticPolicy.metrics`` asks for (named after the job,
+targeting it, min/max from the policy, controller owner reference), kept in step with
+``maxReplicas`` and deleted on suspend; the ``PET_*`` rendezvous env of the workers; and the job's
+scale subresource (GET/PUT ``.../pytorchjobs/<name>/scale``) reading and writing Worker replicas,
+after which the operator creates the new worker pod."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import Env, env_of, job_manifest, open_env, poll
 
 from kubetrain.informers.resource import kubeflow
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.controller import HORIZONTAL_POD_AUTOSCALERS
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 KIND = "PyTorchJob"
 JOBS = kubeflow(KIND)
@@ -53,8 +55,8 @@ def elastic_job(name: str, ns: str, *, workers: int = 2, **policy: Any) -> dict[
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def env() -> AsyncIterator[Env]:
-    async for e in open_env():
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    async for e in open_env(apiserver=selected_apiserver(request.config)):
         await e.start_operator(enable_schemes=("pytorchjob",))
         yield e
 

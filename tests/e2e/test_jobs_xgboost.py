@@ -6,16 +6,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import Env, condition_types, env_of, job_manifest, open_env
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 KIND = "XGBoostJob"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def env() -> AsyncIterator[Env]:
-    async for e in open_env():
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    async for e in open_env(apiserver=selected_apiserver(request.config)):
         await e.start_operator(enable_schemes=("xgboostjob",))
         yield e
 
