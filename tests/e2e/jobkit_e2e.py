@@ -21,6 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from kubetrain.bench.apimetrics import RequestCounts, parse_request_counts
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.cluster.nodesim.options import NodeSimOptions
 from kubetrain.cluster.nodesim.simulator import NodeSimulator
@@ -129,6 +130,13 @@ class Env:
 
     async def events(self, ns: str) -> list[Obj]:
         return await self.client.list_all(EVENTS, ns)
+
+    async def request_counts(self) -> RequestCounts:
+        """The API server's ``apiserver_request_total`` so far, from its ``/metrics`` over HTTP
+        (the embedded and the real server count the same labels): ``"VERB resource[/sub]"`` ->
+        requests answered. Server-wide: take deltas, in a window where only the code under test
+        writes."""
+        return parse_request_counts((await self.client.request_bytes("GET", "/metrics")).decode())
 
     async def wait_condition(
         self, kind: str, ns: str, name: str, ctype: str, *, timeout: float = 15.0
