@@ -126,7 +126,10 @@ class Operator:
     """The manager, its job controllers and their event recorders, over one ``ApiClient``.
 
     ``registry``: where every metric goes (default: a fresh one per operator, so several can run
-    in one process); the manager serves it on ``/metrics``. Call ``close`` after ``run``.
+    in one process); the manager serves it on ``/metrics``. ``events_client``: what the event
+    recorders write through (default: ``client``); ``run_operator`` gives them a client of their
+    own, as client-go's event broadcaster has, so Events never spend the QPS budget of pod and
+    status writes. Call ``close`` after ``run``.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class Operator:
         options: OperatorOptions | None = None,
         *,
         registry: CollectorRegistry | None = None,
+        events_client: ApiClient | None = None,
     ) -> None:
         self.options = opts = options or OperatorOptions()
         self.client = client
@@ -164,7 +168,7 @@ class Operator:
         )
         for kind in opts.kinds:
             recorder = EventRecorder(
-                client,
+                events_client or client,
                 kind.controller_name,
                 opts.component_host,
                 options=EventRecorderOptions(registry=self.registry),
@@ -381,8 +385,11 @@ async def run_operator(args: argparse.Namespace) -> int:
     configure_logging(level=options.log_level, fmt=options.log_format)
     config = load_config(args.kubeconfig)
     registry = new_registry()
-    async with client_for(config, options, registry) as client:
-        operator = Operator(client, options, registry=registry)
+    async with (
+        client_for(config, options, registry) as client,
+        client_for(config, options, registry) as events_client,
+    ):
+        operator = Operator(client, options, registry=registry, events_client=events_client)
         log.info("starting operator for %s", ", ".join(k.kind for k in options.kinds or ALL_KINDS))
         try:
             status: int = await run_manager(operator.manager)
