@@ -15,8 +15,12 @@ the request's namespace; the Namespace object's own labels for namespaces; clust
 always match), ``objectSelector`` (new or old object's labels), ``failurePolicy`` (Fail, the
 default, or Ignore: a webhook that cannot be called, times out or answers nonsense is skipped),
 ``timeoutSeconds`` (default 10), ``sideEffects`` (a dry-run request matching a webhook that is not
-``None``/``NoneOnDryRun`` is refused: ``admission webhook "x" does not support dry run``) and
-``clientConfig`` with ``caBundle`` (the only trusted CA when given; system CAs otherwise).
+``None``/``NoneOnDryRun`` is refused: ``admission webhook "x" does not support dry run``; v1
+validation lets only those two values be stored, so this concerns configurations stored some
+other way) and ``clientConfig`` with ``caBundle`` (the only trusted CA when given; system CAs
+otherwise). Configurations are defaulted and validated on write as kube does
+(``webhookconfigs.py``). Reviews are ``admission.k8s.io/v1`` only: a webhook whose
+``admissionReviewVersions`` lacks v1 fails its calls (kube would send it v1beta1).
 
 How ``clientConfig`` is dialed (the embedded cluster has no cluster network):
 
@@ -27,7 +31,9 @@ How ``clientConfig`` is dialed (the embedded cluster has no cluster network):
   numeric ``targetPort`` of the Service port whose ``port`` equals ``service.port`` (the port
   itself when targetPort is absent or named), and the certificate is verified for the name
   ``<name>.<namespace>.svc``, as kube-apiserver does. So the manifests that work in a real cluster
-  (Service port 443 -> targetPort 9443) work here against an operator run on the host.
+  (Service port 443 -> targetPort 9443) work here against an operator run on the host. (A real
+  kube-apiserver dials the Service's ClusterIP, or with ``--enable-aggregator-routing`` a ready
+  address of its EndpointSlices; the Service's endpoints play no part here.)
 
 Webhooks are never called for requests on the webhook configurations themselves (as in kube).
 Configurations are compiled when they change (store listener), never read per request; a

@@ -8,10 +8,16 @@ The namespaces every cluster has (``DEFAULT_NAMESPACES``) are created by the ser
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .resources import ALL_VERBS, BASE_FIELD_SELECTORS, ResourceInfo
+from .webhookconfigs import (
+    default_mutating_webhook_configuration,
+    default_validating_webhook_configuration,
+    validate_mutating_webhook_configuration,
+    validate_validating_webhook_configuration,
+)
 
 __all__ = [
     "DEFAULT_NAMESPACES",
@@ -155,6 +161,8 @@ def _res(
     fields: frozenset[str] = BASE_FIELD_SELECTORS,
     merge_keys: Mapping[tuple[str, ...], str] = _META_KEYS,
     verbs: tuple[str, ...] = ALL_VERBS,
+    defaulter: Callable[[dict[str, Any]], None] | None = None,
+    validator: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None,
 ) -> ResourceInfo:
     return ResourceInfo(
         group=group,
@@ -173,6 +181,8 @@ def _res(
         storage_version=version,
         builtin=True,
         tracks_generation=(group, plural) in GENERATION_TRACKING,
+        defaulter=defaulter,
+        validator=validator,
     )
 
 
@@ -230,6 +240,9 @@ def builtin_resources() -> list[ResourceInfo]:
         ),
         _res("events.k8s.io", "v1", "events", "Event", short=("ev",), fields=_EVENTS_V1_FIELDS),
         _res("coordination.k8s.io", "v1", "leases", "Lease"),
+        # Stored as given (no endpoints controller here); a real kube-apiserver's service
+        # resolver reads them (webhooks and aggregated APIs with --enable-aggregator-routing).
+        _res("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
         _res("rbac.authorization.k8s.io", "v1", "roles", "Role"),
         _res("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
         _res("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
@@ -284,6 +297,8 @@ def builtin_resources() -> list[ResourceInfo]:
             "validatingwebhookconfigurations",
             "ValidatingWebhookConfiguration",
             namespaced=False,
+            defaulter=default_validating_webhook_configuration,
+            validator=validate_validating_webhook_configuration,
         ),
         _res(
             "admissionregistration.k8s.io",
@@ -291,6 +306,8 @@ def builtin_resources() -> list[ResourceInfo]:
             "mutatingwebhookconfigurations",
             "MutatingWebhookConfiguration",
             namespaced=False,
+            defaulter=default_mutating_webhook_configuration,
+            validator=validate_mutating_webhook_configuration,
         ),
         _res(
             "apps",

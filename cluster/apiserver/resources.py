@@ -59,7 +59,9 @@ class ResourceInfo:
     ``field_selectors`` are the field paths LIST/WATCH accept (always includes metadata.name and
     metadata.namespace). ``merge_keys`` drive strategic merge patch (built-ins only).
     ``schema`` validates/prunes/defaults custom resources (None: stored as given).
-    ``defaulter`` fills built-in defaults on create (None: nothing).
+    ``defaulter`` fills built-in defaults on create and update (None: nothing).
+    ``validator`` returns the StatusCauses of an invalid built-in object, checked after the
+    defaults and the mutating admission, before it is stored (None: only the name is checked).
     ``tracks_generation``: the server owns ``metadata.generation`` (1 on create, +1 on every
     change outside metadata and status), as kube's strategies do for custom resources and the
     built-ins with a spec a controller acts on (``builtins.GENERATION_TRACKING``). Otherwise
@@ -88,6 +90,7 @@ class ResourceInfo:
     builtin: bool = True
     tracks_generation: bool = False
     defaulter: Callable[[dict[str, Any]], None] | None = None
+    validator: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None
 
     @property
     def api_version(self) -> str:

@@ -214,6 +214,8 @@ class ObjectService:
             causes.extend(c.to_dict() for c in info.schema.validate(obj))
         elif info.builtin and info.storage_key == DEPLOYMENT_KEY:
             causes.extend(validate_deployment(obj))
+        if info.validator is not None:
+            causes.extend(info.validator(obj))
         if causes:
             raise errors.invalid(info.kind, info.group, name, causes)
 
