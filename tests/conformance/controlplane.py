@@ -13,7 +13,9 @@ Usage::
 
 The API server serves HTTPS on 127.0.0.1 with a self-signed CA (in the kubeconfig), accepts the
 admin bearer token ``plane.token`` and anonymous requests alike, and authorizes everything
-(AlwaysAllow). The controller manager runs only the controllers that API semantics need:
+(AlwaysAllow); with no kube-proxy to serve ClusterIPs, it dials a webhook's ``clientConfig.service``
+at an address of the service's EndpointSlices (``--enable-aggregator-routing``), which must not be
+loopback. The controller manager runs only the controllers that API semantics need:
 garbage collection, namespace deletion and service accounts.
 """
 
@@ -329,6 +331,9 @@ class RealControlPlane:
             f"--service-account-key-file={self._path('sa.pub')}",
             f"--service-account-signing-key-file={self._path('sa.key')}",
             "--service-cluster-ip-range=10.96.0.0/16",
+            # No kube-proxy here, so a ClusterIP leads nowhere: a webhook's clientConfig.service
+            # is dialed at a ready address of the service's EndpointSlices instead.
+            "--enable-aggregator-routing=true",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1",

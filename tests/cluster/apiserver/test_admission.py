@@ -1,9 +1,16 @@
-"""Admission webhooks over real HTTPS: a test webhook server with a CA made here."""
+"""Admission webhooks over real HTTPS: a test webhook server with a CA made here.
+
+These run on the embedded server and, under ``--apiserver=real``, on a real kube-apiserver (the
+webhook server listens on every interface: a real server reaches a ``clientConfig.service``
+webhook at an EndpointSlice address, which may not be loopback). The embedded server's own ways
+(service webhooks dialed on loopback, configurations kube v1 can no longer store) are pinned by
+the ``embedded_only`` tests at the end."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -12,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from apiserver_helpers import WIDGETS, Raw, widget, widget_crd
+from apiserver_helpers import WIDGETS, Raw, create_crd, eventually, widget, widget_crd
 
 from kubetrain.cluster.apiserver.certs import CertificateAuthority, make_ca
 from kubetrain.cluster.embedded import EmbeddedCluster
@@ -21,16 +28,24 @@ CM = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
 VWC = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+SECRETS = "/api/v1/namespaces/default/secrets"
+MARKER_LABEL = "kubetrain.test/webhook-marker"
+
+pytestmark = pytest.mark.http_api
 
 
 @dataclass
 class HookServer:
     """A webhook server: ``/deny`` refuses objects labelled deny=yes, ``/mutate`` adds a label,
-    ``/allow`` allows, ``/slow`` answers after 3 s. Every review received is kept."""
+    ``/allow`` allows, ``/slow`` answers after 3 s, ``/deny-plain`` and ``/marker`` refuse
+    without a message. Every review received is kept."""
 
     ca: CertificateAuthority
     port: int = 0
     reviews: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    registered: list[tuple[str, str]] = field(default_factory=list)
+    """(collection path, name) of every configuration ``register`` made and nothing removed."""
 
     @property
     def ca_bundle(self) -> str:
@@ -53,7 +68,7 @@ class HookServer:
                 "allowed": False,
                 "status": {"code": 403, "message": "objects labelled deny=yes are not welcome"},
             }
-        elif path == "/deny-plain":
+        elif path in ("/deny-plain", "/marker"):
             response = {"uid": req["uid"], "allowed": False}
         elif path == "/mutate" and req["operation"] == "CREATE":
             ops = [{"op": "add", "path": "/metadata/labels", "value": {**labels, "mutated": "yes"}}]
@@ -86,17 +101,22 @@ def ca() -> CertificateAuthority:
 
 
 @pytest.fixture
-async def hooks(ca: CertificateAuthority) -> AsyncIterator[HookServer]:
+async def hooks(ca: CertificateAuthority, raw: Raw) -> AsyncIterator[HookServer]:
+    """The webhook server; at teardown the configurations still registered are removed and
+    waited out (a real server would otherwise call them during the next test)."""
     server = HookServer(ca=ca)
     app = web.Application()
     app.router.add_post("/{tail:.*}", server.handle)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     cert = ca.issue_server_cert(dns_names=["localhost", "hooks.default.svc"])
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=cert.ssl_context())
+    # every interface: a real kube-apiserver dials a service webhook at a non-loopback address
+    site = web.TCPSite(runner, "0.0.0.0", 0, ssl_context=cert.ssl_context())
     await site.start()
     server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield server
+    for path, name in list(server.registered):
+        await unregister(server, raw, path, name)
     await runner.cleanup()
 
 
@@ -132,18 +152,100 @@ def config(
     }
 
 
-async def register(raw: Raw, body: dict[str, Any]) -> None:
+async def register(hooks: HookServer, raw: Raw, body: dict[str, Any]) -> None:
+    """POST the configuration with a marker webhook added, and return once the server calls it.
+
+    A real kube-apiserver starts calling a stored configuration a few milliseconds later (its
+    informer); the embedded one at once (pinned by ``test_configurations_apply_at_once``). The
+    marker matches only a dry-run Secret labelled with the configuration's name, which no other
+    webhook of these tests meets, so it changes nothing the tests look at."""
     path = VWC if body["kind"] == "ValidatingWebhookConfiguration" else MWC
-    status, out, _ = await raw.post(path, body)
+    name = body["metadata"]["name"]
+    marked = copy.deepcopy(body)
+    marked["webhooks"].append(
+        {
+            "name": f"{name}.marker.kubetrain.test",
+            "clientConfig": url_client(hooks, "/marker"),
+            "rules": [
+                {
+                    "operations": ["CREATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["secrets"],
+                }
+            ],
+            "objectSelector": {"matchLabels": {MARKER_LABEL: name}},
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+        }
+    )
+    status, out, _ = await raw.post(path, marked)
     assert status == 201, out
+    hooks.registered.append((path, name))
+    await eventually(lambda: marker_answers(raw, name), f"webhook configuration {name} in effect")
+
+
+async def unregister(hooks: HookServer, raw: Raw, path: str, name: str) -> None:
+    """DELETE a configuration ``register`` made; return once the server stopped calling it."""
+    status, out, _ = await raw.delete(f"{path}/{name}")
+    assert status in (200, 404), out
+    hooks.registered.remove((path, name))
+
+    async def gone() -> bool:
+        return not await marker_answers(raw, name)
+
+    await eventually(gone, f"webhook configuration {name} out of effect")
+
+
+async def marker_answers(raw: Raw, name: str) -> bool:
+    """Whether configuration ``name``'s marker webhook refuses its dry-run probe."""
+    probe = {"metadata": {"name": "marker", "labels": {MARKER_LABEL: name}}}
+    status, _, _ = await raw.post(SECRETS, probe, params={"dryRun": "All"})
+    return status != 201
 
 
 def url_client(hooks: HookServer, path: str) -> dict[str, Any]:
     return {"url": hooks.url(path), "caBundle": hooks.ca_bundle}
 
 
+def host_address() -> str:
+    """A non-loopback IPv4 address of this machine (the route a datagram would take; nothing
+    is sent). Skips the test when there is none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.254", 9))  # TEST-NET-1: never answered
+        except OSError:
+            pytest.skip("no non-loopback IPv4 route: a service webhook cannot be reached")
+        address: str = sock.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("no non-loopback IPv4 address: a service webhook cannot be reached")
+    return address
+
+
+async def hooks_service(raw: Raw, hooks: HookServer) -> None:
+    """Service ``default/hooks`` (port 443 -> the hook server's port) and its EndpointSlice,
+    one ready address of this machine: what a real cluster's endpoint controller would make
+    for a webhook pod."""
+    svc = {
+        "metadata": {"name": "hooks"},
+        "spec": {"ports": [{"port": 443, "targetPort": hooks.port}], "selector": {"app": "h"}},
+    }
+    assert (await raw.post("/api/v1/namespaces/default/services", svc))[0] == 201
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "hooks-1", "labels": {"kubernetes.io/service-name": "hooks"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [host_address()], "conditions": {"ready": True}}],
+        "ports": [{"port": hooks.port, "protocol": "TCP"}],
+    }
+    status, body, _ = await raw.post(SLICES, endpoint_slice)
+    assert status == 201, body
+
+
 async def test_denial_carries_the_webhooks_code_and_message(hooks: HookServer, raw: Raw) -> None:
     await register(
+        hooks,
         raw,
         config("ValidatingWebhookConfiguration", "deny.example.com", url_client(hooks, "/deny")),
     )
@@ -170,6 +272,7 @@ async def test_denial_carries_the_webhooks_code_and_message(hooks: HookServer, r
 
 async def test_denial_without_code_or_message(hooks: HookServer, raw: Raw) -> None:
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration", "plain.example.com", url_client(hooks, "/deny-plain")
@@ -185,12 +288,14 @@ async def test_denial_without_code_or_message(hooks: HookServer, raw: Raw) -> No
 
 async def test_mutations_apply_in_order_before_validation(hooks: HookServer, raw: Raw) -> None:
     await register(
+        hooks,
         raw,
         config(
             "MutatingWebhookConfiguration", "a-mutate.example.com", url_client(hooks, "/mutate")
         ),
     )
     await register(
+        hooks,
         raw,
         config(
             "MutatingWebhookConfiguration",
@@ -199,6 +304,7 @@ async def test_mutations_apply_in_order_before_validation(hooks: HookServer, raw
         ),
     )
     await register(
+        hooks,
         raw,
         config("ValidatingWebhookConfiguration", "check.example.com", url_client(hooks, "/allow")),
     )
@@ -217,7 +323,7 @@ async def test_mutations_apply_in_order_before_validation(hooks: HookServer, raw
     assert update["oldObject"]["metadata"]["name"] == "m" and update["object"]["data"] == {"k": "v"}
 
 
-async def test_failure_policy_when_the_webhook_is_down(raw: Raw) -> None:
+async def test_failure_policy_when_the_webhook_is_down(hooks: HookServer, raw: Raw) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
@@ -227,6 +333,7 @@ async def test_failure_policy_when_the_webhook_is_down(raw: Raw) -> None:
         "caBundle": base64.b64encode(ca.cert_pem).decode(),
     }
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration", "ignored.example.com", client, failurePolicy="Ignore"
@@ -234,6 +341,7 @@ async def test_failure_policy_when_the_webhook_is_down(raw: Raw) -> None:
     )
     assert (await raw.post(CM, {"metadata": {"name": "passes"}}))[0] == 201
     await register(
+        hooks,
         raw,
         config("ValidatingWebhookConfiguration", "fatal.example.com", client, failurePolicy="Fail"),
     )
@@ -245,13 +353,14 @@ async def test_failure_policy_when_the_webhook_is_down(raw: Raw) -> None:
     )
     assert "connection refused" in body["message"].lower()
     # removing the configuration stops the calls (the cache follows the store)
-    assert (await raw.delete(f"{VWC}/fatal"))[0] == 200
+    await unregister(hooks, raw, VWC, "fatal")
     assert (await raw.post(CM, {"metadata": {"name": "blocked"}}))[0] == 201
 
 
 async def test_untrusted_certificate_and_timeout_fail_closed(hooks: HookServer, raw: Raw) -> None:
     stranger = base64.b64encode(make_ca().cert_pem).decode()
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration",
@@ -262,8 +371,9 @@ async def test_untrusted_certificate_and_timeout_fail_closed(hooks: HookServer, 
     status, body, _ = await raw.post(CM, {"metadata": {"name": "t"}})
     assert status == 500 and "certificate" in body["message"]
     assert "/allow" not in hooks.reviews
-    await raw.delete(f"{VWC}/tls")
+    await unregister(hooks, raw, VWC, "tls")
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration",
@@ -282,6 +392,7 @@ async def test_namespace_and_object_selectors(hooks: HookServer, raw: Raw) -> No
     )
     await raw.post("/api/v1/namespaces", {"metadata": {"name": "open"}})
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration",
@@ -305,15 +416,24 @@ async def test_namespace_and_object_selectors(hooks: HookServer, raw: Raw) -> No
         "/api/v1/namespaces/guarded/configmaps/b", {"metadata": {"labels": {"skip": None}}}
     )
     assert status == 400
-    # relabelling the namespace changes the outcome at once
+    # relabelling the namespace changes the outcome (a real server: once its namespace informer
+    # has the labels; the embedded one at once, see test_configurations_and_namespace_labels_...)
     await raw.patch("/api/v1/namespaces/open", {"metadata": {"labels": {"policy": "strict"}}})
-    status, _, _ = await raw.post("/api/v1/namespaces/open/configmaps", {"metadata": {"name": "c"}})
+    cm_c = {"metadata": {"name": "c"}}
+
+    async def refused() -> bool:
+        dry = await raw.post("/api/v1/namespaces/open/configmaps", cm_c, params={"dryRun": "All"})
+        return dry[0] == 400
+
+    await eventually(refused, "configmaps of the relabelled namespace refused")
+    status, _, _ = await raw.post("/api/v1/namespaces/open/configmaps", cm_c)
     assert status == 400
 
 
 async def test_rules_on_a_custom_resource_and_on_pods_status(hooks: HookServer, raw: Raw) -> None:
-    await raw.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", widget_crd())
+    await create_crd(raw, widget_crd())  # a real server serves it once Established
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration",
@@ -341,9 +461,10 @@ async def test_rules_on_a_custom_resource_and_on_pods_status(hooks: HookServer, 
     assert req["requestResource"]["version"] == "v1"
     assert req["object"]["apiVersion"] == "example.com/v1beta1"
     assert (await raw.post(WIDGETS, widget("w-ok")))[0] == 201
-    await raw.delete(f"{VWC}/widgets")
+    await unregister(hooks, raw, VWC, "widgets")
 
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration",
@@ -373,37 +494,42 @@ async def test_rules_on_a_custom_resource_and_on_pods_status(hooks: HookServer, 
 
 
 async def test_service_client_config_and_dry_run(hooks: HookServer, raw: Raw) -> None:
-    svc = {
-        "metadata": {"name": "hooks"},
-        "spec": {"ports": [{"port": 443, "targetPort": hooks.port}], "selector": {"app": "h"}},
-    }
-    assert (await raw.post("/api/v1/namespaces/default/services", svc))[0] == 201
+    await hooks_service(raw, hooks)
     client = {
         "service": {"namespace": "default", "name": "hooks", "path": "/deny"},
         "caBundle": hooks.ca_bundle,
     }
     await register(
+        hooks,
         raw,
-        config("ValidatingWebhookConfiguration", "svc.example.com", client, sideEffects="Unknown"),
+        config(
+            "ValidatingWebhookConfiguration", "svc.example.com", client, sideEffects="NoneOnDryRun"
+        ),
     )
-    status, body, _ = await raw.post(CM, {"metadata": {"name": "s", "labels": {"deny": "yes"}}})
+    denied = {"metadata": {"name": "s", "labels": {"deny": "yes"}}}
+    status, body, _ = await raw.post(CM, denied)
     assert status == 403 and body["message"].startswith(
         'admission webhook "svc.example.com" denied'
     )
-    # a dry run may not reach a webhook with side effects
+    # a webhook without side effects on dry run is called for one, and told so
+    status, body, _ = await raw.post(CM, denied, params={"dryRun": "All"})
+    assert status == 403 and "svc.example.com" in body["message"]
+    assert hooks.reviews["/deny"][-1]["dryRun"] is True
     status, body, _ = await raw.post(CM, {"metadata": {"name": "s"}}, params={"dryRun": "All"})
-    assert status == 400
-    assert body["message"] == 'admission webhook "svc.example.com" does not support dry run'
+    assert status == 201 and hooks.reviews["/deny"][-1]["dryRun"] is True
+    assert (await raw.get(f"{CM}/s"))[0] == 404
     assert (await raw.post(CM, {"metadata": {"name": "s"}}))[0] == 201
+    assert hooks.reviews["/deny"][-1]["dryRun"] is False
 
 
 async def test_webhook_configurations_are_never_subject_to_webhooks(
-    hooks: HookServer, raw: Raw, cluster: EmbeddedCluster
+    hooks: HookServer, raw: Raw
 ) -> None:
     everything = [
         {"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"]}
     ]
     await register(
+        hooks,
         raw,
         config(
             "ValidatingWebhookConfiguration",
@@ -413,6 +539,106 @@ async def test_webhook_configurations_are_never_subject_to_webhooks(
         ),
     )
     assert (await raw.post(CM, {"metadata": {"name": "z"}}))[0] == 400
-    # the configuration itself can still be removed
-    assert (await raw.delete(f"{VWC}/all"))[0] == 200
-    assert not cluster.api.webhooks.validating_hooks
+    # the configuration itself can still be removed, and then nothing is refused any more
+    await unregister(hooks, raw, VWC, "all")
+    assert (await raw.post(CM, {"metadata": {"name": "z"}}))[0] == 201
+
+
+# -- the embedded server's own ways ----------------------------------------------------------------
+
+
+@pytest.mark.embedded_only(
+    reason="a real kube-apiserver applies a stored webhook configuration, its removal and a "
+    "namespace's new labels through its informers, milliseconds after the write returned (seen: "
+    "a POST right after the configuration's 201 admitted unchecked); the embedded server applies "
+    "them before it answers"
+)
+async def test_configurations_and_namespace_labels_apply_at_once(
+    hooks: HookServer, raw: Raw
+) -> None:
+    assert (await raw.post("/api/v1/namespaces", {"metadata": {"name": "open"}}))[0] == 201
+    in_open = "/api/v1/namespaces/open/configmaps"
+    strict_only = config(
+        "ValidatingWebhookConfiguration",
+        "now.example.com",
+        url_client(hooks, "/deny-plain"),
+        namespaceSelector={"matchLabels": {"policy": "strict"}},
+    )
+    assert (await raw.post(VWC, strict_only))[0] == 201  # no marker, no wait
+    assert (await raw.post(CM, {"metadata": {"name": "a"}}))[0] == 201
+    assert hooks.reviews == {}  # default is not strict: not called
+    await raw.patch("/api/v1/namespaces/open", {"metadata": {"labels": {"policy": "strict"}}})
+    assert (await raw.post(in_open, {"metadata": {"name": "b"}}))[0] == 400
+    assert [r["name"] for r in hooks.reviews["/deny-plain"]] == ["b"]
+    assert (await raw.delete(f"{VWC}/now"))[0] == 200
+    assert (await raw.post(in_open, {"metadata": {"name": "b"}}))[0] == 201
+
+
+@pytest.mark.embedded_only(
+    reason="no cluster network in the embedded cluster: a clientConfig.service webhook is dialed "
+    "at 127.0.0.1:<targetPort> whatever the service's endpoints; a real kube-apiserver dials its "
+    "ClusterIP, or with --enable-aggregator-routing a ready EndpointSlice address (never loopback)"
+)
+async def test_a_service_webhook_is_dialed_on_loopback_at_its_target_port(
+    hooks: HookServer, raw: Raw
+) -> None:
+    svc = {
+        "metadata": {"name": "hooks"},
+        "spec": {"ports": [{"port": 443, "targetPort": hooks.port}], "selector": {"app": "h"}},
+    }
+    assert (await raw.post("/api/v1/namespaces/default/services", svc))[0] == 201
+    client = {
+        "service": {"namespace": "default", "name": "hooks", "path": "/deny"},
+        "caBundle": hooks.ca_bundle,
+    }
+    await register(hooks, raw, config("ValidatingWebhookConfiguration", "svc.example.com", client))
+    status, body, _ = await raw.post(CM, {"metadata": {"name": "s", "labels": {"deny": "yes"}}})
+    assert status == 403 and "svc.example.com" in body["message"]
+    assert hooks.reviews["/deny"][-1]["name"] == "s"
+
+
+@pytest.mark.embedded_only(
+    reason="admissionregistration v1 refuses sideEffects Unknown/Some (422), so only a "
+    "configuration stored some other way (v1beta1, gone since kube 1.22) can hold them; the "
+    "test stores one straight into the embedded store"
+)
+async def test_a_stored_configuration_with_side_effects_refuses_dry_runs(
+    hooks: HookServer, raw: Raw, cluster: EmbeddedCluster
+) -> None:
+    body = config("ValidatingWebhookConfiguration", "legacy.example.com", url_client(hooks, "/x"))
+    body["webhooks"][0]["sideEffects"] = "Unknown"
+    status, refused, _ = await raw.post(VWC, body)
+    assert status == 422 and refused["details"]["causes"][0]["field"] == "webhooks[0].sideEffects"
+    info = cluster.api.registry.lookup(
+        "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations"
+    )
+    assert info is not None
+    body["metadata"].update(uid="legacy", creationTimestamp="2020-01-01T00:00:00Z")
+    cluster.api.store.create(info, body)
+    status, refused, _ = await raw.post(CM, {"metadata": {"name": "d"}}, params={"dryRun": "All"})
+    assert status == 400
+    assert refused["message"] == 'admission webhook "legacy.example.com" does not support dry run'
+    assert "/x" not in hooks.reviews
+    assert (await raw.post(CM, {"metadata": {"name": "d"}}))[0] == 201
+
+
+@pytest.mark.embedded_only(
+    reason="a real kube-apiserver sends a v1beta1 AdmissionReview to a webhook whose "
+    "admissionReviewVersions lists only v1beta1; the embedded server speaks v1 only and fails "
+    "the call (subject to failurePolicy)"
+)
+async def test_a_webhook_without_v1_reviews_fails_its_calls(hooks: HookServer, raw: Raw) -> None:
+    body = config(
+        "ValidatingWebhookConfiguration",
+        "old.example.com",
+        url_client(hooks, "/allow"),
+        admissionReviewVersions=["v1beta1"],
+    )
+    await register(hooks, raw, body)
+    status, refused, _ = await raw.post(CM, {"metadata": {"name": "o"}})
+    assert status == 500
+    assert refused["message"] == (
+        'Internal error occurred: failed calling webhook "old.example.com": webhook does not '
+        "accept v1 AdmissionReview: admissionReviewVersions ['v1beta1'] must include v1"
+    )
+    assert "/allow" not in hooks.reviews

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from apiserver_helpers import Raw
 
@@ -17,6 +18,12 @@ from kubetrain.cluster.apiserver.store import Change
 from kubetrain.cluster.embedded import EmbeddedCluster
 
 CM = "/api/v1/namespaces/default/configmaps"
+
+pytestmark = pytest.mark.embedded_only(
+    reason="the embedded server's own extension points (in-process admission plugins, store "
+    "listeners, storage backends, middlewares, extra routes): a real kube-apiserver has none; "
+    "its webhook admission runs on both in test_admission.py"
+)
 
 
 class AddLabel:
