@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,12 +130,24 @@ class JobControllerOptions:
     stale_job_requeue: float = 5.0
     """Seconds after which a job whose cache has not shown our last write yet is looked at
     again anyway (the job's watch event normally comes first and enqueues it at once)."""
+    status_batch_seconds: float = 1.0
+    """A status change that only moves replica counts (``replicaStatuses``; no condition, start
+    or completion time) within this many seconds of the job's last status write waits for the
+    end of that window and is then written once with whatever the counts are by then: pods that
+    start one after another cost one write, not one each (kube's Job controller batches pod
+    updates the same way, ``syncJobBatchPeriod`` = 1 s). Conditions are never delayed. 0: write
+    every change at once."""
 
     def __post_init__(self) -> None:
         if self.create_concurrency < 1:
             raise ValueError(
                 "JobControllerOptions.create_concurrency must be >= 1, "
                 f"got {self.create_concurrency}"
+            )
+        if self.status_batch_seconds < 0:
+            raise ValueError(
+                "JobControllerOptions.status_batch_seconds must be >= 0, "
+                f"got {self.status_batch_seconds}"
             )
 
 
@@ -271,6 +284,8 @@ class _Outcome:
     failures: list[str] = field(default_factory=list)
     created_pods: list[str] = field(default_factory=list)
     created_services: list[str] = field(default_factory=list)
+    status_deferred: float | None = None
+    """Seconds until a replica-count-only status change may be written (``status_batch_seconds``)."""
 
 
 class JobReconciler:
@@ -296,6 +311,7 @@ class JobReconciler:
         exits: ExitLog | None = None,
         options: JobControllerOptions | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.adapter = adapter
         self.kind = adapter.kind
@@ -311,6 +327,9 @@ class JobReconciler:
         self.exits = exits if exits is not None else ExitLog(adapter.kind.default_container)
         self.options = options or JobControllerOptions()
         self._now = now
+        self._monotonic = monotonic
+        # job UID -> monotonic time of our last status write (status_batch_seconds).
+        self._status_written_at: dict[str, float] = {}
         self._limit = asyncio.Semaphore(self.options.create_concurrency)
         # job key -> UID last reconciled (to forget a deleted or re-created job's state).
         self._uids: dict[str, str] = {}
@@ -368,8 +387,15 @@ class JobReconciler:
             # A name was taken by an object the cache does not show yet (ours after a restart,
             # or a deleted job's pod still terminating): look again after backoff.
             return Result(requeue=True)
-        if decision.requeue_after is not None:
-            return Result(requeue_after=max(decision.requeue_after, 0.001), priority=priority)
+        requeue_after = decision.requeue_after
+        if outcome.status_deferred is not None:
+            requeue_after = (
+                outcome.status_deferred
+                if requeue_after is None
+                else min(requeue_after, outcome.status_deferred)
+            )
+        if requeue_after is not None:
+            return Result(requeue_after=max(requeue_after, 0.001), priority=priority)
         return Result()
 
     async def create_children_before_sync(self, job: Obj) -> int:
@@ -429,6 +455,7 @@ class JobReconciler:
         if uid is None:
             return
         self._written.pop(uid, None)
+        self._status_written_at.pop(uid, None)
         self.expectations.forget(uid)
         self.exits.forget(uid)
         self._pods_timed.discard(uid)
@@ -483,7 +510,12 @@ class JobReconciler:
         # 4. status, only when changed.
         written = True
         if decision.status_changed:
-            written = await self._write_status(base, uid, decision.status)
+            wait = self._status_batch_wait(uid, base, decision.status)
+            if wait > 0:
+                out.status_deferred = wait
+                written = False
+            else:
+                written = await self._write_status(base, uid, decision.status)
         # 5. TTL.
         if decision.delete_job:
             try:
@@ -657,6 +689,24 @@ class JobReconciler:
         desired["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         await self.client.update(ref, desired, field_manager=self.options.field_manager)
 
+    def _status_batch_wait(self, uid: str, base: Obj, status: Obj) -> float:
+        """Seconds to hold a status write back (``status_batch_seconds``); 0: write now."""
+        window = self.options.status_batch_seconds
+        last = self._status_written_at.get(uid)
+        if window <= 0 or last is None:
+            return 0.0
+        remaining = last + window - self._monotonic()
+        if remaining <= 0:
+            return 0.0
+        old: Obj = base.get("status") or {}
+        if any(
+            status.get(k) != old.get(k)
+            for k in status.keys() | old.keys()
+            if k != "replicaStatuses"
+        ):
+            return 0.0  # a condition or a time moved: never delayed
+        return remaining
+
     async def _write_status(self, base: Obj, uid: str, status: Obj) -> bool:
         """Write ``status``; True when written (or nothing to write), False when the job is gone
         or, for a finished job, changed meanwhile (its watch event brings it back)."""
@@ -681,6 +731,7 @@ class JobReconciler:
             raise
         if stored is not None:
             self._note_written(uid, stored)
+            self._status_written_at[uid] = self._monotonic()
         return True
 
     async def _patch_finished_status(
