@@ -113,6 +113,10 @@ class Kubelet:
         self._runs: dict[str, _PodRun] = {}
         # key -> uid of pods whose life we finished (terminal status written): never re-admitted.
         self._done: dict[str, str] = {}
+        # key -> uid of pods we deleted for good (grace 0) after their deletionTimestamp. Apart
+        # from ``_done``: a pod whose last stage was written (or skipped because it was already
+        # being deleted) must still be removed, or the API server keeps it Terminating.
+        self._deleted: dict[str, str] = {}
         self._workers: list[asyncio.Task[None]] = []
         self.status_writes = 0
         """Status writes made so far (for tests and benchmarks)."""
@@ -129,7 +133,7 @@ class Kubelet:
         uid = pod["metadata"].get("uid", "")
         run = self._runs.get(key)
         if pod["metadata"].get("deletionTimestamp"):
-            if self._done.get(key) != uid:
+            if self._deleted.get(key) != uid:
                 self._queue.add(key)
         elif run is None:
             if (
@@ -143,6 +147,7 @@ class Kubelet:
     def forget(self, key: str) -> None:
         """The pod is gone from the server."""
         self._done.pop(key, None)
+        self._deleted.pop(key, None)
         run = self._runs.pop(key, None)
         if run is not None:
             self._free_ip(run)
@@ -214,7 +219,7 @@ class Kubelet:
         if node not in self._host_ips:
             return
         if meta.get("deletionTimestamp"):
-            if self._done.get(key) != meta.get("uid"):
+            if self._deleted.get(key) != meta.get("uid"):
                 await self._terminate(key, pod)
             return
         if run is None:
@@ -348,7 +353,7 @@ class Kubelet:
         except ApiStatusError as e:
             if not (e.is_not_found or e.is_conflict):
                 raise
-        self._done[key] = uid or ""
+        self._done[key] = self._deleted[key] = uid or ""
         run = self._runs.pop(key, None)
         if run is not None:
             self._free_ip(run)

@@ -122,13 +122,6 @@ async def quiet_pods(env: Env, ns: str) -> None:
     await poll(check, timeout=60, what="pod deletions done")
 
 
-@pytest.mark.embedded_only(
-    reason="node simulator bug, not a server difference: when the operator deletes a running pod "
-    "(cleanPodPolicy) while the simulated kubelet writes its last stage, the kubelet skips the "
-    "write, marks the pod done and never deletes it with grace 0, so it stays Terminating and "
-    "quiet_pods times out (2 of 4 rounds of 30 jobs on real, 0 of 6 embedded; fixed by keeping "
-    "'deleted' apart from 'done' in cluster/nodesim/kubelet.py)"
-)
 async def test_restart_with_finished_backlog_reconciles_each_once_without_writes(
     env: Env, reconciles: Reconciles
 ) -> None:

@@ -7,10 +7,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client, config
-from nodesim_helpers import finished, phase, pod, simulated
+from nodesim_helpers import PODS_PATH, finished, phase, pod, simulated
 
 from kubetrain.cluster.nodesim import NodeSimOptions
 
@@ -88,3 +89,26 @@ async def test_deleting_an_unbound_pod_is_immediate() -> None:
         status, _ = await http.call("DELETE", "/api/v1/namespaces/default/pods/nowhere")
         assert status == 200
         assert await http.get_pod("nowhere") is None
+
+
+async def test_a_pod_deleted_while_its_last_stage_is_written_is_still_removed() -> None:
+    """The race of a cleanPodPolicy deletion with the kubelet writing the final stage: the
+    stage write is skipped (the pod is Terminating), yet the kubelet must still delete it with
+    grace 0, or the API server keeps it Terminating for ever (seen on a real kube-apiserver)."""
+    async with simulated(NodeSimOptions(nodes=1, default_run_seconds=0.3)) as (_c, sim, http):
+        kubelet = sim.kubelet
+        original = kubelet._write_stage
+        raced: list[str] = []
+
+        async def delete_first(pod: Any, run: Any, stage: Any) -> None:
+            if stage.phase in ("Succeeded", "Failed") and not raced:
+                status, body = await http.call("DELETE", f"{PODS_PATH}/{pod['metadata']['name']}")
+                assert status == 200 and body["metadata"]["deletionTimestamp"]
+                raced.append(pod["metadata"]["name"])
+            await original(pod, run, stage)
+
+        kubelet._write_stage = delete_first  # type: ignore[method-assign]
+        await http.create(pod("racy"))
+        await http.wait_gone("racy")
+        assert raced == ["racy"]
+        assert sim.kubelet.running == 0
