@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: up test unit lint typecheck bench conformance clean
+.PHONY: up test unit lint typecheck bench conformance conformance-build clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,13 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache
 
-## HTTP-level API tests against a real kube-apiserver (built once into ~/.cache/kubetrain).
-conformance: $(STAMP)
+## Build the real control plane (kube-apiserver, kube-controller-manager, etcd) and the reference
+## operator from the Go module proxy, once: cached in ~/.cache/kubetrain/conformance.
+conformance-build:
 	tools/conformance/build.sh
-	$(BIN)/pytest -q --apiserver=real --timeout=60 tests/cluster/apiserver tests/conformance
+	tools/conformance/build_reference_operator.sh
+
+## The conformance tier: the HTTP-level API tests and the per-kind job tests against a real
+## control plane with simulated nodes (tests marked http_api; see tests/conformance).
+conformance: $(STAMP) conformance-build
+	$(BIN)/pytest -q --apiserver=real --timeout=120 tests/cluster/apiserver tests/conformance tests/e2e
