@@ -173,6 +173,47 @@ def free_port() -> int:
         return port
 
 
+#: In a work dir: the PID of the process that started the control plane, and its children's PIDs.
+OWNER_FILE, PIDS_FILE = "owner.pid", "children.pids"
+WORK_DIR_PREFIX = "kubetrain-realcp-"
+
+
+def reap_orphans(tmp: Path | None = None) -> int:
+    """Kill the children of control planes whose owner process is gone (a test run killed
+    before ``stop``) and remove their temporary work dirs; the number of processes killed."""
+    killed = 0
+    for work in Path(tmp or tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
+        try:
+            owner = int((work / OWNER_FILE).read_text())
+            pids = [int(p) for p in (work / PIDS_FILE).read_text().split()]
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        for pid in pids:
+            try:  # only a process still running with this work dir in its command line
+                if str(work) not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
+                    errors="replace"
+                ):
+                    continue
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RealControlPlane:
     """etcd + kube-apiserver + kube-controller-manager as child processes.
 
@@ -183,8 +224,9 @@ class RealControlPlane:
 
     The processes are plain ``subprocess.Popen`` children, so one instance can outlive the event
     loop that started it (a session-wide pytest fixture starts and stops it with
-    ``asyncio.run``). The caller must call ``stop`` (or use ``async with``); an interpreter exit
-    without it leaves the children running.
+    ``asyncio.run``). The caller must call ``stop`` (or use ``async with``). A test process killed
+    before that leaves the children running; each ``start`` reaps such orphans (``reap_orphans``:
+    children listed in a work dir whose owner process is gone), so they never pile up across runs.
     """
 
     def __init__(self, options: ControlPlaneOptions | None = None) -> None:
@@ -206,16 +248,18 @@ class RealControlPlane:
     async def start(self) -> None:
         """Start etcd, then kube-apiserver (waits for /readyz), then the controller manager."""
         opts = self.options
+        reap_orphans()
         binaries = find_binaries(
             kubernetes_version=opts.kubernetes_version, bin_dir=opts.bin_dir, etcd=opts.etcd
         )
         if opts.work_dir is None:
-            self.work_dir = Path(tempfile.mkdtemp(prefix="kubetrain-realcp-"))
+            self.work_dir = Path(tempfile.mkdtemp(prefix=WORK_DIR_PREFIX))
             self._own_work_dir = not opts.keep_work_dir
         else:
             self.work_dir = opts.work_dir
             self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
+            (self.work_dir / OWNER_FILE).write_text(str(os.getpid()))
             self._write_credentials()
             await self._start_etcd(binaries.etcd)
             await self._start_apiserver(binaries.kube_apiserver)
@@ -426,6 +470,8 @@ class RealControlPlane:
             start_new_session=True,
         )
         self._procs.append((name, proc))
+        with open(self._path(PIDS_FILE), "a", encoding="utf-8") as fh:
+            fh.write(f"{proc.pid}\n")
 
     def _log_tail(self, name: str, lines: int = 30) -> str:
         try:
