@@ -33,7 +33,7 @@ CRDS = ResourceRef(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
 )
 QUICK_JOBS = 20
-DEFAULT_JOBS = {"backlog": (50_000, 500)}
+DEFAULT_JOBS = {"backlog": (50_000, 500), "ttl": (5_000, QUICK_JOBS)}
 """Scenario -> (default --jobs, --quick --jobs) where it differs from (500, QUICK_JOBS)."""
 
 
@@ -43,7 +43,8 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=None,
-        help="jobs (default: 500, --quick: 20; backlog: finished jobs, 50,000, --quick: 500)",
+        help="jobs (default: 500, --quick: 20; ttl: 5,000; backlog: finished jobs, 50,000, "
+        "--quick: 500)",
     )
     p.add_argument("--quick", action="store_true", help="a small run (about a minute) for CI")
     p.add_argument("--out", default=None, metavar="DIR", help="report directory")

@@ -28,6 +28,7 @@ from typing import Any
 
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.resource import EVENTS, PODS, SERVICES, ResourceRef
+from kubetrain.informers.transport import ApiStatusError
 
 from ..apimetrics import delta, operator_writes, scrape_request_counts
 from ..baselines.children import children_of, condition, now_rfc3339
@@ -263,22 +264,27 @@ async def _measure(
         )
         deadline = start + opts.timeout_seconds
         last_say = time.monotonic()
-        while len(observer.all_pods) < len(names) and time.monotonic() < deadline:
+        own = set(names)  # only this system's jobs count (another's may linger after a timeout)
+
+        def done() -> int:
+            return sum(1 for n in observer.all_pods if n in own)
+
+        while done() < len(names) and time.monotonic() < deadline:
             proc.check_alive()
             if ready_task is not None and ready_task.done() and rss_after_sync is None:
                 ready_at = ready_task.result()
                 rss_after_sync = proc.rss_bytes()
-            if ready_task is None and rss_after_sync is None and observer.all_pods:
+            if ready_task is None and rss_after_sync is None and done():
                 rss_after_sync = proc.rss_bytes()
             if time.monotonic() - last_say > 2:
                 last_say = time.monotonic()
                 ctx.say(
                     f"[backlog/{system}] {time.monotonic() - start:6.1f}s ready "
                     f"{ready_task.done() if ready_task else '-'} new jobs with pods "
-                    f"{len(observer.all_pods)}/{len(names)}"
+                    f"{done()}/{len(names)}"
                 )
             await asyncio.sleep(0.05)
-        all_new_at = time.monotonic() if len(observer.all_pods) == len(names) else None
+        all_new_at = time.monotonic() if done() == len(names) else None
         await arrivals
         if ready_task is not None:
             ready_at = await ready_task
@@ -302,7 +308,7 @@ async def _measure(
     lat_during_sync = [
         t - observer.created[n] for n, t in observer.all_pods.items() if n in created_before_ready
     ]
-    first = min(observer.all_pods.values(), default=None)
+    first = min((t for n, t in observer.all_pods.items() if n in own), default=None)
     s = summarize(lat)
     mib = 2**20
     writes = operator_writes(delta(before, after))
@@ -326,7 +332,7 @@ async def _measure(
         "create_to_pods_created_max": s["max"],
         "new_jobs_created_before_ready": len(created_before_ready) if ready_task else None,
         "create_to_pods_created_before_ready_p99": summarize(lat_during_sync)["p99"],
-        "new_jobs_with_all_pods": len(observer.all_pods),
+        "new_jobs_with_all_pods": done(),
         "operator_writes": sum(writes.values()),
     }
     return {
@@ -338,6 +344,20 @@ async def _measure(
         "api_requests": delta(before, after),
         "operator_writes": writes,
     }
+
+
+async def _delete_new_jobs(ctx: BenchContext, namespace: str, system: str) -> None:
+    """Delete ``system``'s new jobs (their pods and services go by GC, in the background)."""
+    names = [f"new-{system}-{i:05d}" for i in range(ctx.options.new_jobs)]
+
+    async def delete(name: str) -> None:
+        try:
+            await ctx.client.delete(PYTORCHJOBS, namespace, name, propagation_policy="Background")
+        except ApiStatusError as e:
+            if not e.is_not_found:
+                raise
+
+    await _bounded(ctx.options.create_concurrency, names, delete)
 
 
 async def run(ctx: BenchContext) -> dict[str, Any]:
@@ -358,6 +378,8 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     for system in order:
         ctx.say(f"[backlog/{system}] starting on {opts.jobs} finished jobs, {opts.new_jobs} new")
         systems[system] = await _measure(ctx, system, namespace=namespace, backlog_objects=objects)
+        # A system that timed out leaves new jobs without pods: the next one must not do its work.
+        await _delete_new_jobs(ctx, namespace, system)
     return {
         "parameters": {
             "backlog_jobs": opts.jobs,

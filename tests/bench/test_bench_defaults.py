@@ -1,0 +1,31 @@
+"""``kubetrain bench`` sizes default to ../shared/BENCHMARKS.md's: burst, churn and chaos 500 jobs,
+ttl 5,000, backlog 50,000 finished jobs and 50 new ones; ``--quick`` shrinks each."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from kubetrain.bench.cli import add_bench_flags, options_from_args
+
+
+def _options(*argv: str) -> object:
+    parser = argparse.ArgumentParser()
+    add_bench_flags(parser)
+    return options_from_args(parser.parse_args(list(argv)))
+
+
+@pytest.mark.parametrize(
+    ("scenario", "jobs", "quick_jobs"),
+    [("burst", 500, 20), ("chaos", 500, 20), ("ttl", 5_000, 20), ("backlog", 50_000, 500)],
+)
+def test_default_and_quick_sizes(scenario: str, jobs: int, quick_jobs: int) -> None:
+    assert _options(scenario).jobs == jobs  # type: ignore[attr-defined]
+    assert _options(scenario, "--quick").jobs == quick_jobs  # type: ignore[attr-defined]
+
+
+def test_backlog_new_jobs_and_arrivals() -> None:
+    full, quick = _options("backlog"), _options("backlog", "--quick")
+    assert (full.new_jobs, full.arrival_seconds) == (50, 5.0)  # type: ignore[attr-defined]
+    assert (quick.new_jobs, quick.arrival_seconds) == (5, 1.0)  # type: ignore[attr-defined]
