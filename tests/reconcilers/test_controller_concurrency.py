@@ -19,6 +19,7 @@ from kubetrain.informers.indexers import CONTROLLER_UID_INDEX, controller_uid_in
 from kubetrain.informers.lister import Lister
 from kubetrain.informers.resource import kubeflow
 from kubetrain.informers.store import Store
+from kubetrain.reconcilers.common.compact import slim_pod
 from kubetrain.reconcilers.common.expectations import Expectations
 from kubetrain.reconcilers.controller import (
     POD_PHASE_PRIORITY,
@@ -138,3 +139,25 @@ async def test_create_concurrency_bounds_creations_across_reconciles() -> None:
     await both
     assert client.created == 16
     assert client.max_in_flight == 3
+
+
+def test_update_that_leaves_the_slimmed_pod_as_it_was_enqueues_nothing() -> None:
+    job = make_job("PyTorchJob", {"Master": 1}, name="j")
+    pending = slim_pod(with_rv(make_pod(job, "Master", 0, "Pending"), "1"))
+    bound = copy.deepcopy(pending)  # a binding: spec.nodeName is not cached, only the version moves
+    bound["metadata"]["resourceVersion"] = "2"
+    queue = RecordingQueue()
+    handler().on_update(pending, bound, queue)
+    assert queue.added == []
+
+    started = copy.deepcopy(bound)
+    started["metadata"]["resourceVersion"] = "3"
+    started["status"]["containerStatuses"][0]["state"] = {"running": {}}
+    handler().on_update(bound, started, queue)
+    assert queue.added == [("ns/j", NORMAL_PRIORITY)]  # a container state the reconcile reads
+
+    relabelled = copy.deepcopy(started)
+    relabelled["metadata"]["resourceVersion"] = "4"
+    relabelled["metadata"]["labels"]["extra"] = "x"
+    handler().on_update(started, relabelled, queue)
+    assert len(queue.added) == 2  # metadata other than the version counts
