@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kubetrain import __version__
 
@@ -83,36 +83,67 @@ def _add_cluster_flags(p: argparse.ArgumentParser, *, kubeconfig_default: str | 
     add_nodesim_flags(p, with_nodes=False)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _configure_cluster(p: argparse.ArgumentParser) -> None:
+    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
+    p.set_defaults(main=_cluster_main)
+
+
+def _configure_operator(p: argparse.ArgumentParser) -> None:
+    from kubetrain.operator import add_operator_flags, run_operator
+
+    add_operator_flags(p)
+    p.set_defaults(main=run_operator)
+
+
+def _configure_bench(p: argparse.ArgumentParser) -> None:
+    from kubetrain.bench.cli import add_bench_flags, run_bench
+
+    add_bench_flags(p)
+    p.set_defaults(main=run_bench)
+
+
+def _configure_up(p: argparse.ArgumentParser) -> None:
+    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
+    from kubetrain.up import add_up_flags, run_up
+
+    add_up_flags(p)
+    p.set_defaults(main=run_up)
+
+
+#: Subcommand -> (help, what adds its flags). Only the chosen one's flags are built: each pulls
+#: in its room (the operator need not import the embedded cluster, the bench or rich), which is
+#: CPU a process pays at every start.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "cluster": ("run the embedded cluster (API server + simulated nodes)", _configure_cluster),
+    "operator": ("run the job controllers against a cluster", _configure_operator),
+    "bench": ("run a load scenario side by side with the baselines", _configure_bench),
+    "up": ("embedded cluster + operator + example jobs, with live progress", _configure_up),
+}
+
+
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: the first word that is not an option (the top-level
+    options take no values)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (default ``sys.argv[1:]``): every subcommand is listed, only the
+    chosen one gets its flags."""
+    chosen = _chosen_command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="kubetrain",
         description="Distributed training jobs on Kubernetes (Kubeflow Training v1 API).",
     )
     parser.add_argument("--version", action="version", version=f"kubetrain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("cluster", help="run the embedded cluster (API server + simulated nodes)")
-    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
-    p.set_defaults(main=_cluster_main)
-
-    p = sub.add_parser("operator", help="run the job controllers against a cluster")
-    from kubetrain.operator import add_operator_flags, run_operator
-
-    add_operator_flags(p)
-    p.set_defaults(main=run_operator)
-
-    p = sub.add_parser("bench", help="run a load scenario side by side with the baselines")
-    from kubetrain.bench.cli import add_bench_flags, run_bench
-
-    add_bench_flags(p)
-    p.set_defaults(main=run_bench)
-
-    p = sub.add_parser("up", help="embedded cluster + operator + example jobs, with live progress")
-    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
-    from kubetrain.up import add_up_flags, run_up
-
-    add_up_flags(p)
-    p.set_defaults(main=run_up)
+    for name, (help_text, configure) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if name == chosen:
+            configure(p)
     return parser
 
 
@@ -120,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C can land anywhere: while subcommands import their modules, before the event loop
     # installs its handlers, or a second time while stopping. Each ends quietly with 130.
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         with _event_loop_runner() as runner:
             return int(runner.run(args.main(args)))
     except KeyboardInterrupt:
