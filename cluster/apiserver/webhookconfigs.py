@@ -187,40 +187,12 @@ def _validate_fully_qualified_name(name: Any, path: str, errs: list[Cause]) -> N
 
 def _validate_rule(rule: Mapping[str, Any], path: str, errs: list[Cause]) -> None:
     """kube's ``validateRuleWithOperations`` + ``validateRule`` (subresources allowed)."""
-    operations = _strings(rule.get("operations"))
-    if not operations:
-        errs.append(_required(f"{path}.operations"))
-    if len(operations) > 1 and "*" in operations:
-        errs.append(
-            _invalid(
-                f"{path}.operations",
-                operations,
-                "if '*' is present, must not specify other operations",
-            )
-        )
+    operations = _required_list(rule, "operations", "operations", path, errs)
     for k, operation in enumerate(operations):
         if operation not in _OPERATIONS:
             errs.append(_not_supported(f"{path}.operations[{k}]", operation, _OPERATIONS))
-    groups = _strings(rule.get("apiGroups"))
-    if not groups:
-        errs.append(_required(f"{path}.apiGroups"))
-    if len(groups) > 1 and "*" in groups:
-        errs.append(
-            _invalid(
-                f"{path}.apiGroups", groups, "if '*' is present, must not specify other API groups"
-            )
-        )
-    versions = _strings(rule.get("apiVersions"))
-    if not versions:
-        errs.append(_required(f"{path}.apiVersions"))
-    if len(versions) > 1 and "*" in versions:
-        errs.append(
-            _invalid(
-                f"{path}.apiVersions",
-                versions,
-                "if '*' is present, must not specify other API versions",
-            )
-        )
+    _required_list(rule, "apiGroups", "API groups", path, errs)
+    versions = _required_list(rule, "apiVersions", "API versions", path, errs)
     for k, version in enumerate(versions):
         if not version:
             errs.append(_required(f"{path}.apiVersions[{k}]"))
@@ -228,6 +200,21 @@ def _validate_rule(rule: Mapping[str, Any], path: str, errs: list[Cause]) -> Non
     scope = rule.get("scope")
     if scope is not None and scope not in _SCOPES:
         errs.append(_not_supported(f"{path}.scope", scope, _SCOPES))
+
+
+def _required_list(
+    rule: Mapping[str, Any], key: str, what: str, path: str, errs: list[Cause]
+) -> list[str]:
+    """``rule[key]``: required, and a "*" in it must stand alone (kube's message names
+    ``what``); the strings, for the caller's own checks."""
+    values = _strings(rule.get(key))
+    if not values:
+        errs.append(_required(f"{path}.{key}"))
+    if len(values) > 1 and "*" in values:
+        errs.append(
+            _invalid(f"{path}.{key}", values, f"if '*' is present, must not specify other {what}")
+        )
+    return values
 
 
 def _validate_resources(resources: list[str], path: str, errs: list[Cause]) -> None:
