@@ -120,7 +120,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     jobs = args.jobs if args.jobs is not None else (quick if args.quick else full)
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
-    timeout = args.timeout if args.timeout is not None else max(120.0, jobs * 1.0)
+    # 1 s a job, capped: a system that never finishes one job must not hold the run for hours.
+    timeout = args.timeout if args.timeout is not None else max(120.0, min(jobs * 1.0, 900.0))
     if args.scenario == "backlog" and args.timeout is None:
         timeout = max(120.0, jobs * 0.02)
     churn_rate = args.rate if args.rate is not None else (2.0 if args.quick else 5.0)
