@@ -33,7 +33,7 @@ from kubetrain.engine.client import ApiClient
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.events import EventRecorder
 from kubetrain.engine.handlers import EnqueueForObject, EnqueueForOwner, KeyQueue
-from kubetrain.engine.queue import NORMAL_PRIORITY
+from kubetrain.engine.queue import LOW_PRIORITY, NORMAL_PRIORITY
 from kubetrain.engine.reconcile import Request, Result, TerminalError
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.indexers import CONTROLLER_UID_INDEX, controller_uid_index
@@ -400,6 +400,7 @@ class JobReconciler:
             )
         if decision.error is not None:
             raise JobSpecError(f"{self.kind.kind} {key}: {decision.error}")
+        priority = LOW_PRIORITY if cond.is_finished(decision.status) else None
         if decision.delete_job:
             return Result()
         if outcome.conflicts:
@@ -414,10 +415,7 @@ class JobReconciler:
                 else min(requeue_after, outcome.status_deferred)
             )
         if requeue_after is not None:
-            # At normal priority, a finished job's included: its requeue is the TTL deadline, one
-            # DELETE that must not wait behind a busy queue (its first reconcile after a start
-            # came in at LOW_PRIORITY with the initial list).
-            return Result(requeue_after=max(requeue_after, 0.001))
+            return Result(requeue_after=max(requeue_after, 0.001), priority=priority)
         return Result()
 
     async def create_children_before_sync(self, job: Obj) -> int:

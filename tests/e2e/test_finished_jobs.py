@@ -20,6 +20,7 @@ from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import Env, has_condition, job_manifest, open_env, poll
 
 from kubetrain.bench.apimetrics import WRITE_VERBS
+from kubetrain.engine.queue import LOW_PRIORITY
 from kubetrain.engine.reconcile import Request, Result
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.reconcilers.common.jobs import parse_time
@@ -152,8 +153,7 @@ async def test_restart_with_finished_backlog_reconciles_each_once_without_writes
         key = f"{ns}/{job['metadata']['name']}"
         (call,) = reconciles.of(key)  # once, though its pods also enqueued it
         result = call[2]
-        # The TTL requeue goes in at normal priority: a due deletion must not wait for idle.
-        assert result is not None and result.priority is None  # None: normal priority
+        assert result is not None and result.priority == LOW_PRIORITY
         deadline = parse_time(job["status"]["completionTime"]) + timedelta(
             seconds=ttl_of[key]["ttlSecondsAfterFinished"]
         )
