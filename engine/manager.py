@@ -320,12 +320,15 @@ class Manager:
         """Open every pre-sync work (a failing one is skipped) and start its run task."""
         if self.options.leader_elect or not self._presync:
             return []
+        # Opened side by side: the servers wait for the slowest one, not for their sum.
+        opened = await asyncio.gather(
+            *(asyncio.wait_for(work.open(), PRESYNC_OPEN_TIMEOUT) for work in self._presync),
+            return_exceptions=True,
+        )
         tasks: list[asyncio.Task[None]] = []
-        for work in self._presync:
-            try:
-                await asyncio.wait_for(work.open(), PRESYNC_OPEN_TIMEOUT)
-            except Exception:
-                log.warning("pre-sync work %r skipped: open failed", work, exc_info=True)
+        for work, outcome in zip(self._presync, opened, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("pre-sync work %r skipped: open failed", work, exc_info=outcome)
                 continue
             tasks.append(asyncio.create_task(self._run_presync(work, synced), name=f"{work!r}"))
         return tasks

@@ -74,13 +74,17 @@ class NewJobPreSync:
         waiter = asyncio.create_task(synced.wait())
         try:
             await asyncio.wait({watch, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            # The watch ended early: nothing more arrives, but what did is still worked on.
+            await synced.wait()
+        except asyncio.CancelledError:  # the manager stops: in-flight creations stop too
+            for worker in workers:
+                worker.cancel()
+            raise
         finally:
             watch.cancel()
             waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watch
-            if not synced.is_set():  # the watch ended early: nothing more will arrive
-                await synced.wait()
             # Workers take nothing new once synced; let the in-flight ones finish.
             for _ in workers:
                 self._arrivals.put_nowait({})

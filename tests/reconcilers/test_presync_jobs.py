@@ -215,3 +215,11 @@ async def _equals(
     value: Awaitable[Any], expected: Any, key: Callable[[Any], Any] = lambda v: v
 ) -> bool:
     return bool(key(await value) == expected)
+
+
+async def test_a_stop_while_the_caches_sync_ends_the_pre_sync_work(env: Env) -> None:
+    operator, task = await start_operator(env)
+    assert syncing(operator)
+    operator.request_stop()
+    await asyncio.wait_for(task, 5)  # before the held LIST returns: the watch must not hang it
+    await operator.close()
