@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-__all__ = ["SUMMARY_KEYS", "percentile", "summarize"]
+__all__ = ["SUMMARY_KEYS", "latency_figures", "percentile", "summarize"]
 
 SUMMARY_KEYS = ("count", "p50", "p90", "p99", "max", "mean")
 
@@ -33,3 +33,16 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
         "max": max(values) if values else None,
         "mean": sum(values) / len(values) if values else None,
     }
+
+
+def latency_figures(
+    samples: Mapping[str, Sequence[float]], keys: Sequence[str]
+) -> dict[str, float | int | None]:
+    """``{"<name>_<key>": summarize(values)[key]}`` for every latency ``name`` of ``samples``
+    and every summary ``key`` (e.g. ``("p50", "p99")``): a scenario's latency rows."""
+    figures: dict[str, float | int | None] = {}
+    for name, values in samples.items():
+        summary = summarize(values)
+        for key in keys:
+            figures[f"{name}_{key}"] = summary[key]
+    return figures

@@ -13,7 +13,7 @@ from typing import Any
 from ..apimetrics import operator_writes, without_events
 from ..jobs import pytorchjob
 from ..measure import JobTimes
-from ..stats import summarize
+from ..stats import latency_figures
 from .context import BenchContext, Measurement, measure_system, namespace_for
 
 __all__ = ["FIGURES", "LATENCIES", "REQUIRED_STATUS_WRITES", "figures_of", "run"]
@@ -48,11 +48,7 @@ def figures_of(m: Measurement, *, pods: int, services: int) -> dict[str, Any]:
         for name, value in times.latencies().items():
             if value is not None:
                 samples[name].append(value)
-    figures: dict[str, Any] = {}
-    for name in LATENCIES:
-        s = summarize(samples[name])
-        for q in ("p50", "p90", "p99", "max"):
-            figures[f"{name}_{q}"] = s[q]
+    figures: dict[str, Any] = dict(latency_figures(samples, ("p50", "p90", "p99", "max")))
     n = len(m.jobs)
     succeeded = sum(1 for t in m.jobs.values() if t.succeeded is not None)
     writes = operator_writes(m.requests)

@@ -30,7 +30,7 @@ from ..apimetrics import delta, scrape_request_counts
 from ..harness import ManagedProcess
 from ..jobs import PYTORCHJOBS, create_jobs, create_namespace, pytorchjob
 from ..measure import JobTimes, JobWatch
-from ..stats import summarize
+from ..stats import latency_figures
 from ..systems import system_process
 from .context import BenchContext, _say_progress, _warm_up, namespace_for
 
@@ -257,10 +257,7 @@ async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
         "wall_seconds_to_all_succeeded": None if timed_out else wall,
         "cpu_seconds": cpu,
     }
-    for name in LATENCIES:
-        s = summarize(samples[name])
-        figures[f"{name}_p50"] = s["p50"]
-        figures[f"{name}_p99"] = s["p99"]
+    figures.update(latency_figures(samples, ("p50", "p99")))
     return {
         "namespace": ns,
         "figures": figures,

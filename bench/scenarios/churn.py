@@ -24,7 +24,7 @@ from ..apimetrics import delta, operator_writes, scrape_request_counts
 from ..harness import ManagedProcess
 from ..jobs import create_jobs, create_namespace, pytorchjob
 from ..measure import JOB_NAME_LABEL, JobTimes, JobWatch
-from ..stats import summarize
+from ..stats import latency_figures
 from ..systems import system_process
 from .context import BenchContext, _say_progress, _warm_up, namespace_for
 from .probe import ProbePorts, scrape_gauge_sum, with_probe_ports
@@ -194,10 +194,7 @@ async def _measure(ctx: BenchContext, system: str, sizes: list[int]) -> dict[str
         "cpu_seconds": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
         "operator_writes": sum(writes.values()),
     }
-    for name in LATENCIES:
-        s = summarize(samples[name])
-        figures[f"{name}_p50"] = s["p50"]
-        figures[f"{name}_p99"] = s["p99"]
+    figures.update(latency_figures(samples, ("p50", "p99")))
     return {
         "namespace": ns,
         "figures": figures,

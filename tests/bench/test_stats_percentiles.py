@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubetrain.bench.stats import SUMMARY_KEYS, percentile, summarize
+from kubetrain.bench.stats import SUMMARY_KEYS, latency_figures, percentile, summarize
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -36,3 +36,8 @@ def test_summarize_has_every_key() -> None:
     empty = summarize([])
     assert empty["count"] == 0
     assert all(empty[k] is None for k in SUMMARY_KEYS if k != "count")
+
+
+def test_latency_figures_names_each_latency_and_key() -> None:
+    figures = latency_figures({"a": [1.0, 3.0], "b": []}, ("p50", "max"))
+    assert figures == {"a_p50": 2.0, "a_max": 3.0, "b_p50": None, "b_max": None}
