@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -26,6 +27,14 @@ def _fake_binary(tmp_path: Path) -> Path:
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(0o755)
     return exe
+
+
+def _reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: SystemOptions) -> Any:
+    """The reference system's process in namespace ``ns`` over a stand-in binary."""
+    monkeypatch.setenv(BINARY_ENV, str(_fake_binary(tmp_path)))
+    return system_process(
+        "reference", kubeconfig="kc", namespace="ns", log_path=tmp_path / "log", options=options
+    )
 
 
 def _flag(argv: list[str], name: str) -> str:
@@ -72,14 +81,7 @@ def test_no_client_limit_by_default_and_one_namespace(
 def test_client_limit_follows_the_operator_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(BINARY_ENV, str(_fake_binary(tmp_path)))
-    proc = system_process(
-        "reference",
-        kubeconfig="kc",
-        namespace="ns",
-        log_path=tmp_path / "log",
-        options=SystemOptions(operator_qps=50.0, operator_burst=80),
-    )
+    proc = _reference(tmp_path, monkeypatch, SystemOptions(operator_qps=50.0, operator_burst=80))
     assert _flag(proc.argv, "--kube-api-qps") == "50"
     assert _flag(proc.argv, "--kube-api-burst") == "80"
 
@@ -87,13 +89,8 @@ def test_client_limit_follows_the_operator_options(
 def test_reference_args_come_last_so_they_win(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(BINARY_ENV, str(_fake_binary(tmp_path)))
-    proc = system_process(
-        "reference",
-        kubeconfig="kc",
-        namespace="ns",
-        log_path=tmp_path / "log",
-        options=SystemOptions(reference_args=("--controller-threads", "8")),
+    proc = _reference(
+        tmp_path, monkeypatch, SystemOptions(reference_args=("--controller-threads", "8"))
     )
     assert proc.argv[-2:] == ["--controller-threads", "8"]
 
