@@ -407,15 +407,9 @@ class JobReconciler:
             # A name was taken by an object the cache does not show yet (ours after a restart,
             # or a deleted job's pod still terminating): look again after backoff.
             return Result(requeue=True)
-        requeue_after = decision.requeue_after
-        if outcome.status_deferred is not None:
-            requeue_after = (
-                outcome.status_deferred
-                if requeue_after is None
-                else min(requeue_after, outcome.status_deferred)
-            )
-        if requeue_after is not None:
-            return Result(requeue_after=max(requeue_after, 0.001), priority=priority)
+        due = [t for t in (decision.requeue_after, outcome.status_deferred) if t is not None]
+        if due:
+            return Result(requeue_after=max(min(due), 0.001), priority=priority)
         return Result()
 
     async def create_children_before_sync(self, job: Obj) -> int:
@@ -434,8 +428,8 @@ class JobReconciler:
         uid = str(meta.get("uid") or "")
         if not uid or not self.expectations.satisfied(uid):
             return 0
-        # compute_status and _raise_creations run before the first await: a full reconcile of
-        # this job that starts later already finds the expectations raised.
+        # compute_status and the expectations (_create_children) come before the first await: a
+        # full reconcile of this job that starts later already finds them raised.
         decision = compute_status(
             self.adapter, job, [], [], now=self._now(), options=self.options.domain
         )
@@ -446,17 +440,8 @@ class JobReconciler:
             or not (decision.create_pods or decision.create_services)
         ):
             return 0
-        self._raise_creations(uid, decision)
         out = _Outcome()
-        await self._bounded(
-            [self._create_dependent(job, uid, PODS, body, out) for body in decision.create_pods]
-            + [
-                self._create_dependent(job, uid, SERVICES, body, out)
-                for body in decision.create_services
-            ]
-        )
-        if decision.create_pods and not out.failures:
-            self._time_pods_created(job, uid, [], out, self._now())
+        await self._create_children(job, uid, [], decision, out)
         return len(out.created_pods) + len(out.created_services)
 
     def _cache_caught_up(self, uid: str, cached_rv: str) -> bool:
@@ -513,20 +498,10 @@ class JobReconciler:
         self._raise_deletions(uid, decision)
         await self._bounded(deletions)
         # 3. creations.
-        self._raise_creations(uid, decision)
-        creations: list[Awaitable[None]] = [
-            self._create_dependent(job, uid, PODS, body, out) for body in decision.create_pods
-        ]
-        creations += [
-            self._create_dependent(job, uid, SERVICES, body, out)
-            for body in decision.create_services
-        ]
-        await self._bounded(creations)
+        await self._create_children(job, uid, pods, decision, out)
         for body in decision.apply_objects:
             await self._apply_extra(job, uid, body, out)
         now = self._now()
-        if decision.create_pods and not out.failures:
-            self._time_pods_created(job, uid, pods, out, now)
         # 4. status, only when changed.
         written = True
         if decision.status_changed:
@@ -557,6 +532,23 @@ class JobReconciler:
         if written:
             self._count(job, decision, now)
         return out
+
+    async def _create_children(
+        self, job: Obj, uid: str, pods: list[Obj], decision: StatusDecision, out: _Outcome
+    ) -> None:
+        """The decision's pods and services, in parallel under ``create_concurrency``, with
+        their expectations raised before the first await; then the all-pods-created time.
+        ``pods``: the job's pods the decision was made on."""
+        self._raise_creations(uid, decision)
+        await self._bounded(
+            [self._create_dependent(job, uid, PODS, body, out) for body in decision.create_pods]
+            + [
+                self._create_dependent(job, uid, SERVICES, body, out)
+                for body in decision.create_services
+            ]
+        )
+        if decision.create_pods and not out.failures:
+            self._time_pods_created(job, uid, pods, out, self._now())
 
     async def _bounded(self, work: list[Awaitable[None]]) -> None:
         if not work:
