@@ -131,6 +131,8 @@ async def serve_watch(
                 break
             if not got and bookmarks and time.monotonic() < deadline:
                 await response.write(_bookmark(rp, server.store.rv))
+    except ConnectionResetError:  # the client closed its watch: the stream just ends
+        return response
     finally:
         server.hub.unregister(watcher)
     try:
