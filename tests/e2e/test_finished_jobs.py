@@ -122,6 +122,11 @@ async def quiet_pods(env: Env, ns: str) -> None:
     await poll(check, timeout=60, what="pod deletions done")
 
 
+@pytest.mark.embedded_only(
+    reason="timing on the real tier: the short jobs' 6 s TTL can fall due before the restarted "
+    "operator's reconciles, adding their deletions to the writes counted (1404 vs 1398 in one CI "
+    "run); the test needs a TTL clock it controls before it can run on real"
+)
 async def test_restart_with_finished_backlog_reconciles_each_once_without_writes(
     env: Env, reconciles: Reconciles
 ) -> None:
