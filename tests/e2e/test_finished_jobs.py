@@ -1,7 +1,7 @@
 """Finished jobs cost nothing (DESIGN.md), end to end on the embedded cluster and, under
 ``--apiserver=real``, on a real control plane: after an operator restart every finished job is
-reconciled once at low priority with no API write and requeued at its TTL deadline, while new jobs
-jump that backlog; an invalid job failed for it is still deleted at its TTL; a finished job's
+reconciled once at low priority with no API write and requeued at its TTL deadline (at the TTL's
+priority, above all), while new jobs jump that backlog; an invalid job failed for it is still deleted at its TTL; a finished job's
 status is merge-patched (never PUT from the compacted cache). API writes are counted from the
 server's own ``apiserver_request_total`` over HTTP (both servers count the same labels)."""
 
@@ -20,11 +20,10 @@ from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import Env, has_condition, job_manifest, open_env, poll
 
 from kubetrain.bench.apimetrics import WRITE_VERBS
-from kubetrain.engine.queue import LOW_PRIORITY
 from kubetrain.engine.reconcile import Request, Result
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.reconcilers.common.jobs import parse_time
-from kubetrain.reconcilers.controller import JobReconciler
+from kubetrain.reconcilers.controller import TTL_PRIORITY, JobReconciler
 
 # http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
@@ -158,7 +157,7 @@ async def test_restart_with_finished_backlog_reconciles_each_once_without_writes
         key = f"{ns}/{job['metadata']['name']}"
         (call,) = reconciles.of(key)  # once, though its pods also enqueued it
         result = call[2]
-        assert result is not None and result.priority == LOW_PRIORITY
+        assert result is not None and result.priority == TTL_PRIORITY  # its TTL's requeue
         deadline = parse_time(job["status"]["completionTime"]) + timedelta(
             seconds=ttl_of[key]["ttlSecondsAfterFinished"]
         )
