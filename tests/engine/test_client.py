@@ -137,6 +137,37 @@ async def test_implements_transport_and_sends_auth_and_body(fake_server: Any) ->
     )
 
 
+async def test_each_verb_and_status_counts_into_its_own_series(fake_server: Any) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        if request.path.endswith("/missing"):
+            return web.Response(status=404, body=status_body(404, "NotFound", "gone"))
+        return web.Response(body=b'{"ok": true}', content_type="application/json")
+
+    url = await fake_server(handler)
+    client, registry, _ = client_for(url)
+    async with client:
+        for _ in range(2):
+            await client.request_json("POST", "/api/v1/x", body={"a": 1})
+        await client.request_json("GET", "/api/v1/x")
+        with pytest.raises(ApiStatusError):
+            await client.request_json("POST", "/api/v1/missing", body={"a": 1})
+    host = url.removeprefix("http://")
+    requests = "rest_client_requests_total"
+    assert metric(registry, requests, code="200", method="POST", host=host) == 2
+    assert metric(registry, requests, code="200", method="GET", host=host) == 1
+    assert metric(registry, requests, code="404", method="POST", host=host) == 1
+    sizes = "rest_client_request_size_bytes_sum"
+    assert metric(registry, sizes, verb="POST", host=host) == 3 * len(b'{"a":1}')
+    assert metric(registry, sizes, verb="GET", host=host) == 0
+    assert metric(registry, "rest_client_response_size_bytes_sum", verb="GET", host=host) == len(
+        b'{"ok": true}'
+    )
+    assert (
+        metric(registry, "rest_client_request_duration_seconds_count", verb="POST", host=host) == 3
+    )
+
+
 async def test_status_error_decoded_and_plain_errors_named(fake_server: Any) -> None:
     async def handler(request: web.Request) -> web.Response:
         if request.path.endswith("/missing"):
