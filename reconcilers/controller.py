@@ -575,6 +575,12 @@ class JobReconciler:
                     self._event(job, WARNING, "FailedDeleteJob", f"Error deleting: {e}")
                     raise
                 decision.counters.deleted = 0
+            else:
+                if decision.ttl_deadline is not None:
+                    late = (self._now() - decision.ttl_deadline).total_seconds()
+                    self.metrics.ttl_deletion_delay_seconds.labels(self.kind.framework).observe(
+                        max(0.0, late)
+                    )
         # 6. events and counters.
         for ev in decision.events:
             self._event(job, ev.type, ev.reason, ev.message)

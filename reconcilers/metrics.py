@@ -28,6 +28,10 @@ Obj = dict[str, Any]
 #: Seconds buckets for job-level durations: from a second to a day.
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 
+#: Buckets of ``kubetrain_job_ttl_deletion_delay_seconds``: a deletion is due to the second
+#: (``completionTime`` has second resolution); late by minutes means the operator is starved.
+TTL_DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+
 #: Phases of ``kubetrain_jobs``; a job is in exactly one.
 PHASES = ("Pending", "Created", "Running", "Restarting", "Suspended", "Succeeded", "Failed")
 
@@ -69,6 +73,14 @@ class JobMetrics:
             "Seconds from job creation until it finished, by outcome (succeeded, failed).",
             ("framework", "outcome"),
             buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.ttl_deletion_delay_seconds = Histogram(
+            "kubetrain_job_ttl_deletion_delay_seconds",
+            "Seconds from a finished job's TTL deadline (completionTime + "
+            "ttlSecondsAfterFinished) until the operator's delete of it was answered.",
+            ("framework",),
+            buckets=TTL_DELAY_BUCKETS,
             registry=reg,
         )
         self.jobs = Gauge(

@@ -82,6 +82,8 @@ class StatusDecision:
     """(apiVersion, kind, name) in the job's namespace, e.g. the HPA of a suspended job."""
     job_annotations: dict[str, str] = field(default_factory=dict)
     delete_job: bool = False
+    ttl_deadline: datetime | None = None
+    """With ``delete_job``: when the TTL fell due (completion + ``ttlSecondsAfterFinished``)."""
     requeue_after: float | None = None
     error: str | None = None
 

@@ -290,9 +290,11 @@ def _finish(
     finished_at = parse_time(work.status.get("completionTime")) or _finished_transition(work)
     if finished_at is None:
         return
-    remaining = (finished_at + timedelta(seconds=ttl) - work.now).total_seconds()
+    deadline = finished_at + timedelta(seconds=ttl)
+    remaining = (deadline - work.now).total_seconds()
     if remaining <= 0:
         decision.delete_job = True
+        decision.ttl_deadline = deadline
         work.event(NORMAL, "SuccessfulDeleteJob", f"Deleted job: {name_of(job)}")
         work.counters.deleted += 1
     else:

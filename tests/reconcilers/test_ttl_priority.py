@@ -1,4 +1,5 @@
-"""A finished job's TTL deletion is not queued behind other jobs' work (``TTL_PRIORITY``).
+"""A finished job's TTL deletion is not queued behind other jobs' work (``TTL_PRIORITY``), and
+how late it came is measured (``kubetrain_job_ttl_deletion_delay_seconds``).
 
 The path that ``kubetrain bench ttl`` found 40 s late with 5,000 jobs: the reconcile that writes
 the finished status requeues the TTL; a pod event that arrives before the cache shows that write
@@ -9,6 +10,7 @@ scheduled by the job's own update, which must not wait behind a burst of new job
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobkit import make_job, make_pod
@@ -54,10 +56,15 @@ class RecordingQueue:
 
 
 class StatusClient:
-    """Status writes succeed at resourceVersion 9; nothing else is expected."""
+    """Status writes succeed at resourceVersion 9; deletes are recorded."""
 
     def __init__(self) -> None:
         self.written: list[Obj] = []
+        self.deleted: list[tuple[str, str]] = []
+
+    async def delete(self, ref: Any, ns: str, name: str, **_: Any) -> Obj:
+        self.deleted.append((ns, name))
+        return {}
 
     async def update_status_with_retry(
         self, ref: Any, ns: str, name: str, mutate: Any, *, current: Obj
@@ -106,24 +113,22 @@ def finished_status() -> Obj:
     status = copy.deepcopy(RUNNING)
     status["conditions"].append({"type": "Succeeded", "status": "True", "reason": "Done"})
     status["completionTime"] = "2025-01-01T12:01:00Z"
+    status["replicaStatuses"] = {"Master": {"succeeded": 1}}
     return status
 
 
-async def test_a_finished_job_whose_first_requeue_was_lost_to_a_stale_cache_overtakes_new_jobs() -> (
-    None
-):
-    running = job_with(status=RUNNING, rv="5")
+def reconciler_for(job: Obj, *, now: datetime | None = None) -> tuple[JobReconciler, Store]:
+    """A reconciler over stores holding ``job``, its Master pod (Succeeded) and its service."""
     jobs = Store()
-    jobs.upsert(running)
+    jobs.upsert(job)
     pods = Store(indexers={CONTROLLER_UID_INDEX: controller_uid_index})
-    pods.upsert(make_pod(running, "Master", 0, "Succeeded", exit_code=0))
+    pods.upsert(make_pod(job, "Master", 0, "Succeeded", exit_code=0))
     services = Store(indexers={CONTROLLER_UID_INDEX: controller_uid_index})
     adapter = ADAPTERS["PyTorchJob"]
-    services.upsert(build_service(adapter, running, "Master", 0))
-    client = StatusClient()
+    services.upsert(build_service(adapter, job, "Master", 0))
     reconciler = JobReconciler(
         adapter,
-        client=client,  # type: ignore[arg-type]
+        client=StatusClient(),  # type: ignore[arg-type]
         jobs=Lister(jobs),
         pods=Lister(pods),
         services=Lister(services),
@@ -131,7 +136,17 @@ async def test_a_finished_job_whose_first_requeue_was_lost_to_a_stale_cache_over
         metrics=JobMetrics(new_registry(process_metrics=False)),
         expectations=Expectations(),
         options=JobControllerOptions(),
+        **({} if now is None else {"now": lambda: now}),
     )
+    return reconciler, jobs
+
+
+async def test_a_finished_job_whose_first_requeue_was_lost_to_a_stale_cache_overtakes_new_jobs() -> (
+    None
+):
+    running = job_with(status=RUNNING, rv="5")
+    reconciler, jobs = reconciler_for(running)
+    client: StatusClient = reconciler.client  # type: ignore[assignment]
     request = Request.from_key("ns/done")
 
     # 1. The pod's success: the job is written Succeeded; the TTL requeue is at TTL_PRIORITY.
@@ -155,3 +170,18 @@ async def test_a_finished_job_whose_first_requeue_was_lost_to_a_stale_cache_over
     assert queue.get_nowait() == "ns/done"
     third = await reconciler.reconcile(request)
     assert third.priority == TTL_PRIORITY and len(client.written) == 1
+
+
+async def test_how_late_a_ttl_deletion_came_is_observed() -> None:
+    finished = job_with(status=finished_status(), rv="9", ttl=30)
+    completion = datetime(2025, 1, 1, 12, 1, 0, tzinfo=UTC)  # finished_status()'s
+    reconciler, _ = reconciler_for(finished, now=completion + timedelta(seconds=32.5))
+    client: StatusClient = reconciler.client  # type: ignore[assignment]
+    result = await reconciler.reconcile(Request.from_key("ns/done"))
+    assert client.deleted == [("ns", "done")] and not result.requeue_after
+    registry = reconciler.metrics.ttl_deletion_delay_seconds
+    (family,) = registry.collect()
+    samples = {(s.name, s.labels.get("le")): s.value for s in family.samples}
+    assert samples[("kubetrain_job_ttl_deletion_delay_seconds_sum", None)] == 2.5
+    assert samples[("kubetrain_job_ttl_deletion_delay_seconds_bucket", "2.0")] == 0
+    assert samples[("kubetrain_job_ttl_deletion_delay_seconds_bucket", "5.0")] == 1
