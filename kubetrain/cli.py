@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -148,6 +149,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Full GC pauses scan only what is new (gcfreeze.py); KUBETRAIN_GC_FREEZE=0 turns it off.
+    if os.environ.get("KUBETRAIN_GC_FREEZE", "1") != "0":
+        from kubetrain import gcfreeze
+
+        gcfreeze.install()
     # Ctrl-C can land anywhere: while subcommands import their modules, before the event loop
     # installs its handlers, or a second time while stopping. Each ends quietly with 130.
     try:
