@@ -149,11 +149,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Full GC pauses scan only what is new (gcfreeze.py); KUBETRAIN_GC_FREEZE=0 turns it off.
-    if os.environ.get("KUBETRAIN_GC_FREEZE", "1") != "0":
-        from kubetrain import gcfreeze
+    # GC for a large, long-lived heap (gctuning.py); KUBETRAIN_GC_TUNING=0 turns it off.
+    if os.environ.get("KUBETRAIN_GC_TUNING", "1") != "0":
+        from kubetrain import gctuning
 
-        gcfreeze.install()
+        gctuning.install()
     # Ctrl-C can land anywhere: while subcommands import their modules, before the event loop
     # installs its handlers, or a second time while stopping. Each ends quietly with 130.
     try:

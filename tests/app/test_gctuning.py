@@ -1,5 +1,6 @@
-"""``kubetrain.gcfreeze``: survivors of a full collection are frozen (not scanned again), and a
-thaw every ``thaw_seconds`` lets a full collection find cycles that died while frozen."""
+"""``kubetrain.gctuning``: survivors of a full collection are frozen (not scanned again), a thaw
+every ``thaw_seconds`` lets a full collection find cycles that died while frozen, and every
+``kubetrain`` command installs it with the larger young generation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubetrain.gcfreeze import FreezeAfterFullCollections, install
+from kubetrain.gctuning import YOUNG_THRESHOLDS, FreezeAfterFullCollections, install
 
 
 class Clock:
@@ -76,26 +77,32 @@ def test_young_collections_leave_the_frozen_set_alone(
 def test_every_kubetrain_command_installs_it_once_unless_turned_off() -> None:
     probe = (
         "import gc, sys\n"
-        "from kubetrain import cli, gcfreeze\n"
+        "from kubetrain import cli, gctuning\n"
         "sys.argv = ['kubetrain', '--version']\n"
         "try:\n"
         "    cli.main(['--version'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "gcfreeze.install()\n"
-        "print(sum(isinstance(c, gcfreeze.FreezeAfterFullCollections) for c in gc.callbacks))\n"
+        "gctuning.install()\n"
+        "print(gc.get_threshold()[0])\n"
+        "print(sum(isinstance(c, gctuning.FreezeAfterFullCollections) for c in gc.callbacks))\n"
     )
     on = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert on.stdout.split()[-1] == "1"
+    assert on.stdout.split()[-2:] == [str(YOUNG_THRESHOLDS[0]), "1"]
     off = subprocess.run(
-        [sys.executable, "-c", probe.replace("gcfreeze.install()\n", "")],
+        [sys.executable, "-c", probe.replace("gctuning.install()\n", "")],
         capture_output=True,
         text=True,
         check=True,
-        env={"KUBETRAIN_GC_FREEZE": "0", "PATH": ""},
+        env={"KUBETRAIN_GC_TUNING": "0", "PATH": ""},
     )
-    assert off.stdout.split()[-1] == "0"
-    assert install() is install()  # in this process too: one callback however often called
-    for callback in [c for c in gc.callbacks if isinstance(c, FreezeAfterFullCollections)]:
-        gc.callbacks.remove(callback)
-    gc.unfreeze()
+    assert off.stdout.split()[-2:] == ["700", "0"]  # CPython's defaults
+    before = gc.get_threshold()
+    try:
+        assert install() is install()  # in this process too: one callback however often called
+        assert gc.get_threshold() == YOUNG_THRESHOLDS
+    finally:
+        for callback in [c for c in gc.callbacks if isinstance(c, FreezeAfterFullCollections)]:
+            gc.callbacks.remove(callback)
+        gc.unfreeze()
+        gc.set_threshold(*before)
