@@ -51,6 +51,7 @@ from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.informers.transforms import strip_managed_fields
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.api.defaults import default_job
+from kubetrain.reconcilers.api.kinds import JobKind
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.compact import compact_job, merge_patch_of, slim_pod
 from kubetrain.reconcilers.common.decision import WARNING, StatusDecision
@@ -65,6 +66,7 @@ from kubetrain.reconcilers.common.naming import (
     OPERATOR_NAME_LABEL,
     REPLICA_TYPE_LABEL,
 )
+from kubetrain.reconcilers.common.runpolicy import ttl_seconds
 from kubetrain.reconcilers.common.status import compute_status
 from kubetrain.reconcilers.exits import ExitLog
 from kubetrain.reconcilers.kinds.base import DomainOptions, KindAdapter
@@ -262,16 +264,17 @@ class JobHandler:
     in ``kubetrain bench ttl``). This update is that event. Bounded: once per finished job.
     """
 
-    __slots__ = ("_enqueue",)
+    __slots__ = ("_enqueue", "_kind")
 
-    def __init__(self) -> None:
+    def __init__(self, kind: JobKind) -> None:
         self._enqueue = EnqueueForObject()
+        self._kind = kind
 
     def on_add(self, obj: Obj, is_in_initial_list: bool, queue: KeyQueue) -> None:
         self._enqueue.on_add(obj, is_in_initial_list, queue)
 
     def on_update(self, old: Obj, new: Obj, queue: KeyQueue) -> None:
-        if _became_finished_with_ttl(old, new):
+        if _became_finished(old, new) and ttl_seconds(new, self._kind) is not None:
             queue = _AtLeast(queue, TTL_PRIORITY)
         self._enqueue.on_update(old, new, queue)
 
@@ -279,15 +282,13 @@ class JobHandler:
         self._enqueue.on_delete(obj, queue)
 
     def __repr__(self) -> str:
-        return "JobHandler()"
+        return f"JobHandler({self._kind.kind})"
 
 
-def _became_finished_with_ttl(old: Obj, new: Obj) -> bool:
-    new_status = new.get("status") or {}
-    if not cond.is_finished(new_status) or cond.is_finished(old.get("status") or {}):
-        return False
-    policy = (new.get("spec") or {}).get("runPolicy") or {}
-    return policy.get("ttlSecondsAfterFinished") is not None
+def _became_finished(old: Obj, new: Obj) -> bool:
+    return cond.is_finished(new.get("status") or {}) and not cond.is_finished(
+        old.get("status") or {}
+    )
 
 
 class _AtLeast:
@@ -355,7 +356,8 @@ class _Outcome:
     created_pods: list[str] = field(default_factory=list)
     created_services: list[str] = field(default_factory=list)
     status_deferred: float | None = None
-    """Seconds until a replica-count-only status change may be written (``status_batch_seconds``)."""
+    """Seconds until a replica-count-only status change may be written
+    (``status_batch_seconds``)."""
 
 
 class JobReconciler:
@@ -976,7 +978,7 @@ def new_job_controller(
     )
     jobs.add_event_handler(JobPhaseGauge(metrics, framework=kind.framework))
     controller = Controller(kind.controller_name, reconciler.reconcile, options=controller_options)
-    controller.watch(jobs, JobHandler())
+    controller.watch(jobs, JobHandler(kind))
     controller.watch(pods, OwnedObjectHandler(owner, expectations, PODS.plural, exits=exits))
     controller.watch(services, OwnedObjectHandler(owner, expectations, SERVICES.plural))
     for plural, informer in extras.items():

@@ -4,8 +4,8 @@ Run times are spread over 1 .. 1 + ``ttl_spread_seconds`` so completions are spr
 per system: deletion lag = deletion seen - (completionTime + ttl), p50/p99/max; jobs never
 deleted (within the timeout); how long after its completionTime each job's finished status was
 visible (``finished_seen_lag``: a system whose status write is answered late cannot delete on
-time, whatever its TTL timer does); CPU, peak RSS and the system's writes (minimal: pods + services +
-three condition changes + one delete per job).
+time, whatever its TTL timer does); CPU, peak RSS and the system's writes (minimal: pods +
+services + three condition changes + one delete per job).
 """
 
 from __future__ import annotations

@@ -37,6 +37,18 @@ CLEAN_RUNNING = "Running"
 CLEAN_NONE = "None"
 
 
+def ttl_seconds(job: Obj, kind: JobKind) -> int | None:
+    """``runPolicy.ttlSecondsAfterFinished`` as an int; None when unset or not a number (an
+    invalid job reaches here unvalidated: a value that is not a number means no TTL)."""
+    ttl = run_policy(job, kind).get("ttlSecondsAfterFinished")
+    if ttl is None or isinstance(ttl, bool):
+        return None
+    try:
+        return int(ttl)
+    except (TypeError, ValueError):
+        return None
+
+
 def ttl_deadline(job: Obj, kind: JobKind) -> datetime | None:
     """When a finished job must be deleted: ``completionTime + ttlSecondsAfterFinished``.
 

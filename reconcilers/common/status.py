@@ -61,7 +61,6 @@ from kubetrain.reconcilers.common.jobs import (
     name_of,
     parse_time,
     replica_specs,
-    run_policy,
     uid_of,
 )
 from kubetrain.reconcilers.common.naming import is_controlled_by
@@ -80,6 +79,7 @@ from kubetrain.reconcilers.common.runpolicy import (
     past_active_deadline,
     past_backoff_limit,
     pods_to_clean,
+    ttl_seconds,
 )
 from kubetrain.reconcilers.common.services import build_service, plan_services
 from kubetrain.reconcilers.kinds.base import DomainOptions, KindAdapter
@@ -284,7 +284,7 @@ def _finish(
     )
     if cond.is_succeeded(work.status) and work.status.get("replicaStatuses"):
         work.status["replicaStatuses"] = fold_active_into_succeeded(work.status["replicaStatuses"])
-    ttl = _ttl_seconds(job, adapter)
+    ttl = ttl_seconds(job, adapter.kind)
     if ttl is None:
         return
     finished_at = parse_time(work.status.get("completionTime")) or _finished_transition(work)
@@ -299,18 +299,6 @@ def _finish(
         work.counters.deleted += 1
     else:
         decision.requeue_after = remaining
-
-
-def _ttl_seconds(job: Obj, adapter: KindAdapter) -> int | None:
-    """``runPolicy.ttlSecondsAfterFinished`` as an int; None when unset or not a number (an
-    invalid job reaches here unvalidated: a value that is not a number means no TTL)."""
-    ttl = run_policy(job, adapter.kind).get("ttlSecondsAfterFinished")
-    if ttl is None or isinstance(ttl, bool):
-        return None
-    try:
-        return int(ttl)
-    except (TypeError, ValueError):
-        return None
 
 
 def _finished_transition(work: StatusWork) -> datetime | None:

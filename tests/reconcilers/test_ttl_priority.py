@@ -37,6 +37,8 @@ from kubetrain.reconcilers.metrics import JobMetrics
 
 Obj = dict[str, Any]
 
+PYTORCH = ADAPTERS["PyTorchJob"].kind
+
 RUNNING = {
     "conditions": [
         {"type": "Created", "status": "True", "reason": "PyTorchJobCreated"},
@@ -91,7 +93,7 @@ def test_the_update_that_shows_a_job_finished_with_a_ttl_is_enqueued_at_ttl_prio
     running = job_with(status=RUNNING, rv="5")
     succeeded = job_with(status=finished_status(), rv="9")
     queue = RecordingQueue()
-    JobHandler().on_update(running, succeeded, queue)
+    JobHandler(PYTORCH).on_update(running, succeeded, queue)
     assert queue.added == [("ns/done", TTL_PRIORITY)]
     assert TTL_PRIORITY > POD_PHASE_PRIORITY > NORMAL_PRIORITY
 
@@ -103,9 +105,9 @@ def test_the_update_that_shows_a_job_finished_with_a_ttl_is_enqueued_at_ttl_prio
         job_with(status=finished_status(), rv="9", ttl=None),
     )
     queue = RecordingQueue()
-    JobHandler().on_update(succeeded, later, queue)
-    JobHandler().on_update(*no_ttl, queue)
-    JobHandler().on_add(succeeded, True, queue)
+    JobHandler(PYTORCH).on_update(succeeded, later, queue)
+    JobHandler(PYTORCH).on_update(*no_ttl, queue)
+    JobHandler(PYTORCH).on_add(succeeded, True, queue)
     assert queue.added == [("ns/done", NORMAL_PRIORITY)] * 2 + [("ns/done", LOW_PRIORITY)]
 
 
@@ -166,7 +168,7 @@ async def test_a_finished_job_whose_first_requeue_was_lost_to_a_stale_cache_over
     for i in range(3):
         queue.add(f"ns/new-{i}")
     jobs.upsert(stored)
-    JobHandler().on_update(running, stored, queue)
+    JobHandler(PYTORCH).on_update(running, stored, queue)
     assert queue.get_nowait() == "ns/done"
     third = await reconciler.reconcile(request)
     assert third.priority == TTL_PRIORITY and len(client.written) == 1
