@@ -16,16 +16,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # room folder -> (its import prefix, the kubetrain prefixes it may import besides itself)
 RULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "informers": ("kubetrain.informers", ()),
-    "engine": ("kubetrain.engine", ("kubetrain.informers",)),
-    "reconcilers": ("kubetrain.reconcilers", ("kubetrain.engine", "kubetrain.informers")),
-    # The API server is stdlib + third-party only; it is what every client talks to.
-    "cluster/apiserver": ("kubetrain.cluster.apiserver", ()),
+    "base": ("kubetrain.base", ()),
+    "informers": ("kubetrain.informers", ("kubetrain.base",)),
+    "engine": ("kubetrain.engine", ("kubetrain.base", "kubetrain.informers")),
+    "reconcilers": (
+        "kubetrain.reconcilers",
+        ("kubetrain.base", "kubetrain.engine", "kubetrain.informers"),
+    ),
+    # The API server is stdlib + third-party + base only; it is what every client talks to.
+    "cluster/apiserver": ("kubetrain.cluster.apiserver", ("kubetrain.base",)),
     # The node simulator is a client like a kubelet: it must work against any API server.
-    "cluster/nodesim": ("kubetrain.cluster.nodesim", ("kubetrain.engine", "kubetrain.informers")),
+    "cluster/nodesim": (
+        "kubetrain.cluster.nodesim",
+        ("kubetrain.base", "kubetrain.engine", "kubetrain.informers"),
+    ),
     "cluster": (
         "kubetrain.cluster",
-        ("kubetrain.engine", "kubetrain.informers"),
+        ("kubetrain.base", "kubetrain.engine", "kubetrain.informers"),
     ),
 }
 

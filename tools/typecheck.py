@@ -15,13 +15,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOMS = {
+    "base": "base",
     "engine": "engine",
     "informers": "informers",
     "reconcilers": "reconcilers",
     "cluster": "cluster",
     "bench": "bench",
 }
-STRICT = ["kubetrain.engine", "kubetrain.informers"]
+STRICT = ["kubetrain.base", "kubetrain.engine", "kubetrain.informers"]
 
 
 def build_shadow() -> Path:
