@@ -25,11 +25,12 @@ import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.tokenbucket import TokenBucket
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 
 from .client_metrics import ERROR_CODE, ClientMetrics
-from .clock import Clock, RealClock
 from .config import ClientConfig
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "ApiConnectionError",
     "ClientOptions",
     "PatchType",
-    "TokenBucket",
     "deep_copy",
 ]
 
@@ -112,53 +112,6 @@ class ClientOptions:
             raise ValueError(f"ClientOptions.max_retries must be >= 0, got {self.max_retries}")
 
 
-class TokenBucket:
-    """A token bucket like ``golang.org/x/time/rate.Limiter``: ``rate`` tokens/s, ``burst`` deep.
-
-    ``reserve()`` takes one token now and returns how long the caller must wait for it; tokens
-    may go negative, so concurrent callers queue in arrival order without locks or tasks.
-    ``try_take()`` takes a token only if one is available (for dropping instead of waiting).
-    Single event loop only.
-    """
-
-    __slots__ = ("_clock", "_last", "_tokens", "burst", "rate")
-
-    def __init__(self, rate: float, burst: int, *, clock: Clock) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"TokenBucket needs rate > 0 and burst >= 1, got {rate}, {burst}")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)  # invariant: <= burst; negative = reserved ahead
-        self._last = clock.now()
-
-    def _refill(self) -> None:
-        now = self._clock.now()
-        elapsed = now - self._last
-        if elapsed > 0:
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-            self._last = now
-
-    def reserve(self) -> float:
-        """Take a token; return the seconds until it is really available (0 if now)."""
-        self._refill()
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def try_take(self) -> bool:
-        """Take a token if one is available now; False (nothing taken) otherwise."""
-        self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-    @property
-    def tokens(self) -> float:
-        self._refill()
-        return self._tokens
-
-
 def deep_copy(obj: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of a JSON object (orjson round trip: several times faster than deepcopy)."""
     copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
@@ -228,7 +181,7 @@ class ApiClient:
     def _auth_header(self) -> str | None:
         if self._static_auth is not None or not self.config.token_file:
             return self._static_auth
-        now = self._clock.now()
+        now = self._clock.monotonic()
         if now - self._token_read_at > 60.0:  # client-go re-reads the SA token every minute
             with open(self.config.token_file, encoding="utf-8") as f:
                 self._token_auth = f"Bearer {f.read().strip()}"

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.clock import Clock, RealClock
 from kubetrain.informers.handlers import ResourceEventHandler
 from kubetrain.informers.informer import SharedInformer
 
-from .clock import Clock, RealClock
 from .handlers import EnqueueForObject, QueueEventHandler, bind
 from .logging import reconcile_context
 from .metrics import ControllerMetrics, controller_metric_families, workqueue_provider
@@ -283,7 +283,7 @@ class Controller:
         metrics = self._metrics
         queue = self.queue
         metrics.active_workers.inc()
-        start = self._clock.now()
+        start = self._clock.monotonic()
         try:
             with reconcile_context(
                 controller=self.name, key=key, reconcile_id=request.reconcile_id
@@ -326,7 +326,7 @@ class Controller:
                     queue.forget(key)
                     metrics.result["success"].inc()
         finally:
-            metrics.reconcile_time.observe(max(0.0, self._clock.now() - start))
+            metrics.reconcile_time.observe(max(0.0, self._clock.monotonic() - start))
             metrics.active_workers.dec()
 
     async def _reconcile_with_timeout(self, request: Request) -> Result:
@@ -344,7 +344,7 @@ class Controller:
             expired = True
             task.cancel()
 
-        timer = self._clock.call_at(self._clock.now() + timeout, expire)
+        timer = self._clock.call_at(self._clock.monotonic() + timeout, expire)
         try:
             result = await self._reconciler(request)
         except asyncio.CancelledError:

@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-from kubetrain.engine.clock import Clock, Timer
+from kubetrain.base.clock import Clock, Timer
 from kubetrain.engine.queue import NORMAL_PRIORITY, Interface, QueueOptions, WorkQueue, _Item
 from kubetrain.engine.workqueue_metrics import QueueMetrics
 
@@ -122,7 +122,7 @@ class DelayingQueue(WorkQueue[K]):
             return
         if self._metrics is not None:
             self._metrics.retried()
-        ready_at = self._clock.now() + delay
+        ready_at = self._clock.monotonic() + delay
         item = self._items.get(key)
         if item is None:
             item = _Item(key, priority, False, ready_at)
@@ -150,7 +150,7 @@ class DelayingQueue(WorkQueue[K]):
 
     def _promote_due(self) -> None:
         items = self._items
-        for ready_at, item in self._waiting.pop_due(self._clock.now()):
+        for ready_at, item in self._waiting.pop_due(self._clock.monotonic()):
             if not item.ready and item.ready_at == ready_at and items.get(item.key) is item:
                 item.ready = True
                 self._became_ready(item)

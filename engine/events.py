@@ -30,12 +30,11 @@ from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
+from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.tokenbucket import TokenBucket
 from kubetrain.engine.metrics_registry import once_per_registry
 from kubetrain.informers.resource import EVENTS, ResourceRef
 from kubetrain.informers.transport import ApiStatusError, Transport
-
-from .client import TokenBucket
-from .clock import Clock, RealClock
 
 __all__ = ["EventRecorder", "EventRecorderOptions", "EventType"]
 
@@ -79,7 +78,7 @@ class _Seen:
     """What the correlator remembers of one distinct event (the last one written or queued)."""
 
     event: dict[str, Any]  # the full Event as last queued; count and lastTimestamp advance
-    last_seen: float  # clock.now() of the latest occurrence
+    last_seen: float  # clock.monotonic() of the latest occurrence
 
 
 @dataclass(slots=True)
@@ -166,7 +165,7 @@ class EventRecorder:
             self._metrics.dropped.labels("queue_full").inc()
             return
         involved = self._reference(obj, resource)
-        now = self._clock.now()
+        now = self._clock.monotonic()
         wall = self.options.wall_time()
         timestamp = _rfc3339(wall)
         object_key = (

@@ -23,8 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from kubetrain.base.objects import (
+    Obj,
+    controller_ref,
+    group_of,
+    object_key,
+    resource_version_of,
+)
 from kubetrain.informers.handlers import ResourceEventHandler
-from kubetrain.informers.objects import Obj, object_key, resource_version_of
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 
@@ -117,22 +123,16 @@ class EnqueueForOwner:
 
     def owner_key(self, obj: Obj) -> str | None:
         """The owner's key, or None when ``obj`` has no matching controller reference."""
-        meta = obj.get("metadata") or {}
-        for ref in meta.get("ownerReferences") or ():
-            if ref.get("controller") is not True:
-                continue
-            if ref.get("kind") != self._kind:
-                return None
-            api_version = ref.get("apiVersion") or ""
-            group = api_version.rpartition("/")[0]
-            if group != self._group:
-                return None
-            name = ref.get("name")
-            if not name:
-                return None
-            namespace = meta.get("namespace") if self._namespaced else None
-            return f"{namespace}/{name}" if namespace else str(name)
-        return None
+        ref = controller_ref(obj)
+        if ref is None or ref.get("kind") != self._kind:
+            return None
+        if group_of(str(ref.get("apiVersion") or "")) != self._group:
+            return None
+        name = ref.get("name")
+        if not name:
+            return None
+        namespace = (obj.get("metadata") or {}).get("namespace") if self._namespaced else None
+        return f"{namespace}/{name}" if namespace else str(name)
 
     def on_add(self, obj: Obj, is_in_initial_list: bool, queue: KeyQueue) -> None:
         key = self.owner_key(obj)

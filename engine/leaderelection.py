@@ -29,11 +29,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from kubetrain.base.clock import Clock, RealClock
 from kubetrain.engine.metrics_registry import once_per_registry
 from kubetrain.informers.resource import LEASES
 from kubetrain.informers.transport import ApiStatusError, Transport
-
-from .clock import Clock, RealClock
 
 __all__ = ["JITTER_FACTOR", "LeaderElectionConfig", "LeaderElector"]
 
@@ -148,7 +147,7 @@ class LeaderElector:
         self._path = LEASES.item_path(config.lease_namespace, config.lease_name)
         self._lease: dict[str, Any] | None = None  # last Lease read or written (with its RV)
         self._observed_spec: dict[str, Any] = {}
-        self._observed_at = -math.inf  # clock.now() when _observed_spec last changed
+        self._observed_at = -math.inf  # clock.monotonic() when _observed_spec last changed
         self._reported_leader: str | None = None
         self._leading = False
         self._last_renew = -math.inf
@@ -176,7 +175,7 @@ class LeaderElector:
         ``lease_duration + tolerance`` seconds (a stuck leader should be restarted)."""
         if not self._leading:
             return True
-        return self._clock.now() - self._last_renew <= self.config.lease_duration + tolerance
+        return self._clock.monotonic() - self._last_renew <= self.config.lease_duration + tolerance
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -222,9 +221,9 @@ class LeaderElector:
     async def _renew_loop(self) -> None:
         """Renew every retry_period; return when no renewal succeeded within renew_deadline."""
         while True:
-            deadline = self._clock.now() + self.config.renew_deadline
+            deadline = self._clock.monotonic() + self.config.renew_deadline
             while True:
-                remaining = deadline - self._clock.now()
+                remaining = deadline - self._clock.monotonic()
                 if remaining <= 0:
                     return
                 try:
@@ -236,7 +235,7 @@ class LeaderElector:
                     ok = False
                 if ok:
                     break
-                if deadline - self._clock.now() <= 0:
+                if deadline - self._clock.monotonic() <= 0:
                     return
                 await self._clock.sleep(self.config.retry_period)
             await self._clock.sleep(self.config.retry_period)
@@ -323,13 +322,13 @@ class LeaderElector:
         """Our write succeeded: remember the Lease (for the next RV) as observed now."""
         self._lease = lease
         self._observe(lease)
-        self._last_renew = self._clock.now()
+        self._last_renew = self._clock.monotonic()
 
     def _observe(self, lease: dict[str, Any]) -> None:
         spec = lease.get("spec") or {}
         if spec != self._observed_spec:
             self._observed_spec = dict(spec)
-            self._observed_at = self._clock.now()
+            self._observed_at = self._clock.monotonic()
         holder = str(spec.get("holderIdentity") or "")
         if holder and holder != self._reported_leader:
             self._reported_leader = holder
@@ -341,7 +340,7 @@ class LeaderElector:
 
     def _lease_valid(self, spec: dict[str, Any]) -> bool:
         duration = float(spec.get("leaseDurationSeconds") or 0)
-        return self._observed_at + duration > self._clock.now()
+        return self._observed_at + duration > self._clock.monotonic()
 
     async def _release(self) -> None:
         """Hand the Lease back (empty holder, 1 s) if we still hold it; errors are logged.

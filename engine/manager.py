@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.transport import Transport
 
@@ -101,6 +102,9 @@ class ManagerOptions:
     None: wait as long as it takes; 0: cancel at once."""
     cache_sync_timeout: float = 120.0
     """Seconds to wait for the informers' first sync before ``run`` fails."""
+    clock: Clock = REAL_CLOCK
+    """Time of leader election (lease renewals, retries); pass the clock the controllers and
+    informers were given, so one fake clock drives the whole operator in tests."""
     registry: CollectorRegistry | None = None
     """The registry ``/metrics`` serves, and where the elector (and, by default, the informers)
     register; None: prometheus-client's global registry. Controllers take theirs from
@@ -363,7 +367,7 @@ class Manager:
             retry_period=opts.retry_period,
             release_on_cancel=opts.leader_election_release_on_cancel,
         )
-        return LeaderElector(self.client, config, registry=opts.registry)
+        return LeaderElector(self.client, config, registry=opts.registry, clock=opts.clock)
 
     async def _teardown(
         self,

@@ -27,7 +27,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from kubetrain.engine.clock import Clock, RealClock
+from kubetrain.base.clock import Clock, RealClock
 from kubetrain.engine.waiters import WaitingGetters
 from kubetrain.engine.workqueue_metrics import (
     MetricsProvider,
@@ -234,7 +234,7 @@ class WorkQueue(Generic[K]):
         if started is None:
             raise ValueError(f"WorkQueue.done({key!r}): key is not processing (done twice?)")
         if self._metrics is not None:
-            self._metrics.finished(self._clock.now() - started)
+            self._metrics.finished(self._clock.monotonic() - started)
         item = self._items.get(key)
         if item is not None and item.ready:
             self._push(item)
@@ -259,13 +259,13 @@ class WorkQueue(Generic[K]):
 
     def unfinished_seconds(self) -> float:
         """Sum of the ages of in-flight items (``workqueue_unfinished_work_seconds``)."""
-        now = self._clock.now()
+        now = self._clock.monotonic()
         return sum(now - started for started in list(self._processing.values()))
 
     def longest_running_seconds(self) -> float:
         """Age of the oldest in-flight item (``workqueue_longest_running_processor_seconds``)."""
         starts = list(self._processing.values())
-        return self._clock.now() - min(starts) if starts else 0.0
+        return self._clock.monotonic() - min(starts) if starts else 0.0
 
     # -- internals shared with the delaying layer --------------------------------------------
 
@@ -273,7 +273,7 @@ class WorkQueue(Generic[K]):
         """``item`` (live in _items) just turned ready: hand it out, or park it behind done."""
         metrics = self._metrics
         if metrics is not None:
-            item.ready_at = self._clock.now()
+            item.ready_at = self._clock.monotonic()
             metrics.added(item.priority)
         if item.key not in self._processing:
             self._push(item)
@@ -315,7 +315,7 @@ class WorkQueue(Generic[K]):
                     self._ready_count -= 1
                     metrics = self._metrics
                     if metrics is not None:
-                        now = self._clock.now()
+                        now = self._clock.monotonic()
                         metrics.taken(priority, now - item.ready_at)
                         self._processing[key] = now
                     else:

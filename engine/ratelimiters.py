@@ -15,7 +15,8 @@ import math
 from collections.abc import Hashable
 from typing import Generic, Protocol, TypeVar
 
-from kubetrain.engine.clock import Clock, RealClock
+from kubetrain.base.clock import REAL_CLOCK, Clock
+from kubetrain.base.tokenbucket import TokenBucket
 
 K = TypeVar("K", bound=Hashable)
 K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
@@ -90,7 +91,7 @@ class BucketRateLimiter(Generic[K]):
     how long until that token exists. ``forget`` is a no-op and ``num_requeues`` is always 0.
     """
 
-    __slots__ = ("_burst", "_clock", "_last", "_qps", "_tokens")
+    __slots__ = ("_bucket",)
 
     def __init__(
         self,
@@ -103,22 +104,10 @@ class BucketRateLimiter(Generic[K]):
             raise ValueError(
                 f"BucketRateLimiter: qps must be > 0 and burst >= 1 (got qps={qps}, burst={burst})"
             )
-        self._qps = qps
-        self._burst = float(burst)
-        self._clock: Clock = clock if clock is not None else RealClock()
-        # Invariant: _tokens <= _burst; negative means tokens already promised to future callers.
-        self._tokens = float(burst)
-        self._last = self._clock.now()
+        self._bucket = TokenBucket(qps, burst, clock=clock if clock is not None else REAL_CLOCK)
 
     def when(self, item: K) -> float:
-        now = self._clock.now()
-        if now > self._last:
-            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._qps)
-            self._last = now
-        self._tokens -= 1.0
-        if self._tokens >= 0:
-            return 0.0
-        return -self._tokens / self._qps
+        return self._bucket.reserve()
 
     def forget(self, item: K) -> None:
         return None

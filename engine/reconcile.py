@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from kubetrain.informers.objects import split_key
+from kubetrain.base.objects import split_key
 
 __all__ = ["Reconciler", "Request", "Result", "TerminalError", "new_reconcile_id"]
 

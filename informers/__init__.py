@@ -1,6 +1,6 @@
 """List+watch caches: reflectors, indexed stores, listers and the shared informer factory.
 
-May import: the standard library and third-party packages only.
+May import: the standard library, third-party packages and ``kubetrain.base``.
 
 Data flows API server -> ``Reflector`` (list/watch, ``reflector.py``) -> transform
 (``transforms.py``) -> ``Store`` (indexes, ``store.py``) -> handlers (``handlers.py``); readers use
@@ -21,7 +21,6 @@ from .indexers import (
 )
 from .informer import InformerOptions, SharedInformer
 from .lister import Lister
-from .objects import Obj, object_key, split_key
 from .reflector import Reflector, ReflectorOptions
 from .resource import ResourceRef
 from .store import Store
@@ -38,7 +37,6 @@ __all__ = [
     "FunctionHandler",
     "InformerOptions",
     "Lister",
-    "Obj",
     "Reflector",
     "ReflectorOptions",
     "ResourceEventHandler",
@@ -53,7 +51,5 @@ __all__ = [
     "label_index_name",
     "metadata_only",
     "namespace_index",
-    "object_key",
-    "split_key",
     "strip_managed_fields",
 ]

@@ -21,7 +21,8 @@ from types import EllipsisType
 
 from prometheus_client import CollectorRegistry
 
-from .clock import SYSTEM_CLOCK, Clock
+from kubetrain.base.clock import REAL_CLOCK, Clock
+
 from .informer import InformerOptions, SharedInformer
 from .metrics import InformerMetrics
 from .objects import IndexFunc, Transform
@@ -65,7 +66,7 @@ class SharedInformerFactory:
         options: InformerOptions | None = None,
         registry: CollectorRegistry | None = None,
         metrics: InformerMetrics | None = None,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock = REAL_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
         """Defaults for every informer of this factory.

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from .objects import Obj
+from kubetrain.base.objects import Obj
+
 from .tombstone import DeletedFinalStateUnknown
 
 __all__ = ["EventHandler", "FunctionHandler", "ResourceEventHandler", "is_resync"]

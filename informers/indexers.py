@@ -13,7 +13,9 @@ pods, without scanning the cache. These helpers build the common ``IndexFunc``s:
 
 from __future__ import annotations
 
-from .objects import IndexFunc, Obj
+from kubetrain.base.objects import Obj, controller_uid
+
+from .objects import IndexFunc
 
 __all__ = [
     "CONTROLLER_UID_INDEX",
@@ -38,11 +40,8 @@ def namespace_index(obj: Obj) -> list[str]:
 
 def controller_uid_index(obj: Obj) -> list[str]:
     """The UID of the controlling owner (``ownerReferences[].controller == true``), if any."""
-    for ref in obj["metadata"].get("ownerReferences") or ():
-        if ref.get("controller") is True:
-            uid = ref.get("uid")
-            return [uid] if uid else []
-    return []
+    uid = controller_uid(obj)
+    return [uid] if uid else []
 
 
 def label_index_name(label_key: str) -> str:

@@ -19,11 +19,13 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .clock import SYSTEM_CLOCK, Clock
+from kubetrain.base.clock import REAL_CLOCK, Clock
+from kubetrain.base.objects import Obj, object_key
+
 from .handlers import ResourceEventHandler
 from .lister import Lister
 from .metrics import InformerMetrics
-from .objects import IndexFunc, Obj, Transform, object_key
+from .objects import IndexFunc, Transform
 from .reflector import Reflector, ReflectorOptions
 from .resource import ResourceRef
 from .store import Store
@@ -80,7 +82,7 @@ class SharedInformer:
         transform: Transform = strip_managed_fields,
         indexers: Mapping[str, IndexFunc] | None = None,
         options: InformerOptions | None = None,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock = REAL_CLOCK,
         rng: random.Random | None = None,
         metrics: InformerMetrics | None = None,
     ) -> None:

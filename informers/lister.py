@@ -13,8 +13,9 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Mapping
 
+from kubetrain.base.objects import Obj
+
 from .indexers import NAMESPACE_INDEX, label_index_name, label_index_value
-from .objects import Obj
 from .store import Store
 
 __all__ = ["Lister", "Selector"]

@@ -36,11 +36,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from .backoff import Backoff, BackoffOptions
-from .clock import SYSTEM_CLOCK, Clock
+from kubetrain.base.backoff import Backoff, BackoffOptions
+from kubetrain.base.clock import REAL_CLOCK, Clock
+from kubetrain.base.objects import Obj, object_key, resource_version_of
+
 from .gcpause import gc_paused
 from .metrics import InformerMetrics, ResourceMetrics
-from .objects import Obj, Transform, object_key, resource_version_of
+from .objects import Transform
 from .resource import ResourceRef
 from .transforms import identity
 from .transport import ApiStatusError, Transport
@@ -144,7 +146,7 @@ class Reflector:
         field_selector: str | None = None,
         transform: Transform = identity,
         options: ReflectorOptions | None = None,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock = REAL_CLOCK,
         rng: random.Random | None = None,
         metrics: ResourceMetrics | None = None,
     ) -> None:

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from kubetrain.base.objects import Obj, object_key, resource_version_of
+
 from .indexers import NAMESPACE_INDEX, namespace_index
-from .objects import IndexFunc, Obj, object_key, resource_version_of
+from .objects import IndexFunc
 from .tombstone import DeletedFinalStateUnknown
 
 __all__ = ["CacheMutationError", "IndexNotFoundError", "ReplaceResult", "Store"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .objects import Obj
+from kubetrain.base.objects import Obj
 
 __all__ = ["DeletedFinalStateUnknown"]
 

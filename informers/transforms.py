@@ -29,7 +29,9 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .objects import Obj, Transform
+from kubetrain.base.objects import Obj
+
+from .objects import Transform
 
 __all__ = [
     "LAST_APPLIED_ANNOTATION",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from kubetrain.base.objects import Obj
 from kubetrain.engine.client import ApiClient
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.events import EventRecorder
@@ -38,7 +39,6 @@ from kubetrain.engine.reconcile import Request, Result, TerminalError
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.indexers import CONTROLLER_UID_INDEX, controller_uid_index
 from kubetrain.informers.lister import Lister
-from kubetrain.informers.objects import Obj
 from kubetrain.informers.resource import (
     CONFIGMAPS,
     PODS,

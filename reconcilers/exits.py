@@ -13,7 +13,7 @@ it). The cached finished pod keeps ``state.terminated.exitCode`` and ``restartCo
 
 from __future__ import annotations
 
-from kubetrain.informers.objects import Obj
+from kubetrain.base.objects import Obj
 
 __all__ = ["ExitLog", "termination_of"]
 

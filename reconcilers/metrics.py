@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from kubetrain.informers.objects import object_key
+from kubetrain.base.objects import object_key
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import Counters

@@ -21,8 +21,8 @@ import logging
 
 import orjson
 
+from kubetrain.base.objects import Obj
 from kubetrain.engine.client import ApiClient
-from kubetrain.informers.objects import Obj
 from kubetrain.informers.resource import kubeflow
 from kubetrain.reconcilers.controller import JobReconciler
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.objects import split_key
 from kubetrain.engine.client import ApiClient
-from kubetrain.engine.clock import Clock, RealClock
 from kubetrain.engine.delaying import DelayingQueue
 from kubetrain.engine.queue import QueueOptions, QueueShutDown
 from kubetrain.engine.ratelimiters import ItemExponentialFailureRateLimiter
 from kubetrain.informers.lister import Lister
-from kubetrain.informers.objects import split_key
 from kubetrain.informers.resource import PODS
 from kubetrain.informers.transport import ApiStatusError
 
@@ -230,7 +230,7 @@ class Kubelet:
                 return
             run = self._admit(pod, node)
             self._runs[key] = run
-        now = self._clock.now() - run.t0
+        now = self._clock.monotonic() - run.t0
         index = bisect.bisect_right(run.times, now) - 1
         if index > run.written:
             stage = run.stages[index]
@@ -255,7 +255,7 @@ class Kubelet:
             init_run_seconds=self._options.init_run_seconds,
             restart_delay_seconds=self._options.restart_delay_seconds,
         )
-        now_wall, now = time.time(), self._clock.now()
+        now_wall, now = time.time(), self._clock.monotonic()
         started_wall = _wall_of(status.get("startTime", "")) if status.get("startTime") else None
         resumed = started_wall is not None and status.get("podIP") is not None
         if started_wall is None or not resumed:

@@ -19,9 +19,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from kubetrain.base.objects import split_key
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.lister import Lister
-from kubetrain.informers.objects import split_key
 from kubetrain.informers.resource import PODS
 from kubetrain.informers.transport import ApiStatusError
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from kubetrain.informers.objects import Obj
+from kubetrain.base.objects import Obj
 from kubetrain.informers.transforms import compact_finished
 
 __all__ = ["compact_job", "merge_patch_of", "slim_pod"]

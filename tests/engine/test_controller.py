@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kubetrain.engine.clock import FakeClock
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.metrics import RECONCILE_TIME_BUCKETS
 from kubetrain.engine.reconcile import Request, Result, TerminalError
@@ -31,7 +31,7 @@ class Harness:
         self.calls: list[tuple[float, Request]] = []
 
         async def recorded(request: Request) -> Result:
-            self.calls.append((self.clock.now(), request))
+            self.calls.append((self.clock.monotonic(), request))
             return await reconcile(request)
 
         self.controller = Controller(
@@ -159,7 +159,7 @@ async def test_errors_retry_with_exponential_backoff(stopper: list[Harness]) -> 
     for _ in range(6):
         deadline = h.clock.next_deadline()
         assert deadline is not None
-        await h.advance(deadline - h.clock.now())
+        await h.advance(deadline - h.clock.monotonic())
     times = h.times("ns/a")
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
     assert gaps == [0.005, 0.01, 0.02, 0.04, 0.08, 0.16]

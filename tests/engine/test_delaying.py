@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from kubetrain.engine.clock import FakeClock
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.delaying import DelayingQueue
 from kubetrain.engine.queue import QueueEmpty, QueueOptions, QueueShutDown
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.clock import FakeClock
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.events import EventRecorder, EventRecorderOptions
 from kubetrain.informers.resource import EVENTS, NAMESPACES, PODS

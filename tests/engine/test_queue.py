@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from kubetrain.engine.clock import FakeClock
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.queue import (
     LOW_PRIORITY,
     NORMAL_PRIORITY,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubetrain.engine.clock import FakeClock
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.queue import LOW_PRIORITY, QueueOptions
 from kubetrain.engine.rate_limiting import RateLimitingQueue
 from kubetrain.engine.ratelimiters import ItemExponentialFailureRateLimiter

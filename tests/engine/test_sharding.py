@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from kubetrain.engine.clock import FakeClock
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.queue import QueueEmpty, QueueOptions, QueueShutDown
 from kubetrain.engine.sharding import ShardedQueue, ShardingOptions
 

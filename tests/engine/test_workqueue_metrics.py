@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kubetrain.engine.clock import FakeClock
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.queue import LOW_PRIORITY, QueueOptions
 from kubetrain.engine.rate_limiting import RateLimitingQueue
 from kubetrain.engine.ratelimiters import ItemExponentialFailureRateLimiter

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from kubetrain.informers.objects import Obj, object_key
+from kubetrain.base.objects import Obj, object_key
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.informers.transport import ApiStatusError
 

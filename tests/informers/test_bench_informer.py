@@ -18,6 +18,7 @@ import orjson
 import pytest
 from informer_samples import finished_job_with_pods
 
+from kubetrain.base.objects import object_key
 from kubetrain.informers.handlers import EventHandler
 from kubetrain.informers.indexers import (
     CONTROLLER_UID_INDEX,
@@ -27,7 +28,6 @@ from kubetrain.informers.indexers import (
 )
 from kubetrain.informers.informer import InformerOptions, SharedInformer
 from kubetrain.informers.memory import deep_sizeof
-from kubetrain.informers.objects import object_key
 from kubetrain.informers.reflector import ReflectorOptions
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.informers.transforms import compact_finished, compact_when, phase_in

@@ -17,11 +17,11 @@ from aiohttp import web
 from informer_fakes import RecordingHandler
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.backoff import BackoffOptions
 from kubetrain.cluster.apiserver.server import ApiServerOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
-from kubetrain.informers.backoff import BackoffOptions
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.informer import InformerOptions, SharedInformer
 from kubetrain.informers.metrics import InformerMetrics

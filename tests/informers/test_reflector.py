@@ -22,7 +22,7 @@ from informer_fakes import (
 )
 from prometheus_client import CollectorRegistry
 
-from kubetrain.informers.backoff import BackoffOptions
+from kubetrain.base.backoff import BackoffOptions
 from kubetrain.informers.metrics import InformerMetrics
 from kubetrain.informers.reflector import Reflector, ReflectorOptions
 from kubetrain.informers.resource import PODS

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from informer_fakes import pod
 
+from kubetrain.base.objects import object_key, split_key
 from kubetrain.informers.indexers import (
     CONTROLLER_UID_INDEX,
     NAMESPACE_INDEX,
@@ -17,7 +18,6 @@ from kubetrain.informers.indexers import (
     label_index_name,
     namespace_index,
 )
-from kubetrain.informers.objects import object_key, split_key
 from kubetrain.informers.store import CacheMutationError, IndexNotFoundError, Store
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 
