@@ -47,7 +47,7 @@ async def _cluster_main(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         data_dir=args.data,
         kubeconfig_path=args.kubeconfig,
-        nodesim_options=options_from_args(args, nodes=args.nodes),
+        nodesim_options=options_from_args(args),
     )
     try:
         await cluster.start()

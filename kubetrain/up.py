@@ -135,7 +135,7 @@ def options_from_args(args: argparse.Namespace) -> UpOptions:
         progress=args.progress,
         metrics_bind_address=args.metrics_bind_address,
         log_level=args.log_level,
-        nodesim_options=nodesim_options_from_args(args, nodes=args.nodes),
+        nodesim_options=nodesim_options_from_args(args),
     )
 
 

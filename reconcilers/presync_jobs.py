@@ -24,7 +24,7 @@ import orjson
 from kubetrain.base.objects import Obj
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.resource import kubeflow
-from kubetrain.reconcilers.controller import JobReconciler
+from kubetrain.reconcilers.jobcontroller import JobReconciler
 
 __all__ = ["NewJobPreSync"]
 

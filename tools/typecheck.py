@@ -22,7 +22,7 @@ ROOMS = {
     "cluster": "cluster",
     "bench": "bench",
 }
-STRICT = ["kubetrain.base", "kubetrain.engine", "kubetrain.informers"]
+STRICT = ["kubetrain.base", "kubetrain.engine", "kubetrain.informers", "kubetrain.reconcilers"]
 
 
 def build_shadow() -> Path:

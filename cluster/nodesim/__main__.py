@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 
 async def _run(args: argparse.Namespace) -> int:
-    options = options_from_args(args, nodes=args.nodes)
+    options = options_from_args(args)
     sim = NodeSimulator.for_config(load_config(args.kubeconfig, context=args.context), options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,7 +1,8 @@
 """``NodeSimOptions``: every knob of the node simulator, with its documented default.
 
-The CLI (``kubetrain cluster --nodes``, ``python -m kubetrain.cluster.nodesim``) and
-``EmbeddedCluster(nodes=N)`` build one of these; the simulator never reads flags or environment.
+The CLI (``kubetrain cluster``/``up``, ``python -m kubetrain.cluster.nodesim``) builds one from
+the flags its fields declare (``base.flags``), ``EmbeddedCluster(nodes=N)`` directly; the simulator
+never reads flags or environment.
 Per-pod behaviour (how long a container runs, how it exits) comes from pod annotations; the
 ``default_*`` fields here are what a pod without the annotation gets.
 """
@@ -9,6 +10,8 @@ Per-pod behaviour (how long a container runs, how it exits) comes from pod annot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from kubetrain.base.flags import flag
 
 __all__ = ["DEFAULT_SCHEDULER", "NodeSimOptions"]
 
@@ -19,28 +22,39 @@ DEFAULT_SCHEDULER = "default-scheduler"
 class NodeSimOptions:
     """What the simulator registers and how simulated pods behave by default."""
 
-    nodes: int = 4
-    """How many Nodes to register, named ``{node_name_prefix}{i}`` for i in 0..nodes-1."""
+    nodes: int = field(default=4, metadata=flag("--nodes", "nodes to register"))
+    """Named ``{node_name_prefix}{i}`` for i in 0..nodes-1."""
     node_name_prefix: str = "kubetrain-node-"
-    cpu: str = "32"
+    cpu: str = field(default="32", metadata=flag("--node-cpu", "cpu per node"))
     """Each node's capacity and allocatable cpu (a quantity)."""
-    memory: str = "128Gi"
+    memory: str = field(default="128Gi", metadata=flag("--node-memory", "memory per node"))
     """Each node's capacity and allocatable memory."""
-    pods: int = 110
+    pods: int = field(default=110, metadata=flag("--node-pods", "pods per node"))
     """Each node's pod capacity (kube's default ``--max-pods``)."""
-    gpus: int = 8
-    """Each node's ``nvidia.com/gpu`` (0: the resource is not advertised)."""
+    gpus: int = field(default=8, metadata=flag("--node-gpus", "nvidia.com/gpu per node"))
+    """0: the resource is not advertised."""
     node_labels: tuple[tuple[str, str], ...] = ()
     """Extra labels on every node, besides hostname/os/arch and ``type=kubetrain-sim``."""
-    scheduler_names: frozenset[str] = field(default_factory=lambda: frozenset({DEFAULT_SCHEDULER}))
+    scheduler_names: frozenset[str] = field(
+        default_factory=lambda: frozenset({DEFAULT_SCHEDULER}),
+        metadata=flag("--scheduler-name", "schedule pods of this schedulerName"),
+    )
     """Pods whose ``spec.schedulerName`` is one of these are scheduled by the simulator."""
     lease_renew_seconds: float = 10.0
     """How often each node renews its Lease in ``kube-node-lease`` (the kubelet's 10 s)."""
-    default_run_seconds: float = 1.0
-    """How long a container runs when the pod has no ``sim.kubetrain.dev/run-seconds``."""
+    default_run_seconds: float = field(
+        default=1.0,
+        metadata=flag(
+            "--pod-run-seconds",
+            "container run time without the sim.kubetrain.dev/run-seconds annotation",
+        ),
+    )
     init_run_seconds: float = 0.0
     """How long each init container runs."""
-    default_start_delay_seconds: float = 0.0
+    default_start_delay_seconds: float = field(
+        default=0.0,
+        metadata=flag("--pod-start-delay-seconds", "ContainerCreating time without the annotation"),
+    )
     """Image pull + create time (``ContainerCreating``) without ``start-delay-seconds``."""
     restart_delay_seconds: float = 0.0
     """Time a crashed container waits (``CrashLoopBackOff``) before its in-place restart."""

@@ -30,12 +30,16 @@ _OPEN_OBJECT: Schema = {"type": "object", "x-kubernetes-preserve-unknown-fields"
 
 
 def _obj(
-    properties: dict[str, Schema], *, required: list[str] | None = None, **extra: Any
+    properties: dict[str, Schema],
+    *,
+    required: list[str] | None = None,
+    extensions: Schema | None = None,
 ) -> Schema:
+    """An object schema; ``extensions``: ``x-kubernetes-*`` keys to add."""
     schema: Schema = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
-    schema.update(extra)
+    schema.update(extensions or {})
     return schema
 
 
@@ -83,7 +87,7 @@ def _container() -> Schema:
             "resources": resources,
         },
         required=["name"],
-        **{"x-kubernetes-preserve-unknown-fields": True},
+        extensions={"x-kubernetes-preserve-unknown-fields": True},
     )
 
 
@@ -100,7 +104,7 @@ def _pod_template() -> Schema:
             "priorityClassName": _STR,
             "volumes": {"type": "array", "items": _OPEN_OBJECT},
         },
-        **{"x-kubernetes-preserve-unknown-fields": True},
+        extensions={"x-kubernetes-preserve-unknown-fields": True},
     )
     metadata = _obj(
         {
@@ -110,7 +114,7 @@ def _pod_template() -> Schema:
             "namespace": _STR,
             "finalizers": {"type": "array", "items": _STR},
         },
-        **{"x-kubernetes-preserve-unknown-fields": True},
+        extensions={"x-kubernetes-preserve-unknown-fields": True},
     )
     return _obj({"metadata": metadata, "spec": spec})
 
@@ -143,7 +147,7 @@ def _run_policy() -> Schema:
                     "priorityClass": _STR,
                     "scheduleTimeoutSeconds": _INT32,
                 },
-                **{
+                extensions={
                     "x-kubernetes-validations": [
                         {
                             "rule": "!has(oldSelf.queue) || (has(self.queue) && self.queue == oldSelf.queue)",

@@ -65,8 +65,12 @@ class StatusDecision:
        PyTorch HPA);
     4. ``status`` through the status subresource, only when ``status_changed``;
     5. ``delete_job`` (TTL): delete the job with background propagation;
-    6. ``events`` and ``counters``; then requeue after ``requeue_after`` seconds if set.
+    6. ``events`` and ``counters``; then requeue after ``requeue_after`` seconds if set, at
+       ``priority`` when set.
     ``error`` set: record it (the events carry it) and retry with backoff.
+    ``invalid`` set: the job failed validation; nothing but its status is written (when
+    ``status_changed``: the Failed condition naming the field, and Created if it had none), the
+    events and counters go with that write, and the job is never retried.
     """
 
     status: Obj
@@ -83,9 +87,15 @@ class StatusDecision:
     job_annotations: dict[str, str] = field(default_factory=dict)
     delete_job: bool = False
     ttl_deadline: datetime | None = None
-    """With ``delete_job``: when the TTL fell due (completion + ``ttlSecondsAfterFinished``)."""
+    """A finished job with a TTL: when it falls (or fell) due (``common/ttl.py``)."""
     requeue_after: float | None = None
+    priority: int | None = None
+    """Work-queue priority of the requeue (``common/priorities.py``); None: the default."""
     error: str | None = None
+    invalid: str | None = None
+    """The validation failure (the Failed condition's message) of a job that cannot run."""
+    total_replicas: int = 0
+    """Pods the (defaulted) job runs when all are created; 0 for a finished or invalid job."""
 
 
 @dataclass(slots=True)

@@ -24,9 +24,10 @@ A 409 AlreadyExists on create counts as observed (the deterministic name is take
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from kubetrain.base.clock import REAL_CLOCK, Clock
 
 __all__ = ["DEFAULT_EXPECTATIONS_TIMEOUT", "ExpectationKey", "Expectations"]
 
@@ -60,20 +61,20 @@ class _Pending:
 class Expectations:
     """Pending creations and deletions per job UID. Not thread-safe (one event loop).
 
-    ``timeout``: seconds after which a pending key counts as satisfied; ``now``: monotonic time
-    source (tests pass a fake).
+    ``timeout``: seconds after which a pending key counts as satisfied, on ``clock``'s monotonic
+    time (tests pass a fake).
     """
 
     def __init__(
         self,
         *,
         timeout: float = DEFAULT_EXPECTATIONS_TIMEOUT,
-        now: Callable[[], float] = time.monotonic,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"Expectations timeout must be > 0 seconds, got {timeout}")
         self.timeout = timeout
-        self._now = now
+        self._now = clock.monotonic
         # job UID -> key -> pending names. Invariant: no _Pending in here is empty.
         self._jobs: dict[str, dict[ExpectationKey, _Pending]] = {}
         # (job UID, resource, object name) -> key, to observe by name without the rtype.

@@ -75,11 +75,3 @@ def owner_reference(kind: JobKind, job: dict[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def is_controlled_by(obj: dict[str, Any], job_uid: str) -> bool:
-    """True when ``obj`` has a controller owner reference to the job with ``job_uid``."""
-    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
-        if ref.get("controller") and ref.get("uid") == job_uid:
-            return True
-    return False

@@ -1,4 +1,4 @@
-"""Run policy: TTL, active deadline, backoff limit, cleanPodPolicy (reference 2.1, 2.8).
+"""Run policy: active deadline, backoff limit, cleanPodPolicy (reference 2.1, 2.8); TTL is ``ttl.py``.
 
 Times are returned as datetimes so the controller can ``requeue_after`` precisely (the reference
 relied on a no-op ``AddAfter``, so deadlines fired only on unrelated events: quirk 3, trainer
@@ -35,31 +35,6 @@ COUNTED_POLICIES = ("OnFailure", "Always", "ExitCode")
 CLEAN_ALL = "All"
 CLEAN_RUNNING = "Running"
 CLEAN_NONE = "None"
-
-
-def ttl_seconds(job: Obj, kind: JobKind) -> int | None:
-    """``runPolicy.ttlSecondsAfterFinished`` as an int; None when unset or not a number (an
-    invalid job reaches here unvalidated: a value that is not a number means no TTL)."""
-    ttl = run_policy(job, kind).get("ttlSecondsAfterFinished")
-    if ttl is None or isinstance(ttl, bool):
-        return None
-    try:
-        return int(ttl)
-    except (TypeError, ValueError):
-        return None
-
-
-def ttl_deadline(job: Obj, kind: JobKind) -> datetime | None:
-    """When a finished job must be deleted: ``completionTime + ttlSecondsAfterFinished``.
-
-    None when no TTL is set or the job has no completion time. (The state machine falls back to
-    the finishing condition's ``lastTransitionTime`` for jobs finished without completionTime.)
-    """
-    ttl = run_policy(job, kind).get("ttlSecondsAfterFinished")
-    completed = parse_time((job.get("status") or {}).get("completionTime"))
-    if ttl is None or completed is None:
-        return None
-    return completed + timedelta(seconds=int(ttl))
 
 
 def active_deadline(job: Obj, kind: JobKind) -> datetime | None:

@@ -9,7 +9,7 @@ reference's reconcile order, with kubetrain's fixes (reference section 10):
    services), fold active into succeeded for a Succeeded job, then TTL: delete the job (event
    ``SuccessfulDeleteJob`` for every kind: fix of quirk 10) or ``requeue_after`` the rest.
    Nothing else: the job is neither defaulted nor validated, so a compacted cached job (only
-   metadata, ``spec.runPolicy`` and status: ``common/finished.py``) is enough, and an invalid
+   metadata, ``spec.runPolicy`` and status: ``common/compact.py``) is enough, and an invalid
    job that was failed for it still gets its TTL. After its cleanup a finished job decides no
    write at all.
 3. Default (in memory), then validate (every kind, MPI included); invalid -> a Warning
@@ -40,16 +40,15 @@ call again for the job until the previous decision's creations and deletions are
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
+from kubetrain.base.objects import Obj, is_controlled_by
 from kubetrain.reconcilers.api.defaults import default_job
 from kubetrain.reconcilers.api.validation import aggregate_message, validate
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import (
     NORMAL,
     WARNING,
-    Event,
     SpecError,
     StatusDecision,
     StatusWork,
@@ -59,12 +58,12 @@ from kubetrain.reconcilers.common.jobs import (
     is_suspended_spec,
     managed_by_other,
     name_of,
-    parse_time,
     replica_specs,
+    total_replicas,
     uid_of,
 )
-from kubetrain.reconcilers.common.naming import is_controlled_by
 from kubetrain.reconcilers.common.pods import build_pod, plan_pods
+from kubetrain.reconcilers.common.priorities import LOW_PRIORITY, TTL_PRIORITY
 from kubetrain.reconcilers.common.replica_status import (
     fold_active_into_succeeded,
     pods_of_type,
@@ -79,12 +78,10 @@ from kubetrain.reconcilers.common.runpolicy import (
     past_active_deadline,
     past_backoff_limit,
     pods_to_clean,
-    ttl_seconds,
 )
 from kubetrain.reconcilers.common.services import build_service, plan_services
+from kubetrain.reconcilers.common.ttl import ttl_deadline
 from kubetrain.reconcilers.kinds.base import DomainOptions, KindAdapter
-
-Obj = dict[str, Any]
 
 _DEFAULT_OPTIONS = DomainOptions()
 
@@ -116,17 +113,15 @@ def compute_status(
     errors = validate(kind, job)
     if errors:
         message = f"{kind.kind} failed validation because {aggregate_message(errors)}"
-        decision = StatusDecision(status=old_status, status_changed=False, error=message)
-        decision.events.append(
-            Event(WARNING, cond.reason(kind.kind, cond.REASON_FAILED_VALIDATION), message)
-        )
-        return decision
+        return _decide_invalid(adapter, job, message, now=now)
 
     uid = uid_of(job)
     pods = [p for p in pods if is_controlled_by(p, uid)]
     services = [s for s in services if is_controlled_by(s, uid)]
     work = StatusWork(kind=kind, job=job, status=copy.deepcopy(old_status), now=now)
-    decision = StatusDecision(status=work.status, status_changed=False)
+    decision = StatusDecision(
+        status=work.status, status_changed=False, total_replicas=total_replicas(job, kind)
+    )
     name = name_of(job)
 
     if not work.status.get("conditions"):
@@ -202,6 +197,35 @@ def _decide_finished(
     work = StatusWork(kind=adapter.kind, job=job, status=dict(old_status), now=now)
     decision = StatusDecision(status=work.status, status_changed=False)
     _finish(adapter, work, decision, job, pods, services)
+    return _close(work, decision, old_status)
+
+
+def _decide_invalid(
+    adapter: KindAdapter, job: Obj, message: str, *, now: datetime
+) -> StatusDecision:
+    """Step 3's failure: the Failed condition naming the field (and Created when the job has no
+    condition yet), completionTime, a Warning ``<Kind>FailedValidation`` event; nothing at all
+    when that Failed condition is already there."""
+    kind = adapter.kind
+    old_status: Obj = job.get("status") or {}
+    decision = StatusDecision(status=old_status, status_changed=False, invalid=message)
+    failed = cond.get_condition(old_status.get("conditions") or [], cond.FAILED)
+    if failed is not None and failed.get("message") == message:
+        return decision
+    work = StatusWork(kind=kind, job=job, status=copy.deepcopy(old_status), now=now)
+    if not work.status.get("conditions"):
+        work.set_condition(
+            cond.CREATED,
+            cond.TRUE,
+            cond.created_message(kind.kind, name_of(job)),
+            suffix=cond.REASON_CREATED,
+        )
+        work.counters.created += 1
+    reason = cond.reason(kind.kind, cond.REASON_FAILED_VALIDATION)
+    work.set_condition(cond.FAILED, cond.TRUE, message, suffix="", reason=reason)
+    work.status.setdefault("completionTime", format_time(now))
+    work.event(WARNING, reason, message)
+    work.counters.failed += 1
     return _close(work, decision, old_status)
 
 
@@ -284,29 +308,17 @@ def _finish(
     )
     if cond.is_succeeded(work.status) and work.status.get("replicaStatuses"):
         work.status["replicaStatuses"] = fold_active_into_succeeded(work.status["replicaStatuses"])
-    ttl = ttl_seconds(job, adapter.kind)
-    if ttl is None:
+    deadline = ttl_deadline(job, kind, work.status)
+    if deadline is None:
         return
-    finished_at = parse_time(work.status.get("completionTime")) or _finished_transition(work)
-    if finished_at is None:
-        return
-    deadline = finished_at + timedelta(seconds=ttl)
+    decision.ttl_deadline = deadline
     remaining = (deadline - work.now).total_seconds()
     if remaining <= 0:
         decision.delete_job = True
-        decision.ttl_deadline = deadline
         work.event(NORMAL, "SuccessfulDeleteJob", f"Deleted job: {name_of(job)}")
         work.counters.deleted += 1
     else:
         decision.requeue_after = remaining
-
-
-def _finished_transition(work: StatusWork) -> datetime | None:
-    for ctype in (cond.SUCCEEDED, cond.FAILED):
-        c = cond.get_condition(work.status.get("conditions") or [], ctype)
-        if c is not None and c.get("status") == cond.TRUE:
-            return parse_time(c.get("lastTransitionTime"))
-    return None
 
 
 def _suspend(
@@ -342,6 +354,9 @@ def _close(work: StatusWork, decision: StatusDecision, old_status: Obj) -> Statu
     decision.status_changed = work.status != old_status
     decision.events = work.events
     decision.counters = work.counters
+    if cond.is_finished(work.status):
+        # A finished job's requeue is its TTL's (due on the clock: first); the rest can wait.
+        decision.priority = TTL_PRIORITY if decision.requeue_after is not None else LOW_PRIORITY
     return decision
 
 

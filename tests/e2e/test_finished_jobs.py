@@ -23,7 +23,7 @@ from kubetrain.bench.apimetrics import WRITE_VERBS
 from kubetrain.engine.reconcile import Request, Result
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.reconcilers.common.jobs import parse_time
-from kubetrain.reconcilers.controller import TTL_PRIORITY, JobReconciler
+from kubetrain.reconcilers.jobcontroller import TTL_PRIORITY, JobReconciler
 
 # http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]

@@ -11,7 +11,7 @@ from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import Env, env_of, job_manifest, open_env
 
 from kubetrain.informers.resource import CONFIGMAPS, SERVICEACCOUNTS
-from kubetrain.reconcilers.controller import ROLEBINDINGS, ROLES
+from kubetrain.reconcilers.jobcontroller import ROLEBINDINGS, ROLES
 
 # http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]

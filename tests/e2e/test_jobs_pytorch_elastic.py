@@ -17,7 +17,7 @@ from jobkit_e2e import Env, env_of, job_manifest, open_env, poll
 
 from kubetrain.informers.resource import kubeflow
 from kubetrain.informers.transport import ApiStatusError
-from kubetrain.reconcilers.controller import HORIZONTAL_POD_AUTOSCALERS
+from kubetrain.reconcilers.jobcontroller import HORIZONTAL_POD_AUTOSCALERS
 
 # http_api: also runs under --apiserver=real (a real control plane + simulated nodes).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]

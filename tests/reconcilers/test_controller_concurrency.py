@@ -21,7 +21,7 @@ from kubetrain.informers.resource import kubeflow
 from kubetrain.informers.store import Store
 from kubetrain.reconcilers.common.compact import slim_pod
 from kubetrain.reconcilers.common.expectations import Expectations
-from kubetrain.reconcilers.controller import (
+from kubetrain.reconcilers.jobcontroller import (
     POD_PHASE_PRIORITY,
     JobControllerOptions,
     JobReconciler,

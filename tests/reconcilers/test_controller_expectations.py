@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.reconcilers.common.expectations import ExpectationKey, Expectations
 
 PODS_W = ExpectationKey("worker", "pods")
 SVC_W = ExpectationKey("worker", "services")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_unknown_job_is_satisfied() -> None:
@@ -63,13 +56,13 @@ def test_deletions_pending_until_observed() -> None:
 
 
 def test_timeout_releases_gate() -> None:
-    clock = Clock()
-    e = Expectations(timeout=10, now=clock)
+    clock = FakeClock()
+    e = Expectations(timeout=10, clock=clock)
     e.expect_creations("u", PODS_W, ["a"])
-    clock.t = 9.0
+    clock.advance(9.0)
     assert not e.satisfied("u")
     assert e.seconds_until_timeout("u") == pytest.approx(1.0)
-    clock.t = 10.0
+    clock.advance(1.0)
     assert e.satisfied("u")
     assert e.pending("u") == {}
 

@@ -8,7 +8,7 @@ import pytest
 
 from kubetrain.engine.metrics import new_registry
 from kubetrain.operator import OperatorOptions, add_operator_flags, options_from_args
-from kubetrain.reconcilers.controller import slim_pod
+from kubetrain.reconcilers.common.compact import slim_pod
 from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge, job_phase
 
 

@@ -11,8 +11,8 @@ from jobkit import make_job, make_pod
 from kubetrain.informers.resource import kubeflow
 from kubetrain.reconcilers.common.compact import slim_pod
 from kubetrain.reconcilers.common.expectations import Expectations
-from kubetrain.reconcilers.controller import OwnedObjectHandler
 from kubetrain.reconcilers.exits import ExitLog
+from kubetrain.reconcilers.jobcontroller import OwnedObjectHandler
 
 Obj = dict[str, Any]
 

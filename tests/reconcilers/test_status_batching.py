@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jobkit import make_job, make_pod
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.metrics import new_registry
 from kubetrain.engine.reconcile import Request, Result
 from kubetrain.informers.indexers import CONTROLLER_UID_INDEX, controller_uid_index
@@ -19,7 +20,7 @@ from kubetrain.informers.store import Store
 from kubetrain.reconcilers.api.defaults import default_job
 from kubetrain.reconcilers.common.expectations import Expectations
 from kubetrain.reconcilers.common.services import build_service
-from kubetrain.reconcilers.controller import JobControllerOptions, JobReconciler
+from kubetrain.reconcilers.jobcontroller import JobControllerOptions, JobReconciler
 from kubetrain.reconcilers.kinds import ADAPTERS
 from kubetrain.reconcilers.metrics import JobMetrics
 
@@ -58,7 +59,7 @@ class NullRecorder:
 
 class Harness:
     def __init__(self, batch: float) -> None:
-        self.t = 0.0
+        self.clock = FakeClock()
         self.jobs = Store()
         self.pods = Store(indexers={CONTROLLER_UID_INDEX: controller_uid_index})
         services = Store(indexers={CONTROLLER_UID_INDEX: controller_uid_index})
@@ -86,13 +87,12 @@ class Harness:
             recorder=NullRecorder(),  # type: ignore[arg-type]
             metrics=JobMetrics(new_registry(process_metrics=False)),
             expectations=Expectations(),
-            options=JobControllerOptions(status_batch_seconds=batch),
-            monotonic=lambda: self.t,
+            options=JobControllerOptions(status_batch_seconds=batch, clock=self.clock),
         )
 
     async def at(self, t: float, running: set[str]) -> Result:
         """At time ``t``, with the pods named in ``running`` Running and the rest Pending."""
-        self.t = t
+        self.clock.advance(t - self.clock.monotonic())
         for rtype, n in (("Master", 1), ("Worker", 3)):
             for i in range(n):
                 phase = "Running" if f"{rtype}-{i}" in running else "Pending"

@@ -15,6 +15,7 @@ from typing import Any
 
 from jobkit import make_job, make_pod
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.engine.metrics import new_registry
 from kubetrain.engine.queue import LOW_PRIORITY, NORMAL_PRIORITY
 from kubetrain.engine.reconcile import Request
@@ -25,7 +26,7 @@ from kubetrain.informers.store import Store
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.expectations import Expectations
 from kubetrain.reconcilers.common.services import build_service
-from kubetrain.reconcilers.controller import (
+from kubetrain.reconcilers.jobcontroller import (
     POD_PHASE_PRIORITY,
     TTL_PRIORITY,
     JobControllerOptions,
@@ -137,8 +138,9 @@ def reconciler_for(job: Obj, *, now: datetime | None = None) -> tuple[JobReconci
         recorder=NullRecorder(),  # type: ignore[arg-type]
         metrics=JobMetrics(new_registry(process_metrics=False)),
         expectations=Expectations(),
-        options=JobControllerOptions(),
-        **({} if now is None else {"now": lambda: now}),
+        options=JobControllerOptions(
+            **({} if now is None else {"clock": FakeClock(wall_start=now)})
+        ),
     )
     return reconciler, jobs
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kubetrain.base.objects import is_controlled_by
 from kubetrain.reconcilers.api.kinds import PYTORCHJOB, TFJOB
 from kubetrain.reconcilers.common import naming
 
@@ -44,7 +45,7 @@ def test_owner_reference_and_control() -> None:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    assert naming.is_controlled_by({"metadata": {"ownerReferences": [ref]}}, "u1")
-    assert not naming.is_controlled_by({"metadata": {"ownerReferences": [ref]}}, "u2")
+    assert is_controlled_by({"metadata": {"ownerReferences": [ref]}}, "u1")
+    assert not is_controlled_by({"metadata": {"ownerReferences": [ref]}}, "u2")
     with pytest.raises(ValueError, match=r"metadata\.uid"):
         naming.owner_reference(PYTORCHJOB, {"metadata": {"name": "j"}})

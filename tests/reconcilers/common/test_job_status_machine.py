@@ -201,8 +201,23 @@ def test_managed_by_other_and_invalid_job() -> None:
     assert not d.status_changed and not d.create_pods and "status" not in job
     bad = make_job("MPIJob", {"Worker": 1})
     d = step(bad, [])
-    assert d.error and [e.reason for e in d.events] == ["MPIJobFailedValidation"]
-    assert not d.create_pods and "status" not in bad
+    assert d.invalid and d.error is None
+    assert [e.reason for e in d.events] == ["MPIJobFailedValidation"]
+    assert [e.message for e in d.events] == [d.invalid]
+    assert "spec.mpiReplicaSpecs[Launcher]" in d.invalid
+    # The decision carries the whole outcome: Created, then Failed naming the field.
+    assert d.status_changed and d.status["completionTime"]
+    conds = {c["type"]: c for c in d.status["conditions"]}
+    assert conds["Created"]["reason"] == "MPIJobCreated"
+    assert conds["Failed"]["reason"] == "MPIJobFailedValidation"
+    assert conds["Failed"]["message"] == d.invalid
+    assert (d.counters.created, d.counters.failed) == (1, 1)
+    assert not d.create_pods
+    # Already reported: nothing to write, no event, no count.
+    stale = {**bad, "status": {"conditions": [{**conds["Failed"], "status": "False"}]}}
+    again = step(stale, [])
+    assert again.invalid == d.invalid and not again.status_changed
+    assert not again.events and (again.counters.created, again.counters.failed) == (0, 0)
 
 
 def test_mpi_flow() -> None:

@@ -9,7 +9,7 @@ from jobkit import T0, make_job, make_pod
 
 from kubetrain.reconcilers.api.defaults import default_job
 from kubetrain.reconcilers.api.kinds import PYTORCHJOB, TFJOB
-from kubetrain.reconcilers.common import runpolicy
+from kubetrain.reconcilers.common import runpolicy, ttl
 
 
 def test_ttl_and_active_deadline() -> None:
@@ -19,11 +19,11 @@ def test_ttl_and_active_deadline() -> None:
         run_policy={"ttlSecondsAfterFinished": 60, "activeDeadlineSeconds": 30},
         status={"startTime": "2025-01-01T12:00:00Z", "completionTime": "2025-01-01T12:05:00Z"},
     )
-    assert runpolicy.ttl_deadline(job, TFJOB) == T0 + timedelta(minutes=6)
+    assert ttl.ttl_deadline(job, TFJOB) == T0 + timedelta(minutes=6)
     assert runpolicy.active_deadline(job, TFJOB) == T0 + timedelta(seconds=30)
     assert not runpolicy.past_active_deadline(job, TFJOB, T0 + timedelta(seconds=29))
     assert runpolicy.past_active_deadline(job, TFJOB, T0 + timedelta(seconds=30))
-    assert runpolicy.ttl_deadline(make_job("TFJob", {"Worker": 1}), TFJOB) is None
+    assert ttl.ttl_deadline(make_job("TFJob", {"Worker": 1}), TFJOB) is None
 
 
 @pytest.mark.parametrize(

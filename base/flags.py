@@ -1,0 +1,155 @@
+"""Command-line flags declared once, on the options dataclass they fill.
+
+A field's ``metadata=flag(...)`` names its flag and says what it does; ``add_flags`` generates the
+argparse arguments (type, default, choices, help with the default) from the field, and
+``options_from_args`` builds the options back from the parsed namespace. So a flag's name, default
+and help are written in one place, next to the field they set, and cannot drift apart.
+
+Supported field types: ``bool`` (a switch; ``negatable=True`` adds ``--no-X``), ``int``,
+``float``, ``str``, ``str | None`` (empty means None), ``Literal[...]`` of strings (choices),
+``tuple[str, ...]`` (a repeatable flag) and ``frozenset[str]`` (repeatable, set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Collection, Mapping
+from typing import Any, Literal, TypeVar, Union
+
+__all__ = ["FLAG", "add_flags", "flag", "options_from_args"]
+
+#: The ``dataclasses.field(metadata=...)`` key that holds a field's ``Flag``.
+FLAG = "kubetrain.flag"
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Flag:
+    """How one options field appears on the command line (see ``flag``)."""
+
+    name: str | None
+    help: str
+    metavar: str | None = None
+    env: str | None = None
+    negatable: bool = False
+    show_default: bool = True
+
+
+def flag(
+    name: str | None,
+    help: str,
+    *,
+    metavar: str | None = None,
+    env: str | None = None,
+    negatable: bool = False,
+    show_default: bool = True,
+) -> dict[str, Flag]:
+    """Field metadata declaring the flag ``name`` (``--like-this``) for the field.
+
+    ``env``: an environment variable that, when set and not empty, replaces the field's default
+    (with ``name`` None the field is read from the environment only). ``negatable``: a bool flag
+    also gets ``--no-<name>``. ``show_default``: append ``(default: ...)`` to the help.
+    """
+    if name is not None and not name.startswith("--"):
+        raise ValueError(f"flag name must start with '--', got {name!r}")
+    return {FLAG: Flag(name, help, metavar, env, negatable, show_default)}
+
+
+def _flags_of(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Flag, Any]]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get(FLAG)
+        if isinstance(spec, Flag):
+            out.append((f, spec, hints[f.name]))
+    return out
+
+
+def _default(f: dataclasses.Field[Any], spec: Flag, environ: Mapping[str, str]) -> Any:
+    if spec.env and environ.get(spec.env):
+        return environ[spec.env]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise TypeError(f"option {f.name} has a flag but no default")
+
+
+def _is_optional(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    return origin in (Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def add_flags(
+    parser: argparse.ArgumentParser,
+    cls: type[Any],
+    *,
+    exclude: Collection[str] = (),
+    environ: Mapping[str, str] = os.environ,
+) -> None:
+    """Declare on ``parser`` the flag of every field of dataclass ``cls`` that has one, except
+    the fields named in ``exclude`` (a command that declares that flag its own way)."""
+    for f, spec, tp in _flags_of(cls):
+        if spec.name is None or f.name in exclude:
+            continue
+        default = _default(f, spec, environ)
+        help_text = spec.help
+        metavar = spec.metavar or spec.name.lstrip("-").replace("-", "_").upper()
+        kwargs: dict[str, Any] = {"dest": f.name, "metavar": metavar}
+        origin = typing.get_origin(tp)
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if spec.negatable else "store_true"
+            del kwargs["metavar"]
+        elif origin is Literal:
+            kwargs["choices"] = typing.get_args(tp)
+            kwargs["metavar"] = spec.metavar  # None: argparse shows the choices
+        elif origin in (tuple, frozenset):
+            kwargs["action"] = "append"
+            shown = ", ".join(sorted(default)) if default else "none"
+            help_text += (
+                f" (repeatable; default: {shown})" if spec.show_default else " (repeatable)"
+            )
+            default = None  # appended values replace the default, see options_from_args
+        elif tp in (int, float):
+            kwargs["type"] = tp
+        elif not (_is_optional(tp) or tp is str):
+            raise TypeError(f"option {f.name}: no flag for type {tp!r}")
+        if spec.show_default and default is not None and "%(default)" not in help_text:
+            help_text += " (default: %(default)s)"
+        parser.add_argument(spec.name, default=default, help=help_text, **kwargs)
+
+
+def options_from_args(
+    cls: type[T],
+    args: argparse.Namespace,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    **overrides: Any,
+) -> T:
+    """An instance of dataclass ``cls`` from ``add_flags``' parsed ``args``; fields read from
+    the environment only (``flag(None, env=...)``) too; a flag missing from ``args`` leaves its
+    field's default. ``overrides`` win over all."""
+    values: dict[str, Any] = {}
+    for f, spec, tp in _flags_of(cls):
+        if spec.name is None:
+            if spec.env and environ.get(spec.env):
+                values[f.name] = environ[spec.env]
+            continue
+        if not hasattr(args, f.name):
+            continue
+        value = getattr(args, f.name)
+        origin = typing.get_origin(tp)
+        if origin in (tuple, frozenset):
+            if value is None:
+                continue  # not given: the field's default
+            value = origin(value)
+        elif _is_optional(tp) and value == "":
+            value = None
+        values[f.name] = value
+    values.update(overrides)
+    return cls(**values)

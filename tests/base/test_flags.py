@@ -1,0 +1,119 @@
+"""Flags declared once on an options dataclass: the parser and the options always agree."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from kubetrain.base.flags import FLAG, add_flags, flag, options_from_args
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    threads: int = field(default=4, metadata=flag("--threads", "workers"))
+    qps: float = field(default=2.5, metadata=flag("--qps", "rate"))
+    name: str = field(default="x", metadata=flag("--name", "a name"))
+    namespace: str | None = field(default=None, metadata=flag("--namespace", "ns", env="NS"))
+    fast: bool = field(default=False, metadata=flag("--fast", "go fast"))
+    sync: bool = field(default=True, metadata=flag("--sync", "sync first", negatable=True))
+    fmt: Literal["json", "text"] = field(default="json", metadata=flag("--fmt", "format"))
+    kinds: tuple[str, ...] = field(default=(), metadata=flag("--kind", "a kind"))
+    schedulers: frozenset[str] = field(
+        default_factory=lambda: frozenset({"default"}), metadata=flag("--scheduler", "one")
+    )
+    domain: str = field(default="", metadata=flag(None, "from env only", env="DOMAIN"))
+    internal: float = 30.0
+
+
+def parse(argv: list[str], environ: dict[str, str] | None = None) -> Sample:
+    parser = argparse.ArgumentParser(prog="t", exit_on_error=False)
+    add_flags(parser, Sample, environ=environ or {})
+    return options_from_args(Sample, parser.parse_args(argv), environ=environ or {})
+
+
+def test_no_flags_gives_the_dataclass_defaults() -> None:
+    assert parse([]) == Sample()
+
+
+def test_each_flag_reaches_its_field() -> None:
+    argv = "--threads 8 --qps 0.5 --name y --namespace ns1 --fast --no-sync --fmt text"
+    got = parse([*argv.split(), "--kind", "a", "--kind", "b", "--scheduler", "s"])
+    assert got == Sample(
+        threads=8,
+        qps=0.5,
+        name="y",
+        namespace="ns1",
+        fast=True,
+        sync=False,
+        fmt="text",
+        kinds=("a", "b"),
+        schedulers=frozenset({"s"}),
+    )
+
+
+def test_environment_defaults_and_env_only_fields() -> None:
+    got = parse([], {"NS": "from-env", "DOMAIN": "example.org"})
+    assert (got.namespace, got.domain) == ("from-env", "example.org")
+    assert parse(["--namespace", "flag"], {"NS": "from-env"}).namespace == "flag"
+    assert parse(["--namespace", ""]).namespace is None
+
+
+def test_a_bad_value_is_refused_naming_the_flag() -> None:
+    with pytest.raises(argparse.ArgumentError, match="--threads"):
+        parse(["--threads", "many"])
+    with pytest.raises(argparse.ArgumentError, match="--fmt"):
+        parse(["--fmt", "xml"])
+
+
+def test_help_shows_each_default_once() -> None:
+    parser = argparse.ArgumentParser(prog="t")
+    add_flags(parser, Sample, environ={})
+    text = parser.format_help()
+    assert "workers (default: 4)" in text
+    assert "one (repeatable; default: default)" in text
+    assert "{json,text}" in text
+    assert "--domain" not in text and "--internal" not in text
+
+
+def test_excluded_fields_keep_their_defaults() -> None:
+    parser = argparse.ArgumentParser(prog="t")
+    add_flags(parser, Sample, exclude=("threads",), environ={})
+    assert "--threads" not in parser.format_help()
+    assert options_from_args(Sample, parser.parse_args([]), environ={}).threads == 4
+
+
+def test_flag_names_must_be_long_options() -> None:
+    with pytest.raises(ValueError, match="must start with '--'"):
+        flag("threads", "workers")
+
+
+def test_the_operator_keeps_the_reference_flag_names_and_defaults() -> None:
+    from kubetrain.operator import OperatorOptions
+
+    names = {
+        f.metadata[FLAG].name: f.default
+        for f in dataclasses.fields(OperatorOptions)
+        if FLAG in f.metadata and f.metadata[FLAG].name
+    }
+    assert {
+        "--enable-scheme",
+        "--controller-threads",
+        "--kube-api-qps",
+        "--kube-api-burst",
+        "--namespace",
+        "--leader-elect",
+        "--leader-election-id",
+        "--metrics-bind-address",
+        "--health-probe-bind-address",
+        "--webhook-server-port",
+        "--gang-scheduler-name",
+        "--pytorch-init-container-image",
+        "--pytorch-init-container-max-tries",
+        "--mpi-kubectl-delivery-image",
+    } <= set(names)
+    assert names["--leader-election-id"] == "1ca428e5.training-operator.kubeflow.org"
+    assert (names["--kube-api-qps"], names["--kube-api-burst"]) == (20.0, 30)
