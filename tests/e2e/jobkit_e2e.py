@@ -21,6 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.bench.apimetrics import RequestCounts, parse_request_counts
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.cluster.nodesim.options import NodeSimOptions
@@ -68,7 +69,8 @@ class Env:
     ServiceAccount admission refuses pods until the controller manager made it)."""
     _ns: int = field(default=0)
 
-    async def start_operator(self, **options: Any) -> RunningOperator:
+    async def start_operator(self, *, clock: Clock = REAL_CLOCK, **options: Any) -> RunningOperator:
+        """The operator in-process with ``options``; ``clock``: its one time source."""
         registry = new_registry(process_metrics=False)
         opts = OperatorOptions(
             metrics_bind_address="0",
@@ -77,7 +79,7 @@ class Env:
             graceful_shutdown_timeout=2.0,
             **options,
         )
-        operator = Operator(self.client, opts, registry=registry)
+        operator = Operator(self.client, opts, registry=registry, clock=clock)
         task = asyncio.create_task(operator.run())
         self.running = RunningOperator(operator, task, registry)
         await asyncio.wait_for(operator.manager.informers.wait_for_sync(), 10)
