@@ -185,14 +185,15 @@ async def run_scenario(
         kubeconfig = cluster.kubeconfig
     try:
         url = server_url(kubeconfig)
-        config = load_kubeconfig(kubeconfig)
+        config = await load_kubeconfig(kubeconfig)
         client_options = ClientOptions(
             qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench"
         )
         # The harness's own session scrapes the API server's /metrics (the cluster's TLS and
         # token, as a real server wants) and the operators' plain-HTTP endpoints.
         ssl_context = config.ssl_context()
-        session_headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+        auth = await config.new_credentials().authorization()
+        session_headers = {"Authorization": auth} if auth else None
         async with (
             ApiClient(config, client_options) as client,
             aiohttp.ClientSession(

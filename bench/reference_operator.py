@@ -134,7 +134,7 @@ class ReferenceOperatorProcess(ManagedProcess):
         client_options = ClientOptions(
             qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench-reference"
         )
-        async with ApiClient(load_kubeconfig(self.kubeconfig), client_options) as client:
+        async with ApiClient(await load_kubeconfig(self.kubeconfig), client_options) as client:
             await self._create_secret(client)
             await super().start()
             secret = await self._wait_for_certs(client)

@@ -17,21 +17,26 @@ from typing import Any
 
 import yaml
 
+from .apiserver.options import ApiServerOptions
 from .apiserver.persistence import SqliteBackend
-from .apiserver.server import ApiServer, ApiServerOptions
+from .apiserver.server import ApiServer
 
 __all__ = ["KUBECONFIG_CONTEXT", "EmbeddedCluster", "write_kubeconfig"]
 
 KUBECONFIG_CONTEXT = "kubetrain"
+#: The kubeconfig token when the server authenticates nobody (any token is accepted).
+DUMMY_TOKEN = "kubetrain-dummy-token"
 
 
-def write_kubeconfig(path: str, url: str, *, context: str = KUBECONFIG_CONTEXT) -> None:
-    """Write a kubeconfig for ``url`` (plain http, dummy bearer token, current-context set)."""
+def write_kubeconfig(
+    path: str, url: str, *, context: str = KUBECONFIG_CONTEXT, token: str = DUMMY_TOKEN
+) -> None:
+    """Write a kubeconfig for ``url`` (plain http, bearer ``token``, current-context set)."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": context, "cluster": {"server": url}}],
-        "users": [{"name": context, "user": {"token": "kubetrain-dummy-token"}}],
+        "users": [{"name": context, "user": {"token": token}}],
         "contexts": [
             {
                 "name": context,
@@ -50,9 +55,10 @@ def write_kubeconfig(path: str, url: str, *, context: str = KUBECONFIG_CONTEXT) 
 class EmbeddedCluster:
     """API server + kubeconfig (+ node simulator) as an async context manager.
 
-    ``port`` 0 picks a free port. ``data_dir`` keeps the objects in an SQLite database there
-    (``apiserver.persistence``: loaded on start, written as they change, all of it on a clean
-    stop); None keeps them in memory only. ``kubeconfig_path`` None writes
+    ``port`` 0 picks a free port. With ``options.tokens`` set (bearer-token authentication),
+    the kubeconfig carries the first of those tokens. ``data_dir`` keeps the objects in an
+    SQLite database there (``apiserver.persistence``: loaded on start, written as they change,
+    all of it on a clean stop); None keeps them in memory only. ``kubeconfig_path`` None writes
     a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator
     (``kubetrain.cluster.nodesim``) with ``nodesim_options`` (a ``NodeSimOptions``; None: its
     defaults; its ``nodes`` field is replaced by ``nodes``).
@@ -96,7 +102,10 @@ class EmbeddedCluster:
         if not self._kubeconfig_given:
             fd, self.kubeconfig_path = tempfile.mkstemp(prefix="kubetrain-", suffix=".kubeconfig")
             os.close(fd)
-        write_kubeconfig(self.kubeconfig_path, self.url)
+        tokens = self.api.options.tokens
+        write_kubeconfig(
+            self.kubeconfig_path, self.url, token=next(iter(tokens or {DUMMY_TOKEN: ""}))
+        )
         # --- node simulator hook (kubetrain.cluster.nodesim) --------------------------------
         if self.nodes > 0:
             self._nodesim = await _start_nodesim(self)

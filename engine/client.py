@@ -8,7 +8,8 @@ dicts parsed once with orjson; nothing here builds model objects.
 
 Retries follow client-go's ``rest.Request``: an answer of 429, or of 5xx with a ``Retry-After``
 header, is retried after that many seconds (1 s when a 429 names none), at most
-``ClientOptions.max_retries`` times; each attempt waits for the rate limiter again.
+``ClientOptions.max_retries`` times; each attempt waits for the rate limiter again. An answer of
+401 makes the credential be fetched anew (``engine.credentials``) and the request sent once more.
 """
 
 from __future__ import annotations
@@ -141,9 +142,7 @@ class ApiClient:
         )
         self._ssl = config.ssl_context()
         self._session: aiohttp.ClientSession | None = None
-        self._static_auth = _static_auth_header(config)
-        self._token_read_at = -1e18
-        self._token_auth: str | None = None
+        self._credentials = config.new_credentials(clock=self._clock)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -177,16 +176,6 @@ class ApiClient:
                 skip_auto_headers=("Content-Type",),
             )
         return self._session
-
-    def _auth_header(self) -> str | None:
-        if self._static_auth is not None or not self.config.token_file:
-            return self._static_auth
-        now = self._clock.monotonic()
-        if now - self._token_read_at > 60.0:  # client-go re-reads the SA token every minute
-            with open(self.config.token_file, encoding="utf-8") as f:
-                self._token_auth = f"Bearer {f.read().strip()}"
-            self._token_read_at = now
-        return self._token_auth
 
     # -- Transport -----------------------------------------------------------------------------
 
@@ -238,8 +227,10 @@ class ApiClient:
         )
         method = method.upper()
         attempt = 0
+        reauthenticated = False
         while True:
             await self._throttle(method)
+            headers = await self._headers(ctype)
             start = perf_counter()
             try:
                 async with self._session_now().request(
@@ -247,7 +238,7 @@ class ApiClient:
                     self.config.server + path,
                     params=query,
                     data=data,
-                    headers=self._headers(ctype),
+                    headers=headers,
                     timeout=client_timeout,
                     ssl=self._ssl if self._ssl is not None else True,
                 ) as resp:
@@ -265,6 +256,10 @@ class ApiClient:
             self._observe(method, status, start, len(data) if data else 0, len(raw))
             if 200 <= status < 300:
                 return raw
+            if status == 401 and not reauthenticated:
+                reauthenticated = True  # the credential expired or was revoked: fetch, retry once
+                self._credentials.invalidate()
+                continue
             delay = self._retry_delay(status, retry_after_header)
             if delay is not None and attempt < self.options.max_retries:
                 attempt += 1
@@ -297,14 +292,16 @@ class ApiClient:
             total=None, sock_connect=self.options.connect_timeout, sock_read=timeout
         )
         attempt = 0
+        reauthenticated = False
         while True:
             await self._throttle("GET")
+            headers = await self._headers(None)
             start = perf_counter()
             try:
                 resp = await self._session_now().get(
                     self.config.server + path,
                     params=query,
-                    headers=self._headers(None),
+                    headers=headers,
                     timeout=client_timeout,
                     ssl=self._ssl if self._ssl is not None else True,
                 )
@@ -323,6 +320,10 @@ class ApiClient:
                 raw = b""
             finally:
                 resp.release()
+            if resp.status == 401 and not reauthenticated:
+                reauthenticated = True
+                self._credentials.invalidate()
+                continue
             retry_after_header = resp.headers.get("Retry-After")
             delay = self._retry_delay(resp.status, retry_after_header)
             if delay is not None and attempt < self.options.max_retries:
@@ -534,9 +535,9 @@ class ApiClient:
             raise ValueError(f"{ref}: the object has no metadata.name to address it by")
         return ref.item_path(meta.get("namespace") if ref.namespaced else None, name, sub)
 
-    def _headers(self, content_type: str | None) -> dict[str, str]:
+    async def _headers(self, content_type: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
-        auth = self._auth_header()
+        auth = await self._credentials.authorization()
         if auth:
             headers["Authorization"] = auth
         if content_type:
@@ -619,16 +620,6 @@ def _fm(field_manager: str | None) -> dict[str, str]:
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
-
-
-def _static_auth_header(config: ClientConfig) -> str | None:
-    if config.token:
-        return f"Bearer {config.token}"
-    if config.token_file:
-        return None
-    if config.username and config.password:
-        return aiohttp.BasicAuth(config.username, config.password).encode()
-    return None
 
 
 def _parse_retry_after(value: str | None) -> float | None:

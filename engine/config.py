@@ -6,27 +6,40 @@ reads files or environment itself. Sources, in the order ``load_config`` tries t
 controller-runtime order): an explicit kubeconfig path, ``$KUBECONFIG``, the in-cluster service
 account, ``~/.kube/config``.
 
-Supported kubeconfig features: current-context or an explicit context, context namespace, server
-(http or https), bearer token / tokenFile, basic auth, client certificate and key (file or inline
-data), CA (file or inline data), ``insecure-skip-tls-verify``, ``tls-server-name`` and the
-``$KUBECONFIG`` list with client-go's merge rule (the first file that defines a name wins).
-``exec`` and ``auth-provider`` plugins are not supported and raise ``ConfigError`` naming them.
+Reading them is kubernetes-asyncio's: its kubeconfig loader (contexts, the ``$KUBECONFIG`` list
+merged by client-go's rule, relative paths, inline data, CA and client certificates, token and
+tokenFile, basic auth, ``exec`` credential plugins, the ``oidc`` and ``gcp`` auth-providers) and
+its in-cluster loader (the projected service-account token, re-read every minute). The credential
+they give is cached and refreshed by ``engine.credentials``; kubetrain's own transport sends it.
+What cannot be used ends in a ``ConfigError`` whose one-line message names the problem and the fix.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import logging
 import os
 import ssl
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from kubetrain.base.clock import REAL_CLOCK, Clock
+
+from .credentials import REREAD_SECONDS, CachedCredentials, Credentials, StaticCredentials
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.config.kube_config import ConfigNode
+
+# kubernetes-asyncio logs a failing credential itself before raising; ours is the one line that
+# names the fix (ConfigError), so its copy is not shown.
+logging.getLogger("kubernetes_asyncio.config.kube_config").setLevel(logging.CRITICAL)
 
 __all__ = [
     "SERVICE_ACCOUNT_DIR",
@@ -50,22 +63,22 @@ class ClientConfig:
     """How to reach one API server. Build with ``load_config`` or directly in tests.
 
     Invariants: ``server`` is an absolute http(s) URL without a trailing slash; at most one of
-    ``token``/``token_file`` is set; ``client_cert_*`` and ``client_key_*`` come in pairs.
+    ``token``/``token_file``/``credentials`` is set; ``client_cert_*`` and ``client_key_*`` come
+    in pairs.
     """
 
     server: str
     """``https://host:port`` or ``http://host:port`` (an optional path prefix is kept)."""
+    credentials: Credentials | None = None
+    """Where each request's ``Authorization`` header comes from (what the loaders set)."""
     token: str | None = None
-    """A bearer token sent as ``Authorization: Bearer``."""
+    """A fixed bearer token (a shorthand for ``StaticCredentials``)."""
     token_file: str | None = None
-    """A file holding the bearer token; the client re-reads it every minute (bound SA tokens rotate)."""
-    username: str | None = None
-    """Basic-auth user (only with ``password``; ignored when a token is set)."""
-    password: str | None = None
+    """A file holding the bearer token, re-read every minute (bound tokens rotate)."""
     ca_file: str | None = None
     """PEM CA bundle to verify the server with; the system store when neither CA field is set."""
     ca_data: bytes | None = None
-    """PEM CA bundle, inline (kubeconfig ``certificate-authority-data`` after base64 decoding)."""
+    """PEM CA bundle, inline."""
     client_cert_file: str | None = None
     client_cert_data: bytes | None = None
     client_key_file: str | None = None
@@ -86,8 +99,8 @@ class ClientConfig:
             )
         if self.server.endswith("/"):
             object.__setattr__(self, "server", self.server.rstrip("/"))
-        if self.token and self.token_file:
-            raise ConfigError("token and token_file are both set: keep one")
+        if sum(x is not None for x in (self.token, self.token_file, self.credentials)) > 1:
+            raise ConfigError("token, token_file and credentials: set one of them, not several")
         has_cert = bool(self.client_cert_file or self.client_cert_data)
         has_key = bool(self.client_key_file or self.client_key_data)
         if has_cert != has_key:
@@ -104,6 +117,21 @@ class ClientConfig:
     @property
     def is_https(self) -> bool:
         return self.server.startswith("https://")
+
+    def new_credentials(self, *, clock: Clock = REAL_CLOCK) -> Credentials:
+        """The credentials a client of this config uses (one cache per client)."""
+        if self.credentials is not None:
+            return self.credentials
+        if self.token:
+            return StaticCredentials(f"Bearer {self.token}")
+        if self.token_file:
+            path = self.token_file
+
+            async def read() -> _Fetched:
+                return _Fetched(f"Bearer {_read_token(path)}", None)
+
+            return CachedCredentials(read, reread_seconds=REREAD_SECONDS, clock=clock)
+        return StaticCredentials(None)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for an https server (``None`` for http). Reads the files now.
@@ -127,6 +155,20 @@ class ClientConfig:
         return ctx
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    header: str | None
+    expires: datetime | None
+
+
+def _read_token(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError as e:
+        raise ConfigError(f"token file {path}: {e.strerror}; mount or fix the token file") from None
+
+
 @contextlib.contextmanager
 def _as_file(path: str | None, data: bytes | None) -> Any:
     if path:
@@ -142,187 +184,247 @@ def _as_file(path: str | None, data: bytes | None) -> Any:
         os.unlink(name)
 
 
-def load_config(
+async def load_config(
     kubeconfig: str | os.PathLike[str] | None = None,
     *,
     context: str | None = None,
     env: Mapping[str, str] | None = None,
     service_account_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
+    clock: Clock = REAL_CLOCK,
 ) -> ClientConfig:
     """The config from the first source that exists: ``kubeconfig``, ``$KUBECONFIG``, in-cluster,
     ``~/.kube/config`` (controller-runtime's order). ``env`` defaults to ``os.environ``."""
     environ = os.environ if env is None else env
     if kubeconfig is not None:
-        return load_kubeconfig(kubeconfig, context=context)
+        return await load_kubeconfig(kubeconfig, context=context, clock=clock)
     if environ.get("KUBECONFIG"):
-        return load_kubeconfig(None, context=context, env=environ)
+        return await load_kubeconfig(None, context=context, env=environ, clock=clock)
     if environ.get("KUBERNETES_SERVICE_HOST"):
-        return load_incluster_config(env=environ, service_account_dir=service_account_dir)
+        return await load_incluster_config(
+            env=environ, service_account_dir=service_account_dir, clock=clock
+        )
     home = Path(environ.get("HOME") or Path.home()) / ".kube" / "config"
     if home.exists():
-        return load_kubeconfig(home, context=context)
+        return await load_kubeconfig(home, context=context, clock=clock)
     raise ConfigError(
         "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, run in a pod "
         f"(KUBERNETES_SERVICE_HOST), or create {home}"
     )
 
 
-def load_incluster_config(
+async def load_incluster_config(
     *,
     env: Mapping[str, str] | None = None,
     service_account_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
+    clock: Clock = REAL_CLOCK,
 ) -> ClientConfig:
     """The config of a pod: ``KUBERNETES_SERVICE_HOST``/``_PORT`` and the mounted service account
-    (``token`` re-read by the client, ``ca.crt``, ``namespace``)."""
-    environ = os.environ if env is None else env
-    host = environ.get("KUBERNETES_SERVICE_HOST", "")
-    port = environ.get("KUBERNETES_SERVICE_PORT", "")
-    if not host or not port:
+    (``token``, re-read every minute and after a 401; ``ca.crt``; ``namespace``)."""
+    # Imported here: kubernetes-asyncio's package import costs half a second, which only the
+    # processes that load a configuration should pay.
+    from kubernetes_asyncio.client import Configuration
+    from kubernetes_asyncio.config import incluster_config
+    from kubernetes_asyncio.config.config_exception import ConfigException
+
+    environ = dict(os.environ if env is None else env)
+    sa = Path(service_account_dir)
+    token, ca = sa / "token", sa / "ca.crt"
+    if not environ.get("KUBERNETES_SERVICE_HOST") or not environ.get("KUBERNETES_SERVICE_PORT"):
         raise ConfigError(
             "in-cluster config needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT; "
             "outside a pod pass --kubeconfig"
         )
-    sa = Path(service_account_dir)
-    token = sa / "token"
     if not token.is_file():
         raise ConfigError(
             f"in-cluster config: service account token {token} is missing; "
             "mount a service account (automountServiceAccountToken) or pass --kubeconfig"
         )
-    ca = sa / "ca.crt"
+    loader = incluster_config.InClusterConfigLoader(
+        token_filename=str(token), cert_filename=str(ca), environ=environ
+    )
+    first = Configuration()
+    try:
+        loader.load_and_set(first)
+    except ConfigException as e:
+        raise ConfigError(f"in-cluster config: {e} (service account in {sa})") from None
+    current = [first]
+
+    async def fetch() -> _Fetched:
+        # The loader's hook re-reads the token file once a minute; after a 401 (our cache was
+        # invalidated) read it again now.
+        if fetches.fetches:
+            current[0] = Configuration()
+            try:
+                loader.load_and_set(current[0])
+            except ConfigException as e:
+                raise ConfigError(f"in-cluster config: {e} (service account in {sa})") from None
+        return _Fetched(await current[0].get_api_key_with_prefix("BearerToken"), None)
+
+    fetches = CachedCredentials(fetch, reread_seconds=REREAD_SECONDS, clock=clock)
     ns_file = sa / "namespace"
     namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # IPv6 literal
     return ClientConfig(
-        server=f"https://{host}:{port}",
-        token_file=str(token),
-        ca_file=str(ca) if ca.is_file() else None,
+        server=str(first.host),
+        credentials=fetches,
+        ca_file=str(first.ssl_ca_cert),
         namespace=namespace or "default",
     )
 
 
-def load_kubeconfig(
+async def load_kubeconfig(
     path: str | os.PathLike[str] | None = None,
     *,
     context: str | None = None,
     env: Mapping[str, str] | None = None,
+    clock: Clock = REAL_CLOCK,
 ) -> ClientConfig:
     """Read a kubeconfig: ``path``, else the ``$KUBECONFIG`` list, else ``~/.kube/config``.
 
-    ``context`` overrides the file's ``current-context``. Relative file references are resolved
-    against the directory of the file that holds them, as kubectl does.
+    ``context`` overrides the file's ``current-context``. The user's credential is obtained now
+    (an ``exec`` plugin runs once here), so an unusable one fails at start, not at the first
+    request; it is refreshed later as ``engine.credentials`` says.
     """
-    environ = os.environ if env is None else env
-    if path is not None:
-        files = [Path(path)]
-    elif environ.get("KUBECONFIG"):
-        files = [Path(p) for p in environ["KUBECONFIG"].split(os.pathsep) if p]
-    else:
-        files = [Path(environ.get("HOME") or Path.home()) / ".kube" / "config"]
-    merged = _merge([f for f in files if f.exists()] if len(files) > 1 else files)
-    name = context or merged.current_context
-    if not name:
-        raise ConfigError(
-            f"kubeconfig {_names(files)}: no current-context; set one "
-            "(kubectl config use-context NAME) or pass a context"
-        )
-    ctx = merged.contexts.get(name)
-    if ctx is None:
-        raise ConfigError(f"kubeconfig {_names(files)}: context {name!r} is not defined")
-    ctx_body, _ = ctx
-    cluster_name = str(ctx_body.get("cluster") or "")
-    user_name = str(ctx_body.get("user") or "")
-    if cluster_name not in merged.clusters:
-        raise ConfigError(
-            f"kubeconfig {_names(files)}: context {name!r} names cluster {cluster_name!r}, "
-            "which is not defined under clusters"
-        )
-    cluster, cluster_dir = merged.clusters[cluster_name]
-    user, user_dir = merged.users.get(user_name, ({}, cluster_dir))
-    for plugin in ("exec", "auth-provider"):
-        if user.get(plugin):
-            raise ConfigError(
-                f"kubeconfig user {user_name!r}: {plugin} credentials are not supported; "
-                "use a token, tokenFile or client certificate"
+    from kubernetes_asyncio.client import Configuration
+    from kubernetes_asyncio.config.config_exception import ConfigException
+    from kubernetes_asyncio.config.kube_config import KubeConfigLoader
+
+    merged, name, user_name, names = _read_kubeconfig(path, context, env)
+    user = _user_node(merged, user_name)
+    has_exec = isinstance(user, dict) and isinstance(user.get("exec"), dict)
+    command = str(user["exec"].get("command") or "") if has_exec else ""
+
+    async def fetch() -> tuple[Configuration, _Fetched]:
+        loader = KubeConfigLoader(config_dict=merged, active_context=name, config_base_path=None)
+        cfg = Configuration()
+        try:
+            await loader.load_and_set(cfg)
+        except (ConfigException, OSError, ValueError, KeyError) as e:
+            exec_failed = has_exec and (isinstance(e, OSError) or str(e).startswith("exec"))
+            where = (
+                f"the exec plugin of user {user_name!r} (command {command!r}) failed"
+                if exec_failed
+                else f"context {name!r}"
             )
-    server = str(cluster.get("server") or "")
-    if not server:
-        raise ConfigError(
-            f"kubeconfig cluster {cluster_name!r}: server is empty; set clusters[].cluster.server"
-        )
+            raise ConfigError(
+                f"kubeconfig {names}: {where}: {_one_line(e)}; fix it (kubectl config view "
+                "--minify shows what is used) or pass another --kubeconfig"
+            ) from None
+        expiry = getattr(loader, "exec_plugin_expiry", None) if has_exec else None
+        header = cfg.api_key.get("BearerToken")
+        return cfg, _Fetched(str(header) if header else None, expiry)
+
+    cfg, first = await fetch()
+    seeded = [first]
+
+    async def refetch() -> _Fetched:
+        if seeded:
+            return seeded.pop()  # the fetch done at load time, used once
+        return (await fetch())[1]
+
+    credentials = CachedCredentials(
+        refetch, reread_seconds=None if has_exec else REREAD_SECONDS, clock=clock
+    )
+    contexts = _child(merged, "contexts")
+    ctx_node = contexts.get_with_name(name, safe=True) if contexts else None
+    namespace = ctx_node["context"].safe_get("namespace") if ctx_node is not None else None
     return ClientConfig(
-        server=server,
-        token=_str(user.get("token")),
-        token_file=None if user.get("token") else _path(user.get("tokenFile"), user_dir),
-        username=_str(user.get("username")),
-        password=_str(user.get("password")),
-        ca_file=_path(cluster.get("certificate-authority"), cluster_dir),
-        ca_data=_b64(cluster.get("certificate-authority-data"), "certificate-authority-data"),
-        client_cert_file=_path(user.get("client-certificate"), user_dir),
-        client_cert_data=_b64(user.get("client-certificate-data"), "client-certificate-data"),
-        client_key_file=_path(user.get("client-key"), user_dir),
-        client_key_data=_b64(user.get("client-key-data"), "client-key-data"),
-        insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
-        tls_server_name=_str(cluster.get("tls-server-name")),
-        namespace=_str(ctx_body.get("namespace")) or "default",
+        server=str(cfg.host),
+        credentials=credentials,
+        ca_file=cfg.ssl_ca_cert or None,
+        client_cert_file=cfg.cert_file or None,
+        client_key_file=cfg.key_file or None,
+        insecure_skip_tls_verify=not cfg.verify_ssl,
+        tls_server_name=cfg.tls_server_name or None,
+        namespace=str(namespace or "default"),
     )
 
 
-@dataclass
-class _Merged:
-    current_context: str | None
-    clusters: dict[str, tuple[dict[str, Any], Path]]
-    users: dict[str, tuple[dict[str, Any], Path]]
-    contexts: dict[str, tuple[dict[str, Any], Path]]
+def _read_kubeconfig(
+    path: str | os.PathLike[str] | None, context: str | None, env: Mapping[str, str] | None
+) -> tuple[ConfigNode, str, str, str]:
+    """The merged files, the context's name, its user's name and the files' names (checked)."""
+    from kubernetes_asyncio.config.config_exception import ConfigException
 
-
-def _merge(files: list[Path]) -> _Merged:
-    """client-go's rule for a KUBECONFIG list: the first file to set a name or field wins."""
-    merged = _Merged(None, {}, {}, {})
-    for file in files:
-        try:
-            doc = yaml.safe_load(file.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"kubeconfig {file} does not exist; pass an existing file") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"kubeconfig {file} is not valid YAML: {e}") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"kubeconfig {file}: the top level must be a mapping")
-        if merged.current_context is None and doc.get("current-context"):
-            merged.current_context = str(doc["current-context"])
-        base = file.resolve().parent
-        for section, key, target in (
-            ("clusters", "cluster", merged.clusters),
-            ("users", "user", merged.users),
-            ("contexts", "context", merged.contexts),
-        ):
-            for entry in doc.get(section) or []:
-                if isinstance(entry, dict) and entry.get("name") is not None:
-                    body = entry.get(key) or {}
-                    target.setdefault(str(entry["name"]), (dict(body), base))
-    return merged
-
-
-def _names(files: list[Path]) -> str:
-    return os.pathsep.join(str(f) for f in files)
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if value else None
-
-
-def _path(value: Any, base: Path) -> str | None:
-    if not value:
-        return None
-    p = Path(str(value)).expanduser()
-    return str(p if p.is_absolute() else base / p)
-
-
-def _b64(value: Any, field: str) -> bytes | None:
-    if not value:
-        return None
+    environ = os.environ if env is None else env
+    if path is not None:
+        files = [Path(path).expanduser()]
+    elif environ.get("KUBECONFIG"):
+        files = [Path(p).expanduser() for p in environ["KUBECONFIG"].split(os.pathsep) if p]
+    else:
+        files = [Path(environ.get("HOME") or Path.home()) / ".kube" / "config"]
+    names = os.pathsep.join(str(f) for f in files)
+    existing = [f for f in files if f.is_file()]
+    if not existing:
+        raise ConfigError(f"kubeconfig {names} does not exist; pass an existing file")
+    merged = _merge(existing, names)
     try:
-        return base64.b64decode(str(value), validate=True)
-    except ValueError:
-        raise ConfigError(f"kubeconfig {field} is not valid base64") from None
+        name, user_name = _check_context(merged, context, names)
+    except ConfigException as e:
+        raise ConfigError(f"kubeconfig {names}: {_one_line(e)}") from None
+    return merged, name, user_name, names
+
+
+def _merge(files: list[Path], names: str) -> ConfigNode:
+    """The files merged by client-go's rule (the first file to define a name wins)."""
+    from kubernetes_asyncio.config.kube_config import KubeConfigMerger
+
+    try:
+        merger = KubeConfigMerger(os.pathsep.join(str(f) for f in files))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"kubeconfig {names} is not valid YAML: {_one_line(e)}") from None
+    except (AttributeError, TypeError, KeyError):
+        raise ConfigError(
+            f"kubeconfig {names}: not a kubeconfig (a mapping with clusters, users, contexts)"
+        ) from None
+    if merger.config is None:
+        raise ConfigError(f"kubeconfig {names} is empty; pass a kubeconfig file")
+    # client-go: the first file that sets current-context wins (the merger keeps the last).
+    for path in merger.paths:
+        current = (merger.config_files.get(path) or {}).get("current-context")
+        if current:
+            merger.config.value["current-context"] = current
+            break
+    return merger.config
+
+
+def _check_context(merged: ConfigNode, context: str | None, names: str) -> tuple[str, str]:
+    """The context's name and its user's, after checking that it and its cluster exist."""
+    name = context or merged.safe_get("current-context")
+    if not name:
+        raise ConfigError(
+            f"kubeconfig {names}: no current-context; set one "
+            "(kubectl config use-context NAME) or pass a context"
+        )
+    contexts = _child(merged, "contexts")
+    ctx = contexts.get_with_name(name, safe=True) if contexts else None
+    if ctx is None or _child(ctx, "context") is None:
+        raise ConfigError(f"kubeconfig {names}: context {name!r} is not defined")
+    cluster_name = str(ctx["context"].safe_get("cluster") or "")
+    clusters = _child(merged, "clusters")
+    cluster = clusters.get_with_name(cluster_name, safe=True) if clusters else None
+    if cluster is None or _child(cluster, "cluster") is None:
+        raise ConfigError(
+            f"kubeconfig {names}: context {name!r} names cluster {cluster_name!r}, "
+            "which is not defined under clusters"
+        )
+    if not cluster["cluster"].safe_get("server"):
+        raise ConfigError(
+            f"kubeconfig cluster {cluster_name!r}: server is empty; set clusters[].cluster.server"
+        )
+    return str(name), str(ctx["context"].safe_get("user") or "")
+
+
+def _user_node(merged: ConfigNode, user_name: str) -> Any:
+    users = _child(merged, "users")
+    entry = users.get_with_name(user_name, safe=True) if users and user_name else None
+    return entry.safe_get("user") if entry is not None else None
+
+
+def _child(node: ConfigNode, key: str) -> ConfigNode | None:
+    """``node[key]`` when it is a mapping or a list, else None."""
+    return node[key] if isinstance(node.safe_get(key), (dict, list)) else None
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__

@@ -224,7 +224,7 @@ async def _watch(
 
 
 async def _main(args: argparse.Namespace) -> int:
-    config = load_kubeconfig(args.kubeconfig)
+    config = await load_kubeconfig(args.kubeconfig)
     options = ClientOptions(qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench-raw")
     async with ApiClient(config, options) as client:
         operator = RawOperator(client, args.namespace)

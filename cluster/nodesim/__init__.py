@@ -82,7 +82,9 @@ async def start_for_cluster(cluster: Any) -> NodeSimulator:
     options = replace(options, nodes=int(cluster.nodes))
     append = getattr(getattr(getattr(cluster, "api", None), "pod_logs", None), "append", None)
     sink: LogSink | None = DirectLogSink(append) if callable(append) else None
-    sim = NodeSimulator.for_config(load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink)
+    sim = NodeSimulator.for_config(
+        await load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink
+    )
     try:
         await sim.start()
     except BaseException:

@@ -21,7 +21,9 @@ __all__ = ["main"]
 
 async def _run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
-    sim = NodeSimulator.for_config(load_config(args.kubeconfig, context=args.context), options)
+    sim = NodeSimulator.for_config(
+        await load_config(args.kubeconfig, context=args.context), options
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

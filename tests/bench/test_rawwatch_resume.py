@@ -36,7 +36,7 @@ async def wait_for(cond: Any, timeout: float = 5.0) -> None:
 
 
 async def test_rawwatch_sees_changes_after_its_version_and_resumes(cluster: Any) -> None:
-    config = load_kubeconfig(cluster.kubeconfig_path)
+    config = await load_kubeconfig(cluster.kubeconfig_path)
     options = ClientOptions(qps=0, registry=CollectorRegistry())
     async with ApiClient(config, options) as client:
         await client.create(NAMESPACES, {"metadata": {"name": "w"}})

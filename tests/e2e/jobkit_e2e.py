@@ -191,7 +191,7 @@ async def open_env(nodes: int = 4, *, apiserver: str = "embedded") -> AsyncItera
 
 
 async def _open_client_env(cluster: Any, *, real: bool) -> AsyncIterator[Env]:
-    config = load_kubeconfig(cluster.kubeconfig_path)
+    config = await load_kubeconfig(cluster.kubeconfig_path)
     async with ApiClient(
         config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
     ) as client:
@@ -225,7 +225,7 @@ async def _open_real_env(nodes: int) -> AsyncIterator[Env]:
 
     async with RealControlPlane() as plane:
         sim = NodeSimulator.for_config(
-            load_kubeconfig(plane.kubeconfig_path), NodeSimOptions(nodes=nodes)
+            await load_kubeconfig(plane.kubeconfig_path), NodeSimOptions(nodes=nodes)
         )
         await sim.start()
         try:

@@ -68,7 +68,7 @@ def test_bench_sequential_create_embedded(benchmark: Any) -> None:
         cluster = EmbeddedCluster()
         await cluster.start()
         client = ApiClient(
-            load_kubeconfig(cluster.kubeconfig_path),
+            await load_kubeconfig(cluster.kubeconfig_path),
             ClientOptions(qps=0, registry=CollectorRegistry()),
         )
 

@@ -7,8 +7,6 @@ control; CRUD conveniences and conflict retries run against the embedded API ser
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -25,9 +22,6 @@ from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine.client import ApiClient, ApiConnectionError, ClientOptions
 from kubetrain.engine.config import (
     ClientConfig,
-    ConfigError,
-    load_config,
-    load_incluster_config,
     load_kubeconfig,
 )
 from kubetrain.informers.resource import CONFIGMAPS, PODS
@@ -405,7 +399,7 @@ def pod(name: str) -> dict[str, Any]:
 @pytest.fixture
 async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(
-        load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
+        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
     ) as client:
         yield client
 
@@ -514,117 +508,3 @@ async def test_watch_through_client(api: ApiClient) -> None:
     async with api.stream_lines(CONFIGMAPS.collection_path("default"), query=query) as lines:
         events = [orjson.loads(line) async for line in lines]
     assert any(e["type"] == "ADDED" and e["object"]["metadata"]["name"] == "w" for e in events)
-
-
-# -- config ---------------------------------------------------------------------------------------
-
-
-def write_kubeconfig(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def kubeconfig_doc(
-    server: str, *, user: dict[str, Any], current: str | None = "c"
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "k", "cluster": {"server": server, "certificate-authority": "ca.pem"}}
-        ],
-        "users": [{"name": "u", "user": user}],
-        "contexts": [
-            {"name": "c", "context": {"cluster": "k", "user": "u", "namespace": "team"}},
-            {"name": "other", "context": {"cluster": "k", "user": "u"}},
-        ],
-    }
-    if current:
-        doc["current-context"] = current
-    return doc
-
-
-def test_kubeconfig_fields_and_relative_paths(tmp_path: Path) -> None:
-    cert = base64.b64encode(b"CERT").decode()
-    key = base64.b64encode(b"KEY").decode()
-    path = write_kubeconfig(
-        tmp_path / "config",
-        kubeconfig_doc(
-            "https://api.example:6443/",
-            user={"client-certificate-data": cert, "client-key-data": key},
-        ),
-    )
-    cfg = load_kubeconfig(path)
-    assert cfg.server == "https://api.example:6443"
-    assert cfg.host == "api.example:6443"
-    assert cfg.ca_file == str(tmp_path / "ca.pem")
-    assert cfg.client_cert_data == b"CERT" and cfg.client_key_data == b"KEY"
-    assert cfg.namespace == "team"
-    assert load_kubeconfig(path, context="other").namespace == "default"
-
-
-def test_kubeconfig_list_first_file_wins(tmp_path: Path) -> None:
-    a = write_kubeconfig(tmp_path / "a", kubeconfig_doc("http://a:1", user={"token": "A"}))
-    b = write_kubeconfig(
-        tmp_path / "b", kubeconfig_doc("http://b:2", user={"token": "B"}, current="other")
-    )
-    cfg = load_config(env={"KUBECONFIG": f"{a}:{b}:{tmp_path / 'missing'}"})
-    assert (cfg.server, cfg.token, cfg.namespace) == ("http://a:1", "A", "team")
-
-
-@pytest.mark.parametrize(
-    ("doc_user", "context", "current", "match"),
-    [
-        ({"exec": {"command": "aws"}}, None, "c", "exec credentials are not supported"),
-        ({"token": "x"}, "nope", "c", "context 'nope' is not defined"),
-        ({"token": "x"}, None, None, "no current-context"),
-    ],
-)
-def test_kubeconfig_errors_name_the_problem(
-    tmp_path: Path, doc_user: dict[str, Any], context: str | None, current: str | None, match: str
-) -> None:
-    path = write_kubeconfig(
-        tmp_path / "config", kubeconfig_doc("http://a:1", user=doc_user, current=current)
-    )
-    with pytest.raises(ConfigError, match=match):
-        load_kubeconfig(path, context=context)
-
-
-def test_incluster_config(tmp_path: Path) -> None:
-    (tmp_path / "token").write_text("sa-token")
-    (tmp_path / "ca.crt").write_text("PEM")
-    (tmp_path / "namespace").write_text("ops\n")
-    env = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
-    cfg = load_config(env=env, service_account_dir=tmp_path)
-    assert cfg == load_incluster_config(env=env, service_account_dir=tmp_path)
-    assert cfg.server == "https://[fd00::1]:443"
-    assert cfg.token_file == str(tmp_path / "token") and cfg.ca_file == str(tmp_path / "ca.crt")
-    assert cfg.namespace == "ops"
-    with pytest.raises(ConfigError, match="KUBERNETES_SERVICE_HOST"):
-        load_incluster_config(env={}, service_account_dir=tmp_path)
-    with pytest.raises(ConfigError, match="token"):
-        load_incluster_config(env=env, service_account_dir=tmp_path / "none")
-
-
-def test_config_validation_and_tls() -> None:
-    with pytest.raises(ConfigError, match="server"):
-        ClientConfig(server="api.example:6443")
-    with pytest.raises(ConfigError, match="together"):
-        ClientConfig(server="https://a", client_cert_data=b"x")
-    assert ClientConfig(server="http://a").ssl_context() is None
-    insecure = ClientConfig(server="https://a", insecure_skip_tls_verify=True).ssl_context()
-    assert insecure is not None and not insecure.check_hostname
-
-
-def test_no_config_anywhere_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no cluster configuration"):
-        load_config(env={"HOME": str(tmp_path)})
-
-
-def test_embedded_kubeconfig_loads(tmp_path: Path) -> None:
-    from kubetrain.cluster.embedded import write_kubeconfig as embedded_write
-
-    path = tmp_path / "kc"
-    embedded_write(str(path), "http://127.0.0.1:9")
-    cfg = load_kubeconfig(path)
-    assert cfg.server == "http://127.0.0.1:9" and cfg.token and json.dumps(cfg.namespace)

@@ -33,7 +33,7 @@ class Wall:
 @pytest.fixture
 async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(
-        load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
+        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
     ) as client:
         await client.create(NAMESPACES, {"metadata": {"name": "ml"}})
         yield client

@@ -26,7 +26,7 @@ LEASE, RENEW, RETRY = 2.0, 1.5, 0.2
 @pytest.fixture
 async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(
-        load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
+        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
     ) as client:
         yield client
 

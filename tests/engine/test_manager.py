@@ -35,7 +35,7 @@ LOCAL = "127.0.0.1:0"
 @pytest.fixture
 async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(
-        load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
+        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
     ) as client:
         yield client
 

@@ -18,7 +18,7 @@ from informer_fakes import RecordingHandler
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.backoff import BackoffOptions
-from kubetrain.cluster.apiserver.server import ApiServerOptions
+from kubetrain.cluster.apiserver.options import ApiServerOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
@@ -129,7 +129,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     await cluster.start()
     registry = CollectorRegistry()
     client = ApiClient(
-        load_kubeconfig(cluster.kubeconfig_path),
+        await load_kubeconfig(cluster.kubeconfig_path),
         ClientOptions(qps=0, max_retries=0, registry=CollectorRegistry()),
     )
     try:

@@ -72,7 +72,7 @@ class Env:
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     async with EmbeddedCluster(nodes=1) as cluster:
-        config = load_kubeconfig(cluster.kubeconfig_path)
+        config = await load_kubeconfig(cluster.kubeconfig_path)
         async with ApiClient(
             config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
         ) as client:

@@ -33,7 +33,7 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with RealControlPlane() as plane:
         sim = NodeSimulator.for_config(
-            load_kubeconfig(plane.kubeconfig_path),
+            await load_kubeconfig(plane.kubeconfig_path),
             NodeSimOptions(nodes=args.nodes, pods=args.node_pods),
         )
         await sim.start()

@@ -134,7 +134,7 @@ async def simulated(
     async with EmbeddedCluster() as cluster:
         sink = DirectLogSink(cluster.api.pod_logs.append) if direct_logs else None
         sim = NodeSimulator.for_config(
-            load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink
+            await load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink
         )
         await sim.start()
         try:
