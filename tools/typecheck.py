@@ -1,4 +1,5 @@
-"""Run mypy --strict over the rooms that must be type-clean (engine, informers).
+"""Run mypy --strict over every room of the ``kubetrain`` package (base, engine, informers,
+reconcilers, cluster, bench and the app room).
 
 Why a shadow tree: the rooms are top-level folders mapped into the ``kubetrain`` namespace with
 setuptools ``package-dir``; mypy resolves modules from folders, not from that mapping (nor from the
@@ -22,7 +23,7 @@ ROOMS = {
     "cluster": "cluster",
     "bench": "bench",
 }
-STRICT = ["kubetrain.base", "kubetrain.engine", "kubetrain.informers", "kubetrain.reconcilers"]
+STRICT = ["kubetrain"]
 
 
 def build_shadow() -> Path:

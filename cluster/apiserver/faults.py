@@ -40,7 +40,7 @@ import orjson
 from aiohttp import web
 
 from . import errors
-from .handlers import json_response
+from .http_json import json_response
 from .requestinfo import RequestInfo, request_info
 from .resources import ResourceInfo, ResourceRegistry, StorageKey
 from .store import Store

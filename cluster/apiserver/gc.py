@@ -35,7 +35,8 @@ from typing import Any
 
 from . import errors
 from .resources import ResourceInfo, ResourceRegistry
-from .rest import DeleteOptions, ObjectService, WriteOptions
+from .rest import ObjectService
+from .rest_common import DeleteOptions, WriteOptions
 from .store import Store
 from .workers import StoreWorkers
 

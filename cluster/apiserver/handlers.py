@@ -7,15 +7,15 @@ Parsing and response shaping live here; object semantics live in ``rest.ObjectSe
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
 from . import errors
+from .http_json import json_response
+from .patch import PatchError, json_patch, merge_patch
 from .protobuf import PROTOBUF, ProtobufError, decode_object
 from .query import (
     decode_continue,
@@ -26,44 +26,12 @@ from .query import (
     parse_int,
 )
 from .resources import ResourceInfo
-from .rest import DeleteOptions, WriteOptions
-from .selectors import (
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    parse_field_selector,
-    parse_label_selector,
-)
+from .rest_common import DeleteOptions, WriteOptions
+from .serving import ResourcePath, ServerParts, parse_selectors
+from .streams import serve_log, serve_watch
 from .tables import to_table, wants_table
 
-if TYPE_CHECKING:
-    from .server import ApiServer
-
-__all__ = ["ResourcePath", "handle_resource", "json_response", "parse_selectors"]
-
-JSON = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class ResourcePath:
-    """A parsed resource URL. ``namespace`` is None for cluster-wide collection requests."""
-
-    info: ResourceInfo
-    namespace: str | None
-    name: str
-    subresource: str
-
-    @property
-    def ns(self) -> str:
-        """The namespace for item operations ("" for cluster-scoped)."""
-        return self.namespace or ""
-
-
-def json_response(
-    obj: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """An ``application/json`` response serialized with orjson."""
-    return web.Response(body=orjson.dumps(obj), status=status, content_type=JSON, headers=headers)
+__all__ = ["handle_resource", "read_json"]
 
 
 def _warn_headers(warnings: list[str]) -> CIMultiDict[str] | None:
@@ -105,18 +73,6 @@ async def read_json(request: web.Request) -> Any:
         raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
 
 
-def parse_selectors(
-    info: ResourceInfo, query: Any
-) -> tuple[LabelSelector | None, FieldSelector | None]:
-    """labelSelector/fieldSelector from the query; 400 with the parser's message."""
-    try:
-        lsel = parse_label_selector(query.get("labelSelector"))
-        fsel = parse_field_selector(query.get("fieldSelector"), supported=info.field_selectors)
-    except SelectorError as exc:
-        raise errors.bad_request(str(exc)) from exc
-    return lsel, fsel
-
-
 def _write_options(request: web.Request) -> WriteOptions:
     q = request.query
     return WriteOptions(
@@ -128,7 +84,7 @@ def _write_options(request: web.Request) -> WriteOptions:
 
 
 async def handle_resource(
-    server: ApiServer, request: web.Request, rp: ResourcePath
+    server: ServerParts, request: web.Request, rp: ResourcePath
 ) -> web.StreamResponse:
     """Dispatch a resource request by method, collection/item and subresource."""
     method = request.method
@@ -138,7 +94,7 @@ async def handle_resource(
     if not rp.name:
         if method == "GET":
             if parse_bool(request.query, "watch"):
-                return await server.watch_handler(request, rp)
+                return await serve_watch(server, request, rp)
             return await _list(server, request, rp)
         if method == "POST":
             return await _create(server, request, rp)
@@ -170,7 +126,7 @@ def _verb(method: str, *, collection: bool) -> str:
     }.get(method, method.lower())
 
 
-async def _list(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+async def _list(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:
     q = request.query
     info = rp.info
     lsel, fsel = parse_selectors(info, q)
@@ -215,7 +171,7 @@ async def _list(server: ApiServer, request: web.Request, rp: ResourcePath) -> we
     return json_response(body)
 
 
-async def _create(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+async def _create(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:
     info = rp.info
     if info.namespaced and not rp.namespace:
         raise errors.method_not_supported(info, "create")
@@ -228,7 +184,7 @@ async def _create(server: ApiServer, request: web.Request, rp: ResourcePath) -> 
 
 
 async def _patch(
-    server: ApiServer, request: web.Request, rp: ResourcePath, *, subresource: str
+    server: ServerParts, request: web.Request, rp: ResourcePath, *, subresource: str
 ) -> web.Response:
     opts = _write_options(request)
     raw = await request.read()
@@ -280,14 +236,14 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     return opts
 
 
-async def _delete(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+async def _delete(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:
     options = await _delete_options(request)
     result, _gone = await server.rest.delete(rp.info, rp.ns, rp.name, options)
     return json_response(result)
 
 
 async def _delete_collection(
-    server: ApiServer, request: web.Request, rp: ResourcePath
+    server: ServerParts, request: web.Request, rp: ResourcePath
 ) -> web.Response:
     info = rp.info
     if "deletecollection" not in info.verbs:
@@ -329,7 +285,7 @@ async def _delete_collection(
 
 
 async def _handle_subresource(
-    server: ApiServer, request: web.Request, rp: ResourcePath
+    server: ServerParts, request: web.Request, rp: ResourcePath
 ) -> web.StreamResponse:
     info = rp.info
     sub = rp.subresource
@@ -339,7 +295,7 @@ async def _handle_subresource(
     if sub == "log":
         if method != "GET":
             raise errors.method_not_supported(info, _verb(method, collection=False))
-        return await server.log_handler(request, rp)
+        return await serve_log(server, request, rp)
     if sub == "binding":
         if method != "POST":
             raise errors.method_not_supported(info, _verb(method, collection=False))
@@ -406,7 +362,7 @@ def _scale_of(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _scale(server: ApiServer, request: web.Request, rp: ResourcePath) -> web.Response:
+async def _scale(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:
     info = rp.info
     assert info.scale is not None
     obj = server.rest.get_existing(info, rp.ns, rp.name)
@@ -418,8 +374,6 @@ async def _scale(server: ApiServer, request: web.Request, rp: ResourcePath) -> w
     if request.method == "PUT":
         scale = await read_json(request)
     else:
-        from .patch import PatchError, json_patch, merge_patch
-
         patch_doc = await read_json(request)
         try:
             if request.content_type == "application/json-patch+json":

@@ -24,7 +24,8 @@ from typing import Any
 
 from . import errors
 from .resources import ResourceInfo, ResourceRegistry
-from .rest import DeleteOptions, ObjectService, WriteOptions, now_rfc3339
+from .rest import ObjectService
+from .rest_common import DeleteOptions, WriteOptions, now_rfc3339
 from .store import Store
 from .workers import StoreWorkers
 

@@ -14,7 +14,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
@@ -22,74 +21,26 @@ from ._kubetext import go_quote, is_dns1123_subdomain
 from .builtins import ClusterIPAllocator, default_namespace, default_pod
 from .hooks import AdmissionPlugin, AdmissionRequest
 from .resources import ResourceInfo, ResourceRegistry, infos_from_crd
+from .rest_common import (
+    CRD_KEY,
+    NS_KEY,
+    POD_KEY,
+    SVC_KEY,
+    DeleteOptions,
+    WriteOptions,
+    has_namespace_finalizers,
+    now_rfc3339,
+    object_meta,
+)
+from .rest_delete import delete_object
+from .rest_patch import patch_object
 from .store import Store
 from .workloads import validate_deployment
 
-__all__ = [
-    "APPLY_PATCH",
-    "JSON_PATCH",
-    "MERGE_PATCH",
-    "STRATEGIC_PATCH",
-    "DeleteOptions",
-    "ObjectService",
-    "WriteOptions",
-    "now_rfc3339",
-]
-
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
-CUSTOM_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH, "application/apply-patch+cbor")
-BUILTIN_PATCH_TYPES = (
-    JSON_PATCH,
-    MERGE_PATCH,
-    STRATEGIC_PATCH,
-    APPLY_PATCH,
-    "application/apply-patch+cbor",
-)
+__all__ = ["ObjectService"]
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apiserver's SimpleNameGenerator alphabet
-RETURN_DELETED_OBJECT = frozenset({("", "pods"), ("", "services"), ("", "namespaces")})
-CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 DEPLOYMENT_KEY = ("apps", "deployments")
-NS_KEY = ("", "namespaces")
-POD_KEY = ("", "pods")
-SVC_KEY = ("", "services")
-
-
-def now_rfc3339(at: float | None = None) -> str:
-    """RFC 3339 UTC with seconds and ``Z``, as kube prints metav1.Time."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
-
-
-@dataclass(slots=True, kw_only=True)
-class WriteOptions:
-    """Query options of a write. ``field_validation``: Strict, Warn or Ignore (kube's default
-    for requests that do not say is Warn)."""
-
-    dry_run: bool = False
-    field_validation: str = "Warn"
-    field_manager: str = ""
-    force: bool = False
-    warnings: list[str] = field(default_factory=list)  # filled: one Warning header each
-
-
-@dataclass(slots=True, kw_only=True)
-class DeleteOptions:
-    """DeleteOptions from the query string and/or the body."""
-
-    propagation_policy: str | None = None
-    grace_period_seconds: int | None = None
-    precondition_uid: str | None = None
-    precondition_rv: str | None = None
-    dry_run: bool = False
-
-
-def object_meta(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """``obj.metadata`` when it is a dict, else an empty (throwaway) dict."""
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,7 +103,7 @@ class ObjectService:
                 f"unable to create new content in namespace {namespace} because it is being terminated",
             )
 
-    def _check_type(self, info: ResourceInfo, body: Any) -> dict[str, Any]:
+    def check_type(self, info: ResourceInfo, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         api_version = body.get("apiVersion")
@@ -257,7 +208,7 @@ class ObjectService:
         self, info: ResourceInfo, namespace: str, body: Any, opts: WriteOptions
     ) -> dict[str, Any]:
         """POST: returns the stored object (or what would be stored, under dry run)."""
-        body = self._check_type(info, body)
+        body = self.check_type(info, body)
         obj: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind}
         obj.update(copy.deepcopy(body))
         obj["apiVersion"] = info.storage_api_version
@@ -364,7 +315,7 @@ class ObjectService:
         ``require_rv``: whether a missing metadata.resourceVersion is an error (default: for
         custom resources, as kube). A given rv that is not the stored one -> 409.
         """
-        self._check_type(info, body)
+        self.check_type(info, body)
         meta_in = object_meta(body)
         ns = namespace if info.namespaced else ""
         if meta_in.get("name") and meta_in["name"] != name:
@@ -527,8 +478,6 @@ class ObjectService:
         parse_json: Callable[[bytes], Any],
     ) -> tuple[dict[str, Any], bool]:
         """PATCH with any supported patch type; returns (object, created)."""
-        from .rest_patch import patch_object
-
         return await patch_object(
             self,
             info,
@@ -545,8 +494,6 @@ class ObjectService:
         self, info: ResourceInfo, namespace: str, name: str, options: DeleteOptions
     ) -> tuple[dict[str, Any], bool]:
         """DELETE: returns (object or Status, gone). ``gone`` False: still there (finalizers)."""
-        from .rest_delete import delete_object
-
         return await delete_object(self, info, namespace, name, options)
 
     # -- subresources ------------------------------------------------------------------------
@@ -614,11 +561,6 @@ class ObjectService:
                 self.registry.add_crd(crd)
             except errors.ApiError:
                 continue
-
-
-def has_namespace_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> bool:
-    """Whether ``obj`` is a namespace whose ``spec.finalizers`` still hold its removal."""
-    return info.storage_key == NS_KEY and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:

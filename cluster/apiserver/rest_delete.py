@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import errors
 from .hooks import AdmissionRequest
 from .resources import ResourceInfo
-from .rest import (
+from .rest_common import (
     CRD_KEY,
     NS_KEY,
     POD_KEY,
     RETURN_DELETED_OBJECT,
     SVC_KEY,
     DeleteOptions,
+    ObjectWrites,
     has_namespace_finalizers,
     now_rfc3339,
 )
-
-if TYPE_CHECKING:
-    from .rest import ObjectService
 
 __all__ = ["delete_object"]
 
@@ -37,7 +35,7 @@ class _KindAsResource:
 
 
 async def delete_object(
-    svc: ObjectService, info: ResourceInfo, namespace: str, name: str, options: DeleteOptions
+    svc: ObjectWrites, info: ResourceInfo, namespace: str, name: str, options: DeleteOptions
 ) -> tuple[dict[str, Any], bool]:
     """DELETE: returns (object or Status, gone). ``gone`` False: still there (finalizers)."""
     ns = namespace if info.namespaced else ""
@@ -129,7 +127,7 @@ async def delete_object(
 
 
 def _grace_period(
-    svc: ObjectService, info: ResourceInfo, old: dict[str, Any], options: DeleteOptions
+    svc: ObjectWrites, info: ResourceInfo, old: dict[str, Any], options: DeleteOptions
 ) -> int:
     """Pods bound to a node and not finished are deleted gracefully, as by kube."""
     if info.storage_key != POD_KEY:
@@ -146,7 +144,7 @@ def _grace_period(
     return int(spec.get("terminationGracePeriodSeconds", 30))
 
 
-def _deleted_result(svc: ObjectService, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+def _deleted_result(svc: ObjectWrites, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
     if info.storage_key in RETURN_DELETED_OBJECT:
         return svc.present(info, obj)
     meta = obj["metadata"]
@@ -166,7 +164,7 @@ def _deleted_result(svc: ObjectService, info: ResourceInfo, obj: dict[str, Any])
     }
 
 
-def _delete_custom_resources(svc: ObjectService, crd: dict[str, Any]) -> None:
+def _delete_custom_resources(svc: ObjectWrites, crd: dict[str, Any]) -> None:
     spec = crd.get("spec") or {}
     key = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
     info = svc.registry.any_version(key)

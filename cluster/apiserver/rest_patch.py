@@ -4,7 +4,7 @@ for an apply of a missing object). Part of ``rest.ObjectService``'s write path."
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -18,24 +18,22 @@ from .patch import (
     strategic_merge_patch,
 )
 from .resources import ResourceInfo
-from .rest import (
+from .rest_common import (
     APPLY_PATCH,
     BUILTIN_PATCH_TYPES,
     CUSTOM_PATCH_TYPES,
     JSON_PATCH,
     MERGE_PATCH,
+    ObjectWrites,
     WriteOptions,
     object_meta,
 )
-
-if TYPE_CHECKING:
-    from .rest import ObjectService
 
 __all__ = ["patch_object"]
 
 
 async def patch_object(
-    svc: ObjectService,
+    svc: ObjectWrites,
     info: ResourceInfo,
     namespace: str,
     name: str,
@@ -90,7 +88,7 @@ async def patch_object(
 
 
 async def _apply(
-    svc: ObjectService,
+    svc: ObjectWrites,
     info: ResourceInfo,
     namespace: str,
     name: str,
@@ -118,7 +116,7 @@ async def _apply(
         raise errors.bad_request(f"error decoding YAML: {exc}") from exc
     if not isinstance(applied, dict):
         raise errors.bad_request("apply patch must be an object")
-    svc._check_type(info, applied)
+    svc.check_type(info, applied)
     try:
         result = server_side_apply(
             svc.present(info, old) if old is not None else None,

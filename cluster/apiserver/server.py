@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -24,22 +23,26 @@ from aiohttp import web
 
 from . import errors
 from .admission import WebhookAdmission
+from .authn import BearerTokenAuthenticator
 from .builtins import DEFAULT_NAMESPACES, ClusterIPAllocator, builtin_resources
 from .discovery import Discovery
 from .faults import FaultInjector
-from .gc import GarbageCollector, GcOptions
-from .handlers import ResourcePath, handle_resource, json_response
+from .gc import GarbageCollector
+from .handlers import handle_resource
 from .hooks import AdmissionPlugin
+from .http_json import json_response
 from .metrics import ApiMetrics
 from .namespaces import NamespaceController
+from .options import ApiServerOptions
 from .podlogs import PodLogs
 from .resources import ResourceInfo, ResourceRegistry
-from .rest import ObjectService, WriteOptions
-from .store import StorageBackend, Store
-from .streams import serve_log, serve_watch
+from .rest import ObjectService
+from .rest_common import WriteOptions
+from .serving import ResourcePath
+from .store import Store
 from .watch import WatchHub
 
-__all__ = ["ApiServer", "ApiServerOptions", "Middleware"]
+__all__ = ["ApiServer", "Middleware"]
 
 Middleware = Callable[
     [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
@@ -57,39 +60,6 @@ def page_not_found() -> web.Response:
 
 
 SIM_GROUP = "sim.kubetrain.dev"
-
-
-@dataclass(kw_only=True)
-class ApiServerOptions:
-    """Server options; every default is what a developer laptop needs.
-
-    - ``watch_history_size``: events retained per resource for watches from a resourceVersion
-      (older -> 410 Expired). Tests set it small to provoke 410.
-    - ``watch_buffer_size``: events a slow watcher may lag behind before it is closed.
-    - ``bookmark_interval_seconds``: idle time after which a watch with
-      ``allowWatchBookmarks=true`` gets a BOOKMARK.
-    - ``watch_default_timeout_seconds``: watch length when the client gives no timeoutSeconds.
-    - ``log_follow_poll_seconds``: how often a followed log re-checks its pod when idle.
-    - ``service_cidr``: where service clusterIPs come from.
-    - ``git_version``: what ``/version`` reports.
-    - ``backend``: durable storage (None: memory only).
-    - ``max_body_bytes``: largest request body accepted.
-    - ``controllers``: run the garbage collector and the namespace controller (kube-controller-
-      manager's jobs, ``gc.py``/``namespaces.py``); off only for tests of bare store semantics.
-    - ``gc``: garbage collector options.
-    """
-
-    watch_history_size: int = 10_000
-    watch_buffer_size: int = 10_000
-    bookmark_interval_seconds: float = 1.0
-    watch_default_timeout_seconds: float = 1800.0
-    log_follow_poll_seconds: float = 1.0
-    service_cidr: str = "10.96.0.0/12"
-    git_version: str = "v1.34.0-kubetrain"
-    backend: StorageBackend | None = None
-    max_body_bytes: int = 64 * 1024 * 1024
-    controllers: bool = True
-    gc: GcOptions = field(default_factory=GcOptions)
 
 
 class ApiServer:
@@ -126,7 +96,15 @@ class ApiServer:
         # request metrics outermost, so injected faults are counted too (metrics.py, faults.py)
         self.metrics = ApiMetrics(store=self.store, hub=self.hub, registry=self.registry)
         self.faults = FaultInjector(store=self.store, hub=self.hub, registry=self.registry)
-        self.middlewares.extend([self.metrics.middleware, self.faults.middleware])
+        self.authn = (
+            BearerTokenAuthenticator(self.options.tokens)
+            if self.options.tokens is not None
+            else None
+        )
+        self.middlewares.append(self.metrics.middleware)
+        if self.authn is not None:
+            self.middlewares.append(self.authn.middleware)
+        self.middlewares.append(self.faults.middleware)
         self.extra_routes.extend([*self.metrics.routes(), *self.faults.routes()])
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -325,14 +303,6 @@ class ApiServer:
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         return ResourcePath(info=info, namespace=namespace, name=name, subresource=sub)
-
-    async def watch_handler(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
-        """``?watch=true`` on a collection (see ``streams.serve_watch``)."""
-        return await serve_watch(self, request, rp)
-
-    async def log_handler(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
-        """``pods/{name}/log`` (see ``streams.serve_log``)."""
-        return await serve_log(self, request, rp)
 
     async def _sim(self, request: web.Request, rest: list[str]) -> web.Response:
         """``POST /apis/sim.kubetrain.dev/v1/namespaces/{ns}/pods/{pod}/log?container=c``:

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from . import errors
-from .handlers import ResourcePath, parse_selectors
 from .query import parse_bool, parse_int
+from .serving import ResourcePath, ServerParts, parse_selectors
 from .tables import to_table, wants_table
 from .watch import ADDED, BOOKMARK, ERROR, Watcher, event_line
-
-if TYPE_CHECKING:
-    from .server import ApiServer
 
 __all__ = ["serve_log", "serve_watch"]
 
@@ -40,7 +37,7 @@ def _bookmark(rp: ResourcePath, rv: int, *, initial_end: bool = False) -> bytes:
 
 
 async def serve_watch(
-    server: ApiServer, request: web.Request, rp: ResourcePath
+    server: ServerParts, request: web.Request, rp: ResourcePath
 ) -> web.StreamResponse:
     """Stream watch events for the collection ``rp`` (see the module docstring)."""
     q = request.query
@@ -143,7 +140,7 @@ async def serve_watch(
 
 
 async def serve_log(
-    server: ApiServer, request: web.Request, rp: ResourcePath
+    server: ServerParts, request: web.Request, rp: ResourcePath
 ) -> web.StreamResponse:
     """``GET pods/{name}/log``: text/plain from the pod's log buffer; ``follow`` streams."""
     q = request.query

@@ -24,7 +24,8 @@ try:
     uvloop.install()
 except ImportError:
     pass
-from kubetrain.cluster.apiserver.server import ApiServer, ApiServerOptions
+from kubetrain.cluster.apiserver.options import ApiServerOptions
+from kubetrain.cluster.apiserver.server import ApiServer
 
 async def main():
     server = ApiServer(ApiServerOptions(watch_history_size=100_000, watch_buffer_size=100_000))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubetrain.cluster.apiserver.rest import DeleteOptions, WriteOptions
-from kubetrain.cluster.apiserver.server import ApiServer, ApiServerOptions
+from kubetrain.cluster.apiserver.options import ApiServerOptions
+from kubetrain.cluster.apiserver.rest_common import DeleteOptions, WriteOptions
+from kubetrain.cluster.apiserver.server import ApiServer
 
 OWNERS = 1000
 DEPENDENTS = 8

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from apiserver_helpers import WIDGETS, Raw, create_crd, eventually, widget, widget_crd
 
-from kubetrain.cluster.apiserver.rest import DeleteOptions, WriteOptions
+from kubetrain.cluster.apiserver.rest_common import DeleteOptions, WriteOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
 
 # Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).

@@ -13,7 +13,8 @@ from apiserver_helpers import Raw
 
 from kubetrain.cluster.apiserver import errors
 from kubetrain.cluster.apiserver.hooks import AdmissionRequest
-from kubetrain.cluster.apiserver.server import ApiServer, ApiServerOptions
+from kubetrain.cluster.apiserver.options import ApiServerOptions
+from kubetrain.cluster.apiserver.server import ApiServer
 from kubetrain.cluster.apiserver.store import Change
 from kubetrain.cluster.embedded import EmbeddedCluster
 

@@ -11,7 +11,7 @@ import pytest
 from apiserver_helpers import Raw
 from kubernetes_asyncio import client, watch
 
-from kubetrain.cluster.apiserver.server import ApiServerOptions
+from kubetrain.cluster.apiserver.options import ApiServerOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
 
 # Talks HTTP only: also runs against a real kube-apiserver (--apiserver=real).

@@ -1,0 +1,46 @@
+"""``ApiServerOptions``: the embedded API server's knobs, each with a laptop-sized default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .gc import GcOptions
+from .store import StorageBackend
+
+__all__ = ["ApiServerOptions"]
+
+
+@dataclass(kw_only=True)
+class ApiServerOptions:
+    """Server options; every default is what a developer laptop needs.
+
+    - ``watch_history_size``: events retained per resource for watches from a resourceVersion
+      (older -> 410 Expired). Tests set it small to provoke 410.
+    - ``watch_buffer_size``: events a slow watcher may lag behind before it is closed.
+    - ``bookmark_interval_seconds``: idle time after which a watch with
+      ``allowWatchBookmarks=true`` gets a BOOKMARK.
+    - ``watch_default_timeout_seconds``: watch length when the client gives no timeoutSeconds.
+    - ``log_follow_poll_seconds``: how often a followed log re-checks its pod when idle.
+    - ``service_cidr``: where service clusterIPs come from.
+    - ``git_version``: what ``/version`` reports.
+    - ``backend``: durable storage (None: memory only).
+    - ``max_body_bytes``: largest request body accepted.
+    - ``controllers``: run the garbage collector and the namespace controller (kube-controller-
+      manager's jobs, ``gc.py``/``namespaces.py``); off only for tests of bare store semantics.
+    - ``gc``: garbage collector options.
+    - ``tokens``: bearer token -> user name; set, every request but health and version needs
+      one of these tokens (``authn.py``; 401 otherwise). None: no authentication.
+    """
+
+    watch_history_size: int = 10_000
+    watch_buffer_size: int = 10_000
+    bookmark_interval_seconds: float = 1.0
+    watch_default_timeout_seconds: float = 1800.0
+    log_follow_poll_seconds: float = 1.0
+    service_cidr: str = "10.96.0.0/12"
+    git_version: str = "v1.34.0-kubetrain"
+    backend: StorageBackend | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    controllers: bool = True
+    gc: GcOptions = field(default_factory=GcOptions)
+    tokens: dict[str, str] | None = None
