@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from fakes import RecordingQueue
 from prometheus_client import CollectorRegistry
 
 from kubetrain.cluster.embedded import EmbeddedCluster
@@ -29,14 +30,6 @@ from kubetrain.informers.resource import CONFIGMAPS, NODES, kubeflow
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 
 PYTORCHJOB = kubeflow("PyTorchJob")
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.added: list[tuple[str, int]] = []
-
-    def add(self, key: str, *, priority: int = NORMAL_PRIORITY) -> None:
-        self.added.append((key, priority))
 
 
 def obj(name: str, rv: str = "1", namespace: str | None = "ns", **meta: Any) -> dict[str, Any]:
@@ -161,7 +154,7 @@ def test_bind_adapts_to_the_informer_interface() -> None:
 @pytest.fixture
 async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(
-        load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
+        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
     ) as client:
         yield client
 

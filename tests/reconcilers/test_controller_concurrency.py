@@ -8,6 +8,7 @@ import asyncio
 import copy
 from typing import Any
 
+from fakes import RecordingQueue, RecordingRecorder
 from jobkit import make_job, make_pod
 
 from kubetrain.engine.handlers import KeyQueue
@@ -31,14 +32,6 @@ from kubetrain.reconcilers.kinds import ADAPTERS
 from kubetrain.reconcilers.metrics import JobMetrics
 
 Obj = dict[str, Any]
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.added: list[tuple[str, int]] = []
-
-    def add(self, key: str, *, priority: int = NORMAL_PRIORITY) -> None:
-        self.added.append((key, priority))
 
 
 def handler() -> OwnedObjectHandler:
@@ -107,11 +100,6 @@ class BlockingClient:
         return dict(stored)
 
 
-class NullRecorder:
-    def event(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 async def test_create_concurrency_bounds_creations_across_reconciles() -> None:
     jobs = Store()
     for i in range(2):
@@ -123,7 +111,7 @@ async def test_create_concurrency_bounds_creations_across_reconciles() -> None:
         jobs=Lister(jobs),
         pods=Lister(Store(indexers={CONTROLLER_UID_INDEX: controller_uid_index})),
         services=Lister(Store(indexers={CONTROLLER_UID_INDEX: controller_uid_index})),
-        recorder=NullRecorder(),  # type: ignore[arg-type]
+        recorder=RecordingRecorder(),  # type: ignore[arg-type]
         metrics=JobMetrics(new_registry(process_metrics=False)),
         expectations=Expectations(),
         options=JobControllerOptions(create_concurrency=3),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from fakes import RecordingQueue
 from jobkit import make_job, make_pod
 
 from kubetrain.informers.resource import kubeflow
@@ -17,19 +18,11 @@ from kubetrain.reconcilers.jobcontroller import OwnedObjectHandler
 Obj = dict[str, Any]
 
 
-class Queue:
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    def add(self, key: str, *, priority: int = 0) -> None:
-        self.keys.append(key)
-
-
-def _setup() -> tuple[Obj, ExitLog, OwnedObjectHandler, Queue]:
+def _setup() -> tuple[Obj, ExitLog, OwnedObjectHandler, RecordingQueue]:
     job = make_job("PyTorchJob", {"Master": 1, "Worker": 1}, uid="job-uid")
     exits = ExitLog("pytorch")
     handler = OwnedObjectHandler(kubeflow("PyTorchJob"), Expectations(), "pods", exits=exits)
-    return job, exits, handler, Queue()
+    return job, exits, handler, RecordingQueue()
 
 
 def test_a_termination_is_noted_once_across_updates_and_compaction() -> None:

@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 import pytest
+from fakes import RecordingRecorder
 from jobkit import make_job, make_pod
 
 from kubetrain.base.clock import FakeClock
@@ -52,11 +53,6 @@ class StatusClient:
         return stored
 
 
-class NullRecorder:
-    def event(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 class Harness:
     def __init__(self, batch: float) -> None:
         self.clock = FakeClock()
@@ -84,7 +80,7 @@ class Harness:
             jobs=Lister(self.jobs),
             pods=Lister(self.pods),
             services=Lister(services),
-            recorder=NullRecorder(),  # type: ignore[arg-type]
+            recorder=RecordingRecorder(),  # type: ignore[arg-type]
             metrics=JobMetrics(new_registry(process_metrics=False)),
             expectations=Expectations(),
             options=JobControllerOptions(status_batch_seconds=batch, clock=self.clock),

@@ -13,6 +13,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fakes import RecordingQueue, RecordingRecorder
 from jobkit import make_job, make_pod
 
 from kubetrain.base.clock import FakeClock
@@ -50,14 +51,6 @@ RUNNING = {
 }
 
 
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.added: list[tuple[str, int]] = []
-
-    def add(self, key: str, *, priority: int = NORMAL_PRIORITY) -> None:
-        self.added.append((key, priority))
-
-
 class StatusClient:
     """Status writes succeed at resourceVersion 9; deletes are recorded."""
 
@@ -76,11 +69,6 @@ class StatusClient:
         stored["metadata"]["resourceVersion"] = "9"
         self.written.append(stored)
         return stored
-
-
-class NullRecorder:
-    def event(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 def job_with(*, status: Obj, rv: str, ttl: int | None = 3600) -> Obj:
@@ -135,7 +123,7 @@ def reconciler_for(job: Obj, *, now: datetime | None = None) -> tuple[JobReconci
         jobs=Lister(jobs),
         pods=Lister(pods),
         services=Lister(services),
-        recorder=NullRecorder(),  # type: ignore[arg-type]
+        recorder=RecordingRecorder(),  # type: ignore[arg-type]
         metrics=JobMetrics(new_registry(process_metrics=False)),
         expectations=Expectations(),
         options=JobControllerOptions(
