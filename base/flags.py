@@ -6,8 +6,9 @@ argparse arguments (type, default, choices, help with the default) from the fiel
 and help are written in one place, next to the field they set, and cannot drift apart.
 
 Supported field types: ``bool`` (a switch; ``negatable=True`` adds ``--no-X``), ``int``,
-``float``, ``str``, ``str | None`` (empty means None), ``Literal[...]`` of strings (choices),
-``tuple[str, ...]`` (a repeatable flag) and ``frozenset[str]`` (repeatable, set).
+``float``, ``str``, ``Path``, any of those ``| None`` (an empty value means None),
+``Literal[...]`` of strings (choices), ``tuple[str, ...]`` (a repeatable flag) and
+``frozenset[str]`` (repeatable, set).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 __all__ = ["FLAG", "add_flags", "flag", "options_from_args"]
@@ -26,6 +28,9 @@ __all__ = ["FLAG", "add_flags", "flag", "options_from_args"]
 FLAG = "kubetrain.flag"
 
 T = TypeVar("T")
+
+#: Field types whose flag takes one value, converted by the type itself.
+_SCALARS: tuple[type[Any], ...] = (str, int, float, Path)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +43,7 @@ class Flag:
     env: str | None = None
     negatable: bool = False
     show_default: bool = True
+    aliases: tuple[str, ...] = ()
 
 
 def flag(
@@ -48,16 +54,21 @@ def flag(
     env: str | None = None,
     negatable: bool = False,
     show_default: bool = True,
+    aliases: tuple[str, ...] = (),
 ) -> dict[str, Flag]:
     """Field metadata declaring the flag ``name`` (``--like-this``) for the field.
 
     ``env``: an environment variable that, when set and not empty, replaces the field's default
     (with ``name`` None the field is read from the environment only). ``negatable``: a bool flag
     also gets ``--no-<name>``. ``show_default``: append ``(default: ...)`` to the help.
+    ``aliases``: other names of the same flag.
     """
-    if name is not None and not name.startswith("--"):
-        raise ValueError(f"flag name must start with '--', got {name!r}")
-    return {FLAG: Flag(name, help, metavar, env, negatable, show_default)}
+    for option in (name, *aliases):
+        if option is not None and not option.startswith("--"):
+            raise ValueError(f"flag name must start with '--', got {option!r}")
+    if aliases and name is None:
+        raise ValueError(f"flag aliases {aliases!r} need a flag name")
+    return {FLAG: Flag(name, help, metavar, env, negatable, show_default, aliases)}
 
 
 def _flags_of(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Flag, Any]]:
@@ -80,9 +91,22 @@ def _default(f: dataclasses.Field[Any], spec: Flag, environ: Mapping[str, str]) 
     raise TypeError(f"option {f.name} has a flag but no default")
 
 
-def _is_optional(tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    return origin in (Union, types.UnionType) and type(None) in typing.get_args(tp)
+def _optional_of(tp: Any) -> Any:
+    """``X`` of a field type ``X | None``; None for any other type."""
+    if typing.get_origin(tp) not in (Union, types.UnionType):
+        return None
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if len(args) == 1 and len(typing.get_args(tp)) == 2 else None
+
+
+def _none_if_empty(convert: type[Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` for an ``X | None`` field: empty text is None, else ``X(text)``."""
+
+    def parse(text: str) -> Any:
+        return None if text == "" else convert(text)
+
+    parse.__name__ = convert.__name__  # argparse's error says "invalid int value"
+    return parse
 
 
 def add_flags(
@@ -102,6 +126,7 @@ def add_flags(
         metavar = spec.metavar or spec.name.lstrip("-").replace("-", "_").upper()
         kwargs: dict[str, Any] = {"dest": f.name, "metavar": metavar}
         origin = typing.get_origin(tp)
+        optional = _optional_of(tp)
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if spec.negatable else "store_true"
             del kwargs["metavar"]
@@ -115,13 +140,15 @@ def add_flags(
                 f" (repeatable; default: {shown})" if spec.show_default else " (repeatable)"
             )
             default = None  # appended values replace the default, see options_from_args
-        elif tp in (int, float):
+        elif tp in _SCALARS:
             kwargs["type"] = tp
-        elif not (_is_optional(tp) or tp is str):
+        elif optional in _SCALARS:
+            kwargs["type"] = _none_if_empty(optional)
+        else:
             raise TypeError(f"option {f.name}: no flag for type {tp!r}")
         if spec.show_default and default is not None and "%(default)" not in help_text:
             help_text += " (default: %(default)s)"
-        parser.add_argument(spec.name, default=default, help=help_text, **kwargs)
+        parser.add_argument(spec.name, *spec.aliases, default=default, help=help_text, **kwargs)
 
 
 def options_from_args(
@@ -148,8 +175,6 @@ def options_from_args(
             if value is None:
                 continue  # not given: the field's default
             value = origin(value)
-        elif _is_optional(tp) and value == "":
-            value = None
         values[f.name] = value
     values.update(overrides)
     return cls(**values)

@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from kubetrain import __version__
-
-
-async def _wait_for_stop_signal() -> None:
-    """Return on SIGINT or SIGTERM, so ``finally`` blocks (clean shutdown) run."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+from kubetrain.engine.config import ConfigError
 
 
 def _event_loop_runner() -> asyncio.Runner:
@@ -37,56 +26,11 @@ def _event_loop_runner() -> asyncio.Runner:
         return asyncio.Runner()
 
 
-async def _cluster_main(args: argparse.Namespace) -> int:
-    from kubetrain.cluster.apiserver.persistence import PersistenceError
-    from kubetrain.cluster.embedded import EmbeddedCluster
-    from kubetrain.cluster.nodesim.flags import options_from_args
-
-    cluster = EmbeddedCluster(
-        port=args.port,
-        nodes=args.nodes,
-        data_dir=args.data,
-        kubeconfig_path=args.kubeconfig,
-        nodesim_options=options_from_args(args),
-    )
-    try:
-        await cluster.start()
-    except (PersistenceError, OSError) as exc:  # a locked --data dir, a --port in use
-        print(f"kubetrain cluster: error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    try:
-        print(f"kubetrain cluster serving at {cluster.url}", flush=True)
-        print(f"kubeconfig: {cluster.kubeconfig_path}", flush=True)
-        print(f"try: kubectl --kubeconfig {cluster.kubeconfig_path} get nodes", flush=True)
-        await _wait_for_stop_signal()
-        print("stopping", flush=True)
-    finally:
-        await cluster.stop()
-    return 0
-
-
-def _add_cluster_flags(p: argparse.ArgumentParser, *, kubeconfig_default: str | None) -> None:
-    p.add_argument(
-        "--kubeconfig",
-        default=kubeconfig_default,
-        help="where to write the kubeconfig once serving (default: %(default)s)",
-    )
-    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
-    p.add_argument("--nodes", type=int, default=4, help="simulated nodes to register (default: 4)")
-    p.add_argument(
-        "--data",
-        default=None,
-        metavar="DIR",
-        help="persist objects in DIR (SQLite) so a restart loses nothing",
-    )
-    from kubetrain.cluster.nodesim.flags import add_nodesim_flags
-
-    add_nodesim_flags(p, with_nodes=False)
-
-
 def _configure_cluster(p: argparse.ArgumentParser) -> None:
-    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
-    p.set_defaults(main=_cluster_main)
+    from kubetrain.cluster_command import add_cluster_flags, run_cluster
+
+    add_cluster_flags(p)
+    p.set_defaults(main=run_cluster)
 
 
 def _configure_operator(p: argparse.ArgumentParser) -> None:
@@ -104,7 +48,6 @@ def _configure_bench(p: argparse.ArgumentParser) -> None:
 
 
 def _configure_up(p: argparse.ArgumentParser) -> None:
-    _add_cluster_flags(p, kubeconfig_default="kubetrain.kubeconfig")
     from kubetrain.up import add_up_flags, run_up
 
     add_up_flags(p)
@@ -162,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(runner.run(args.main(args)))
     except KeyboardInterrupt:
         return 130
+    except ConfigError as e:
+        # A cluster configuration that cannot be used: one line naming the problem and the fix.
+        print(f"kubetrain: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

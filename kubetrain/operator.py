@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -349,10 +350,15 @@ def client_for(
 
 
 async def run_operator(args: argparse.Namespace) -> int:
-    """``kubetrain operator``: run until SIGTERM/SIGINT; the process exit status."""
-    options = options_from_args(args)
+    """``kubetrain operator``: run until SIGTERM/SIGINT; the process exit status (2, as for
+    any bad flag, when the options refuse a value, e.g. ``--controller-threads 0``)."""
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        print(f"kubetrain operator: error: {exc}", file=sys.stderr, flush=True)
+        return 2
     configure_logging(level=options.log_level, fmt=options.log_format)
-    config = load_config(args.kubeconfig)
+    config = await load_config(args.kubeconfig)
     registry = new_registry()
     async with (
         client_for(config, options, registry) as client,

@@ -18,11 +18,14 @@ import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar, cast
+from typing import Any, Literal, TextIO, TypeVar, cast
 
 from rich.console import Console
 
+from kubetrain.base.flags import flag
 from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.cluster_command import ClusterOptions, add_cluster_flags, new_cluster
+from kubetrain.cluster_command import options_from_args as cluster_options_from_args
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.logging import configure_logging
@@ -50,40 +53,53 @@ CRDS = ResourceRef(
 
 #: ``--exit-when-done`` status when a job did not succeed; also startup errors.
 EXIT_FAILED = 1
-DEFAULT_METRICS_BIND_ADDRESS = "127.0.0.1:0"
-DEFAULT_LOG_LEVEL = "warning"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UpOptions:
-    """What ``kubetrain up`` runs; defaults are the command's."""
+class UpOptions(ClusterOptions):
+    """What ``kubetrain up`` runs: the cluster's options (``ClusterOptions``) and its own, each
+    declared with its flag (``base.flags``)."""
 
-    examples_dir: Path | None = None
-    """Folder of job manifests to submit (``--examples``); None: the packaged examples."""
-    port: int = 0
-    """API server port on 127.0.0.1; 0 picks a free one."""
-    nodes: int = 4
-    """Simulated nodes."""
-    data_dir: str | None = None
-    """Persist the cluster's objects here (SQLite); None: in memory."""
-    kubeconfig_path: str = "kubetrain.kubeconfig"
-    """Where the kubeconfig is written once the API server serves."""
-    exit_when_done: bool = False
-    """Exit after the summary (0: all succeeded, 1: otherwise) instead of serving on."""
-    progress: str = "auto"
-    """``live`` (rich table), ``plain`` (a line per change) or ``auto`` (live on a terminal)."""
-    metrics_bind_address: str = DEFAULT_METRICS_BIND_ADDRESS
-    """The operator's ``/metrics`` address (``HOST:PORT``; port 0 picks a free one)."""
-    log_level: str = DEFAULT_LOG_LEVEL
-    """Log level of the operator and cluster (text logs on stderr)."""
-    nodesim_options: Any = None
-    """``NodeSimOptions`` for the simulated nodes; None: their defaults."""
+    exit_when_done: bool = field(
+        default=False,
+        metadata=flag(
+            "--exit-when-done",
+            "exit after the summary: status 0 if every job succeeded, 1 otherwise",
+            aliases=("--no-wait",),
+            show_default=False,
+        ),
+    )
+    examples_dir: Path | None = field(
+        default=None,
+        metadata=flag(
+            "--examples",
+            "submit the job manifests in DIR (default: the packaged examples, one per kind)",
+            metavar="DIR",
+            show_default=False,
+        ),
+    )
+    progress: Literal["auto", "live", "plain"] = field(
+        default="auto",
+        metadata=flag("--progress", "live table, plain lines, or auto: live on a terminal"),
+    )
+    metrics_bind_address: str = field(
+        default="127.0.0.1:0",
+        metadata=flag(
+            "--metrics-bind-address",
+            "the operator's /metrics address (HOST:PORT; default: %(default)s, a free port)",
+        ),
+    )
+    log_level: str = field(
+        default="warning",
+        metadata=flag("--log-level", "log level of the operator and the cluster (text on stderr)"),
+    )
     operator: OperatorOptions = field(
         default_factory=lambda: OperatorOptions(
             health_probe_bind_address="0", graceful_shutdown_timeout=5.0, log_format="text"
         )
     )
-    """The in-process operator's options; ``metrics_bind_address`` above replaces its own."""
+    """The in-process operator's options; ``metrics_bind_address`` and ``log_level`` above
+    replace its own."""
 
     def __post_init__(self) -> None:
         if self.progress not in ("auto", "live", "plain"):
@@ -93,50 +109,14 @@ class UpOptions:
 
 
 def add_up_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of ``up`` beyond the cluster's (``--port``, ``--nodes``, ``--data``,
-    ``--kubeconfig`` and the simulator's, declared by the CLI)."""
-    p.add_argument(
-        "--exit-when-done",
-        "--no-wait",
-        dest="exit_when_done",
-        action="store_true",
-        help="exit after the summary: status 0 if every job succeeded, 1 otherwise",
-    )
-    p.add_argument(
-        "--examples",
-        default=None,
-        metavar="DIR",
-        help="submit the job manifests in DIR (default: the packaged examples, one per kind)",
-    )
-    p.add_argument(
-        "--progress",
-        choices=("auto", "live", "plain"),
-        default="auto",
-        help="live table, plain lines, or auto: live on a terminal (default: %(default)s)",
-    )
-    p.add_argument(
-        "--metrics-bind-address",
-        default=DEFAULT_METRICS_BIND_ADDRESS,
-        help="the operator's /metrics address (default: %(default)s, a free port)",
-    )
-    p.add_argument("--log-level", default=DEFAULT_LOG_LEVEL, help="default: %(default)s")
+    """Declare the ``kubetrain up`` flags: ``UpOptions``' (the cluster's among them) and the
+    simulator's."""
+    add_cluster_flags(p, UpOptions)
 
 
 def options_from_args(args: argparse.Namespace) -> UpOptions:
-    from kubetrain.cluster.nodesim.flags import options_from_args as nodesim_options_from_args
-
-    return UpOptions(
-        examples_dir=Path(args.examples) if args.examples else None,
-        port=args.port,
-        nodes=args.nodes,
-        data_dir=args.data,
-        kubeconfig_path=args.kubeconfig,
-        exit_when_done=args.exit_when_done,
-        progress=args.progress,
-        metrics_bind_address=args.metrics_bind_address,
-        log_level=args.log_level,
-        nodesim_options=nodesim_options_from_args(args),
-    )
+    """The options of parsed ``add_up_flags`` flags."""
+    return cluster_options_from_args(UpOptions, args)
 
 
 async def run_up(args: argparse.Namespace) -> int:
@@ -248,13 +228,7 @@ class _Session:
     async def run(self, examples: list[ExampleJob]) -> int:
         opts = self.options
         say = self.say
-        self.cluster = EmbeddedCluster(
-            port=opts.port,
-            nodes=opts.nodes,
-            data_dir=opts.data_dir,
-            kubeconfig_path=opts.kubeconfig_path,
-            nodesim_options=opts.nodesim_options,
-        )
+        self.cluster = new_cluster(opts)
         try:
             await self.until_stopped(self.cluster.start())
         except _Stopped:
@@ -263,7 +237,7 @@ class _Session:
             say(f"kubetrain up: error: cannot start the cluster: {exc}")
             return EXIT_FAILED
         say(f"cluster serving at {self.cluster.url} with {opts.nodes} simulated nodes")
-        config = load_kubeconfig(self.cluster.kubeconfig_path)
+        config = await load_kubeconfig(self.cluster.kubeconfig_path)
         self.client = ApiClient(
             config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
         )
@@ -314,7 +288,7 @@ class _Session:
         operator_options = _replace_operator_options(opts)
         registry = new_registry()
         self.operator_client = client_for(
-            load_kubeconfig(self.cluster.kubeconfig_path), operator_options, registry
+            await load_kubeconfig(self.cluster.kubeconfig_path), operator_options, registry
         )
         self.operator = Operator(self.operator_client, operator_options, registry=registry)
         self.operator_task = asyncio.create_task(self.operator.run(), name="operator")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -117,3 +118,33 @@ def test_the_operator_keeps_the_reference_flag_names_and_defaults() -> None:
     } <= set(names)
     assert names["--leader-election-id"] == "1ca428e5.training-operator.kubeflow.org"
     assert (names["--kube-api-qps"], names["--kube-api-burst"]) == (20.0, 30)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Typed:
+    out: Path | None = field(default=None, metadata=flag("--out", "a folder", metavar="DIR"))
+    limit: int | None = field(default=None, metadata=flag("--limit", "at most"))
+    wait: bool = field(default=False, metadata=flag("--wait", "wait", aliases=("--block",)))
+
+
+def parse_typed(argv: list[str]) -> Typed:
+    parser = argparse.ArgumentParser(prog="t", exit_on_error=False)
+    add_flags(parser, Typed, environ={})
+    return options_from_args(Typed, parser.parse_args(argv), environ={})
+
+
+def test_optional_fields_convert_to_their_type_and_empty_is_none() -> None:
+    assert parse_typed([]) == Typed()
+    assert parse_typed(["--out", "a/b", "--limit", "3"]) == Typed(out=Path("a/b"), limit=3)
+    assert parse_typed(["--out", "", "--limit", ""]) == Typed()
+    with pytest.raises(argparse.ArgumentError, match=r"--limit.*invalid int value"):
+        parse_typed(["--limit", "x"])
+
+
+def test_an_alias_sets_the_same_field() -> None:
+    assert parse_typed(["--block"]).wait is True
+    parser = argparse.ArgumentParser(prog="t")
+    add_flags(parser, Typed, environ={})
+    assert "--wait, --block" in parser.format_help()
+    with pytest.raises(ValueError, match="must start with '--'"):
+        flag("--wait", "wait", aliases=("-w",))

@@ -1,0 +1,122 @@
+"""``kubetrain cluster``: the embedded cluster alone, in the foreground, and ``ClusterOptions``,
+the flags it shares with ``kubetrain up`` (each declared once on its field, ``base.flags``).
+
+``--nodes`` is the command's own (the simulator's ``NodeSimOptions.nodes`` is replaced by it);
+the simulator's other flags come from ``cluster.nodesim.flags``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from kubetrain.base import flags
+from kubetrain.base.flags import flag
+from kubetrain.cluster.apiserver.persistence import PersistenceError
+from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.cluster.nodesim.flags import add_nodesim_flags
+from kubetrain.cluster.nodesim.flags import options_from_args as nodesim_options_from_args
+from kubetrain.cluster.nodesim.options import NodeSimOptions
+
+__all__ = ["ClusterOptions", "add_cluster_flags", "options_from_args", "run_cluster"]
+
+_NODESIM_DEFAULTS = NodeSimOptions()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterOptions:
+    """What ``kubetrain cluster`` (and the cluster of ``kubetrain up``) serves."""
+
+    kubeconfig_path: str = field(
+        default="kubetrain.kubeconfig",
+        metadata=flag(
+            "--kubeconfig", "where to write the kubeconfig once serving", metavar="KUBECONFIG"
+        ),
+    )
+    port: int = field(
+        default=0,
+        metadata=flag("--port", "TCP port on 127.0.0.1 (0 picks a free one)", show_default=False),
+    )
+    nodes: int = field(
+        default=_NODESIM_DEFAULTS.nodes,
+        metadata=flag("--nodes", "simulated nodes to register"),
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata=flag(
+            "--data",
+            "persist objects in DIR (SQLite) so a restart loses nothing",
+            metavar="DIR",
+            show_default=False,
+        ),
+    )
+    nodesim_options: NodeSimOptions = field(default_factory=NodeSimOptions)
+    """The simulated nodes' options (from the simulator's flags); ``nodes`` above replaces
+    their ``nodes``."""
+
+
+ClusterOptionsT = TypeVar("ClusterOptionsT", bound=ClusterOptions)
+
+
+def add_cluster_flags(
+    p: argparse.ArgumentParser, options: type[ClusterOptions] = ClusterOptions
+) -> None:
+    """Declare the flags of ``options`` (``ClusterOptions`` or a command's extension of it,
+    such as ``kubetrain up``'s) and the simulator's."""
+    flags.add_flags(p, options)
+    add_nodesim_flags(p, with_nodes=False)
+
+
+def options_from_args(options: type[ClusterOptionsT], args: argparse.Namespace) -> ClusterOptionsT:
+    """An ``options`` (as given to ``add_cluster_flags``) from the parsed flags."""
+    return flags.options_from_args(options, args, nodesim_options=nodesim_options_from_args(args))
+
+
+def new_cluster(options: ClusterOptions) -> EmbeddedCluster:
+    """The embedded cluster ``options`` describe (not started)."""
+    return EmbeddedCluster(
+        port=options.port,
+        nodes=options.nodes,
+        data_dir=options.data_dir,
+        kubeconfig_path=options.kubeconfig_path,
+        nodesim_options=options.nodesim_options,
+    )
+
+
+async def _wait_for_stop_signal() -> None:
+    """Return on SIGINT or SIGTERM, so ``finally`` blocks (clean shutdown) run."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run_cluster(args: argparse.Namespace) -> int:
+    """``kubetrain cluster``: serve until SIGINT/SIGTERM; the process exit status."""
+    try:
+        options = options_from_args(ClusterOptions, args)
+    except ValueError as exc:  # a value the options refuse, e.g. --nodes -1
+        print(f"kubetrain cluster: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    cluster = new_cluster(options)
+    try:
+        await cluster.start()
+    except (PersistenceError, OSError) as exc:  # a locked --data dir, a --port in use
+        print(f"kubetrain cluster: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        print(f"kubetrain cluster serving at {cluster.url}", flush=True)
+        print(f"kubeconfig: {cluster.kubeconfig_path}", flush=True)
+        print(f"try: kubectl --kubeconfig {cluster.kubeconfig_path} get nodes", flush=True)
+        await _wait_for_stop_signal()
+        print("stopping", flush=True)
+    finally:
+        await cluster.stop()
+    return 0
