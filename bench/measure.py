@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from kubetrain.engine.client import ApiClient
+from kubetrain.informers.event_handlers import FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.handlers import FunctionHandler
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import Clock, RealClock
-from kubetrain.informers.handlers import ResourceEventHandler
+from kubetrain.informers.event_handlers import ResourceEventHandler
 from kubetrain.informers.informer import SharedInformer
 
-from .handlers import EnqueueForObject, QueueEventHandler, bind
+from .enqueue import EnqueueForObject, QueueEventHandler, bind
 from .logging import reconcile_context
 from .metrics import ControllerMetrics, controller_metric_families, workqueue_provider
 from .queue import NORMAL_PRIORITY, QueueOptions

@@ -15,7 +15,7 @@ The queue is for one event loop: ``get`` is the only coroutine, all else is sync
 locks. The hot path is deques and dicts; a waiter future exists only when a getter must wait.
 
 This module knows the *waiting* state (an item with a future ready time) because the merge rules
-span both states; scheduling it is ``delaying.DelayingQueue``'s job.
+span both states; scheduling it is ``delaying_queue.DelayingQueue``'s job.
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ class _Item(Generic[K]):
 class WorkQueue(Generic[K]):
     """The priority work queue (see the module docstring for every rule).
 
-    Subclasses add delays (``delaying.DelayingQueue``) and retries
-    (``rate_limiting.RateLimitingQueue``); most callers want the latter.
+    Subclasses add delays (``delaying_queue.DelayingQueue``) and retries
+    (``rate_limiting_queue.RateLimitingQueue``); most callers want the latter.
     """
 
     def __init__(

@@ -142,55 +142,6 @@ class MaxOfRateLimiter(Generic[K]):
         return max(limiter.num_requeues(item) for limiter in self._limiters)
 
 
-class ItemFastSlowRateLimiter(Generic[K]):
-    """``fast_delay`` for an item's first ``max_fast_attempts`` attempts, then ``slow_delay``."""
-
-    __slots__ = ("_attempts", "_fast_delay", "_max_fast_attempts", "_slow_delay")
-
-    def __init__(self, *, fast_delay: float, slow_delay: float, max_fast_attempts: int) -> None:
-        if fast_delay < 0 or slow_delay < 0 or max_fast_attempts < 0:
-            raise ValueError(
-                "ItemFastSlowRateLimiter: fast_delay, slow_delay and max_fast_attempts must be "
-                f">= 0 (got {fast_delay}, {slow_delay}, {max_fast_attempts})"
-            )
-        self._fast_delay = fast_delay
-        self._slow_delay = slow_delay
-        self._max_fast_attempts = max_fast_attempts
-        self._attempts: dict[K, int] = {}
-
-    def when(self, item: K) -> float:
-        attempts = self._attempts.get(item, 0) + 1
-        self._attempts[item] = attempts
-        return self._fast_delay if attempts <= self._max_fast_attempts else self._slow_delay
-
-    def forget(self, item: K) -> None:
-        self._attempts.pop(item, None)
-
-    def num_requeues(self, item: K) -> int:
-        return self._attempts.get(item, 0)
-
-
-class WithMaxWaitRateLimiter(Generic[K]):
-    """Caps another limiter's delay at ``max_delay``; history is the inner limiter's."""
-
-    __slots__ = ("_limiter", "_max_delay")
-
-    def __init__(self, limiter: RateLimiter[K], *, max_delay: float) -> None:
-        if max_delay < 0:
-            raise ValueError(f"WithMaxWaitRateLimiter: max_delay must be >= 0, got {max_delay}")
-        self._limiter = limiter
-        self._max_delay = max_delay
-
-    def when(self, item: K) -> float:
-        return min(self._limiter.when(item), self._max_delay)
-
-    def forget(self, item: K) -> None:
-        self._limiter.forget(item)
-
-    def num_requeues(self, item: K) -> int:
-        return self._limiter.num_requeues(item)
-
-
 def default_controller_rate_limiter(*, clock: Clock | None = None) -> MaxOfRateLimiter[K]:
     """client-go's default: max(exponential 5 ms .. 1000 s per item, bucket 10 qps burst 100)."""
     exponential: ItemExponentialFailureRateLimiter[K] = ItemExponentialFailureRateLimiter()

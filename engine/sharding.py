@@ -26,7 +26,7 @@ from kubetrain.engine.queue import (
     QueueOptions,
     QueueShutDown,
 )
-from kubetrain.engine.rate_limiting import RateLimitingQueue
+from kubetrain.engine.rate_limiting_queue import RateLimitingQueue
 from kubetrain.engine.ratelimiters import RateLimiter, default_controller_rate_limiter
 from kubetrain.engine.waiters import WaitingGetters
 from kubetrain.engine.workqueue_metrics import QueueMetrics, global_metrics_provider

@@ -3,14 +3,14 @@
 May import: the standard library, third-party packages and ``kubetrain.base``.
 
 Data flows API server -> ``Reflector`` (list/watch, ``reflector.py``) -> transform
-(``transforms.py``) -> ``Store`` (indexes, ``store.py``) -> handlers (``handlers.py``); readers use
+(``transforms.py``) -> ``Store`` (indexes, ``store.py``) -> handlers (``event_handlers.py``); readers use
 a ``Lister`` (``lister.py``). ``SharedInformer`` (``informer.py``) ties one of each together and
 ``SharedInformerFactory`` (``factory.py``) shares informers between controllers. HTTP comes from a
 ``Transport`` (``transport.py``), implemented by ``kubetrain.engine.client.ApiClient``.
 """
 
+from .event_handlers import EventHandler, FunctionHandler, ResourceEventHandler, is_resync
 from .factory import SharedInformerFactory
-from .handlers import EventHandler, FunctionHandler, ResourceEventHandler, is_resync
 from .indexers import (
     CONTROLLER_UID_INDEX,
     NAMESPACE_INDEX,

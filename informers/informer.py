@@ -2,7 +2,7 @@
 
 Every controller interested in a resource shares one informer (built by ``SharedInformerFactory``),
 so one watch and one cache serve them all. The reflector feeds the informer's ingest, which updates
-the store first and then fans the change out to the handlers (``handlers.py`` for their contract).
+the store first and then fans the change out to the handlers (``event_handlers.py`` for their contract).
 
 Sync: ``has_synced`` turns true once the first complete list went into the store and through the
 handlers; ``wait_for_sync`` awaits it. Handlers added later get synthetic ``on_add(obj, True)`` for
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.base.objects import Obj, object_key
 
-from .handlers import ResourceEventHandler
+from .event_handlers import ResourceEventHandler
 from .lister import Lister
 from .metrics import InformerMetrics
 from .objects import IndexFunc, Transform

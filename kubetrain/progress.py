@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kubetrain.informers.event_handlers import EventHandler, FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.handlers import EventHandler, FunctionHandler
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 

@@ -61,7 +61,7 @@ from .hooks import AdmissionRequest
 from .patch import PatchError, json_patch
 from .resources import ResourceInfo, ResourceRegistry
 from .selectors import LabelSelector, SelectorError, label_selector_from_dict
-from .store import Store
+from .store import ObjectStore
 
 __all__ = [
     "MutatingWebhooks",
@@ -249,7 +249,11 @@ class WebhookAdmission:
     """
 
     def __init__(
-        self, *, store: Store, registry: ResourceRegistry, options: WebhookOptions | None = None
+        self,
+        *,
+        store: ObjectStore,
+        registry: ResourceRegistry,
+        options: WebhookOptions | None = None,
     ) -> None:
         self.store = store
         self.registry = registry

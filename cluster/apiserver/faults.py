@@ -43,7 +43,7 @@ from . import errors
 from .http_json import json_response
 from .requestinfo import RequestInfo, request_info
 from .resources import ResourceInfo, ResourceRegistry, StorageKey
-from .store import Store
+from .store import ObjectStore
 from .watch import ERROR, WatchHub, event_line
 
 __all__ = ["ACTIONS", "ActiveFault", "FaultInjector", "FaultRule", "FaultRuleError"]
@@ -221,7 +221,7 @@ class FaultInjector:
     """
 
     def __init__(
-        self, *, store: Store, hub: WatchHub, registry: ResourceRegistry, seed: int = 0
+        self, *, store: ObjectStore, hub: WatchHub, registry: ResourceRegistry, seed: int = 0
     ) -> None:
         self._store = store
         self._hub = hub

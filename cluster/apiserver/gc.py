@@ -16,7 +16,7 @@ admission webhooks see the GC's writes, as on a real cluster):
 
 Owner references are resolved by (apiVersion, kind) -> resource, the dependent's namespace (for
 namespaced owners) and name, then compared by uid. Dependents are found through the store's
-owner-uid index (``Store.dependents``), never by scanning. References whose kind is not served
+owner-uid index (``ObjectStore.dependents``), never by scanning. References whose kind is not served
 are left alone (kube retries those forever; a reference to a cluster-scoped dependent's
 namespaced owner is likewise unresolvable and never collected, as in kube >= 1.20).
 
@@ -37,7 +37,7 @@ from . import errors
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import ObjectService
 from .rest_common import DeleteOptions, WriteOptions
-from .store import Store
+from .store import ObjectStore
 from .workers import StoreWorkers
 
 __all__ = ["GarbageCollector", "GcOptions"]
@@ -88,7 +88,7 @@ class GarbageCollector(StoreWorkers):
     def __init__(
         self,
         *,
-        store: Store,
+        store: ObjectStore,
         registry: ResourceRegistry,
         rest: ObjectService,
         options: GcOptions | None = None,
@@ -106,7 +106,7 @@ class GarbageCollector(StoreWorkers):
         self._next_slice: asyncio.Future[None] | None = None  # resolved when a new slice starts
 
     def _queue_existing(self) -> None:
-        for key in self.store.keys():  # noqa: SIM118 (Store, not a dict)
+        for key in self.store.keys():  # noqa: SIM118 (ObjectStore, not a dict)
             for (ns, name), obj in self.store.iter_range(key, None):
                 meta = obj["metadata"]
                 if meta.get("ownerReferences") or _gc_finalizers(meta):

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 
 from .requestinfo import RequestInfo, request_info
 from .resources import ResourceInfo, ResourceRegistry, StorageKey
-from .store import Store
+from .store import ObjectStore
 from .watch import WatchHub
 
 __all__ = ["REQUEST_DURATION_BUCKETS", "ApiMetrics"]
@@ -63,7 +63,7 @@ class _StateCollector(Collector):
 
     def __init__(
         self,
-        store: Store,
+        store: ObjectStore,
         hub: WatchHub,
         registry: ResourceRegistry,
         events: dict[StorageKey, int],
@@ -108,7 +108,7 @@ class ApiMetrics:
     counted too) and ``routes()`` in its extra routes; ``ApiServer`` does both.
     """
 
-    def __init__(self, *, store: Store, hub: WatchHub, registry: ResourceRegistry) -> None:
+    def __init__(self, *, store: ObjectStore, hub: WatchHub, registry: ResourceRegistry) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "apiserver_request_total",

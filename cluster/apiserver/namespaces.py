@@ -26,7 +26,7 @@ from . import errors
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import ObjectService
 from .rest_common import DeleteOptions, WriteOptions, now_rfc3339
-from .store import Store
+from .store import ObjectStore
 from .workers import StoreWorkers
 
 __all__ = ["NamespaceController"]
@@ -53,7 +53,7 @@ class NamespaceController(StoreWorkers):
     def __init__(
         self,
         *,
-        store: Store,
+        store: ObjectStore,
         registry: ResourceRegistry,
         rest: ObjectService,
         workers: int = 2,

@@ -4,7 +4,7 @@ The store stays the source of truth while the server runs; this backend only mak
 survive a restart. ``DIR/kubetrain.db`` (stdlib sqlite3, WAL mode) holds every object as an orjson
 blob keyed by (group, plural, namespace, name), plus the resourceVersion counter.
 
-Write path: ``Store`` hands ``append`` the changes of one event-loop iteration; ``append`` only
+Write path: ``ObjectStore`` hands ``append`` the changes of one event-loop iteration; ``append`` only
 queues them (no I/O, no serialization on the loop). A writer thread takes everything queued
 after ``commit_delay_seconds``, keeps the last change per object, and commits it in one
 transaction; while it commits, new batches accumulate, so under load transactions grow instead

@@ -34,7 +34,7 @@ from .rest_common import (
 )
 from .rest_delete import delete_object
 from .rest_patch import patch_object
-from .store import Store
+from .store import ObjectStore
 from .workloads import validate_deployment
 
 __all__ = ["ObjectService"]
@@ -54,7 +54,7 @@ class ObjectService:
     def __init__(
         self,
         *,
-        store: Store,
+        store: ObjectStore,
         registry: ResourceRegistry,
         admission: list[AdmissionPlugin],
         cluster_ips: ClusterIPAllocator,

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from .builtins import ClusterIPAllocator
 from .hooks import AdmissionRequest
 from .resources import ResourceInfo, ResourceRegistry
-from .store import Store
+from .store import ObjectStore
 
 __all__ = [
     "APPLY_PATCH",
@@ -96,7 +96,7 @@ def has_namespace_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> bool:
 class ObjectWrites(Protocol):
     """The service the PATCH and DELETE paths write through (``rest.ObjectService``)."""
 
-    store: Store
+    store: ObjectStore
     registry: ResourceRegistry
     cluster_ips: ClusterIPAllocator
     clock: Callable[[], float]

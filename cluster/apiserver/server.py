@@ -28,18 +28,18 @@ from .builtins import DEFAULT_NAMESPACES, ClusterIPAllocator, builtin_resources
 from .discovery import Discovery
 from .faults import FaultInjector
 from .gc import GarbageCollector
-from .handlers import handle_resource
 from .hooks import AdmissionPlugin
 from .http_json import json_response
 from .metrics import ApiMetrics
 from .namespaces import NamespaceController
 from .options import ApiServerOptions
 from .podlogs import PodLogs
+from .resource_handlers import handle_resource
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import ObjectService
 from .rest_common import WriteOptions
 from .serving import ResourcePath
-from .store import Store
+from .store import ObjectStore
 from .watch import WatchHub
 
 __all__ = ["ApiServer", "Middleware"]
@@ -71,7 +71,7 @@ class ApiServer:
         for info in builtin_resources():
             self.registry.add(info)
         self.hub = WatchHub(history_size=self.options.watch_history_size)
-        self.store = Store(hub=self.hub, backend=self.options.backend)
+        self.store = ObjectStore(hub=self.hub, backend=self.options.backend)
         self.admission: list[AdmissionPlugin] = []
         self.middlewares: list[Middleware] = []
         self.extra_routes: list[web.RouteDef] = []

@@ -18,7 +18,7 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from .store import Store
+from .store import ObjectStore
 from .watch import WatchHub
 
 __all__ = ["ResourcePath", "ServerParts", "parse_selectors"]
@@ -28,7 +28,7 @@ class ServerParts(Protocol):
     """What the resource, watch and log handlers use of the server."""
 
     rest: ObjectService
-    store: Store
+    store: ObjectStore
     hub: WatchHub
     pod_logs: PodLogs
     options: ApiServerOptions

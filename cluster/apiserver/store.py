@@ -30,8 +30,8 @@ __all__ = [
     "Listener",
     "MemoryBackend",
     "ObjectKey",
+    "ObjectStore",
     "StorageBackend",
-    "Store",
 ]
 
 ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
@@ -79,7 +79,7 @@ def object_key(obj: dict[str, Any]) -> ObjectKey:
     return (meta.get("namespace") or "", meta.get("name") or "")
 
 
-class Store:
+class ObjectStore:
     """All objects, indexed by storage key, (namespace, name) and owner uid.
 
     Invariants: ``rv`` is the resourceVersion of the last commit and only grows; every stored
@@ -224,7 +224,7 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
 
     def create(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        """Store a new object (the store takes ``obj`` and sets its resourceVersion).
+        """ObjectStore a new object (the store takes ``obj`` and sets its resourceVersion).
 
         Raises 409 AlreadyExists when (namespace, name) is taken.
         """

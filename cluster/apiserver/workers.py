@@ -16,7 +16,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from .resources import ResourceInfo
-from .store import Store
+from .store import ObjectStore
 
 __all__ = ["StoreWorkers", "WorkQueue"]
 
@@ -113,7 +113,7 @@ class StoreWorkers:
     def __init__(
         self,
         *,
-        store: Store,
+        store: ObjectStore,
         workers: int,
         retry_base_seconds: float,
         retry_max_seconds: float,

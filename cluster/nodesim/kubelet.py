@@ -28,7 +28,7 @@ from typing import Any
 from kubetrain.base.clock import Clock, RealClock
 from kubetrain.base.objects import split_key
 from kubetrain.engine.client import ApiClient
-from kubetrain.engine.delaying import DelayingQueue
+from kubetrain.engine.delaying_queue import DelayingQueue
 from kubetrain.engine.queue import QueueOptions, QueueShutDown
 from kubetrain.engine.ratelimiters import ItemExponentialFailureRateLimiter
 from kubetrain.informers.lister import Lister

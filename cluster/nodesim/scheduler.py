@@ -108,9 +108,6 @@ class Scheduler:
         self._unschedulable.pop(key, None)
         self._released(key)
 
-    def node_added(self) -> None:
-        self._capacity_freed()
-
     def _released(self, key: str) -> None:
         if self.capacity.release(key):
             self._capacity_freed()

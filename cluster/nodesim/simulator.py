@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 from kubetrain.base.objects import Obj, object_key
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import ClientConfig
+from kubetrain.informers.event_handlers import EventHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.handlers import EventHandler
 from kubetrain.informers.resource import PODS
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 

@@ -3,7 +3,7 @@
 ``compute_status`` (pure, ``reconcilers/common``) decides; this package applies the decision.
 One concept per file:
 
-- ``enqueue.py``: which informer events reconcile which job, at which priority;
+- ``triggers.py``: which informer events reconcile which job, at which priority;
 - ``gates.py``: when a job must not be decided on yet (stale cache, pending expectations);
 - ``reconciler.py``: one reconcile: gates, decide, apply in the decision's order;
 - ``children.py``, ``extras.py``, ``status_writer.py``: the writes (pods and services, other
@@ -15,11 +15,11 @@ One concept per file:
 
 from kubetrain.reconcilers.common.priorities import POD_PHASE_PRIORITY, TTL_PRIORITY
 
-from .enqueue import JobHandler, OwnedObjectHandler
 from .options import JobControllerOptions
 from .protocols import EventSink, JobWriter
 from .reconciler import JobReconciler, JobSpecError
 from .resources import HORIZONTAL_POD_AUTOSCALERS, OWNED_SELECTOR, ROLEBINDINGS, ROLES
+from .triggers import JobHandler, OwnedObjectHandler
 from .wiring import new_job_controller
 
 __all__ = [

@@ -13,11 +13,11 @@ from kubetrain.reconcilers.exits import ExitLog
 from kubetrain.reconcilers.kinds.base import KindAdapter
 from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge
 
-from .enqueue import JobHandler, OwnedObjectHandler
 from .options import JobControllerOptions
 from .protocols import EventSink, JobWriter
 from .reconciler import JobReconciler
 from .resources import CACHED_EXTRAS, OWNED_SELECTOR
+from .triggers import JobHandler, OwnedObjectHandler
 
 __all__ = ["new_job_controller"]
 

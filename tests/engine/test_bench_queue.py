@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kubetrain.engine.queue import QueueOptions
-from kubetrain.engine.rate_limiting import RateLimitingQueue
+from kubetrain.engine.rate_limiting_queue import RateLimitingQueue
 from kubetrain.engine.sharding import ShardedQueue, ShardingOptions
 
 ITEMS = 20_000

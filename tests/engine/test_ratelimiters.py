@@ -8,9 +8,7 @@ from kubetrain.base.clock import FakeClock
 from kubetrain.engine.ratelimiters import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
-    ItemFastSlowRateLimiter,
     MaxOfRateLimiter,
-    WithMaxWaitRateLimiter,
     default_controller_rate_limiter,
 )
 
@@ -84,28 +82,6 @@ def test_max_of_takes_the_longest_and_forgets_all() -> None:
     assert exponential.num_requeues("a") == 0
 
 
-def test_fast_slow() -> None:
-    limiter: ItemFastSlowRateLimiter[str] = ItemFastSlowRateLimiter(
-        fast_delay=0.5, slow_delay=10, max_fast_attempts=2
-    )
-    assert [limiter.when("a") for _ in range(4)] == [0.5, 0.5, 10, 10]
-    assert limiter.when("b") == 0.5
-    assert limiter.num_requeues("a") == 4
-    limiter.forget("a")
-    assert limiter.when("a") == 0.5
-
-
-def test_with_max_wait_caps_the_inner_delay() -> None:
-    inner: ItemExponentialFailureRateLimiter[str] = ItemExponentialFailureRateLimiter(
-        base_delay=1, max_delay=1000
-    )
-    limiter = WithMaxWaitRateLimiter(inner, max_delay=3)
-    assert [limiter.when("a") for _ in range(4)] == [1, 2, 3, 3]
-    assert limiter.num_requeues("a") == 4
-    limiter.forget("a")
-    assert inner.num_requeues("a") == 0
-
-
 def test_default_controller_limiter_is_exponential_under_a_global_bucket() -> None:
     clock = FakeClock()
     limiter = default_controller_rate_limiter(clock=clock)
@@ -125,14 +101,6 @@ def test_default_controller_limiter_is_exponential_under_a_global_bucket() -> No
         (lambda: BucketRateLimiter(qps=0), "qps must be > 0"),
         (lambda: BucketRateLimiter(burst=0), "burst >= 1"),
         (lambda: MaxOfRateLimiter(), "at least one limiter"),
-        (
-            lambda: ItemFastSlowRateLimiter(fast_delay=1, slow_delay=1, max_fast_attempts=-1),
-            "max_fast_attempts",
-        ),
-        (
-            lambda: WithMaxWaitRateLimiter(ItemExponentialFailureRateLimiter(), max_delay=-1),
-            "max_delay",
-        ),
     ],
 )
 def test_invalid_options_name_the_field(build: object, message: str) -> None:

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import FakeClock
 from kubetrain.engine.queue import LOW_PRIORITY, QueueOptions
-from kubetrain.engine.rate_limiting import RateLimitingQueue
+from kubetrain.engine.rate_limiting_queue import RateLimitingQueue
 from kubetrain.engine.ratelimiters import ItemExponentialFailureRateLimiter
 from kubetrain.engine.sharding import ShardedQueue, ShardingOptions
 from kubetrain.engine.workqueue_metrics import DURATION_BUCKETS, PrometheusMetricsProvider

@@ -19,7 +19,7 @@ import pytest
 from informer_samples import finished_job_with_pods
 
 from kubetrain.base.objects import object_key
-from kubetrain.informers.handlers import EventHandler
+from kubetrain.informers.event_handlers import EventHandler
 from kubetrain.informers.indexers import (
     CONTROLLER_UID_INDEX,
     controller_uid_index,

@@ -11,7 +11,7 @@ from typing import Any
 from fakes import RecordingQueue, RecordingRecorder
 from jobkit import make_job, make_pod
 
-from kubetrain.engine.handlers import KeyQueue
+from kubetrain.engine.enqueue import KeyQueue
 from kubetrain.engine.metrics import new_registry
 from kubetrain.engine.queue import NORMAL_PRIORITY
 from kubetrain.engine.reconcile import Request

@@ -104,10 +104,10 @@ def test_bench_watch_fanout(benchmark: Any, server_url: str, watchers: int) -> N
 
 def _filled_store(count: int) -> tuple[Any, Any]:
     from kubetrain.cluster.apiserver.builtins import builtin_resources
-    from kubetrain.cluster.apiserver.store import Store
+    from kubetrain.cluster.apiserver.store import ObjectStore
     from kubetrain.cluster.apiserver.watch import WatchHub
 
-    store = Store(hub=WatchHub(history_size=10))
+    store = ObjectStore(hub=WatchHub(history_size=10))
     info = next(i for i in builtin_resources() if i.plural == "configmaps")
     for i in range(count):
         store.create(

@@ -10,7 +10,7 @@ from kubetrain.cluster.apiserver import errors
 from kubetrain.cluster.apiserver.builtins import builtin_resources
 from kubetrain.cluster.apiserver.resources import ResourceInfo
 from kubetrain.cluster.apiserver.selectors import parse_label_selector
-from kubetrain.cluster.apiserver.store import Store
+from kubetrain.cluster.apiserver.store import ObjectStore
 from kubetrain.cluster.apiserver.watch import WatchHub
 
 
@@ -27,11 +27,11 @@ def _cm(ns: str, name: str, **meta: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def store() -> Store:
-    return Store(hub=WatchHub(history_size=4))
+def store() -> ObjectStore:
+    return ObjectStore(hub=WatchHub(history_size=4))
 
 
-def test_namespaces_are_contiguous_ranges(store: Store) -> None:
+def test_namespaces_are_contiguous_ranges(store: ObjectStore) -> None:
     info = _info("configmaps")
     for ns in ("b", "a", "c"):
         for name in ("y", "x"):
@@ -50,7 +50,7 @@ def test_namespaces_are_contiguous_ranges(store: Store) -> None:
     assert [o["metadata"]["namespace"] for o in rest] == ["c", "c"] and last is None
 
 
-def test_paging_with_selector_continues_after_last_match(store: Store) -> None:
+def test_paging_with_selector_continues_after_last_match(store: ObjectStore) -> None:
     info = _info("configmaps")
     for i in range(6):
         store.create(info, _cm("ns", f"o{i}", labels={"keep": str(i % 3 == 0)}))
@@ -61,7 +61,7 @@ def test_paging_with_selector_continues_after_last_match(store: Store) -> None:
     assert [o["metadata"]["name"] for o in page] == ["o3"] and last is None
 
 
-def test_stored_objects_are_never_mutated(store: Store) -> None:
+def test_stored_objects_are_never_mutated(store: ObjectStore) -> None:
     info = _info("configmaps")
     first = store.create(info, _cm("ns", "x"))
     snapshot = {**first, "metadata": dict(first["metadata"])}
@@ -75,7 +75,7 @@ def test_stored_objects_are_never_mutated(store: Store) -> None:
     )
 
 
-def test_conflicts_and_missing(store: Store) -> None:
+def test_conflicts_and_missing(store: ObjectStore) -> None:
     info = _info("configmaps")
     store.create(info, _cm("ns", "x"))
     with pytest.raises(errors.ApiError) as exc:
@@ -89,7 +89,7 @@ def test_conflicts_and_missing(store: Store) -> None:
     assert exc.value.code == 404
 
 
-def test_owner_index_follows_owner_references(store: Store) -> None:
+def test_owner_index_follows_owner_references(store: ObjectStore) -> None:
     info = _info("pods")
     ref = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "owner-1"}]
     store.create(info, {"metadata": {"name": "p1", "namespace": "ns", "ownerReferences": ref}})
@@ -103,7 +103,7 @@ def test_owner_index_follows_owner_references(store: Store) -> None:
     assert store.dependents("owner-1") == []
 
 
-def test_history_window_and_compaction(store: Store) -> None:
+def test_history_window_and_compaction(store: ObjectStore) -> None:
     info = _info("configmaps")
     hub = store.hub
     rvs = [

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from kubetrain.base.clock import FakeClock
-from kubetrain.engine.delaying import DelayingQueue
+from kubetrain.engine.delaying_queue import DelayingQueue
 from kubetrain.engine.queue import QueueEmpty, QueueOptions, QueueShutDown
 
 

@@ -9,7 +9,7 @@ enqueues nothing.
 from __future__ import annotations
 
 from kubetrain.base.objects import Obj, controller_uid
-from kubetrain.engine.handlers import EnqueueForObject, EnqueueForOwner, KeyQueue
+from kubetrain.engine.enqueue import EnqueueForObject, EnqueueForOwner, KeyQueue
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.reconcilers.api.kinds import JobKind

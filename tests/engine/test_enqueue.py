@@ -16,7 +16,7 @@ from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.controller import Controller, ControllerOptions
-from kubetrain.engine.handlers import (
+from kubetrain.engine.enqueue import (
     EnqueueForObject,
     EnqueueForOwner,
     EnqueueMapped,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Protocol, TypeVar
 
-from kubetrain.engine.delaying import DelayingInterface, DelayingQueue
+from kubetrain.engine.delaying_queue import DelayingInterface, DelayingQueue
 from kubetrain.engine.queue import NORMAL_PRIORITY, QueueOptions
 from kubetrain.engine.ratelimiters import RateLimiter, default_controller_rate_limiter
 from kubetrain.engine.workqueue_metrics import QueueMetrics

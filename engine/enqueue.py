@@ -30,7 +30,7 @@ from kubetrain.base.objects import (
     object_key,
     resource_version_of,
 )
-from kubetrain.informers.handlers import ResourceEventHandler
+from kubetrain.informers.event_handlers import ResourceEventHandler
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 

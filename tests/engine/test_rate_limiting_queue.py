@@ -6,7 +6,7 @@ import pytest
 
 from kubetrain.base.clock import FakeClock
 from kubetrain.engine.queue import LOW_PRIORITY, QueueOptions
-from kubetrain.engine.rate_limiting import RateLimitingQueue
+from kubetrain.engine.rate_limiting_queue import RateLimitingQueue
 from kubetrain.engine.ratelimiters import ItemExponentialFailureRateLimiter
 
 
