@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
+
 from .gc import GcOptions
 from .store import StorageBackend
 
@@ -28,6 +30,7 @@ class ApiServerOptions:
     - ``controllers``: run the garbage collector and the namespace controller (kube-controller-
       manager's jobs, ``gc.py``/``namespaces.py``); off only for tests of bare store semantics.
     - ``gc``: garbage collector options.
+    - ``clock``: the wall time objects are stamped with (creation, deletion, conditions, logs).
     - ``tokens``: bearer token -> user name; set, every request but health and version needs
       one of these tokens (``authn.py``; 401 otherwise). None: no authentication.
     """
@@ -44,3 +47,4 @@ class ApiServerOptions:
     controllers: bool = True
     gc: GcOptions = field(default_factory=GcOptions)
     tokens: dict[str, str] | None = None
+    clock: Clock = REAL_CLOCK

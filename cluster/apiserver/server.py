@@ -76,11 +76,17 @@ class ApiServer:
         self.middlewares: list[Middleware] = []
         self.extra_routes: list[web.RouteDef] = []
         self.cluster_ips = ClusterIPAllocator(self.options.service_cidr)
+        clock = self.options.clock
+
+        def wall_time() -> float:
+            return clock.utcnow().timestamp()
+
         self.rest = ObjectService(
             store=self.store,
             registry=self.registry,
             admission=self.admission,
             cluster_ips=self.cluster_ips,
+            clock=wall_time,
         )
         self.webhooks = WebhookAdmission(store=self.store, registry=self.registry)
         self.admission.extend([self.webhooks.mutating, self.webhooks.validating])
@@ -90,7 +96,7 @@ class ApiServer:
         self.namespace_controller = NamespaceController(
             store=self.store, registry=self.registry, rest=self.rest
         )
-        self.pod_logs = PodLogs()
+        self.pod_logs = PodLogs(clock=wall_time)
         self.discovery = Discovery(self.registry, git_version=self.options.git_version)
         self.store.add_listener(self._on_change)
         # request metrics outermost, so injected faults are counted too (metrics.py, faults.py)
