@@ -33,6 +33,7 @@ import yaml
 from kubetrain.base.clock import REAL_CLOCK, Clock
 
 from .credentials import REREAD_SECONDS, CachedCredentials, Credentials, StaticCredentials
+from .kubeconfig_loaders import loaders
 
 if TYPE_CHECKING:
     from kubernetes_asyncio.config.kube_config import ConfigNode
@@ -219,12 +220,13 @@ async def load_incluster_config(
     clock: Clock = REAL_CLOCK,
 ) -> ClientConfig:
     """The config of a pod: ``KUBERNETES_SERVICE_HOST``/``_PORT`` and the mounted service account
-    (``token``, re-read every minute and after a 401; ``ca.crt``; ``namespace``)."""
-    # Imported here: kubernetes-asyncio's package import costs half a second, which only the
-    # processes that load a configuration should pay.
-    from kubernetes_asyncio.client import Configuration
-    from kubernetes_asyncio.config import incluster_config
-    from kubernetes_asyncio.config.config_exception import ConfigException
+    (``token``, re-read every minute of ``clock`` and after a 401; ``ca.crt``; ``namespace``).
+
+    kubernetes-asyncio's ``InClusterConfigLoader`` reads the files each time; when to read them
+    again is ``CachedCredentials``' decision (its own refresh hook runs on the wall clock, which a
+    test cannot drive, so it is off)."""
+    k8s = loaders()
+    ConfigException = k8s.ConfigException
 
     environ = dict(os.environ if env is None else env)
     sa = Path(service_account_dir)
@@ -239,33 +241,35 @@ async def load_incluster_config(
             f"in-cluster config: service account token {token} is missing; "
             "mount a service account (automountServiceAccountToken) or pass --kubeconfig"
         )
-    loader = incluster_config.InClusterConfigLoader(
-        token_filename=str(token), cert_filename=str(ca), environ=environ
+    loader = k8s.InClusterConfigLoader(
+        token_filename=str(token), cert_filename=str(ca), try_refresh_token=False, environ=environ
     )
-    first = Configuration()
-    try:
-        loader.load_and_set(first)
-    except ConfigException as e:
-        raise ConfigError(f"in-cluster config: {e} (service account in {sa})") from None
-    current = [first]
+
+    def read_service_account() -> Any:
+        cfg = k8s.Configuration()
+        try:
+            loader.load_and_set(cfg)
+        except (ConfigException, OSError) as e:
+            raise ConfigError(
+                f"in-cluster config: {_one_line(e)} (service account in {sa}); "
+                "mount a service account (automountServiceAccountToken) or pass --kubeconfig"
+            ) from None
+        return cfg
+
+    first = read_service_account()
+    seeded = [first]
 
     async def fetch() -> _Fetched:
-        # The loader's hook re-reads the token file once a minute; after a 401 (our cache was
-        # invalidated) read it again now.
-        if fetches.fetches:
-            current[0] = Configuration()
-            try:
-                loader.load_and_set(current[0])
-            except ConfigException as e:
-                raise ConfigError(f"in-cluster config: {e} (service account in {sa})") from None
-        return _Fetched(await current[0].get_api_key_with_prefix("BearerToken"), None)
+        cfg = seeded.pop() if seeded else read_service_account()
+        # client-go trims the file (a trailing newline is common)
+        return _Fetched(str(cfg.api_key["BearerToken"]).strip(), None)
 
-    fetches = CachedCredentials(fetch, reread_seconds=REREAD_SECONDS, clock=clock)
+    credentials = CachedCredentials(fetch, reread_seconds=REREAD_SECONDS, clock=clock)
     ns_file = sa / "namespace"
     namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
     return ClientConfig(
         server=str(first.host),
-        credentials=fetches,
+        credentials=credentials,
         ca_file=str(first.ssl_ca_cert),
         namespace=namespace or "default",
     )
@@ -284,21 +288,28 @@ async def load_kubeconfig(
     (an ``exec`` plugin runs once here), so an unusable one fails at start, not at the first
     request; it is refreshed later as ``engine.credentials`` says.
     """
-    from kubernetes_asyncio.client import Configuration
-    from kubernetes_asyncio.config.config_exception import ConfigException
-    from kubernetes_asyncio.config.kube_config import KubeConfigLoader
+    k8s = loaders()
+    ConfigException = k8s.ConfigException
 
     merged, name, user_name, names = _read_kubeconfig(path, context, env)
     user = _user_node(merged, user_name)
     has_exec = isinstance(user, dict) and isinstance(user.get("exec"), dict)
     command = str(user["exec"].get("command") or "") if has_exec else ""
 
-    async def fetch() -> tuple[Configuration, _Fetched]:
-        loader = KubeConfigLoader(config_dict=merged, active_context=name, config_base_path=None)
-        cfg = Configuration()
+    async def fetch() -> tuple[Any, _Fetched]:
+        loader = k8s.KubeConfigLoader(
+            config_dict=merged, active_context=name, config_base_path=None
+        )
+        cfg = k8s.Configuration()
         try:
             await loader.load_and_set(cfg)
         except (ConfigException, OSError, ValueError, KeyError) as e:
+            if has_exec and isinstance(e, FileNotFoundError):
+                raise ConfigError(
+                    f"kubeconfig {names}: the exec plugin of user {user_name!r}: command "
+                    f"{command!r} is not found; install it or put it on PATH, or pass another "
+                    "--kubeconfig"
+                ) from None
             exec_failed = has_exec and (isinstance(e, OSError) or str(e).startswith("exec"))
             where = (
                 f"the exec plugin of user {user_name!r} (command {command!r}) failed"
@@ -311,7 +322,7 @@ async def load_kubeconfig(
             ) from None
         expiry = getattr(loader, "exec_plugin_expiry", None) if has_exec else None
         header = cfg.api_key.get("BearerToken")
-        return cfg, _Fetched(str(header) if header else None, expiry)
+        return cfg, _Fetched(str(header).strip() if header else None, expiry)
 
     cfg, first = await fetch()
     seeded = [first]
@@ -343,7 +354,7 @@ def _read_kubeconfig(
     path: str | os.PathLike[str] | None, context: str | None, env: Mapping[str, str] | None
 ) -> tuple[ConfigNode, str, str, str]:
     """The merged files, the context's name, its user's name and the files' names (checked)."""
-    from kubernetes_asyncio.config.config_exception import ConfigException
+    ConfigException = loaders().ConfigException
 
     environ = os.environ if env is None else env
     if path is not None:
@@ -366,10 +377,8 @@ def _read_kubeconfig(
 
 def _merge(files: list[Path], names: str) -> ConfigNode:
     """The files merged by client-go's rule (the first file to define a name wins)."""
-    from kubernetes_asyncio.config.kube_config import KubeConfigMerger
-
     try:
-        merger = KubeConfigMerger(os.pathsep.join(str(f) for f in files))
+        merger = loaders().KubeConfigMerger(os.pathsep.join(str(f) for f in files))
     except yaml.YAMLError as e:
         raise ConfigError(f"kubeconfig {names} is not valid YAML: {_one_line(e)}") from None
     except (AttributeError, TypeError, KeyError):
@@ -384,7 +393,8 @@ def _merge(files: list[Path], names: str) -> ConfigNode:
         if current:
             merger.config.value["current-context"] = current
             break
-    return merger.config
+    merged: ConfigNode = merger.config
+    return merged
 
 
 def _check_context(merged: ConfigNode, context: str | None, names: str) -> tuple[str, str]:
@@ -398,7 +408,14 @@ def _check_context(merged: ConfigNode, context: str | None, names: str) -> tuple
     contexts = _child(merged, "contexts")
     ctx = contexts.get_with_name(name, safe=True) if contexts else None
     if ctx is None or _child(ctx, "context") is None:
-        raise ConfigError(f"kubeconfig {names}: context {name!r} is not defined")
+        # The merger wraps each list item in a ConfigNode; a single file's items are plain dicts.
+        items = [getattr(c, "value", c) for c in (contexts.value if contexts else None) or []]
+        defined = [str(c["name"]) for c in items if isinstance(c, dict) and c.get("name")]
+        choice = f"use one of {', '.join(map(repr, defined))}" if defined else "define it"
+        raise ConfigError(
+            f"kubeconfig {names}: context {name!r} is not defined; {choice} "
+            "(kubectl config get-contexts) or pass another --kubeconfig"
+        )
     cluster_name = str(ctx["context"].safe_get("cluster") or "")
     clusters = _child(merged, "clusters")
     cluster = clusters.get_with_name(cluster_name, safe=True) if clusters else None
