@@ -141,6 +141,8 @@ class ApiClient:
             else None
         )
         self._ssl = config.ssl_context()
+        # kubeconfig tls-server-name: verify the certificate against it, not the URL's host
+        self._server_hostname = config.tls_server_name if config.is_https else None
         self._session: aiohttp.ClientSession | None = None
         self._credentials = config.new_credentials(clock=self._clock)
 
@@ -241,6 +243,7 @@ class ApiClient:
                     headers=headers,
                     timeout=client_timeout,
                     ssl=self._ssl if self._ssl is not None else True,
+                    server_hostname=self._server_hostname,
                 ) as resp:
                     raw = await resp.read()
                     status = resp.status
@@ -304,6 +307,7 @@ class ApiClient:
                     headers=headers,
                     timeout=client_timeout,
                     ssl=self._ssl if self._ssl is not None else True,
+                    server_hostname=self._server_hostname,
                 )
             except aiohttp.ClientError as e:
                 self._observe_failure("GET", start)

@@ -4,8 +4,15 @@ Off by default (every request is served, as a laptop cluster wants). With ``toke
 must carry ``Authorization: Bearer <token>`` for a token in the table, or it is answered 401
 Unauthorized with a ``Status``, as kube-apiserver answers an unknown or missing credential. The
 table is live: removing a token revokes it at once, which is how tests exercise a client's refresh
-after a 401. The health and version endpoints stay open, as kube-apiserver's default RBAC lets
-anonymous users read them (``system:public-info-viewer``).
+after a 401.
+
+A request without any credential may still read the health and version endpoints, which
+kube-apiserver's default RBAC grants anonymous users (``system:public-info-viewer``: ``/healthz``,
+``/livez``, ``/readyz``, ``/version``); a credential that is presented and refused is 401 on every
+path, as kube-apiserver fails a bad token before it falls back to the anonymous user.
+
+The server speaks plain http, over which client-go (kubectl) sends no bearer token: with tokens on,
+kubectl is refused; kubetrain's and kubernetes-asyncio's clients send it.
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ from .http_json import json_response
 
 __all__ = ["PUBLIC_PATHS", "BearerTokenAuthenticator"]
 
-#: Paths served without a credential (kube-apiserver's public info).
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+#: Paths served to a request without a credential (``system:public-info-viewer``'s URLs).
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,10 +46,10 @@ class BearerTokenAuthenticator:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or request.path.startswith(("/healthz/", "/livez/")):
-            return await handler(request)
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+        header = request.headers.get("Authorization")
+        if header is None and request.path in PUBLIC_PATHS:
+            return await handler(request)  # the anonymous user reads public info
+        scheme, _, token = (header or "").partition(" ")
         user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             err = ApiError(401, "Unauthorized", "Unauthorized")

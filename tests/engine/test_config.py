@@ -3,27 +3,36 @@
 The exec-plugin tests run a real plugin (a small Python script that prints an ExecCredential and
 counts its runs) against the embedded API server with bearer-token authentication on, through
 kubetrain's own ApiClient: the credential is fetched again when it expires and when the server
-answers 401.
+answers 401. The TLS tests serve HTTPS from a throwaway CA to check that CA data, client
+certificates, ``tls-server-name`` and ``insecure-skip-tls-verify`` reach the transport.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import stat
-import sys
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-import yaml
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kubeconfigs import ExecPlugin, kubeconfig_doc, write_kubeconfig
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import FakeClock
+from kubetrain.cluster.apiserver.certs import CertificateAuthority, make_ca
 from kubetrain.cluster.apiserver.options import ApiServerOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
-from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.client import ApiClient, ApiConnectionError, ClientOptions
 from kubetrain.engine.config import (
     ClientConfig,
     ConfigError,
@@ -35,29 +44,8 @@ from kubetrain.informers.resource import CONFIGMAPS
 from kubetrain.informers.transport import ApiStatusError
 
 
-def write_kubeconfig(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def kubeconfig_doc(
-    server: str, *, user: dict[str, Any], current: str | None = "c", ca: str | None = "ca.pem"
-) -> dict[str, Any]:
-    cluster: dict[str, Any] = {"server": server}
-    if ca:
-        cluster["certificate-authority"] = ca
-    doc: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "k", "cluster": cluster}],
-        "users": [{"name": "u", "user": user}],
-        "contexts": [
-            {"name": "c", "context": {"cluster": "k", "user": "u", "namespace": "team"}},
-            {"name": "other", "context": {"cluster": "k", "user": "u"}},
-        ],
-    }
-    if current:
-        doc["current-context"] = current
+def with_ca(doc: dict[str, Any], ca: str = "ca.pem") -> dict[str, Any]:
+    doc["clusters"][0]["cluster"]["certificate-authority"] = ca
     return doc
 
 
@@ -80,9 +68,11 @@ async def test_kubeconfig_fields_and_relative_paths(tmp_path: Path) -> None:
     key = base64.b64encode(b"KEY").decode()
     path = write_kubeconfig(
         tmp_path / "config",
-        kubeconfig_doc(
-            "https://api.example:6443/",
-            user={"client-certificate-data": cert, "client-key-data": key},
+        with_ca(
+            kubeconfig_doc(
+                "https://api.example:6443/",
+                user={"client-certificate-data": cert, "client-key-data": key},
+            )
         ),
     )
     cfg = await load_kubeconfig(path)
@@ -105,15 +95,48 @@ async def test_kubeconfig_list_first_file_wins(tmp_path: Path) -> None:
 
 
 async def test_token_file_and_basic_auth_users(tmp_path: Path) -> None:
-    (tmp_path / "tok").write_text("from-file")
+    (tmp_path / "tok").write_text("from-file\n")  # trimmed, as client-go does
     path = write_kubeconfig(
-        tmp_path / "config", kubeconfig_doc("http://a:1", user={"tokenFile": "tok"}, ca=None)
+        tmp_path / "config", kubeconfig_doc("http://a:1", user={"tokenFile": "tok"})
     )
     assert await authorization(await load_kubeconfig(path)) == "Bearer from-file"
     basic = {"username": "ada", "password": "pw"}
-    path = write_kubeconfig(tmp_path / "basic", kubeconfig_doc("http://a:1", user=basic, ca=None))
+    path = write_kubeconfig(tmp_path / "basic", kubeconfig_doc("http://a:1", user=basic))
     expected = "Basic " + base64.b64encode(b"ada:pw").decode()
     assert await authorization(await load_kubeconfig(path)) == expected
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    """An unsigned JWT with ``claims`` (the oidc auth-provider reads only its ``exp``)."""
+
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(obj)).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
+
+
+async def test_oidc_auth_provider_user(tmp_path: Path) -> None:
+    exp = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
+    id_token = jwt({"iss": "https://issuer.example", "sub": "ada", "exp": exp})
+    provider = {
+        "name": "oidc",
+        "config": {
+            "client-id": "kubetrain",
+            "idp-issuer-url": "https://issuer.example",
+            "id-token": id_token,
+        },
+    }
+    path = write_kubeconfig(
+        tmp_path / "config", kubeconfig_doc("http://a:1", user={"auth-provider": provider})
+    )
+    assert await authorization(await load_kubeconfig(path)) == f"Bearer {id_token}"
+    # Expired and nothing to refresh it with: the problem is named at load time.
+    provider["config"]["id-token"] = jwt({"exp": exp - 7200})
+    path = write_kubeconfig(
+        tmp_path / "config", kubeconfig_doc("http://a:1", user={"auth-provider": provider})
+    )
+    with pytest.raises(ConfigError, match=r"oidc: No valid id-token.*refresh-token"):
+        await load_kubeconfig(path)
 
 
 @pytest.mark.parametrize(
@@ -122,14 +145,14 @@ async def test_token_file_and_basic_auth_users(tmp_path: Path) -> None:
         ({"token": "x"}, "nope", "c", "context 'nope' is not defined"),
         ({"token": "x"}, None, None, "no current-context"),
         ({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "kt-no-such"}},
-         None, "c", "exec plugin of user 'u' \\(command 'kt-no-such'\\) failed"),
+         None, "c", "exec plugin of user 'u': command 'kt-no-such' is not found; install it"),
     ],
 )  # fmt: skip
 async def test_kubeconfig_errors_name_the_problem(
     tmp_path: Path, doc_user: dict[str, Any], context: str | None, current: str | None, match: str
 ) -> None:
     path = write_kubeconfig(
-        tmp_path / "config", kubeconfig_doc("http://a:1", user=doc_user, current=current, ca=None)
+        tmp_path / "config", kubeconfig_doc("http://a:1", user=doc_user, current=current)
     )
     with pytest.raises(ConfigError, match=match):
         await load_kubeconfig(path, context=context)
@@ -141,7 +164,8 @@ async def test_missing_or_broken_kubeconfig_files_are_named(tmp_path: Path) -> N
     (tmp_path / "bad").write_text("clusters: [")
     with pytest.raises(ConfigError, match="not valid YAML"):
         await load_kubeconfig(tmp_path / "bad")
-    path = write_kubeconfig(tmp_path / "noca", kubeconfig_doc("https://a:1", user={"token": "x"}))
+    doc = with_ca(kubeconfig_doc("https://a:1", user={"token": "x"}))
+    path = write_kubeconfig(tmp_path / "noca", doc)
     with pytest.raises(ConfigError, match=r"context 'c'.*ca\.pem"):
         await load_kubeconfig(path)
 
@@ -173,6 +197,125 @@ async def test_embedded_kubeconfig_loads(tmp_path: Path) -> None:
     assert await authorization(cfg) == "Bearer kubetrain-dummy-token"
 
 
+# -- TLS: CA, client certificates, insecure-skip-tls-verify, tls-server-name ---------------------
+
+
+def client_cert(ca: CertificateAuthority, name: str) -> tuple[bytes, bytes]:
+    """A client certificate for user ``name`` signed by ``ca``, and its key (PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+@asynccontextmanager
+async def tls_server(
+    ca: CertificateAuthority, *, dns_names: tuple[str, ...] = (), require_client_cert: bool
+) -> AsyncIterator[tuple[str, list[str]]]:
+    """An HTTPS server on 127.0.0.1 answering an empty ConfigMap list; yields its URL and the
+    common names of the client certificates it saw."""
+    seen: list[str] = []
+
+    async def configmaps(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        subject = dict(x[0] for x in (peer or {}).get("subject", ()))
+        seen.append(subject.get("commonName", ""))
+        body = {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {}, "items": []}
+        return web.json_response(body)
+
+    ip_addresses = () if dns_names else ("127.0.0.1",)
+    context = ca.issue_server_cert(dns_names=dns_names, ip_addresses=ip_addresses).ssl_context()
+    if require_client_cert:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=ca.cert_pem.decode())
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/default/configmaps", configmaps)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"https://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def list_configmaps(path: Path) -> None:
+    async with ApiClient(
+        await load_kubeconfig(path), ClientOptions(registry=CollectorRegistry())
+    ) as c:
+        await c.list(CONFIGMAPS, "default")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_ca_data_and_client_certificate_data_reach_a_tls_server(tmp_path: Path) -> None:
+    ca = make_ca("cluster-ca")
+    cert, key = client_cert(ca, "ada")
+    async with tls_server(ca, require_client_cert=True) as (url, seen):
+        user = {"client-certificate-data": b64(cert), "client-key-data": b64(key)}
+        cluster = {"certificate-authority-data": b64(ca.cert_pem)}
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(url, user=user, cluster=cluster))
+        await list_configmaps(path)
+        assert seen == ["ada"]
+        # The same from files, as relative paths beside the kubeconfig.
+        (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+        (tmp_path / "ada.crt").write_bytes(cert)
+        (tmp_path / "ada.key").write_bytes(key)
+        user = {"client-certificate": "ada.crt", "client-key": "ada.key"}
+        cluster = {"certificate-authority": "ca.crt"}
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(url, user=user, cluster=cluster))
+        await list_configmaps(path)
+        assert seen == ["ada", "ada"]
+        # Without the client certificate the server refuses the handshake.
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(url, user={}, cluster=cluster))
+        with pytest.raises(ApiConnectionError):
+            await list_configmaps(path)
+
+
+async def test_server_verification_insecure_skip_and_tls_server_name(tmp_path: Path) -> None:
+    ca = make_ca("cluster-ca")
+    ca_data = {"certificate-authority-data": b64(ca.cert_pem)}
+    async with tls_server(ca, dns_names=("kubernetes.default.svc",), require_client_cert=False) as (
+        url,
+        seen,
+    ):
+        # Certificate for kubernetes.default.svc, dialled at 127.0.0.1: verification fails ...
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(url, user={}, cluster=ca_data))
+        with pytest.raises(ApiConnectionError, match=r"certificate|hostname|match"):
+            await list_configmaps(path)
+        # ... unless the name to verify is given (kubeconfig tls-server-name) ...
+        cluster = {**ca_data, "tls-server-name": "kubernetes.default.svc"}
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(url, user={}, cluster=cluster))
+        await list_configmaps(path)
+        # ... or verification is off; an unknown CA fails without it.
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(url, user={"token": "x"}))
+        with pytest.raises(ApiConnectionError, match="certificate"):
+            await list_configmaps(path)
+        insecure = {"insecure-skip-tls-verify": True}
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(url, user={}, cluster=insecure))
+        await list_configmaps(path)
+    assert len(seen) == 2
+
+
 # -- in-cluster ----------------------------------------------------------------------------------
 
 
@@ -201,58 +344,44 @@ async def test_incluster_token_is_reread_after_a_minute_and_after_a_401(tmp_path
     cfg = await load_incluster_config(env=env, service_account_dir=tmp_path, clock=clock)
     creds = cfg.new_credentials()
     assert await creds.authorization() == "Bearer first"
-    (tmp_path / "token").write_text("second")  # the kubelet rotated the projected token
+    (tmp_path / "token").write_text("second\n")  # the kubelet rotated the projected token
+    clock.advance(59)
     assert await creds.authorization() == "Bearer first"  # cached within the minute
     creds.invalidate()  # a 401: read the file now
     assert await creds.authorization() == "Bearer second"
     (tmp_path / "token").write_text("third")
+    clock.advance(59)
+    assert await creds.authorization() == "Bearer second"
+    clock.advance(2)  # a minute after the last read, on the client's clock
+    assert await creds.authorization() == "Bearer third"
+    (tmp_path / "token").unlink()
     clock.advance(61)
-    # The loader itself re-reads once a minute of real time; ours asks it after a minute of
-    # the client's clock, and it serves the rotated file once its own minute has passed too.
-    assert await creds.authorization() in ("Bearer second", "Bearer third")
+    with pytest.raises(ConfigError, match=r"in-cluster config: .*token.*pass --kubeconfig"):
+        await creds.authorization()
+
+
+async def test_incluster_token_rotation_reaches_an_authenticating_server(tmp_path: Path) -> None:
+    # The same, through the ApiClient: the server stops accepting the old token (it expired), the
+    # kubelet has written the new one, and the next request succeeds after one 401.
+    env = service_account(tmp_path, "sa-1")
+    tokens = {"sa-1": "system:serviceaccount:ops:kubetrain"}
+    cluster = await authenticated_cluster(tokens)
+    try:
+        incluster = await load_incluster_config(env=env, service_account_dir=tmp_path)
+        # The embedded server speaks http; keep the in-cluster credential, point at it.
+        cfg = ClientConfig(server=cluster.url, credentials=incluster.credentials)
+        async with ApiClient(cfg, ClientOptions(registry=CollectorRegistry())) as client:
+            await client.list(CONFIGMAPS, "default")
+            (tmp_path / "token").write_text("sa-2")
+            tokens["sa-2"] = tokens.pop("sa-1")
+            await client.list(CONFIGMAPS, "default")
+        assert cluster.api.authn is not None
+        assert cluster.api.authn.authenticated["system:serviceaccount:ops:kubetrain"] == 2
+    finally:
+        await cluster.stop()
 
 
 # -- exec credential plugins against a server that authenticates -------------------------------
-
-PLUGIN = """\
-import json, sys, datetime
-log, token, ttl = sys.argv[1], open(sys.argv[2]).read().strip(), float(sys.argv[3])
-with open(log, "a") as f:
-    f.write("run\\n")
-status = {"token": token}
-if ttl > 0:
-    expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ttl)
-    status["expirationTimestamp"] = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
-print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1",
-                  "kind": "ExecCredential", "status": status}))
-"""
-
-
-class Plugin:
-    """An exec credential plugin that prints the token in ``token_file`` and counts its runs."""
-
-    def __init__(self, tmp_path: Path, token: str, *, ttl: float = 0) -> None:
-        self.script = tmp_path / "plugin.py"
-        self.script.write_text(PLUGIN)
-        self.script.chmod(self.script.stat().st_mode | stat.S_IXUSR)
-        self.log = tmp_path / "plugin.log"
-        self.token_file = tmp_path / "plugin.token"
-        self.token_file.write_text(token)
-        self.ttl = ttl
-
-    def user(self) -> dict[str, Any]:
-        return {
-            "exec": {
-                "apiVersion": "client.authentication.k8s.io/v1",
-                "command": sys.executable,
-                "args": [str(self.script), str(self.log), str(self.token_file), str(self.ttl)],
-                "interactiveMode": "Never",
-            }
-        }
-
-    @property
-    def runs(self) -> int:
-        return len(self.log.read_text().splitlines()) if self.log.exists() else 0
 
 
 async def authenticated_cluster(tokens: dict[str, str]) -> EmbeddedCluster:
@@ -262,12 +391,10 @@ async def authenticated_cluster(tokens: dict[str, str]) -> EmbeddedCluster:
 
 
 async def test_exec_plugin_user_lists_and_writes(tmp_path: Path) -> None:
-    plugin = Plugin(tmp_path, "exec-token-1")
+    plugin = ExecPlugin(tmp_path, "exec-token-1")
     cluster = await authenticated_cluster({"exec-token-1": "alice"})
     try:
-        path = write_kubeconfig(
-            tmp_path / "kc", kubeconfig_doc(cluster.url, user=plugin.user(), ca=None)
-        )
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(cluster.url, user=plugin.user()))
         cfg = await load_kubeconfig(path)
         async with ApiClient(cfg, ClientOptions(registry=CollectorRegistry())) as client:
             await client.create(CONFIGMAPS, {"metadata": {"name": "x", "namespace": "default"}})
@@ -286,12 +413,10 @@ async def test_exec_plugin_user_lists_and_writes(tmp_path: Path) -> None:
 
 
 async def test_expired_exec_credential_is_fetched_again(tmp_path: Path) -> None:
-    plugin = Plugin(tmp_path, "t1", ttl=120)
+    plugin = ExecPlugin(tmp_path, "t1", ttl=120)
     cluster = await authenticated_cluster({"t1": "alice", "t2": "alice"})
     try:
-        path = write_kubeconfig(
-            tmp_path / "kc", kubeconfig_doc(cluster.url, user=plugin.user(), ca=None)
-        )
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(cluster.url, user=plugin.user()))
         clock = FakeClock(wall_start=datetime.now(UTC))
         cfg = await load_kubeconfig(path, clock=clock)
         options = ClientOptions(registry=CollectorRegistry(), clock=clock)
@@ -309,13 +434,11 @@ async def test_expired_exec_credential_is_fetched_again(tmp_path: Path) -> None:
 
 
 async def test_a_401_makes_the_client_run_the_plugin_again_and_retry(tmp_path: Path) -> None:
-    plugin = Plugin(tmp_path, "old")
+    plugin = ExecPlugin(tmp_path, "old")
     tokens = {"old": "alice"}
     cluster = await authenticated_cluster(tokens)
     try:
-        path = write_kubeconfig(
-            tmp_path / "kc", kubeconfig_doc(cluster.url, user=plugin.user(), ca=None)
-        )
+        path = write_kubeconfig(tmp_path / "kc", kubeconfig_doc(cluster.url, user=plugin.user()))
         cfg = await load_kubeconfig(path)
         async with ApiClient(cfg, ClientOptions(registry=CollectorRegistry())) as client:
             await client.list(CONFIGMAPS, "default")
