@@ -44,13 +44,16 @@ def module_name(path: Path, folder: str, prefix: str) -> str:
     return ".".join([prefix, *parts])
 
 
-def imported_modules(path: Path, module: str) -> list[str]:
+def import_statements(path: Path, module: str) -> list[tuple[str, list[str]]]:
+    """Every import statement of a file, wherever it stands, as (absolute target, names):
+    ``import a.b`` is ``("a.b", [])``; ``from .x import y, z`` in ``pkg.m`` is
+    ``("pkg.x", ["y", "z"])``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     is_package = path.name == "__init__.py"
-    out: list[str] = []
+    out: list[tuple[str, list[str]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out.extend(alias.name for alias in node.names)
+            out.extend((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = module.split(".")
@@ -59,8 +62,16 @@ def imported_modules(path: Path, module: str) -> list[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            out.append(target)
-            out.extend(f"{target}.{alias.name}" for alias in node.names)
+            out.append((target, [alias.name for alias in node.names]))
+    return out
+
+
+def imported_modules(path: Path, module: str) -> list[str]:
+    """What a file may reach: each target, and ``target.name`` for every name it imports from it."""
+    out: list[str] = []
+    for target, names in import_statements(path, module):
+        out.append(target)
+        out.extend(f"{target}.{name}" for name in names)
     return out
 
 
@@ -122,18 +133,23 @@ def module_files() -> dict[str, Path]:
 def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     """module -> the project modules it imports, counting every import statement: at the top,
     inside functions and under ``if TYPE_CHECKING`` alike (a cycle hidden in a function is a
-    cycle all the same). ``from package import name`` counts as importing ``package.name``
-    when that is a module, else ``package``."""
+    cycle all the same).
+
+    Each imported name is resolved on its own: ``from pkg import sub`` is an edge to ``pkg.sub``
+    when that is a module, and ``from pkg import name`` (a re-export) an edge to ``pkg`` itself.
+    ``from pkg.sub import x`` is an edge to ``pkg.sub`` alone, not to ``pkg``: Python imports the
+    parent package first, but a module of ``pkg`` that imports a sibling does not need the
+    package's ``__init__`` finished (counting that edge would make every package with
+    re-exports a false cycle). A module that does read a name from its own package's
+    ``__init__`` while that ``__init__`` imports it is a real cycle, and is reported."""
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
         targets: set[str] = set()
-        for target in imported_modules(path, module):
-            if target in modules:
-                targets.add(target)
-        # ``from pkg import sub`` lists both pkg and pkg.sub: keep only the submodule then.
-        graph[module] = {
-            t for t in targets if not any(o.startswith(t + ".") and o in targets for o in targets)
-        } - {module}
+        for target, names in import_statements(path, module):
+            for name in names or [""]:
+                submodule = f"{target}.{name}"
+                targets.add(submodule if name and submodule in modules else target)
+        graph[module] = {t for t in targets if t in modules} - {module}
     return graph
 
 
@@ -199,3 +215,26 @@ def test_cycle_check_catches_a_cycle_hidden_in_a_function(
     ]
     (room / "c.py").write_text("x = 1\n")
     assert cycles(import_graph(modules)) == []
+
+
+def test_cycle_check_reads_a_package_name_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "informers" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from .a import A\nfrom .c import C\n")
+    (package / "a.py").write_text("from .b import B\nA = B\n")
+    (package / "b.py").write_text("B = 1\n")
+    # a sibling import goes to the sibling, not through the package's __init__
+    (package / "c.py").write_text("from . import b\nC = b.B\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    modules = {
+        module_name(p, "informers", "kubetrain.informers"): p
+        for p in sorted(package.parent.rglob("*.py"))
+    }
+    assert cycles(import_graph(modules)) == []
+    # reading a re-exported name from the package its __init__ is still importing is a cycle
+    (package / "c.py").write_text("from . import b\nfrom kubetrain.informers.pkg import A\nC = A\n")
+    assert cycles(import_graph(modules)) == [
+        ["kubetrain.informers.pkg", "kubetrain.informers.pkg.c"]
+    ]
