@@ -10,20 +10,17 @@ again (fix of quirk 8). Histograms time each job's life from ``metadata.creation
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from kubetrain.base.objects import object_key
+from kubetrain.base.objects import Obj, object_key
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import Counters
 from kubetrain.reconcilers.common.jobs import parse_time
 
 __all__ = ["JobMetrics", "JobPhaseGauge", "job_phase"]
-
-Obj = dict[str, Any]
 
 #: Seconds buckets for job-level durations: from a second to a day.
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
@@ -157,7 +154,3 @@ class JobPhaseGauge:
     def on_delete(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else object_key(obj)
         self._move(key, None)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -21,11 +21,8 @@ Applied, in this order:
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import MPIJOB, PADDLEJOB, PYTORCHJOB, JobKind
-
-Obj = dict[str, Any]
 
 CLEAN_POD_POLICY_NONE = "None"
 

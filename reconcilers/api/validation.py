@@ -23,9 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import MPIJOB, PYTORCHJOB, TFJOB, XGBOOSTJOB, JobKind
-
-Obj = dict[str, Any]
 
 REQUIRED = "Required"
 INVALID = "Invalid"

@@ -1,10 +1,9 @@
 """What the job controllers cache of jobs and pods: finished ones compacted to what is read.
 
-Finished jobs and their pods are most of a long-lived cluster's objects (the ``backlog`` scenario:
-50,000 finished jobs with their pods), and after their cleanup and TTL are scheduled the only code
-that reads them is the finished branch of ``compute_status`` (cleanup per cleanPodPolicy, the
-succeeded fold, the TTL deadline) and the owner/index machinery. So the informers' ingest
-transforms keep just that:
+Finished jobs and their pods are most of a long-lived cluster's objects, and after their cleanup
+and TTL are scheduled the only code that reads them is the finished branch of ``compute_status``
+(cleanup per cleanPodPolicy, the succeeded fold, the TTL deadline) and the owner/index machinery.
+So the informers' ingest transforms keep just that:
 
 - ``compact_job`` (the job informers' transform): a job with a true Succeeded/Failed condition
   keeps ``apiVersion``, ``kind``, ``metadata`` (uid, labels, annotations, ownerReferences,

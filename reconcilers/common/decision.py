@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import JobKind
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.jobs import format_time
-
-Obj = dict[str, Any]
 
 NORMAL = "Normal"
 WARNING = "Warning"

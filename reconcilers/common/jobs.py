@@ -9,11 +9,9 @@ counts should pass a *defaulted* job (``api.defaults.default_job``): then every 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import JobKind
-
-Obj = dict[str, Any]
 
 # runPolicy.managedBy values the reference accepts; only the first is reconciled by kubetrain.
 MANAGED_BY_OPERATOR = "kubeflow.org/training-operator"

@@ -22,20 +22,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.common.decision import WARNING, Event
 from kubetrain.reconcilers.common.jobs import name_of, namespace_of, replica_specs
+from kubetrain.reconcilers.common.kind_adapter import DomainOptions, KindAdapter
 from kubetrain.reconcilers.common.naming import (
     REPLICA_INDEX_LABEL,
     owner_reference,
     replica_labels,
 )
-
-if TYPE_CHECKING:
-    from kubetrain.reconcilers.kinds.base import DomainOptions, KindAdapter
-
-Obj = dict[str, Any]
 
 RESTART_ALWAYS = "Always"
 RESTART_ON_FAILURE = "OnFailure"

@@ -7,12 +7,9 @@ status compares equal to the stored one and no write happens for nothing.
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import JobKind
 from kubetrain.reconcilers.common.naming import REPLICA_TYPE_LABEL, replica_selector
-
-Obj = dict[str, Any]
 
 
 def pods_of_type(pods: list[Obj], rtype: str) -> list[Obj]:

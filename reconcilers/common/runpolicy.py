@@ -21,13 +21,11 @@ check (a new failed pod while not all replicas are active, when ``backoffLimit =
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import JobKind
 from kubetrain.reconcilers.common.jobs import parse_time, replica_specs, run_policy
 from kubetrain.reconcilers.common.replica_status import pods_of_type
-
-Obj = dict[str, Any]
 
 OPERATOR_RESTARTS_ANNOTATION = "training.kubeflow.org/operator-restarts"
 COUNTED_POLICIES = ("OnFailure", "Always", "ExitCode")

@@ -8,20 +8,16 @@ Services are never updated; out-of-range ones are deleted on scale-down.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.common.decision import SpecError
 from kubetrain.reconcilers.common.jobs import find_container, name_of, namespace_of, replica_specs
+from kubetrain.reconcilers.common.kind_adapter import KindAdapter
 from kubetrain.reconcilers.common.naming import (
     REPLICA_INDEX_LABEL,
     owner_reference,
     replica_labels,
 )
-
-if TYPE_CHECKING:
-    from kubetrain.reconcilers.kinds.base import KindAdapter
-
-Obj = dict[str, Any]
 
 
 def service_ports(adapter: KindAdapter, rspec: Obj) -> list[Obj]:

@@ -12,8 +12,10 @@ reference's reconcile order, with kubetrain's fixes (reference section 10):
    metadata, ``spec.runPolicy`` and status: ``common/compact.py``) is enough, and an invalid
    job that was failed for it still gets its TTL. After its cleanup a finished job decides no
    write at all.
-3. Default (in memory), then validate (every kind, MPI included); invalid -> a Warning
-   ``<Kind>FailedValidation`` event and ``error`` (retried with backoff), nothing else.
+3. Default (in memory), then validate (every kind, MPI included); invalid -> ``invalid`` (the
+   message naming the field), the Failed condition (and Created when the job has none),
+   completionTime, a Warning ``<Kind>FailedValidation`` event and the counters, nothing else;
+   nothing at all once that Failed condition is there (never retried: the spec must change).
 4. ``Created`` is added when the job has no condition yet, and the created counter counts then:
    once per job, not again on an operator restart's initial list (fix of quirk 8).
 5. Suspended: delete every pod and service (+ the HPA), active = 0, Running=False, Suspended=True;
@@ -62,6 +64,7 @@ from kubetrain.reconcilers.common.jobs import (
     total_replicas,
     uid_of,
 )
+from kubetrain.reconcilers.common.kind_adapter import DomainOptions, KindAdapter
 from kubetrain.reconcilers.common.pods import build_pod, plan_pods
 from kubetrain.reconcilers.common.priorities import LOW_PRIORITY, TTL_PRIORITY
 from kubetrain.reconcilers.common.replica_status import (
@@ -81,7 +84,6 @@ from kubetrain.reconcilers.common.runpolicy import (
 )
 from kubetrain.reconcilers.common.services import build_service, plan_services
 from kubetrain.reconcilers.common.ttl import ttl_deadline
-from kubetrain.reconcilers.kinds.base import DomainOptions, KindAdapter
 
 _DEFAULT_OPTIONS = DomainOptions()
 

@@ -4,6 +4,10 @@ PyTorch HPA), writing only when the object differs from what the decision wants.
 Cached kinds (``resources.CACHED_EXTRAS``) are compared with the cache; the others with the body
 last applied (``JobMemory.applied``), so a steady job costs no request. The comparison ignores
 fields the server adds (defaults): an object differs only where the desired body says otherwise.
+
+Create and update, not server-side apply: an apply is a request too, so this comparison would
+still be needed to write nothing for a steady job, and POST/PUT keep the requests and the RBAC
+verbs (create, update) of the reference operator.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.reconcilers.common.expectations import DEFAULT_EXPECTATIONS_TIMEOUT
-from kubetrain.reconcilers.kinds.base import DomainOptions
+from kubetrain.reconcilers.common.kind_adapter import DomainOptions
 
 __all__ = ["JobControllerOptions"]
 

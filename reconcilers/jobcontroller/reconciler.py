@@ -20,9 +20,9 @@ from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import WARNING, StatusDecision
 from kubetrain.reconcilers.common.expectations import Expectations
+from kubetrain.reconcilers.common.kind_adapter import KindAdapter
 from kubetrain.reconcilers.common.status import compute_status
 from kubetrain.reconcilers.exits import ExitLog
-from kubetrain.reconcilers.kinds.base import KindAdapter
 from kubetrain.reconcilers.metrics import JobMetrics
 
 from .children import ChildWriter

@@ -9,8 +9,8 @@ from kubetrain.informers.resource import PODS, SERVICES, kubeflow
 from kubetrain.informers.transforms import strip_managed_fields
 from kubetrain.reconcilers.common.compact import compact_job, slim_pod
 from kubetrain.reconcilers.common.expectations import Expectations
+from kubetrain.reconcilers.common.kind_adapter import KindAdapter
 from kubetrain.reconcilers.exits import ExitLog
-from kubetrain.reconcilers.kinds.base import KindAdapter
 from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge
 
 from .options import JobControllerOptions

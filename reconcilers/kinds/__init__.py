@@ -4,7 +4,7 @@ validation, defaults, extra objects). ``ADAPTERS`` maps the kind name to its ada
 
 from __future__ import annotations
 
-from kubetrain.reconcilers.kinds.base import KindAdapter
+from kubetrain.reconcilers.common.kind_adapter import KindAdapter
 from kubetrain.reconcilers.kinds.jax import JAX
 from kubetrain.reconcilers.kinds.mpi import MPI
 from kubetrain.reconcilers.kinds.paddle import PADDLE

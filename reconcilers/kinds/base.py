@@ -1,69 +1,20 @@
-"""The per-kind seam: ``KindAdapter`` says only what differs between kinds.
+"""``BaseAdapter``: the defaults most kinds share, and helpers for the adapters of ``kinds/``.
 
-The common machinery (``common/``) builds pods and services, counts replicas, runs the status
-state machine and the run policy; it asks the adapter for names, the master role, the pod
-decoration (env, init containers, volumes), the success/failure rules and any extra objects
-(MPI ConfigMap and RBAC, PyTorch HPA). Adapters are stateless singletons; options that come from
-the operator's flags or environment arrive as ``DomainOptions``.
+Each kind's adapter implements ``common/kind_adapter.py``'s ``KindAdapter`` and overrides only what
+differs from these defaults; options from the operator's flags or environment arrive as
+``DomainOptions``. Both are re-exported here, so an adapter module imports one toolkit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import JobKind
 from kubetrain.reconcilers.common.decision import SpecError, StatusWork
 from kubetrain.reconcilers.common.jobs import container_port, replica_specs
+from kubetrain.reconcilers.common.kind_adapter import DomainOptions, KindAdapter
 from kubetrain.reconcilers.common.naming import general_name
 
-Obj = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class DomainOptions:
-    """Operator-wide settings the pure domain needs. Defaults are the reference's flag defaults.
-
-    ``cluster_domain``: the reference's ``CUSTOM_CLUSTER_DOMAIN`` env of the operator process,
-    appended to TF_CONFIG host names (``<pod>.<ns>.svc.<domain>``); "" = none. The controller
-    reads the environment once at start-up and passes it here.
-    ``pytorch_init_image`` / ``pytorch_init_max_tries``: ``--pytorch-init-container-image`` and
-    ``--pytorch-init-container-max-tries`` (the worker pods' wait-for-master init container).
-    ``mpi_kubectl_delivery_image``: ``--mpi-kubectl-delivery-image`` (v1.9.4 default).
-    """
-
-    cluster_domain: str = ""
-    pytorch_init_image: str = "alpine:3.10"
-    pytorch_init_max_tries: int = 100
-    mpi_kubectl_delivery_image: str = "ghcr.io/kubeflow/training-v1/kubectl-delivery:latest"
-
-
-class KindAdapter(Protocol):
-    """What one kind adds to the common job machinery. All methods are pure.
-
-    ``job`` is always the *defaulted* job (``api.defaults.default_job``); ``rtype`` the canonical
-    replica type (``Worker``); ``pod`` a freshly built pod dict owned by the caller (safe to
-    mutate). ``decorate_pod`` raises ``SpecError`` (message names the field and the fix) when
-    the spec cannot be turned into pods.
-    """
-
-    kind: JobKind
-    needs_services: bool
-    restarts_failed_pods: bool
-
-    def pod_name(self, job_name: str, rtype: str, index: int) -> str: ...
-
-    def is_master_role(self, job: Obj, rtype: str, index: int) -> bool: ...
-
-    def decorate_pod(
-        self, job: Obj, rtype: str, index: int, pod: Obj, options: DomainOptions
-    ) -> None: ...
-
-    def update_status(self, work: StatusWork, job: Obj, pods: list[Obj]) -> None: ...
-
-    def extra_objects(self, job: Obj, pods: list[Obj], options: DomainOptions) -> list[Obj]: ...
-
-    def extra_objects_to_delete(self, job: Obj) -> list[tuple[str, str, str]]: ...
+__all__ = ["BaseAdapter", "DomainOptions", "KindAdapter", "append_env", "env"]
 
 
 class BaseAdapter:

@@ -8,12 +8,9 @@ Never -> Restarting, Never -> Failed.
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.common.decision import StatusWork
 from kubetrain.reconcilers.common.jobs import name_of, namespace_of
-
-Obj = dict[str, Any]
 
 
 def master_worker_status(

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import JAXJOB
 from kubetrain.reconcilers.common.decision import SpecError, StatusWork
 from kubetrain.reconcilers.common.jobs import container_port, name_of
 from kubetrain.reconcilers.common.naming import general_name
 from kubetrain.reconcilers.kinds.base import BaseAdapter, env
 from kubetrain.reconcilers.kinds.common_rules import master_worker_status
-
-Obj = dict[str, Any]
 
 
 class JaxAdapter(BaseAdapter):

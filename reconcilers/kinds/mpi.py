@@ -18,16 +18,13 @@ Decisions:
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import MPIJOB
 from kubetrain.reconcilers.common.decision import StatusWork
 from kubetrain.reconcilers.common.jobs import name_of, namespace_of
 from kubetrain.reconcilers.common.naming import general_name, owner_reference
 from kubetrain.reconcilers.common.replica_status import pods_of_type
 from kubetrain.reconcilers.kinds.base import BaseAdapter, DomainOptions, env
-
-Obj = dict[str, Any]
 
 LAUNCHER_SUFFIX = "-launcher"
 CONFIG_SUFFIX = "-config"

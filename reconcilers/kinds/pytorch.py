@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import API_VERSION, PYTORCHJOB
 from kubetrain.reconcilers.common.decision import SpecError, StatusWork
 from kubetrain.reconcilers.common.jobs import (
@@ -15,8 +14,6 @@ from kubetrain.reconcilers.common.jobs import (
 from kubetrain.reconcilers.common.naming import general_name, owner_reference
 from kubetrain.reconcilers.kinds.base import BaseAdapter, DomainOptions, append_env, env
 from kubetrain.reconcilers.kinds.common_rules import master_worker_status
-
-Obj = dict[str, Any]
 
 INIT_CONTAINER_NAME = "init-pytorch"
 

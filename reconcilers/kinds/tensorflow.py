@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import TFJOB
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import StatusWork
@@ -22,8 +23,6 @@ from kubetrain.reconcilers.common.naming import general_name
 from kubetrain.reconcilers.common.pods import default_container_exit_code, replica_index
 from kubetrain.reconcilers.common.replica_status import pods_of_type
 from kubetrain.reconcilers.kinds.base import BaseAdapter, DomainOptions, env
-
-Obj = dict[str, Any]
 
 STATUS_ORDER = ("Chief", "Evaluator", "Master", "PS", "Worker")
 SUCCESS_POLICY_ALL_WORKERS = "AllWorkers"

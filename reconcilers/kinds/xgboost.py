@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import XGBOOSTJOB
 from kubetrain.reconcilers.common.decision import StatusWork
 from kubetrain.reconcilers.common.jobs import name_of
 from kubetrain.reconcilers.common.naming import general_name
 from kubetrain.reconcilers.kinds.base import BaseAdapter, env
-
-Obj = dict[str, Any]
 
 
 class XGBoostAdapter(BaseAdapter):

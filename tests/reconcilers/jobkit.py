@@ -1,7 +1,8 @@
 """Factories for the reconciler tests: jobs as the API returns them, pods as the kubelet reports.
 
 Pods are built with the product's own ``build_pod`` (so labels and owner references are the real
-ones) and then given a status, the way the node simulator would.
+ones) and then given a status, the way the node simulator would. ``new_reconciler`` builds a
+``JobReconciler`` over in-memory stores and a fake writer (``fakes.RecordingJobWriter``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,25 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from kubetrain.reconcilers.api.defaults import default_job
-from kubetrain.reconcilers.common.pods import build_pod
-from kubetrain.reconcilers.kinds import ADAPTERS
-from kubetrain.reconcilers.kinds.base import KindAdapter
+from fakes import RecordingRecorder
 
-Obj = dict[str, Any]
+from kubetrain.base.objects import Obj
+from kubetrain.engine.metrics import new_registry
+from kubetrain.informers.indexers import CONTROLLER_UID_INDEX, controller_uid_index
+from kubetrain.informers.lister import Lister
+from kubetrain.informers.store import Store
+from kubetrain.reconcilers.api.defaults import default_job
+from kubetrain.reconcilers.common.expectations import Expectations
+from kubetrain.reconcilers.common.kind_adapter import DomainOptions, KindAdapter
+from kubetrain.reconcilers.common.pods import build_pod
+from kubetrain.reconcilers.jobcontroller import (
+    EventSink,
+    JobControllerOptions,
+    JobReconciler,
+    JobWriter,
+)
+from kubetrain.reconcilers.kinds import ADAPTERS
+from kubetrain.reconcilers.metrics import JobMetrics
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -88,11 +102,45 @@ def make_pod(
     return pod
 
 
-def _opts() -> Any:
-    from kubetrain.reconcilers.kinds.base import DomainOptions
-
+def _opts() -> DomainOptions:
     return DomainOptions()
 
 
 def cond_list(status: Obj) -> list[tuple[str, str, str]]:
     return [(c["type"], c["status"], c["reason"]) for c in status.get("conditions") or []]
+
+
+def uid_indexed_store(*objs: Obj) -> Store:
+    """A store of ``objs`` with the controller-UID index, as the owned-object informers have."""
+    store = Store(indexers={CONTROLLER_UID_INDEX: controller_uid_index})
+    for obj in objs:
+        store.upsert(obj)
+    return store
+
+
+def new_reconciler(
+    kind_name: str,
+    *,
+    client: JobWriter,
+    jobs: Store,
+    pods: Store | None = None,
+    services: Store | None = None,
+    extras: dict[str, Store] | None = None,
+    recorder: EventSink | None = None,
+    expectations: Expectations | None = None,
+    options: JobControllerOptions | None = None,
+) -> JobReconciler:
+    """A ``JobReconciler`` of ``kind_name`` over these stores (empty indexed ones by default),
+    with metrics in a registry of its own."""
+    return JobReconciler(
+        ADAPTERS[kind_name],
+        client=client,
+        jobs=Lister(jobs),
+        pods=Lister(pods if pods is not None else uid_indexed_store()),
+        services=Lister(services if services is not None else uid_indexed_store()),
+        extras={plural: Lister(store) for plural, store in (extras or {}).items()},
+        recorder=recorder if recorder is not None else RecordingRecorder(),
+        metrics=JobMetrics(new_registry(process_metrics=False)),
+        expectations=expectations if expectations is not None else Expectations(),
+        options=options,
+    )

@@ -334,3 +334,43 @@ def test_bytes_per_cached_finished_job_and_its_4_pods() -> None:
     assert per_job < 2048
     assert per_job_pods < 4 * 1024
     assert per_job + per_job_pods < raw / 4
+
+
+def test_slim_pod_keeps_what_the_reconciler_reads() -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "p",
+            "labels": {"a": "b"},
+            "annotations": {"big": "x" * 1000},
+            "managedFields": [{}],
+            "ownerReferences": [{"uid": "u"}],
+        },
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+        "status": {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "podIP": "1.2.3.4",
+            "containerStatuses": [
+                {
+                    "name": "c",
+                    "restartCount": 2,
+                    "state": {"terminated": {"exitCode": 137}},
+                    "image": "i",
+                    "imageID": "sha",
+                }
+            ],
+        },
+    }
+    slim = slim_pod(pod)
+    assert "spec" not in slim and "annotations" not in slim["metadata"]
+    assert "managedFields" not in slim["metadata"]
+    assert slim["metadata"]["ownerReferences"] == [{"uid": "u"}]
+    assert slim["status"] == {
+        "phase": "Failed",
+        "reason": "Evicted",
+        "containerStatuses": [
+            {"name": "c", "restartCount": 2, "state": {"terminated": {"exitCode": 137}}}
+        ],
+    }
