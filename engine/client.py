@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.base.tokenbucket import TokenBucket
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.transport import ApiStatusError
@@ -103,8 +103,8 @@ class ClientOptions:
     user_agent: str = "kubetrain/0.1"
     registry: CollectorRegistry | None = None
     """Where ``rest_client_*`` metrics go; ``None``: prometheus-client's global registry."""
-    clock: Clock | None = None
-    """Time for the rate limiter and retry waits; ``None``: ``RealClock()``."""
+    clock: Clock = REAL_CLOCK
+    """Time for the rate limiter, retry waits and credential expiry; tests pass a ``FakeClock``."""
 
     def __post_init__(self) -> None:
         if self.qps > 0 and self.burst < 1:
@@ -129,7 +129,7 @@ class ApiClient:
     def __init__(self, config: ClientConfig, options: ClientOptions | None = None) -> None:
         self.config = config
         self.options = options or ClientOptions()
-        self._clock: Clock = self.options.clock or RealClock()
+        self._clock: Clock = self.options.clock
         self._metrics = ClientMetrics.for_registry(self.options.registry)
         self._host = config.host
         # (verb, HTTP status) -> the rest_client_* series of a completed request: looking a

@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
-from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.informers.event_handlers import ResourceEventHandler
 from kubetrain.informers.informer import SharedInformer
 
@@ -91,7 +91,7 @@ class ControllerOptions:
     """Real seconds ``run`` waits for the watched informers to sync before failing (2 min)."""
     panic_types: tuple[type[BaseException], ...] = DEFAULT_PANIC_TYPES
     """Exception types also counted as panics (see ``DEFAULT_PANIC_TYPES``)."""
-    clock: Clock = field(default_factory=RealClock)
+    clock: Clock = REAL_CLOCK
     """Time for delays, backoff, timeouts and durations; tests pass a ``FakeClock``."""
     registry: CollectorRegistry | None = None
     """Where the ``controller_runtime_*`` and ``workqueue_*`` metrics go; None: the global one."""

@@ -21,16 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
-from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.base.tokenbucket import TokenBucket
 from kubetrain.engine.metrics_registry import once_per_registry
 from kubetrain.informers.resource import EVENTS, ResourceRef
@@ -65,10 +64,9 @@ class EventRecorderOptions:
     """Attempts of one write when the server cannot be reached (client-go ``maxTriesPerEvent``)."""
     retry_interval: float = 10.0
     """Seconds between those attempts (client-go ``sleepDuration``)."""
-    clock: Clock | None = None
-    """Monotonic time for windows, buckets and retries; ``None``: ``RealClock()``."""
-    wall_time: Callable[[], float] = time.time
-    """Epoch seconds for timestamps and names."""
+    clock: Clock = REAL_CLOCK
+    """Monotonic time for windows, buckets and retries; wall time (``utcnow``) for timestamps
+    and names. Tests pass a ``FakeClock``."""
     registry: CollectorRegistry | None = None
     """Where ``kubetrain_events_*`` metrics go; ``None``: the global registry."""
 
@@ -130,7 +128,7 @@ class EventRecorder:
         self.component = component
         self.host = host
         self.options = opts = options or EventRecorderOptions()
-        self._clock: Clock = opts.clock or RealClock()
+        self._clock: Clock = opts.clock
         self._metrics = _metrics_for(opts.registry)
         self._buckets: OrderedDict[tuple[str, ...], TokenBucket] = OrderedDict()
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
@@ -166,7 +164,7 @@ class EventRecorder:
             return
         involved = self._reference(obj, resource)
         now = self._clock.monotonic()
-        wall = self.options.wall_time()
+        wall = self._clock.utcnow().timestamp()
         timestamp = _rfc3339(wall)
         object_key = (
             involved["kind"],

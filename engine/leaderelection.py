@@ -21,7 +21,6 @@ import inspect
 import logging
 import math
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.engine.metrics_registry import once_per_registry
 from kubetrain.informers.resource import LEASES
 from kubetrain.informers.transport import ApiStatusError, Transport
@@ -118,7 +117,9 @@ class LeaderElector:
     - ``on_stopped_leading()``: after leading ends, however it ends; awaited;
     - ``on_new_leader(identity)``: sync, whenever the observed holder changes (self included).
 
-    ``client`` is any ``Transport`` (the ``ApiClient``).
+    ``client`` is any ``Transport`` (the ``ApiClient``). ``clock``: the Lease's times, retries,
+    the renew deadline and expiry judgement (a request in flight is bounded in real time, so a
+    fake clock's jump does not cancel it); tests pass a ``FakeClock``.
     """
 
     def __init__(
@@ -129,8 +130,7 @@ class LeaderElector:
         on_started_leading: Callback | None = None,
         on_stopped_leading: Callback | None = None,
         on_new_leader: Callable[[str], None] | None = None,
-        clock: Clock | None = None,
-        wall_time: Callable[[], float] = time.time,
+        clock: Clock = REAL_CLOCK,
         rand: Callable[[], float] = random.random,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -139,8 +139,7 @@ class LeaderElector:
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
         self._on_new_leader = on_new_leader
-        self._clock: Clock = clock or RealClock()
-        self._wall = wall_time
+        self._clock = clock
         self._rand = rand
         self._metrics = _metrics_for(registry)
         self._name = config.name or config.lease_name
@@ -229,6 +228,7 @@ class LeaderElector:
                 try:
                     # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
                     # that races with the inner call finishing, and the leader would never stop.
+                    # Real time bounds the request; the deadline itself is the clock's.
                     async with asyncio.timeout(remaining):
                         ok = await self._try_acquire_or_renew()
                 except TimeoutError:
@@ -243,7 +243,7 @@ class LeaderElector:
     async def _try_acquire_or_renew(self) -> bool:
         """One attempt (client-go ``tryAcquireOrRenew``). True when we hold the Lease now."""
         cfg = self.config
-        now = _micro_time(self._wall())
+        now = _micro_time(self._clock.utcnow())
         spec: dict[str, Any] = {
             "holderIdentity": cfg.identity,
             "leaseDurationSeconds": max(1, math.ceil(cfg.lease_duration)),
@@ -358,7 +358,7 @@ class LeaderElector:
                         holder = (self._lease.get("spec") or {}).get("holderIdentity")
                         if holder != self.config.identity:
                             return  # someone else holds it already: nothing to release
-                    now = _micro_time(self._wall())
+                    now = _micro_time(self._clock.utcnow())
                     spec = {
                         "holderIdentity": "",
                         "leaseDurationSeconds": 1,
@@ -394,6 +394,6 @@ class LeaderElector:
             self._leading_event.clear()
 
 
-def _micro_time(epoch: float) -> str:
+def _micro_time(at: datetime) -> str:
     """metav1.MicroTime: RFC 3339 with microseconds, UTC."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry
 
-from kubetrain.base.clock import REAL_CLOCK, Clock
+from kubetrain.base.clock import REAL_CLOCK, Clock, RealClock
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.transport import Transport
 
@@ -103,8 +103,9 @@ class ManagerOptions:
     cache_sync_timeout: float = 120.0
     """Seconds to wait for the informers' first sync before ``run`` fails."""
     clock: Clock = REAL_CLOCK
-    """Time of leader election (lease renewals, retries); pass the clock the controllers and
-    informers were given, so one fake clock drives the whole operator in tests."""
+    """The operator's one time source: leader election runs on it, the informer factory the
+    manager builds gets it, and every controller added must run on it (``ControllerOptions.clock``;
+    ``add`` checks), so one ``FakeClock`` drives the whole operator in tests."""
     registry: CollectorRegistry | None = None
     """The registry ``/metrics`` serves, and where the elector (and, by default, the informers)
     register; None: prometheus-client's global registry. Controllers take theirs from
@@ -124,6 +125,11 @@ class ManagerOptions:
             )
         if self.leader_elect and not self.leader_election_id:
             raise ValueError("ManagerOptions.leader_election_id must be set with leader_elect")
+
+
+def _same_clock(a: Clock, b: Clock) -> bool:
+    """True when ``a`` and ``b`` are one time source (any two ``RealClock``s are)."""
+    return a is b or (isinstance(a, RealClock) and isinstance(b, RealClock))
 
 
 def default_lease_namespace() -> str:
@@ -147,6 +153,9 @@ class Manager:
         jobs = manager.informers.informer_for(kubeflow("PyTorchJob"))
         manager.add(Controller("pytorchjob", reconcile).watch(jobs))
         await manager.run()  # until request_stop(); raises LeaderElectionLost
+
+    In fake time: ``ManagerOptions(clock=fake)``, and controllers built with
+    ``ControllerOptions(clock=manager.clock)``; the manager's informers already use it.
     """
 
     def __init__(
@@ -156,14 +165,23 @@ class Manager:
         *,
         informers: SharedInformerFactory | None = None,
     ) -> None:
-        """``informers``: the factory controllers take informers from; default: a new one on
-        ``client`` with metrics in ``options.registry``."""
+        """``informers``: the factory controllers take informers from, on ``options.clock``;
+        default: a new one on ``client`` and ``options.clock``, metrics in ``options.registry``."""
         self.client = client
         self.options = options if options is not None else ManagerOptions()
+        if informers is not None and not _same_clock(informers.clock, self.options.clock):
+            raise ValueError(
+                "Manager: the informer factory runs on another clock than ManagerOptions.clock; "
+                "build it with SharedInformerFactory(clock=options.clock)"
+            )
         self.informers = (
             informers
             if informers is not None
-            else SharedInformerFactory(client, metrics=informer_metrics(self.options.registry))
+            else SharedInformerFactory(
+                client,
+                metrics=informer_metrics(self.options.registry),
+                clock=self.options.clock,
+            )
         )
         self.healthz = HealthChecks("/healthz")
         self.readyz = HealthChecks("/readyz")
@@ -187,6 +205,11 @@ class Manager:
             raise RuntimeError("Manager.add: add controllers before run()")
         if any(c.name == controller.name for c in self._controllers):
             raise ValueError(f"Manager already has a controller named {controller.name!r}")
+        if not _same_clock(controller.options.clock, self.options.clock):
+            raise ValueError(
+                f"Manager.add: controller {controller.name!r} runs on another clock than "
+                "ManagerOptions.clock; build it with ControllerOptions(clock=manager.clock)"
+            )
         self._controllers.append(controller)
         return controller
 
@@ -204,6 +227,11 @@ class Manager:
     def add_readyz_check(self, name: str, check: Checker) -> None:
         """A readiness check (``/readyz``): failing it takes the pod out of Service endpoints."""
         self.readyz.add(name, check)
+
+    @property
+    def clock(self) -> Clock:
+        """``options.clock``: what controllers, informers and recorders of this manager use."""
+        return self.options.clock
 
     @property
     def controllers(self) -> list[Controller]:

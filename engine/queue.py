@@ -24,10 +24,10 @@ import asyncio
 import bisect
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.engine.waiters import WaitingGetters
 from kubetrain.engine.workqueue_metrics import (
     MetricsProvider,
@@ -107,8 +107,8 @@ class QueueOptions:
     name: str = ""
     #: Metrics ``controller`` label; defaults to ``name`` (as controller-runtime sets both).
     controller: str = ""
-    #: Time source for delays, rate limiters and metrics; default ``RealClock()``.
-    clock: Clock = field(default_factory=RealClock)
+    #: Time source for delays, rate limiters and metrics; tests pass a ``FakeClock``.
+    clock: Clock = REAL_CLOCK
     #: Where a named queue gets its metrics; default the global Prometheus registry's provider.
     metrics_provider: MetricsProvider | None = None
 

@@ -98,13 +98,13 @@ class BucketRateLimiter(Generic[K]):
         *,
         qps: float = DEFAULT_BUCKET_QPS,
         burst: int = DEFAULT_BUCKET_BURST,
-        clock: Clock | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         if qps <= 0 or burst < 1:
             raise ValueError(
                 f"BucketRateLimiter: qps must be > 0 and burst >= 1 (got qps={qps}, burst={burst})"
             )
-        self._bucket = TokenBucket(qps, burst, clock=clock if clock is not None else REAL_CLOCK)
+        self._bucket = TokenBucket(qps, burst, clock=clock)
 
     def when(self, item: K) -> float:
         return self._bucket.reserve()
@@ -142,7 +142,7 @@ class MaxOfRateLimiter(Generic[K]):
         return max(limiter.num_requeues(item) for limiter in self._limiters)
 
 
-def default_controller_rate_limiter(*, clock: Clock | None = None) -> MaxOfRateLimiter[K]:
+def default_controller_rate_limiter(*, clock: Clock = REAL_CLOCK) -> MaxOfRateLimiter[K]:
     """client-go's default: max(exponential 5 ms .. 1000 s per item, bucket 10 qps burst 100)."""
     exponential: ItemExponentialFailureRateLimiter[K] = ItemExponentialFailureRateLimiter()
     bucket: BucketRateLimiter[K] = BucketRateLimiter(clock=clock)

@@ -89,6 +89,11 @@ class SharedInformerFactory:
         self._started = False
 
     @property
+    def clock(self) -> Clock:
+        """The time every informer of this factory (reflector, resync, backoff) runs on."""
+        return self._clock
+
+    @property
     def informers(self) -> list[SharedInformer]:
         """Every informer created so far, in creation order."""
         return list(self._informers.values())

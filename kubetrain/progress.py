@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
+from kubetrain.base.objects import Obj, controller_ref
 from kubetrain.informers.event_handlers import EventHandler, FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.resource import PODS, kubeflow
@@ -29,7 +30,6 @@ __all__ = [
     "watch_jobs",
 ]
 
-Obj = dict[str, Any]
 JobKey = tuple[str, str, str]
 """``(kind, namespace, name)``: a job is named by its kind too (a TFJob and a PyTorchJob may share
 a name)."""
@@ -49,7 +49,8 @@ class JobRow:
     namespace: str
     name: str
     first_seen: float
-    """``time.monotonic()`` when this process first knew of the job (submission or first event)."""
+    """The tracker clock's ``monotonic()`` when this process first knew of the job (submission or
+    first event)."""
     condition: str = ""
     """The job's latest True condition (``Created``, ``Running``, ``Succeeded``, ...); "" before the
     operator wrote one. ``Rejected`` when the API server refused the job; ``Deleted`` when it went
@@ -59,7 +60,8 @@ class JobRow:
     pods: dict[str, int] = field(default_factory=lambda: dict.fromkeys(POD_PHASES, 0))
     """Pods of the job per phase; invariant: counts >= 0 and they sum to the job's live pods."""
     finished_at: float | None = None
-    """``time.monotonic()`` when the job was first seen finished; None while it runs."""
+    """The tracker clock's ``monotonic()`` when the job was first seen finished; None while it
+    runs."""
     submitted: bool = False
     """True when this process created the job (timed locally); False for a job found in the
     cluster (left from an earlier run with ``--data``), timed by its server timestamps."""
@@ -103,7 +105,7 @@ class JobTracker:
     handlers), ``await wait_finished()``. Methods are synchronous and must run on the event loop.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Clock = REAL_CLOCK) -> None:
         self._clock = clock
         self.rows: dict[JobKey, JobRow] = {}
         """Every job seen or expected, in insertion order (submission order for expected jobs)."""
@@ -149,7 +151,7 @@ class JobTracker:
         """
         row = self._row(kind, namespace, name)
         if submitted and not row.submitted and row.condition == "":
-            row.first_seen = self._clock()
+            row.first_seen = self._clock.monotonic()
         row.submitted = submitted
         key = row.key
         if key not in self._expected:
@@ -227,13 +229,13 @@ class JobTracker:
         key = (kind, namespace, name)
         row = self.rows.get(key)
         if row is None:
-            row = self.rows[key] = JobRow(kind, namespace, name, first_seen=self._clock())
+            row = self.rows[key] = JobRow(kind, namespace, name, first_seen=self._clock.monotonic())
         return row
 
     def _finish(self, row: JobRow) -> None:
         if row.finished:
             return
-        row.finished_at = self._clock()
+        row.finished_at = self._clock.monotonic()
         if row.key in self._expected:
             self._unfinished_expected -= 1
             if self._unfinished_expected == 0:
@@ -255,10 +257,10 @@ def _latest_condition(conditions: list[Obj]) -> tuple[str, str]:
 
 
 def _owning_job(meta: Obj) -> JobKey | None:
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller") and str(ref.get("apiVersion", "")).startswith("kubeflow.org/"):
-            return (str(ref.get("kind", "")), str(meta.get("namespace", "")), str(ref["name"]))
-    return None
+    ref = controller_ref({"metadata": meta})
+    if ref is None or not str(ref.get("apiVersion", "")).startswith("kubeflow.org/"):
+        return None
+    return (str(ref.get("kind", "")), str(meta.get("namespace", "")), str(ref["name"]))
 
 
 def _seconds_between(start: object, end: object) -> float | None:

@@ -50,6 +50,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.engine.config import load_kubeconfig
 
 from .behaviour import PREFIX, PodBehaviour, behaviour_of
@@ -76,14 +77,17 @@ async def start_for_cluster(cluster: Any) -> NodeSimulator:
     set, ``nodesim_options``); the caller awaits ``stop()``.
 
     Logs go straight into the embedded server's buffers when the cluster exposes them
-    (``cluster.api.pod_logs.append``), over HTTP otherwise.
+    (``cluster.api.pod_logs.append``), over HTTP otherwise. The nodes run on the server's clock
+    (``cluster.api.options.clock``) when it has one, so a fake-time cluster is fake throughout.
     """
     options = getattr(cluster, "nodesim_options", None) or NodeSimOptions()
     options = replace(options, nodes=int(cluster.nodes))
     append = getattr(getattr(getattr(cluster, "api", None), "pod_logs", None), "append", None)
     sink: LogSink | None = DirectLogSink(append) if callable(append) else None
+    server_options = getattr(getattr(cluster, "api", None), "options", None)
+    clock: Clock = getattr(server_options, "clock", None) or REAL_CLOCK
     sim = NodeSimulator.for_config(
-        await load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink
+        await load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink, clock=clock
     )
     try:
         await sim.start()

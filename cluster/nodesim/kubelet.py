@@ -19,13 +19,12 @@ import asyncio
 import bisect
 import contextlib
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kubetrain.base.clock import Clock, RealClock
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.base.objects import split_key
 from kubetrain.engine.client import ApiClient
 from kubetrain.engine.delaying_queue import DelayingQueue
@@ -97,7 +96,7 @@ class Kubelet:
         host_ips: Mapping[str, str],
         pod_cidr_prefixes: Mapping[str, str],
         log_sink: LogSink | None,
-        clock: Clock | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self._client = client
         self._pods = pods
@@ -105,7 +104,7 @@ class Kubelet:
         self._host_ips = dict(host_ips)
         self._ips = {node: _NodeIps(prefix) for node, prefix in pod_cidr_prefixes.items()}
         self._logs = log_sink
-        self._clock = clock or RealClock()
+        self._clock = clock
         self._queue: DelayingQueue[str] = DelayingQueue(QueueOptions(clock=self._clock))
         self._backoff: ItemExponentialFailureRateLimiter[str] = ItemExponentialFailureRateLimiter(
             base_delay=0.05, max_delay=10.0
@@ -255,7 +254,7 @@ class Kubelet:
             init_run_seconds=self._options.init_run_seconds,
             restart_delay_seconds=self._options.restart_delay_seconds,
         )
-        now_wall, now = time.time(), self._clock.monotonic()
+        now_wall, now = self._clock.utcnow().timestamp(), self._clock.monotonic()
         started_wall = _wall_of(status.get("startTime", "")) if status.get("startTime") else None
         resumed = started_wall is not None and status.get("podIP") is not None
         if started_wall is None or not resumed:
@@ -336,7 +335,7 @@ class Kubelet:
                 obj["status"] = terminate_status(
                     obj.get("status") or {},
                     exit_code=self._options.termination_exit_code,
-                    now_wall=time.time(),
+                    now_wall=self._clock.utcnow().timestamp(),
                 )
                 return obj
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.resource import LEASES, NODES
 from kubetrain.informers.transport import ApiStatusError
@@ -76,10 +76,10 @@ def node_labels(options: NodeSimOptions, name: str) -> dict[str, str]:
     return labels
 
 
-def node_object(options: NodeSimOptions, index: int) -> dict[str, Any]:
-    """The Node a simulated kubelet registers (status included)."""
+def node_object(options: NodeSimOptions, index: int, *, at: datetime) -> dict[str, Any]:
+    """The Node a simulated kubelet registers (status included), its conditions stamped ``at``."""
     name = f"{options.node_name_prefix}{index}"
-    now = rfc3339(time.time())
+    now = rfc3339(at.timestamp())
     cap = _capacity(options)
 
     def cond(ctype: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -150,16 +150,19 @@ def node_object(options: NodeSimOptions, index: int) -> dict[str, Any]:
     }
 
 
-def _micro_time() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _micro_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class NodeRegistrar:
     """Registers the nodes and renews their leases until stopped."""
 
-    def __init__(self, client: ApiClient, options: NodeSimOptions) -> None:
+    def __init__(
+        self, client: ApiClient, options: NodeSimOptions, *, clock: Clock = REAL_CLOCK
+    ) -> None:
         self._client = client
         self._options = options
+        self._clock = clock
         self._leases: dict[str, dict[str, Any]] = {}
         self._uids: dict[str, str] = {}
 
@@ -168,7 +171,7 @@ class NodeRegistrar:
         await asyncio.gather(*(self._register_one(i) for i in range(self._options.nodes)))
 
     async def _register_one(self, index: int) -> None:
-        desired = node_object(self._options, index)
+        desired = node_object(self._options, index, at=self._clock.utcnow())
         name = desired["metadata"]["name"]
         try:
             stored = await self._client.create(NODES, desired)
@@ -201,7 +204,7 @@ class NodeRegistrar:
             "spec": {
                 "holderIdentity": name,
                 "leaseDurationSeconds": 40,
-                "renewTime": _micro_time(),
+                "renewTime": _micro_time(self._clock.utcnow()),
             },
         }
 
@@ -219,7 +222,11 @@ class NodeRegistrar:
                         if not e.is_already_exists:
                             raise
                         cached = await self._client.get(LEASES, LEASE_NAMESPACE, name)
-                spec = dict(cached.get("spec") or {}, holderIdentity=name, renewTime=_micro_time())
+                spec = dict(
+                    cached.get("spec") or {},
+                    holderIdentity=name,
+                    renewTime=_micro_time(self._clock.utcnow()),
+                )
                 spec.setdefault("leaseDurationSeconds", 40)
                 self._leases[name] = await self._client.update(LEASES, dict(cached, spec=spec))
                 return
@@ -233,7 +240,7 @@ class NodeRegistrar:
         """Renew every node's lease each ``lease_renew_seconds``; errors are logged, not fatal."""
         names = self._options.node_names()
         while True:
-            await asyncio.sleep(self._options.lease_renew_seconds)
+            await self._clock.sleep(self._options.lease_renew_seconds)
             for name in names:
                 try:
                     await self._renew(name)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.base.objects import split_key
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.lister import Lister
@@ -48,8 +48,10 @@ class Scheduler:
         *,
         scheduler_names: frozenset[str],
         bind_concurrency: int,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self._client = client
+        self._clock = clock
         self._pods = pods
         self.capacity = capacity
         self._names = scheduler_names
@@ -202,7 +204,7 @@ class Scheduler:
                     "reason": "Unschedulable",
                     "message": message,
                     "lastProbeTime": None,
-                    "lastTransitionTime": rfc3339(time.time()),
+                    "lastTransitionTime": rfc3339(self._clock.utcnow().timestamp()),
                 }
             )
             status["conditions"] = conds
@@ -248,7 +250,7 @@ class Scheduler:
         # Transient failure: give the capacity back and try again later.
         self._binding.discard(key)
         self._released(key)
-        asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._enqueue, key)
+        self._clock.call_at(self._clock.monotonic() + _RETRY_SECONDS, lambda: self._enqueue(key))
 
     async def _write_binding(self, ns: str, name: str, uid: str, node: str) -> None:
         if self._binding_supported:

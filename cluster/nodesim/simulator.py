@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.base.objects import Obj, object_key
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import ClientConfig
@@ -72,8 +73,11 @@ class NodeSimulator:
         options: NodeSimOptions | None = None,
         *,
         log_sink: LogSink | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
-        """``log_sink`` None delivers logs over HTTP to the embedded server's endpoint."""
+        """``log_sink`` None delivers logs over HTTP to the embedded server's endpoint. ``clock``:
+        the time pods run on and nodes and conditions are stamped with (its pod informer, the
+        scheduler's retries, lease renewals too); tests pass the operator's ``FakeClock``."""
         self.options = options or NodeSimOptions()
         self.client = client
         self._owns_client = False
@@ -82,7 +86,7 @@ class NodeSimulator:
         allocatable = node_allocatable(self.options)
         for name in names:
             self.capacity.add_node(name, allocatable, node_labels(self.options, name))
-        self._factory = SharedInformerFactory(client)
+        self._factory = SharedInformerFactory(client, clock=clock)
         self._informer = self._factory.informer_for(PODS, namespace=None)
         self.scheduler = Scheduler(
             client,
@@ -90,6 +94,7 @@ class NodeSimulator:
             self.capacity,
             scheduler_names=self.options.scheduler_names,
             bind_concurrency=self.options.bind_concurrency,
+            clock=clock,
         )
         self.kubelet = Kubelet(
             client,
@@ -98,8 +103,9 @@ class NodeSimulator:
             host_ips={n: host_ip(i) for i, n in enumerate(names)},
             pod_cidr_prefixes={n: pod_cidr_prefix(i) for i, n in enumerate(names)},
             log_sink=log_sink if log_sink is not None else HttpLogSink(client),
+            clock=clock,
         )
-        self._nodes = NodeRegistrar(client, self.options)
+        self._nodes = NodeRegistrar(client, self.options, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -109,6 +115,7 @@ class NodeSimulator:
         options: NodeSimOptions | None = None,
         *,
         log_sink: LogSink | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> NodeSimulator:
         """A simulator with its own API client (closed by ``stop``), metrics in a private
         registry so they never mix with an operator's in the same process."""
@@ -123,7 +130,7 @@ class NodeSimulator:
                 connection_limit=max(100, opts.workers + opts.bind_concurrency + 8),
             ),
         )
-        sim = cls(client, opts, log_sink=log_sink)
+        sim = cls(client, opts, log_sink=log_sink, clock=clock)
         sim._owns_client = True
         return sim
 

@@ -10,20 +10,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.example_jobs import ExamplesError, load_examples
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.progress import JobTracker
 from kubetrain.progress_view import LineView, summary_table
 
 Obj = dict[str, Any]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def job(name: str, *conditions: str, created: str = "", completed: str = "") -> Obj:
@@ -70,14 +63,14 @@ async def test_a_pod_is_counted_under_its_owners_kind() -> None:
 
 
 async def test_wait_finished_returns_when_every_expected_job_finished() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     tracker = JobTracker(clock=clock)
     tracker.expect("PyTorchJob", "default", "a")
     tracker.expect("TFJob", "default", "b")
     tracker.on_job("XGBoostJob", job("unrelated", "Running"))  # not expected: does not count
     waiter = asyncio.ensure_future(tracker.wait_finished())
     tracker.on_job("PyTorchJob", job("a", "Created", "Running"))
-    clock.now = 104.5
+    clock.advance(4.5)
     tracker.on_job("PyTorchJob", job("a", "Created", "Running", "Succeeded"))
     await asyncio.sleep(0)
     assert not waiter.done()
@@ -116,7 +109,7 @@ async def test_a_job_found_finished_is_timed_by_its_server_timestamps() -> None:
 
 
 async def test_line_view_prints_conditions_at_once_and_coalesces_pod_bursts() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     tracker = JobTracker(clock=clock)
     out = io.StringIO()
     view = LineView(tracker, Console(file=out, width=200), coalesce_seconds=0.05)

@@ -1,7 +1,7 @@
 """EventRecorder: Event shape, aggregation, per-object limiting, bounded queue, write fallbacks.
 
-Written Events are read back from the embedded API server; time is a FakeClock (monotonic) plus
-an injected wall time, so windows and token refills are exact.
+Written Events are read back from the embedded API server; time is a FakeClock (its monotonic and
+wall time move together), so windows, timestamps and token refills are exact.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,13 +22,8 @@ from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.events import EventRecorder, EventRecorderOptions
 from kubetrain.informers.resource import EVENTS, NAMESPACES, PODS
 
-
-class Wall:
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.25
-
-    def __call__(self) -> float:
-        return self.t
+#: The fake clock's wall time at the start of every test (2023-11-14T22:13:20.25Z).
+WALL_START = datetime.fromtimestamp(1_700_000_000.25, UTC)
 
 
 @pytest.fixture
@@ -39,15 +35,15 @@ async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
         yield client
 
 
-def make(client: Any, **options: Any) -> tuple[EventRecorder, FakeClock, Wall, CollectorRegistry]:
-    clock, wall, registry = FakeClock(), Wall(), CollectorRegistry()
+def make(client: Any, **options: Any) -> tuple[EventRecorder, FakeClock, CollectorRegistry]:
+    clock, registry = FakeClock(wall_start=WALL_START), CollectorRegistry()
     recorder = EventRecorder(
         client,
         "pytorchjob-controller",
         "node-1",
-        options=EventRecorderOptions(clock=clock, wall_time=wall, registry=registry, **options),
+        options=EventRecorderOptions(clock=clock, registry=registry, **options),
     )
-    return recorder, clock, wall, registry
+    return recorder, clock, registry
 
 
 def job(name: str = "train", uid: str = "uid-1") -> dict[str, Any]:
@@ -67,12 +63,12 @@ def dropped(registry: CollectorRegistry, reason: str) -> float:
 
 
 async def test_event_is_written_like_client_go(api: ApiClient) -> None:
-    recorder, _, wall, _ = make(api)
+    recorder, _, _ = make(api)
     recorder.event(job(), "Normal", "SuccessfulCreatePod", "Created pod: train-worker-0")
     await recorder.close()
     [ev] = await events_in(api)
     assert re.fullmatch(r"train\.[0-9a-f]+", ev["metadata"]["name"])
-    assert int(ev["metadata"]["name"].split(".")[1], 16) == int(wall.t * 1e9)
+    assert int(ev["metadata"]["name"].split(".")[1], 16) == int(WALL_START.timestamp() * 1e9)
     assert ev["involvedObject"] == {
         "kind": "PyTorchJob",
         "namespace": "ml",
@@ -90,11 +86,10 @@ async def test_event_is_written_like_client_go(api: ApiClient) -> None:
 
 
 async def test_identical_events_aggregate_into_count(api: ApiClient) -> None:
-    recorder, clock, wall, registry = make(api)
+    recorder, clock, registry = make(api)
     recorder.event(job(), "Warning", "Failed", "boom")
     for _ in range(3):
         clock.advance(30)
-        wall.t += 30
         recorder.event(job(), "Warning", "Failed", "boom")
     recorder.event(job(), "Warning", "Failed", "other message")
     await recorder.close()
@@ -110,10 +105,9 @@ async def test_identical_events_aggregate_into_count(api: ApiClient) -> None:
 
 
 async def test_after_the_window_a_new_event_object_starts(api: ApiClient) -> None:
-    recorder, clock, wall, _ = make(api, aggregation_window=60)
+    recorder, clock, _ = make(api, aggregation_window=60)
     recorder.event(job(), "Normal", "Tick", "same")
     clock.advance(61)
-    wall.t += 61
     recorder.event(job(), "Normal", "Tick", "same")
     await recorder.close()
     events = await events_in(api)
@@ -122,7 +116,7 @@ async def test_after_the_window_a_new_event_object_starts(api: ApiClient) -> Non
 
 
 async def test_per_object_rate_limit_drops_then_refills(api: ApiClient) -> None:
-    recorder, clock, _, registry = make(api, burst=25, refill_seconds=300)
+    recorder, clock, registry = make(api, burst=25, refill_seconds=300)
     for i in range(30):
         recorder.event(job(), "Normal", "Step", f"step {i}")
     recorder.event(job("other", "uid-2"), "Normal", "Step", "another object is not limited")
@@ -141,7 +135,7 @@ async def test_per_object_rate_limit_drops_then_refills(api: ApiClient) -> None:
 
 
 async def test_limited_repeats_still_count(api: ApiClient) -> None:
-    recorder, clock, _, _ = make(api, burst=2, refill_seconds=300)
+    recorder, clock, _ = make(api, burst=2, refill_seconds=300)
     for _ in range(5):  # 2 written (create + patch), 3 dropped but counted
         recorder.event(job(), "Warning", "BackOff", "restarting")
     clock.advance(300)
@@ -152,7 +146,7 @@ async def test_limited_repeats_still_count(api: ApiClient) -> None:
 
 
 async def test_patch_of_a_vanished_event_recreates_it(api: ApiClient) -> None:
-    recorder, _, _, _ = make(api)
+    recorder, _, _ = make(api)
     recorder.event(job(), "Normal", "Again", "x")
     await recorder.flush()
     [ev] = await events_in(api)
@@ -190,7 +184,7 @@ class BlockingTransport:
 
 async def test_full_queue_drops_without_blocking() -> None:
     transport = BlockingTransport()
-    recorder, _, _, registry = make(transport, queue_size=3)
+    recorder, _, registry = make(transport, queue_size=3)
     for i in range(10):  # event() is synchronous: it cannot block the caller
         recorder.event(job(f"j{i}", f"u{i}"), "Normal", "Made", "x")
     await asyncio.sleep(0)  # the writer takes one item off the queue and blocks on it
@@ -217,7 +211,7 @@ class FailingTransport(BlockingTransport):
 
 async def test_connection_errors_are_retried_then_given_up() -> None:
     transport = FailingTransport(failures=2)
-    recorder, clock, _, registry = make(transport, max_tries=3, retry_interval=10)
+    recorder, clock, registry = make(transport, max_tries=3, retry_interval=10)
     recorder.event(job(), "Normal", "Retry", "x")
     for _ in range(2):
         for _ in range(5):
@@ -237,7 +231,7 @@ async def test_connection_errors_are_retried_then_given_up() -> None:
 
 
 def test_bad_arguments_are_named() -> None:
-    recorder, _, _, _ = make(BlockingTransport())
+    recorder, _, _ = make(BlockingTransport())
     with pytest.raises(ValueError, match="type"):
         recorder.event(job(), "Info", "R", "m")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="resource="):
@@ -247,7 +241,7 @@ def test_bad_arguments_are_named() -> None:
 
 
 async def test_list_items_use_the_resource_for_kind(api: ApiClient) -> None:
-    recorder, _, _, _ = make(api)
+    recorder, _, _ = make(api)
     item = {"metadata": {"name": "p0", "namespace": "ml", "uid": "u"}}  # as in a LIST answer
     recorder.event(item, "Normal", "Scheduled", "ok", resource=PODS)
     await recorder.close()

@@ -1,5 +1,6 @@
 """Manager: ordered start and stop, probes and metrics over HTTP, leader election with two
-managers on the embedded cluster, lost leadership, signals and the uvloop runner.
+managers on the embedded cluster, lost leadership, one fake clock for everything, signals and the
+uvloop runner.
 
 Leader election uses short durations (2 s / 1.5 s / 0.2 s) so takeover is observable in a few
 seconds; bounds assert behaviour (not before expiry, within about one lease), not speed.
@@ -12,12 +13,14 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine import loop
 from kubetrain.engine.client import ApiClient, ClientOptions
@@ -26,7 +29,8 @@ from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.health import parse_bind_address
 from kubetrain.engine.manager import LeaderElectionLost, Manager, ManagerOptions, run_manager
 from kubetrain.engine.reconcile import Request, Result
-from kubetrain.informers.resource import CONFIGMAPS
+from kubetrain.informers.factory import SharedInformerFactory
+from kubetrain.informers.resource import CONFIGMAPS, LEASES
 
 LEASE, RENEW, RETRY = 2.0, 1.5, 0.2
 LOCAL = "127.0.0.1:0"
@@ -222,6 +226,82 @@ def test_bind_addresses_and_options() -> None:
         2.0,
     )
     assert defaults.graceful_shutdown_timeout == 30.0
+
+
+def test_one_clock_reaches_the_informers_and_is_required_of_controllers() -> None:
+    async def reconcile(request: Request) -> Result:
+        return Result()
+
+    clock = FakeClock()
+    transport: Any = object()  # never used: nothing runs
+    manager = Manager(transport, ManagerOptions(clock=clock, registry=CollectorRegistry()))
+    assert manager.clock is clock
+    assert manager.informers.clock is clock
+    registry = CollectorRegistry()
+    on_clock = Controller("a", reconcile, options=ControllerOptions(clock=clock, registry=registry))
+    assert manager.add(on_clock) is on_clock
+    with pytest.raises(ValueError, match=r"ControllerOptions\(clock=manager.clock\)"):
+        manager.add(Controller("b", reconcile, options=ControllerOptions(registry=registry)))
+    with pytest.raises(ValueError, match=r"SharedInformerFactory\(clock=options.clock\)"):
+        Manager(transport, ManagerOptions(clock=clock), informers=SharedInformerFactory(transport))
+    # Real time everywhere by default: the defaults agree.
+    assert Manager(transport, ManagerOptions(registry=CollectorRegistry())).add(
+        Controller("c", reconcile, options=ControllerOptions(registry=registry))
+    )
+
+
+async def test_manager_controllers_informers_and_leader_election_run_on_one_fake_clock(
+    api: ApiClient,
+) -> None:
+    """ManagerOptions(clock=) is the only clock given: the informers, the Lease and the
+    controller (built with ``manager.clock``) follow it; requeue_after waits for fake time."""
+    clock = FakeClock(wall_start=datetime(2030, 1, 1, tzinfo=UTC))
+    registry = CollectorRegistry()
+    manager = Manager(
+        api,
+        ManagerOptions(
+            metrics_bind_address="0",
+            health_probe_bind_address="0",
+            leader_elect=True,
+            leader_election_id="kubetrain-fake-time",
+            leader_election_namespace="default",
+            leader_election_identity="only",
+            registry=registry,
+            clock=clock,
+        ),
+    )
+    ticks: list[float] = []
+
+    async def reconcile(request: Request) -> Result:
+        if request.name != "fake-time-tick":
+            return Result()
+        ticks.append(clock.monotonic())
+        return Result(requeue_after=60.0)
+
+    informer = manager.informers.informer_for(CONFIGMAPS, namespace="default")
+    options = ControllerOptions(clock=manager.clock, registry=registry)
+    manager.add(Controller("ticks", reconcile, options=options).watch(informer))
+    await configmap(api, "fake-time-tick")
+    run = asyncio.create_task(manager.run())
+    try:
+        await eventually(lambda: ticks == [0.0])
+        spec = (await api.get(LEASES, "default", "kubetrain-fake-time"))["spec"]
+        assert spec["holderIdentity"] == "only"
+        assert spec["acquireTime"] == "2030-01-01T00:00:00.000000Z"  # the fake wall time
+
+        clock.advance(59.5)
+        await asyncio.sleep(0.2)
+        assert ticks == [0.0]  # not due yet on the fake clock
+        clock.advance(0.5)
+        await eventually(lambda: ticks == [0.0, 60.0])
+        # The elector renewed on the fake clock too: its renewals carry the fake wall time.
+        await eventually(lambda: manager.is_leader)
+        spec = (await api.get(LEASES, "default", "kubetrain-fake-time"))["spec"]
+        assert spec["renewTime"].startswith("2030-01-01T00:0")
+        assert spec["renewTime"] > spec["acquireTime"]
+    finally:
+        manager.request_stop()
+        await asyncio.wait_for(run, 5.0)
 
 
 class Replica:

@@ -1,15 +1,14 @@
-"""Fakes for informer tests: a scripted Transport, a fake clock and a recording sink/handler.
+"""Fakes for informer tests: a scripted Transport, a recording fake clock and a recording
+sink/handler.
 
-The fake clock never advances by itself: ``sleep`` parks until the test calls ``advance`` or
-``step`` (advance to the next sleeper's deadline), so a test sees each wait the reflector asked for.
+The clock never advances by itself: ``sleep`` parks until the test calls ``advance`` or ``step``
+(advance to the next sleeper's deadline), so a test sees each wait the reflector asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.base.objects import Obj, object_key
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.informers.transport import ApiStatusError
@@ -28,42 +28,25 @@ async def settle(rounds: int = 50) -> None:
         await asyncio.sleep(0)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []  # every positive sleep requested, in order
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
+class RecordingClock(FakeClock):
+    """``kubetrain.base.clock.FakeClock`` at 1000.0 that records every positive sleep asked of it
+    (``sleeps``, in order) and can ``step`` to the next deadline."""
 
-    def monotonic(self) -> float:
-        return self.now
+    def __init__(self) -> None:
+        super().__init__(1000.0)
+        self.sleeps: list[float] = []
 
     async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        self.sleeps.append(seconds)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._heap, (self.now + seconds, next(self._seq), fut))
-        await fut
-
-    def pending(self) -> list[float]:
-        """Deadlines of live sleepers, soonest first."""
-        return sorted(d for d, _, f in self._heap if not f.done())
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        while self._heap and self._heap[0][0] <= self.now:
-            _, _, fut = heapq.heappop(self._heap)
-            if not fut.done():
-                fut.set_result(None)
+        if seconds > 0:
+            self.sleeps.append(seconds)
+        await super().sleep(seconds)
 
     async def step(self) -> float:
         """Settle, jump to the next sleeper's deadline, settle again; returns the jump."""
         await settle()
-        live = self.pending()
-        assert live, "nothing is sleeping on the fake clock"
-        jump = live[0] - self.now
+        deadline = self.next_deadline()
+        assert deadline is not None, "nothing is sleeping on the fake clock"
+        jump = deadline - self.monotonic()
         self.advance(jump)
         await settle()
         return jump

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from informer_fakes import (
-    FakeClock,
     FakeTransport,
+    RecordingClock,
     RecordingHandler,
     Stream,
     gone,
@@ -21,6 +21,7 @@ from informer_fakes import (
 )
 from prometheus_client import CollectorRegistry
 
+from kubetrain.base.clock import FakeClock
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.indexers import label_index, label_index_name
 from kubetrain.informers.informer import InformerOptions, SharedInformer
@@ -41,7 +42,7 @@ async def stoppers() -> AsyncIterator[list[Any]]:
         await item.stop()
 
 
-def make(transport: FakeTransport, clock: FakeClock, **kw: Any) -> SharedInformer:
+def make(transport: FakeTransport, clock: RecordingClock, **kw: Any) -> SharedInformer:
     kw.setdefault("options", QUIET)
     return SharedInformer(transport, PODS, clock=clock, **kw)
 
@@ -49,7 +50,7 @@ def make(transport: FakeTransport, clock: FakeClock, **kw: Any) -> SharedInforme
 async def test_handlers_see_initial_list_then_live_events_with_the_cache_updated(
     stoppers: list[Any],
 ) -> None:
-    transport, clock = FakeTransport(), FakeClock()
+    transport, clock = FakeTransport(), RecordingClock()
     transport.lists.append(page([pod("a", "1", managed=True), pod("b", "2")], "10"))
     gate = asyncio.Event()
     transport.watches.append(
@@ -92,7 +93,7 @@ async def test_handlers_see_initial_list_then_live_events_with_the_cache_updated
 
 
 async def test_late_handler_gets_the_cache_replayed(stoppers: list[Any]) -> None:
-    transport, clock = FakeTransport(), FakeClock()
+    transport, clock = FakeTransport(), RecordingClock()
     transport.lists.append(page([pod("a", "1"), pod("b", "2")], "10"))
     informer = make(transport, clock)
     stoppers.append(informer)
@@ -106,7 +107,7 @@ async def test_late_handler_gets_the_cache_replayed(stoppers: list[Any]) -> None
 async def test_a_failing_handler_is_logged_and_does_not_stop_others(
     stoppers: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    transport, clock = FakeTransport(), FakeClock()
+    transport, clock = FakeTransport(), RecordingClock()
     transport.lists.append(page([pod("a", "1")], "10"))
     transport.watches.append(Stream([line("MODIFIED", pod("a", "2"))], end="hang"))
 
@@ -134,7 +135,7 @@ async def test_a_failing_handler_is_logged_and_does_not_stop_others(
 async def test_relist_after_410_delivers_updates_resyncs_and_tombstones(
     stoppers: list[Any],
 ) -> None:
-    transport, clock = FakeTransport(), FakeClock()
+    transport, clock = FakeTransport(), RecordingClock()
     registry = CollectorRegistry()
     transport.lists.append(page([pod("same", "1"), pod("changed", "2"), pod("gone", "3")], "10"))
     transport.watches.append(gone())
@@ -156,7 +157,7 @@ async def test_relist_after_410_delivers_updates_resyncs_and_tombstones(
 
 
 async def test_resync_delivers_update_of_obj_to_itself_every_period(stoppers: list[Any]) -> None:
-    transport, clock = FakeTransport(), FakeClock()
+    transport, clock = FakeTransport(), RecordingClock()
     transport.lists.append(page([pod("a", "1")], "10"))
     options = InformerOptions(
         reflector=ReflectorOptions(inactivity_timeout=None), resync_period=60, resync_jitter=0.0
@@ -177,14 +178,14 @@ async def test_resync_delivers_update_of_obj_to_itself_every_period(stoppers: li
 
 
 async def test_wait_for_sync_times_out_when_the_list_never_answers(stoppers: list[Any]) -> None:
-    informer = make(FakeTransport(), FakeClock())
+    informer = make(FakeTransport(), RecordingClock())
     stoppers.append(informer)
     informer.start()
     assert await informer.wait_for_sync(timeout=0.01) is False
 
 
 async def test_a_stopped_informer_refuses_to_restart() -> None:
-    informer = make(FakeTransport(), FakeClock())
+    informer = make(FakeTransport(), RecordingClock())
     informer.start()
     await informer.stop()
     with pytest.raises(RuntimeError, match="create a new informer"):

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.cluster.nodesim import DirectLogSink, NodeSimOptions, NodeSimulator
 from kubetrain.engine.config import load_kubeconfig
@@ -128,13 +129,14 @@ def finished(p: dict[str, Any]) -> bool:
 
 @asynccontextmanager
 async def simulated(
-    options: NodeSimOptions, *, direct_logs: bool = True
+    options: NodeSimOptions, *, direct_logs: bool = True, clock: Clock = REAL_CLOCK
 ) -> AsyncIterator[tuple[EmbeddedCluster, NodeSimulator, Http]]:
-    """An embedded cluster without built-in nodes plus a simulator with ``options`` on it."""
+    """An embedded cluster without built-in nodes plus a simulator with ``options`` on it, on
+    ``clock``."""
     async with EmbeddedCluster() as cluster:
         sink = DirectLogSink(cluster.api.pod_logs.append) if direct_logs else None
         sim = NodeSimulator.for_config(
-            await load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink
+            await load_kubeconfig(cluster.kubeconfig_path), options, log_sink=sink, clock=clock
         )
         await sim.start()
         try:
