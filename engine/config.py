@@ -23,7 +23,6 @@ import ssl
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -32,7 +31,13 @@ import yaml
 
 from kubetrain.base.clock import REAL_CLOCK, Clock
 
-from .credentials import REREAD_SECONDS, CachedCredentials, Credentials, StaticCredentials
+from .credentials import (
+    REREAD_SECONDS,
+    CachedCredentials,
+    Credential,
+    Credentials,
+    StaticCredentials,
+)
 from .kubeconfig_loaders import loaders
 
 if TYPE_CHECKING:
@@ -128,8 +133,8 @@ class ClientConfig:
         if self.token_file:
             path = self.token_file
 
-            async def read() -> _Fetched:
-                return _Fetched(f"Bearer {_read_token(path)}", None)
+            async def read() -> Credential:
+                return Credential(f"Bearer {_read_token(path)}")
 
             return CachedCredentials(read, reread_seconds=REREAD_SECONDS, clock=clock)
         return StaticCredentials(None)
@@ -154,12 +159,6 @@ class ClientConfig:
             ):
                 ctx.load_cert_chain(cert, key)
         return ctx
-
-
-@dataclass(frozen=True, slots=True)
-class _Fetched:
-    header: str | None
-    expires: datetime | None
 
 
 def _read_token(path: str) -> str:
@@ -256,15 +255,17 @@ async def load_incluster_config(
             ) from None
         return cfg
 
-    first = read_service_account()
-    seeded = [first]
-
-    async def fetch() -> _Fetched:
-        cfg = seeded.pop() if seeded else read_service_account()
+    def bearer(cfg: Any) -> Credential:
         # client-go trims the file (a trailing newline is common)
-        return _Fetched(str(cfg.api_key["BearerToken"]).strip(), None)
+        return Credential(str(cfg.api_key["BearerToken"]).strip())
 
-    credentials = CachedCredentials(fetch, reread_seconds=REREAD_SECONDS, clock=clock)
+    async def fetch() -> Credential:
+        return bearer(read_service_account())
+
+    first = read_service_account()
+    credentials = CachedCredentials(
+        fetch, reread_seconds=REREAD_SECONDS, clock=clock, first=bearer(first)
+    )
     ns_file = sa / "namespace"
     namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
     return ClientConfig(
@@ -291,12 +292,13 @@ async def load_kubeconfig(
     k8s = loaders()
     ConfigException = k8s.ConfigException
 
-    merged, name, user_name, names = _read_kubeconfig(path, context, env)
+    merged, name, ctx, names = _read_kubeconfig(path, context, env)
+    user_name = str(ctx.safe_get("user") or "")
     user = _user_node(merged, user_name)
     has_exec = isinstance(user, dict) and isinstance(user.get("exec"), dict)
     command = str(user["exec"].get("command") or "") if has_exec else ""
 
-    async def fetch() -> tuple[Any, _Fetched]:
+    async def fetch() -> tuple[Any, Credential]:
         loader = k8s.KubeConfigLoader(
             config_dict=merged, active_context=name, config_base_path=None
         )
@@ -322,22 +324,15 @@ async def load_kubeconfig(
             ) from None
         expiry = getattr(loader, "exec_plugin_expiry", None) if has_exec else None
         header = cfg.api_key.get("BearerToken")
-        return cfg, _Fetched(str(header).strip() if header else None, expiry)
+        return cfg, Credential(str(header).strip() if header else None, expiry)
 
-    cfg, first = await fetch()
-    seeded = [first]
-
-    async def refetch() -> _Fetched:
-        if seeded:
-            return seeded.pop()  # the fetch done at load time, used once
+    async def refetch() -> Credential:
         return (await fetch())[1]
 
+    cfg, first = await fetch()
     credentials = CachedCredentials(
-        refetch, reread_seconds=None if has_exec else REREAD_SECONDS, clock=clock
+        refetch, reread_seconds=None if has_exec else REREAD_SECONDS, clock=clock, first=first
     )
-    contexts = _child(merged, "contexts")
-    ctx_node = contexts.get_with_name(name, safe=True) if contexts else None
-    namespace = ctx_node["context"].safe_get("namespace") if ctx_node is not None else None
     return ClientConfig(
         server=str(cfg.host),
         credentials=credentials,
@@ -346,14 +341,15 @@ async def load_kubeconfig(
         client_key_file=cfg.key_file or None,
         insecure_skip_tls_verify=not cfg.verify_ssl,
         tls_server_name=cfg.tls_server_name or None,
-        namespace=str(namespace or "default"),
+        namespace=str(ctx.safe_get("namespace") or "default"),
     )
 
 
 def _read_kubeconfig(
     path: str | os.PathLike[str] | None, context: str | None, env: Mapping[str, str] | None
-) -> tuple[ConfigNode, str, str, str]:
-    """The merged files, the context's name, its user's name and the files' names (checked)."""
+) -> tuple[ConfigNode, str, ConfigNode, str]:
+    """The merged files, the context's name and its ``context`` node, and the files' names
+    (checked: the context and its cluster exist)."""
     ConfigException = loaders().ConfigException
 
     environ = os.environ if env is None else env
@@ -369,10 +365,10 @@ def _read_kubeconfig(
         raise ConfigError(f"kubeconfig {names} does not exist; pass an existing file")
     merged = _merge(existing, names)
     try:
-        name, user_name = _check_context(merged, context, names)
+        name, ctx = _check_context(merged, context, names)
     except ConfigException as e:
         raise ConfigError(f"kubeconfig {names}: {_one_line(e)}") from None
-    return merged, name, user_name, names
+    return merged, name, ctx, names
 
 
 def _merge(files: list[Path], names: str) -> ConfigNode:
@@ -397,8 +393,9 @@ def _merge(files: list[Path], names: str) -> ConfigNode:
     return merged
 
 
-def _check_context(merged: ConfigNode, context: str | None, names: str) -> tuple[str, str]:
-    """The context's name and its user's, after checking that it and its cluster exist."""
+def _check_context(merged: ConfigNode, context: str | None, names: str) -> tuple[str, ConfigNode]:
+    """The context's name and its ``context`` node, after checking that it and its cluster
+    exist."""
     name = context or merged.safe_get("current-context")
     if not name:
         raise ConfigError(
@@ -428,7 +425,8 @@ def _check_context(merged: ConfigNode, context: str | None, names: str) -> tuple
         raise ConfigError(
             f"kubeconfig cluster {cluster_name!r}: server is empty; set clusters[].cluster.server"
         )
-    return str(name), str(ctx["context"].safe_get("user") or "")
+    node: ConfigNode = ctx["context"]
+    return str(name), node
 
 
 def _user_node(merged: ConfigNode, user_name: str) -> Any:

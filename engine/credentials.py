@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -25,8 +26,8 @@ from kubetrain.base.clock import REAL_CLOCK, Clock
 __all__ = [
     "REREAD_SECONDS",
     "CachedCredentials",
+    "Credential",
     "Credentials",
-    "FetchedCredential",
     "StaticCredentials",
 ]
 
@@ -62,29 +63,33 @@ class StaticCredentials:
         return None
 
 
-class FetchedCredential(Protocol):
-    """One fetch's result: the header and, when the source says, when it expires."""
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One fetch's result: the header and, when the source says, when it expires (UTC)."""
 
-    @property
-    def header(self) -> str | None: ...
-
-    @property
-    def expires(self) -> datetime | None: ...
+    header: str | None
+    expires: datetime | None = None
 
 
-Fetch = Callable[[], Awaitable[FetchedCredential]]
+Fetch = Callable[[], Awaitable[Credential]]
 
 
 class CachedCredentials:
     """Calls ``fetch`` for the header and keeps it until it is due (see the module docstring).
 
     ``reread_seconds`` None: a credential without an expiry is kept until ``invalidate`` (exec
-    plugins); else it is fetched again after that many seconds of ``clock``'s time. One fetch at
-    a time: concurrent requests wait for the same one.
+    plugins); else it is fetched again after that many seconds of ``clock``'s time. ``first``: a
+    credential the caller fetched already (a loader checks it at start), used as if fetched now.
+    One fetch at a time: concurrent requests wait for the same one.
     """
 
     def __init__(
-        self, fetch: Fetch, *, reread_seconds: float | None, clock: Clock = REAL_CLOCK
+        self,
+        fetch: Fetch,
+        *,
+        reread_seconds: float | None,
+        clock: Clock = REAL_CLOCK,
+        first: Credential | None = None,
     ) -> None:
         self._fetch = fetch
         self._reread = reread_seconds
@@ -94,8 +99,13 @@ class CachedCredentials:
         self._valid = False  # invariant: False until the first fetch and after invalidate()
         self._expires: datetime | None = None  # wall time from the credential itself
         self._fetched_at = 0.0  # clock.monotonic() of the last fetch
-        self.fetches = 0
-        """How many times the source was asked (for tests and debugging)."""
+        if first is not None:
+            self._keep(first)
+
+    def _keep(self, got: Credential) -> None:
+        self._header, self._expires = got.header, got.expires
+        self._fetched_at = self._clock.monotonic()
+        self._valid = True
 
     def _fresh(self) -> bool:
         if not self._valid:
@@ -111,11 +121,7 @@ class CachedCredentials:
             return self._header
         async with self._lock:
             if not self._fresh():
-                got = await self._fetch()
-                self.fetches += 1
-                self._header, self._expires = got.header, got.expires
-                self._fetched_at = self._clock.monotonic()
-                self._valid = True
+                self._keep(await self._fetch())
         return self._header
 
     def invalidate(self) -> None:
