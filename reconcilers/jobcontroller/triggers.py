@@ -131,32 +131,27 @@ class OwnedObjectHandler:
     def _owner_uid(self, obj: Obj) -> str | None:
         return controller_uid(obj, kind=self._owner.kind, group=self._owner.group)
 
-    def _observe(self, obj: Obj, *, deleted: bool) -> None:
-        uid = self._owner_uid(obj)
-        if uid is None:
-            return
+    def _observe(self, uid: str, obj: Obj, *, deleted: bool) -> None:
         name = str((obj.get("metadata") or {}).get("name") or "")
         if deleted or (obj.get("metadata") or {}).get("deletionTimestamp"):
             self._expectations.observe_deleted(uid, self._resource, name)
         else:
             self._expectations.observe_created(uid, self._resource, name)
 
-    def _note_exit(self, old: Obj | None, new: Obj) -> None:
-        if self._exits is None:
-            return
-        uid = self._owner_uid(new)
-        if uid is not None:
-            self._exits.note(uid, old, new)
-
     def on_add(self, obj: Obj, is_in_initial_list: bool, queue: KeyQueue) -> None:
-        self._observe(obj, deleted=False)
-        if not is_in_initial_list:
-            self._note_exit(None, obj)
+        uid = self._owner_uid(obj)
+        if uid is not None:
+            self._observe(uid, obj, deleted=False)
+            if self._exits is not None and not is_in_initial_list:
+                self._exits.note(uid, None, obj)
         self._enqueue.on_add(obj, is_in_initial_list, queue)
 
     def on_update(self, old: Obj, new: Obj, queue: KeyQueue) -> None:
-        self._observe(new, deleted=False)
-        self._note_exit(old, new)
+        uid = self._owner_uid(new)
+        if uid is not None:
+            self._observe(uid, new, deleted=False)
+            if self._exits is not None:
+                self._exits.note(uid, old, new)
         if only_version_moved(old, new):
             return
         if _phase(old) != _phase(new):
@@ -165,7 +160,9 @@ class OwnedObjectHandler:
 
     def on_delete(self, obj: Obj | DeletedFinalStateUnknown, queue: KeyQueue) -> None:
         final = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        self._observe(final, deleted=True)
+        uid = self._owner_uid(final)
+        if uid is not None:
+            self._observe(uid, final, deleted=True)
         self._enqueue.on_delete(obj, queue)
 
     def __repr__(self) -> str:
