@@ -54,9 +54,10 @@ POD_KEY = ("", "pods")
 SVC_KEY = ("", "services")
 
 
-def now_rfc3339(at: float | None = None) -> str:
-    """RFC 3339 UTC with seconds and ``Z``, as kube prints metav1.Time."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+def now_rfc3339(at: float) -> str:
+    """``at`` (seconds since the epoch, from the server's clock) in RFC 3339 UTC with seconds and
+    ``Z``, as kube prints metav1.Time."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 @dataclass(slots=True, kw_only=True)
