@@ -144,3 +144,32 @@ def new_reconciler(
         expectations=expectations if expectations is not None else Expectations(),
         options=options,
     )
+
+
+#: A PyTorchJob's status while its one Master runs.
+RUNNING: Obj = {
+    "conditions": [
+        {"type": "Created", "status": "True", "reason": "PyTorchJobCreated"},
+        {"type": "Running", "status": "True", "reason": "PyTorchJobRunning"},
+    ],
+    "replicaStatuses": {"Master": {"active": 1}},
+    "startTime": "2025-01-01T12:00:00Z",
+}
+
+
+def finished_status() -> Obj:
+    """``RUNNING`` after the Master succeeded."""
+    status = copy.deepcopy(RUNNING)
+    status["conditions"].append({"type": "Succeeded", "status": "True", "reason": "Done"})
+    status["completionTime"] = "2025-01-01T12:01:00Z"
+    status["replicaStatuses"] = {"Master": {"succeeded": 1}}
+    return status
+
+
+def job_with(*, status: Obj, rv: str, ttl: int | None = 3600) -> Obj:
+    """A one-Master PyTorchJob ``ns/done`` with ``status`` at resourceVersion ``rv`` (and a
+    ``ttlSecondsAfterFinished`` unless ``ttl`` is None)."""
+    policy = {} if ttl is None else {"ttlSecondsAfterFinished": ttl}
+    job = make_job("PyTorchJob", {"Master": 1}, name="done", run_policy=policy, status=status)
+    job["metadata"]["resourceVersion"] = rv
+    return job

@@ -5,12 +5,19 @@ never retried."""
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fakes import RecordingJobWriter, RecordingRecorder
-from jobkit import make_job, make_pod, new_reconciler, uid_indexed_store
+from jobkit import (
+    RUNNING,
+    finished_status,
+    job_with,
+    make_job,
+    make_pod,
+    new_reconciler,
+    uid_indexed_store,
+)
 from prometheus_client import Counter
 
 from kubetrain.base.clock import REAL_CLOCK, FakeClock
@@ -30,30 +37,6 @@ from kubetrain.reconcilers.jobcontroller import (
 from kubetrain.reconcilers.kinds import ADAPTERS
 
 PYTORCH = ADAPTERS["PyTorchJob"].kind
-
-RUNNING: Obj = {
-    "conditions": [
-        {"type": "Created", "status": "True", "reason": "PyTorchJobCreated"},
-        {"type": "Running", "status": "True", "reason": "PyTorchJobRunning"},
-    ],
-    "replicaStatuses": {"Master": {"active": 1}},
-    "startTime": "2025-01-01T12:00:00Z",
-}
-
-
-def job_with(*, status: Obj, rv: str, ttl: int | None = 3600) -> Obj:
-    policy = {} if ttl is None else {"ttlSecondsAfterFinished": ttl}
-    job = make_job("PyTorchJob", {"Master": 1}, name="done", run_policy=policy, status=status)
-    job["metadata"]["resourceVersion"] = rv
-    return job
-
-
-def finished_status() -> Obj:
-    status = copy.deepcopy(RUNNING)
-    status["conditions"].append({"type": "Succeeded", "status": "True", "reason": "Done"})
-    status["completionTime"] = "2025-01-01T12:01:00Z"
-    status["replicaStatuses"] = {"Master": {"succeeded": 1}}
-    return status
 
 
 def total(counter: Counter) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from fakes import RecordingQueue
-from jobkit import make_job, make_pod
+from jobkit import RUNNING, finished_status, job_with, make_job, make_pod
 
 from kubetrain.base.objects import Obj
 from kubetrain.engine.enqueue import KeyQueue
@@ -27,15 +27,6 @@ from kubetrain.reconcilers.kinds import ADAPTERS
 
 PYTORCH = ADAPTERS["PyTorchJob"].kind
 
-RUNNING: Obj = {
-    "conditions": [
-        {"type": "Created", "status": "True", "reason": "PyTorchJobCreated"},
-        {"type": "Running", "status": "True", "reason": "PyTorchJobRunning"},
-    ],
-    "replicaStatuses": {"Master": {"active": 1}},
-    "startTime": "2025-01-01T12:00:00Z",
-}
-
 
 def handler(expectations: Expectations | None = None) -> OwnedObjectHandler:
     return OwnedObjectHandler(kubeflow("PyTorchJob"), expectations or Expectations(), "pods")
@@ -45,20 +36,6 @@ def with_rv(obj: Obj, rv: str) -> Obj:
     obj = copy.deepcopy(obj)
     obj["metadata"]["resourceVersion"] = rv
     return obj
-
-
-def finished_status() -> Obj:
-    status = copy.deepcopy(RUNNING)
-    status["conditions"].append({"type": "Succeeded", "status": "True", "reason": "Done"})
-    status["completionTime"] = "2025-01-01T12:01:00Z"
-    status["replicaStatuses"] = {"Master": {"succeeded": 1}}
-    return status
-
-
-def job_with(*, status: Obj, rv: str, ttl: int | None = 3600) -> Obj:
-    policy = {} if ttl is None else {"ttlSecondsAfterFinished": ttl}
-    job = make_job("PyTorchJob", {"Master": 1}, name="done", run_policy=policy, status=status)
-    return with_rv(job, rv)
 
 
 def test_pod_phase_change_enqueues_job_at_pod_phase_priority() -> None:
