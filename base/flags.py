@@ -7,22 +7,25 @@ and help are written in one place, next to the field they set, and cannot drift 
 
 Supported field types: ``bool`` (a switch; ``negatable=True`` adds ``--no-X``), ``int``,
 ``float``, ``str``, ``Path``, any of those ``| None`` (an empty value means None),
-``Literal[...]`` of strings (choices), ``tuple[str, ...]`` (a repeatable flag) and
-``frozenset[str]`` (repeatable, set).
+``Literal[...]`` of strings (choices), ``tuple[str, ...]`` (a repeatable flag),
+``frozenset[str]`` (repeatable, set) and ``datetime.timedelta`` (a Go duration such as ``90s``,
+``1h30m`` or ``8760h``, or plain seconds).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-__all__ = ["FLAG", "add_flags", "flag", "options_from_args"]
+__all__ = ["FLAG", "add_flags", "flag", "format_duration", "options_from_args", "parse_duration"]
 
 #: The ``dataclasses.field(metadata=...)`` key that holds a field's ``Flag``.
 FLAG = "kubetrain.flag"
@@ -109,6 +112,51 @@ def _none_if_empty(convert: type[Any]) -> Callable[[str], Any]:
     return parse
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """A Go duration (``300ms``, ``90s``, ``1h30m``, ``8760h``) or plain seconds (``2.5``).
+
+    Raises ``ValueError`` (argparse turns it into a usage error) for anything else or a
+    negative value."""
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pos, seconds = 0, 0.0
+        for m in _DURATION_PART.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+            pos = m.end()
+        if pos != len(text) or not text:
+            raise ValueError(f"invalid duration {text!r} (e.g. 90s, 1h30m, 8760h)") from None
+    if seconds < 0:
+        raise ValueError(f"invalid duration {text!r}: must not be negative")
+    return datetime.timedelta(seconds=seconds)
+
+
+def format_duration(value: datetime.timedelta) -> str:
+    """``value`` as a Go duration (``8760h0m0s`` is written ``8760h``; ``90s``; ``1h30m``)."""
+    total = value.total_seconds()
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{int(hours)}h" if hours else "", f"{int(minutes)}m" if minutes else ""]
+    if seconds or not (hours or minutes):
+        parts.append(f"{seconds:g}s")
+    return "".join(parts)
+
+
 def add_flags(
     parser: argparse.ArgumentParser,
     cls: type[Any],
@@ -124,6 +172,7 @@ def add_flags(
         default = _default(f, spec, environ)
         help_text = spec.help
         metavar = spec.metavar or spec.name.lstrip("-").replace("-", "_").upper()
+        default_shown = False
         kwargs: dict[str, Any] = {"dest": f.name, "metavar": metavar}
         origin = typing.get_origin(tp)
         optional = _optional_of(tp)
@@ -140,13 +189,23 @@ def add_flags(
                 f" (repeatable; default: {shown})" if spec.show_default else " (repeatable)"
             )
             default = None  # appended values replace the default, see options_from_args
+        elif tp is datetime.timedelta:
+            kwargs["type"] = parse_duration
+            if spec.show_default and default is not None:
+                help_text += f" (default: {format_duration(default)})"
+                default_shown = True
         elif tp in _SCALARS:
             kwargs["type"] = tp
         elif optional in _SCALARS:
             kwargs["type"] = _none_if_empty(optional)
         else:
             raise TypeError(f"option {f.name}: no flag for type {tp!r}")
-        if spec.show_default and default is not None and "%(default)" not in help_text:
+        if (
+            spec.show_default
+            and default is not None
+            and not default_shown
+            and "%(default)" not in help_text
+        ):
             help_text += " (default: %(default)s)"
         parser.add_argument(spec.name, *spec.aliases, default=default, help=help_text, **kwargs)
 

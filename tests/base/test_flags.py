@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from kubetrain.base.flags import FLAG, add_flags, flag, options_from_args
+from kubetrain.base.flags import (
+    FLAG,
+    add_flags,
+    flag,
+    format_duration,
+    options_from_args,
+    parse_duration,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,3 +156,51 @@ def test_an_alias_sets_the_same_field() -> None:
     assert "--wait, --block" in parser.format_help()
     with pytest.raises(ValueError, match="must start with '--'"):
         flag("--wait", "wait", aliases=("-w",))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90.0),
+        ("1h30m", 5400.0),
+        ("8760h", 8760 * 3600.0),
+        ("500ms", 0.5),
+        ("2.5", 2.5),
+        ("1h0m0s", 3600.0),
+        ("0", 0.0),
+    ],
+)
+def test_parse_duration_reads_go_durations_and_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "h", "10x", "1h 30m", "-5s", "-1", "5s3"])
+def test_parse_duration_refuses_nonsense(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(8760 * 3600, "8760h"), (90, "1m30s"), (5400, "1h30m"), (0.5, "0.5s")]
+)
+def test_format_duration_round_trips(seconds: float, text: str) -> None:
+    value = datetime.timedelta(seconds=seconds)
+    assert format_duration(value) == text
+    assert parse_duration(format_duration(value)) == value
+
+
+def test_a_duration_field_gets_a_flag_showing_its_default() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Opts:
+        lifetime: datetime.timedelta = dataclasses.field(
+            default=datetime.timedelta(days=365), metadata=flag("--lifetime", "how long")
+        )
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Opts)
+    assert "(default: 8760h)" in parser.format_help()
+    assert options_from_args(Opts, parser.parse_args(["--lifetime", "2h"])).lifetime == (
+        datetime.timedelta(hours=2)
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--lifetime", "soon"])
