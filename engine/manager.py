@@ -7,6 +7,8 @@ Start order (controller-runtime's runnable groups):
    until the caches have synced (``presync.PreSyncWork``);
 1. HTTP servers: ``/metrics`` and ``/healthz`` + ``/readyz`` (before any cache fills, so probes
    and scrapes always find the ports open);
+1b. runnables (``add_runnable``): the webhook server and its certificate keeper, on every
+   replica (the API server calls any ready pod behind the webhook Service);
 2. informer caches: start every informer of ``manager.informers`` and wait until all have synced
    (``/readyz`` fails until then);
 3. leader election (when ``leader_elect``): wait until this replica holds the Lease;
@@ -15,7 +17,8 @@ Start order (controller-runtime's runnable groups):
 
 Stop (``request_stop()``, a signal, or cancelling ``run``) goes in reverse: controllers drain
 within ``graceful_shutdown_timeout`` (then in-flight reconciles are cancelled), the Lease is
-released (``leader_election_release_on_cancel``), caches stop, servers stop.
+released (``leader_election_release_on_cancel``), caches stop, runnables stop (webhooks keep
+answering while controllers drain), servers stop.
 
 Losing leadership is fatal, as in controller-runtime: controllers are cancelled at once (no
 drain: another replica may already lead), everything stops, and ``run`` raises
@@ -31,10 +34,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -57,7 +60,14 @@ from .loop import install_signal_handlers
 from .metrics import informer_metrics
 from .presync import PreSyncWork
 
-__all__ = ["LeaderElectionLost", "Manager", "ManagerOptions", "run_manager"]
+__all__ = [
+    "LeaderElectionLost",
+    "LoopRunnable",
+    "Manager",
+    "ManagerOptions",
+    "Runnable",
+    "run_manager",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,49 @@ SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/
 
 #: Seconds a pre-sync work may take to open before it is skipped (the servers wait for it).
 PRESYNC_OPEN_TIMEOUT = 5.0
+
+
+class Runnable(Protocol):
+    """Something that runs beside the controllers on every replica, leader or not: a webhook
+    server, a certificate keeper. Started after the metrics and probe servers and before the
+    caches sync; stopped after the controllers and informers, before those servers."""
+
+    async def start(self) -> None:
+        """Begin; return once running (raise ``OSError`` and the like to fail the start)."""
+        ...
+
+    async def stop(self) -> None:
+        """End (idempotent)."""
+        ...
+
+
+class LoopRunnable:
+    """A ``Runnable`` around a coroutine function that loops until cancelled (a certificate
+    keeper's ``run``): ``start`` starts it as a task, ``stop`` cancels it. Ending early is a bug:
+    it is logged."""
+
+    def __init__(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.name = name
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            log.error("%s stopped unexpectedly", self.name, exc_info=task.exception())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def __repr__(self) -> str:
+        return f"LoopRunnable({self.name!r})"
 
 
 class LeaderElectionLost(RuntimeError):
@@ -190,6 +243,8 @@ class Manager:
         self._controllers: list[Controller] = []
         self._presync: list[PreSyncWork] = []
         self._servers: list[HttpServer] = []
+        self._runnables: list[Runnable] = []
+        self._started_runnables: list[Runnable] = []
         self._caches_synced = False
         self._stop = asyncio.Event()
         self._ran = False
@@ -219,6 +274,13 @@ class Manager:
         if self._ran:
             raise RuntimeError("Manager.add_presync: add pre-sync work before run()")
         self._presync.append(work)
+
+    def add_runnable(self, runnable: Runnable) -> None:
+        """Run ``runnable`` on this replica whether or not it leads (see ``Runnable``); they
+        start in the order added and stop in reverse. Call before ``run``."""
+        if self._ran:
+            raise RuntimeError("Manager.add_runnable: add runnables before run()")
+        self._runnables.append(runnable)
 
     def add_healthz_check(self, name: str, check: Checker) -> None:
         """A liveness check (``/healthz``): failing it makes kubelet restart the pod."""
@@ -279,6 +341,9 @@ class Manager:
         try:
             presync = await self._start_presync(synced)
             await self._start_servers()
+            for runnable in self._runnables:
+                await runnable.start()
+                self._started_runnables.append(runnable)
             self.informers.start()
             if not await self._wait(self._sync_caches(), stopper):
                 return
@@ -433,6 +498,12 @@ class Manager:
         except Exception:
             log.exception("stopping informers failed")
         self._caches_synced = False
+        for runnable in reversed(self._started_runnables):
+            try:
+                await runnable.stop()
+            except Exception:
+                log.exception("stopping %r failed", runnable)
+        self._started_runnables.clear()
         for server in reversed(self._servers):
             try:
                 await server.stop()

@@ -38,11 +38,12 @@ from pathlib import Path
 from types import TracebackType
 
 import aiohttp
+import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kubetrain.cluster.apiserver.certs import make_ca
+from kubetrain.engine.webhook.certs import make_ca
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
@@ -530,3 +531,17 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+
+
+def host_address() -> str:
+    """A non-loopback IPv4 address of this machine (the route a datagram would take; nothing
+    is sent). Skips the test when there is none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.254", 9))  # TEST-NET-1: never answered
+        except OSError:
+            pytest.skip("no non-loopback IPv4 route: a service webhook cannot be reached")
+        address: str = sock.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("no non-loopback IPv4 address: a service webhook cannot be reached")
+    return address

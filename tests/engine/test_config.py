@@ -29,7 +29,6 @@ from kubeconfigs import ExecPlugin, kubeconfig_doc, write_kubeconfig
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import FakeClock
-from kubetrain.cluster.apiserver.certs import CertificateAuthority, make_ca
 from kubetrain.cluster.apiserver.options import ApiServerOptions
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine.client import ApiClient, ApiConnectionError, ClientOptions
@@ -40,6 +39,7 @@ from kubetrain.engine.config import (
     load_incluster_config,
     load_kubeconfig,
 )
+from kubetrain.engine.webhook.certs import CertificateAuthority, make_ca
 from kubetrain.informers.resource import CONFIGMAPS
 from kubetrain.informers.transport import ApiStatusError
 

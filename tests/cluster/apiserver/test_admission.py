@@ -20,9 +20,10 @@ import orjson
 import pytest
 from aiohttp import web
 from apiserver_helpers import WIDGETS, Raw, create_crd, eventually, widget, widget_crd
+from conformance.controlplane import host_address
 
-from kubetrain.cluster.apiserver.certs import CertificateAuthority, make_ca
 from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.engine.webhook.certs import CertificateAuthority, make_ca
 
 CM = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
@@ -206,20 +207,6 @@ async def marker_answers(raw: Raw, name: str) -> bool:
 
 def url_client(hooks: HookServer, path: str) -> dict[str, Any]:
     return {"url": hooks.url(path), "caBundle": hooks.ca_bundle}
-
-
-def host_address() -> str:
-    """A non-loopback IPv4 address of this machine (the route a datagram would take; nothing
-    is sent). Skips the test when there is none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(("192.0.2.254", 9))  # TEST-NET-1: never answered
-        except OSError:
-            pytest.skip("no non-loopback IPv4 route: a service webhook cannot be reached")
-        address: str = sock.getsockname()[0]
-    if address.startswith("127."):
-        pytest.skip("no non-loopback IPv4 address: a service webhook cannot be reached")
-    return address
 
 
 async def hooks_service(raw: Raw, hooks: HookServer) -> None:
