@@ -524,6 +524,9 @@ class WebhookAdmission:
                 log.warning("%s (failurePolicy Ignore: skipped)", message)
                 return None
             raise errors.internal(message) from None
+        warnings = response.get("warnings")
+        if isinstance(warnings, list):
+            request.warnings.extend(str(w) for w in warnings if w)
         if not response.get("allowed"):
             raise denial(hook.name, response.get("status"))
         return response
@@ -599,6 +602,9 @@ class MutatingWebhooks:
                 )
             patched["apiVersion"] = request.info.api_version
             patched["kind"] = request.info.kind
+            if request.info.schema is not None:
+                # kube defaults again after a webhook's patch (what it added gets its defaults)
+                request.info.schema.apply_defaults(patched)
             obj, changed = patched, True
         return obj if changed else None
 

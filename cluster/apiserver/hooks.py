@@ -34,6 +34,8 @@ class AdmissionRequest:
     subresource: str = ""
     dry_run: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Filled by plugins: admission warnings, returned to the client as ``Warning`` headers."""
 
 
 @runtime_checkable

@@ -277,6 +277,7 @@ class ObjectService:
             infos_from_crd(obj)  # 422 for a CRD that cannot be served
         request.obj = obj
         await self.admit(request, mutating=False)
+        opts.warnings.extend(request.warnings)
         if opts.dry_run:
             if self.store.get(info.storage_key, meta.get("namespace", ""), meta["name"]):
                 raise errors.already_exists(info, meta["name"])
@@ -443,6 +444,7 @@ class ObjectService:
             infos_from_crd(new)
         request.obj = new
         await self.admit(request, mutating=False)
+        opts.warnings.extend(request.warnings)
         if new == old:
             return old  # no-op: kube writes nothing and keeps the resourceVersion
         if opts.dry_run:

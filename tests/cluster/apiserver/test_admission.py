@@ -71,6 +71,12 @@ class HookServer:
             }
         elif path in ("/deny-plain", "/marker"):
             response = {"uid": req["uid"], "allowed": False}
+        elif path == "/warn":
+            response["warnings"] = ["configmaps are watched", 'a "quoted" warning']
+        elif path == "/drop-color" and req["operation"] == "CREATE":
+            ops = [{"op": "remove", "path": "/spec/color"}]
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(orjson.dumps(ops)).decode()
         elif path == "/mutate" and req["operation"] == "CREATE":
             ops = [{"op": "add", "path": "/metadata/labels", "value": {**labels, "mutated": "yes"}}]
             response["patchType"] = "JSONPatch"
@@ -415,6 +421,51 @@ async def test_namespace_and_object_selectors(hooks: HookServer, raw: Raw) -> No
     await eventually(refused, "configmaps of the relabelled namespace refused")
     status, _, _ = await raw.post("/api/v1/namespaces/open/configmaps", cm_c)
     assert status == 400
+
+
+async def test_webhook_warnings_reach_the_client(hooks: HookServer, raw: Raw) -> None:
+    await register(
+        hooks,
+        raw,
+        config("ValidatingWebhookConfiguration", "warn.example.com", url_client(hooks, "/warn")),
+    )
+    status, _, headers = await raw.post(CM, {"metadata": {"name": "warned"}})
+    assert status == 201
+    assert headers.getall("Warning") == [
+        '299 - "configmaps are watched"',
+        '299 - "a \\"quoted\\" warning"',
+    ]
+
+
+async def test_schema_defaults_apply_again_after_a_webhooks_patch(
+    hooks: HookServer, raw: Raw
+) -> None:
+    """kube-apiserver defaults the object again after a mutating webhook's patch, so a field the
+    webhook removes (or an object it adds) gets its schema default."""
+    await create_crd(raw, widget_crd())
+    await register(
+        hooks,
+        raw,
+        config(
+            "MutatingWebhookConfiguration",
+            "drop-color.example.com",
+            url_client(hooks, "/drop-color"),
+            rules=[
+                {
+                    "operations": ["CREATE"],
+                    "apiGroups": ["example.com"],
+                    "apiVersions": ["v1"],
+                    "resources": ["widgets"],
+                }
+            ],
+        ),
+    )
+    blue = widget("w-blue")
+    blue["spec"]["color"] = "blue"
+    status, body, _ = await raw.post(WIDGETS, blue)
+    assert status == 201, body
+    assert body["spec"]["color"] == "red"  # removed by the webhook, defaulted again
+    assert body["metadata"]["generation"] == 1
 
 
 async def test_rules_on_a_custom_resource_and_on_pods_status(hooks: HookServer, raw: Raw) -> None:
