@@ -132,10 +132,15 @@ def _replica_spec() -> Schema:
     )
 
 
-def _run_policy() -> Schema:
-    return _obj(
+def _run_policy(kind: JobKind) -> Schema:
+    # MPIJob has no cleanPodPolicy default here: its deprecated spec.cleanPodPolicy must still
+    # win when runPolicy's is unset (reference 4, "Defaulting").
+    clean_pod_policy: Schema = {"type": "string", "enum": ["All", "Running", "None"]}
+    if kind.kind != "MPIJob":
+        clean_pod_policy["default"] = "None"
+    schema = _obj(
         {
-            "cleanPodPolicy": {"type": "string", "enum": ["All", "Running", "None"]},
+            "cleanPodPolicy": clean_pod_policy,
             "ttlSecondsAfterFinished": _INT32,
             "activeDeadlineSeconds": _INT64,
             "backoffLimit": _INT32,
@@ -146,20 +151,39 @@ def _run_policy() -> Schema:
                     "minResources": _map_of(_QUANTITY),
                     "priorityClass": _STR,
                     "scheduleTimeoutSeconds": _INT32,
-                },
-                extensions={
-                    "x-kubernetes-validations": [
-                        {
-                            "rule": "!has(oldSelf.queue) || (has(self.queue) && self.queue == oldSelf.queue)",
-                            "message": "spec.runPolicy.schedulingPolicy.queue is immutable",
-                        }
-                    ]
-                },
+                }
             ),
             "suspend": {"type": "boolean", "default": False},
             "managedBy": _STR,
         }
     )
+    # Structural default: every stored job has runPolicy (the Kubeflow SDK's models require it),
+    # even when no mutating webhook is installed.
+    schema["default"] = {}
+    return schema
+
+
+#: spec.runPolicy.schedulingPolicy.queue may not change (nor be removed) while the job runs: a
+#: root rule, because "running" is in status. The webhook applies the same rule
+#: (validation.validate_update); this one holds where no webhook is installed.
+_QUEUE_IMMUTABLE_WHILE_RUNNING = {
+    "rule": (
+        "!has(oldSelf.spec.runPolicy) || !has(oldSelf.spec.runPolicy.schedulingPolicy) || "
+        "!has(oldSelf.spec.runPolicy.schedulingPolicy.queue) || "
+        "(has(self.spec.runPolicy) && has(self.spec.runPolicy.schedulingPolicy) && "
+        "has(self.spec.runPolicy.schedulingPolicy.queue) && "
+        "self.spec.runPolicy.schedulingPolicy.queue == "
+        "oldSelf.spec.runPolicy.schedulingPolicy.queue) || "
+        "(has(oldSelf.spec.runPolicy.suspend) && oldSelf.spec.runPolicy.suspend) || "
+        "!has(oldSelf.status) || !has(oldSelf.status.conditions) || "
+        "!oldSelf.status.conditions.exists(c, c.type == 'Running' && c.status == 'True')"
+    ),
+    "message": (
+        "spec.runPolicy.schedulingPolicy.queue is immutable while the job is running; "
+        "suspend the job to change its queue"
+    ),
+    "fieldPath": ".spec.runPolicy.schedulingPolicy.queue",
+}
 
 
 def _job_status() -> Schema:
@@ -188,6 +212,7 @@ def _job_status() -> Schema:
             "conditions": {
                 "type": "array",
                 "items": condition,
+                "maxItems": 32,  # one per condition type; bounds the cost of the CEL rule
                 "x-kubernetes-list-type": "atomic",
             },
             "replicaStatuses": _map_of(replica_status),
@@ -245,7 +270,7 @@ def job_schema(kind: JobKind) -> Schema:
     """The openAPIV3Schema of one kind."""
     spec_fields: dict[str, Schema] = {
         kind.replica_field: _map_of(_replica_spec()),
-        "runPolicy": _run_policy(),
+        "runPolicy": _run_policy(kind),
         **_kind_spec_fields(kind),
     }
     return _obj(
@@ -257,6 +282,7 @@ def job_schema(kind: JobKind) -> Schema:
             "status": _job_status(),
         },
         required=["spec"],
+        extensions={"x-kubernetes-validations": [_QUEUE_IMMUTABLE_WHILE_RUNNING]},
     )
 
 

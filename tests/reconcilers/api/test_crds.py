@@ -45,3 +45,24 @@ def test_enable_scheme_resolution() -> None:
     ]
     with pytest.raises(ValueError, match=r"unknown kind 'torch'.*pytorchjob"):
         kinds_for_schemes(["torch"])
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.kind)
+def test_run_policy_is_defaulted_by_the_schema(kind: JobKind) -> None:
+    """The Kubeflow SDK's models require spec.runPolicy: the CRD gives every stored job one,
+    webhook or not. MPIJob's cleanPodPolicy is left unset: its deprecated spec.cleanPodPolicy
+    must still win when runPolicy's is unset."""
+    schema = crds.job_schema(kind)
+    run_policy = schema["properties"]["spec"]["properties"]["runPolicy"]
+    assert run_policy["default"] == {}
+    clean = run_policy["properties"]["cleanPodPolicy"]
+    assert clean.get("default") == (None if kind.kind == "MPIJob" else "None")
+
+
+def test_queue_rule_sees_status_and_bounds_its_cost() -> None:
+    schema = crds.job_schema(ALL_KINDS[0])
+    (rule,) = schema["x-kubernetes-validations"]
+    assert "oldSelf.status.conditions.exists" in rule["rule"]
+    assert "oldSelf.spec.runPolicy.suspend" in rule["rule"]
+    assert rule["fieldPath"] == ".spec.runPolicy.schedulingPolicy.queue"
+    assert schema["properties"]["status"]["properties"]["conditions"]["maxItems"] == 32
