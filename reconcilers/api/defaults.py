@@ -1,9 +1,11 @@
 """In-memory defaulting of a job, per kind (reference 1.1, 1.3, 4 "Defaulting").
 
-As in the reference, defaults are never persisted to ``.spec``: the controller defaults the cached
-object at the top of every reconcile and only ever writes status. ``default_job`` returns a
-defaulted copy and never mutates its input (cached objects are shared and read-only); only the
-parts that change are copied, the rest is shared with the input, so the result is read-only too.
+One implementation serves both places defaults are applied: the mutating admission webhook
+persists them (``webhooks.py``), and the controller applies them in memory at the top of every
+reconcile, for jobs stored while no webhook was installed. ``default_job`` returns a defaulted
+copy and never mutates its input (cached objects are shared and read-only); only the parts that
+change are copied, the rest is shared with the input, so the result is read-only too. It never
+raises: a part of the wrong JSON type is left as it is, for validation to report with its path.
 
 Applied, in this order:
 - ``runPolicy.cleanPodPolicy`` = ``None`` when unset. MPIJob: ``runPolicy.cleanPodPolicy`` wins
@@ -30,7 +32,10 @@ CLEAN_POD_POLICY_NONE = "None"
 def default_job(kind: JobKind, job: Obj) -> Obj:
     """A defaulted copy of ``job`` (see the module docstring); ``job`` is not modified."""
     out = dict(job)
-    spec: Obj = dict(job.get("spec") or {})
+    raw_spec = job.get("spec")
+    if raw_spec is not None and not isinstance(raw_spec, dict):
+        return out  # nothing below a non-object spec can be defaulted
+    spec: Obj = dict(raw_spec or {})
     out["spec"] = spec
     _default_clean_pod_policy(kind, spec)
     specs = spec.get(kind.replica_field)
@@ -42,14 +47,18 @@ def default_job(kind: JobKind, job: Obj) -> Obj:
     if kind in (PYTORCHJOB, PADDLEJOB):
         _default_elastic(spec, specs if isinstance(specs, dict) else {})
     if kind is PYTORCHJOB:
-        elastic = spec.get("elasticPolicy") or {}
+        elastic = spec.get("elasticPolicy")
+        elastic = elastic if isinstance(elastic, dict) else {}
         if spec.get("nprocPerNode") is None and elastic.get("nProcPerNode") is None:
             spec["nprocPerNode"] = "auto"
     return out
 
 
 def _default_clean_pod_policy(kind: JobKind, spec: Obj) -> None:
-    run_policy: Obj = dict(spec.get("runPolicy") or {})
+    raw = spec.get("runPolicy")
+    if raw is not None and not isinstance(raw, dict):
+        return
+    run_policy: Obj = dict(raw or {})
     spec["runPolicy"] = run_policy
     if kind is MPIJOB:
         effective = (
@@ -88,15 +97,21 @@ def _default_replica(kind: JobKind, rtype: str, rspec: Obj | None) -> Obj | None
 
 def _with_default_port(kind: JobKind, template: Obj) -> Obj:
     pod_spec = template.get("spec") or {}
+    if not isinstance(pod_spec, dict):
+        return template
     containers: list[Obj] = pod_spec.get("containers") or []
-    if not containers:
+    if not isinstance(containers, list) or not containers:
         return template
     index = 0
     for i, c in enumerate(containers):
-        if c.get("name") == kind.default_container:
+        if isinstance(c, dict) and c.get("name") == kind.default_container:
             index = i
             break
+    if not isinstance(containers[index], dict):
+        return template
     ports: list[Obj] = containers[index].get("ports") or []
+    if not isinstance(ports, list) or not all(isinstance(p, dict) for p in ports):
+        return template
     if any(p.get("name") == kind.default_port_name for p in ports):
         return template
     container = dict(containers[index])
@@ -122,6 +137,7 @@ def _default_elastic(spec: Obj, specs: Obj) -> None:
     elif lo is not None:
         elastic["maxReplicas"] = lo
     else:
-        worker = specs.get("Worker") or {}
-        elastic["minReplicas"] = elastic["maxReplicas"] = worker.get("replicas")
+        worker = specs.get("Worker")
+        replicas = worker.get("replicas") if isinstance(worker, dict) else None
+        elastic["minReplicas"] = elastic["maxReplicas"] = replicas
     spec["elasticPolicy"] = elastic

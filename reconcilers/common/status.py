@@ -112,7 +112,10 @@ def compute_status(
     if cond.is_finished(old_status):
         return _decide_finished(adapter, job, pods, services, now=now)
     job = default_job(kind, job)
-    errors = validate(kind, job)
+    # A job is judged until it starts (startTime): one the operator already started was valid
+    # then (by the webhook or by this check), and a stricter later kubetrain must not fail
+    # running work on upgrade. Edits of a started job are the validating webhook's to refuse.
+    errors = validate(kind, job) if not old_status.get("startTime") else []
     if errors:
         message = f"{kind.kind} failed validation because {aggregate_message(errors)}"
         return _decide_invalid(adapter, job, message, now=now)

@@ -253,3 +253,23 @@ def test_foreign_pods_are_ignored() -> None:
     other = make_job("JAXJob", {"Worker": 1}, uid="someone-else")
     d = step(job, [make_pod(other, "Worker", 0)])
     assert [p["metadata"]["name"] for p in d.create_pods] == ["j-worker-0"]
+
+
+def test_a_started_job_is_not_failed_by_rules_it_was_not_judged_by() -> None:
+    """A job judged valid when it started (say, by an earlier kubetrain) keeps running when a
+    stricter rule would refuse it now; the same spec on a job not started yet is refused."""
+    job = make_job("TFJob", {"Worker": 1})
+    container = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    container["ports"] = [{"containerPort": 8080}]  # unnamed, beside the default port: refused
+    fresh = step(copy.deepcopy(job), [])
+    assert fresh.invalid and "ports[0].name" in fresh.invalid
+    started = copy.deepcopy(job)
+    started["status"] = {  # admitted and started by an earlier, less strict kubetrain
+        "conditions": [
+            {"type": "Created", "status": "True", "reason": "TFJobCreated"},
+            {"type": "Running", "status": "True", "reason": "TFJobRunning"},
+        ],
+        "startTime": "2026-01-01T00:00:00Z",
+    }
+    running = step(started, [make_pod(started, "Worker", 0, phase="Running")])
+    assert running.invalid is None and not running.error
