@@ -57,6 +57,8 @@ def system_process(
             "--namespace", namespace,
             "--metrics-bind-address", "0",
             "--health-probe-bind-address", "0",
+            # The bench clusters install no webhook configurations: no server, no Secret writes.
+            "--webhook-server-port", "0",
             "--kube-api-qps", str(options.operator_qps),
             "--kube-api-burst", str(options.operator_burst),
             *options.operator_args,

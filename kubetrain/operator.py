@@ -5,13 +5,15 @@ kubetrain's own); ``add_operator_flags`` declares them on an argparse parser and
 ``options_from_args`` reads them back. ``Operator`` wires one ``<kind>-controller`` per enabled
 kind onto an engine ``Manager`` over one API client; ``run_operator`` is the subcommand.
 
-The operator installs nothing: the CRDs come from ``deploy/crds`` (or
-``kubetrain.reconcilers.api.crds.all_crds()`` for ``kubetrain up``).
+The operator installs nothing: the CRDs come from ``deploy/crds`` and the webhook configurations
+from ``deploy/webhooks`` (``kubetrain up`` installs both). It serves the admission webhooks on
+``--webhook-server-port`` and keeps their certificate valid (``engine/webhook``).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import socket
 import sys
@@ -28,10 +30,30 @@ from kubetrain.engine.config import ClientConfig, load_config
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.events import EventRecorder, EventRecorderOptions
 from kubetrain.engine.logging import configure_logging
-from kubetrain.engine.manager import Manager, ManagerOptions, run_manager
+from kubetrain.engine.manager import (
+    LoopRunnable,
+    Manager,
+    ManagerOptions,
+    default_lease_namespace,
+    run_manager,
+)
 from kubetrain.engine.metrics import informer_metrics, new_registry
+from kubetrain.engine.webhook.certwatcher import CertWatcher
+from kubetrain.engine.webhook.rotator import (
+    MUTATING_CONFIGURATIONS,
+    VALIDATING_CONFIGURATIONS,
+    CertRotator,
+    CertRotatorOptions,
+)
+from kubetrain.engine.webhook.server import WebhookServer, WebhookServerOptions
+from kubetrain.informers.event_handlers import FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.reconcilers.api.kinds import ALL_KINDS, JobKind, kinds_for_schemes
+from kubetrain.reconcilers.api.webhooks import (
+    MUTATING_CONFIGURATION,
+    VALIDATING_CONFIGURATION,
+    register_job_webhooks,
+)
 from kubetrain.reconcilers.jobcontroller import (
     JobControllerOptions,
     JobReconciler,
@@ -127,10 +149,62 @@ class OperatorOptions:
         default=9443,
         metadata=flag(
             "--webhook-server-port",
-            "accepted for compatibility; the validating webhook server is not implemented yet",
+            "HTTPS port of the admission webhooks (defaulting and validation of every kind); "
+            "0 disables the webhook server",
+        ),
+    )
+    webhook_host: str = field(
+        default="",
+        metadata=flag(
+            "--webhook-host",
+            "interface the webhook server binds (default: every interface)",
             show_default=False,
         ),
     )
+    webhook_cert_dir: str = field(
+        default="",
+        metadata=flag(
+            "--webhook-cert-dir",
+            "directory holding tls.crt and tls.key (e.g. a cert-manager Secret), reloaded when "
+            "they change; default: self-managed certificates in the Secret "
+            "--webhook-secret-name, with the CA injected into the webhook configurations",
+            show_default=False,
+        ),
+    )
+    webhook_namespace: str = field(
+        default="",
+        metadata=flag(
+            "--webhook-namespace",
+            "namespace of the webhook Service and certificate Secret (default: "
+            "$MY_POD_NAMESPACE, else the service-account namespace, else default)",
+            env="MY_POD_NAMESPACE",
+            show_default=False,
+        ),
+    )
+    webhook_service_name: str = field(
+        default="kubetrain-webhook-service",
+        metadata=flag(
+            "--webhook-service-name",
+            "the Service in front of the webhook server (the certificate's DNS name)",
+        ),
+    )
+    webhook_secret_name: str = field(
+        default="kubetrain-webhook-cert",
+        metadata=flag(
+            "--webhook-secret-name", "the Secret holding the self-managed CA and certificate"
+        ),
+    )
+    webhook_cert_validity: datetime.timedelta = field(
+        default=datetime.timedelta(days=365),
+        metadata=flag(
+            "--webhook-cert-validity",
+            "lifetime of a self-managed serving certificate; renewed when a third is left",
+        ),
+    )
+    webhook_ca_validity: datetime.timedelta = datetime.timedelta(days=3650)
+    """Lifetime of the self-managed CA (no flag: tests shorten it to exercise CA rotation)."""
+    webhook_ca_propagation_delay: float = 5.0
+    """Seconds between injecting a renewed CA and serving a certificate it signed."""
     gang_scheduler_name: str = field(
         default="",
         metadata=flag(
@@ -206,6 +280,15 @@ class OperatorOptions:
             raise ValueError(f"--controller-threads must be >= 1, got {self.controller_threads}")
         if self.shards < 1:
             raise ValueError(f"--shards must be >= 1, got {self.shards}")
+        if not 0 <= self.webhook_server_port <= 65535:
+            raise ValueError(
+                f"--webhook-server-port must be 0..65535 (0 disables), got {self.webhook_server_port}"
+            )
+        if not datetime.timedelta(0) < self.webhook_cert_validity < self.webhook_ca_validity:
+            raise ValueError(
+                "--webhook-cert-validity must be > 0 and shorter than the CA's "
+                f"{self.webhook_ca_validity}, got {self.webhook_cert_validity}"
+            )
 
     @property
     def kinds(self) -> tuple[JobKind, ...]:
@@ -299,12 +382,66 @@ class Operator:
                 self.manager.add_presync(
                     NewJobPreSync(reconciler, client=client, namespace=opts.namespace)
                 )
+        self.webhooks: WebhookServer | None = None
+        self.cert_rotator: CertRotator | None = None
+        self.cert_watcher: CertWatcher | None = None
+        if opts.webhook_server_port:
+            self._add_webhooks(client, clock)
         if opts.gang_scheduler_name:
             log.warning(
                 "--gang-scheduler-name=%s accepted but gang scheduling is not implemented yet; "
                 "pods are created without PodGroups",
                 opts.gang_scheduler_name,
             )
+
+    def _add_webhooks(self, client: ApiClient, clock: Clock) -> None:
+        """The webhook server with the kinds' handlers, and where its certificate comes from:
+        ``--webhook-cert-dir`` files, else a ``CertRotator`` woken whenever one of the two
+        webhook configurations changes (a re-install drops the injected ``caBundle``)."""
+        opts = self.options
+        server = WebhookServer(
+            WebhookServerOptions(host=opts.webhook_host, port=opts.webhook_server_port),
+            registry=self.registry,
+        )
+        register_job_webhooks(server, opts.kinds)
+        self.webhooks = server
+        if opts.webhook_cert_dir:
+            watcher = CertWatcher(opts.webhook_cert_dir, server.use_certificate, clock=clock)
+            self.cert_watcher = watcher
+            keeper = LoopRunnable("webhook certificate watcher", watcher.run)
+        else:
+            rotator = CertRotator(
+                client,
+                CertRotatorOptions(
+                    namespace=opts.webhook_namespace or default_lease_namespace(),
+                    secret_name=opts.webhook_secret_name,
+                    service_name=opts.webhook_service_name,
+                    validating_configurations=(VALIDATING_CONFIGURATION,),
+                    mutating_configurations=(MUTATING_CONFIGURATION,),
+                    cert_validity=opts.webhook_cert_validity,
+                    ca_validity=opts.webhook_ca_validity,
+                    ca_propagation_delay=opts.webhook_ca_propagation_delay,
+                ),
+                server.use_certificate,
+                clock=clock,
+            )
+            self.cert_rotator = rotator
+            wake = FunctionHandler(
+                on_add=lambda _obj, _initial: rotator.wake(),
+                on_update=lambda _old, _new: rotator.wake(),
+            )
+            for ref, name in (
+                (VALIDATING_CONFIGURATIONS, VALIDATING_CONFIGURATION),
+                (MUTATING_CONFIGURATIONS, MUTATING_CONFIGURATION),
+            ):
+                informer = self.manager.informers.informer_for(
+                    ref, field_selector=f"metadata.name={name}", metadata_only=True
+                )
+                informer.add_event_handler(wake)
+            keeper = LoopRunnable("webhook certificate rotator", rotator.run)
+        self.manager.add_runnable(keeper)
+        self.manager.add_runnable(server)
+        self.manager.add_readyz_check("webhook", server.check_ready)
 
     @property
     def controllers(self) -> list[Controller]:

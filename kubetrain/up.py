@@ -1,7 +1,7 @@
 """``kubetrain up``: the whole system on one machine, in one process, with something to watch.
 
 It starts the embedded cluster (API server + simulated nodes), installs the CRDs, runs the
-operator in-process (one event loop: Ctrl-C stops everything in order, and operator warnings go to
+operator in-process with its admission webhooks installed (``webhook_install.py``) (one event loop: Ctrl-C stops everything in order, and operator warnings go to
 the same terminal), submits the example job of every kind, shows their progress live from
 informers (a rich table on a terminal, plain lines otherwise), prints a summary, and then keeps
 serving for ``kubectl`` until Ctrl-C. ``--exit-when-done`` exits after the summary instead
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -36,10 +37,12 @@ from kubetrain.informers.resource import ResourceRef, kubeflow
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.operator import Operator, OperatorOptions, client_for
 from kubetrain.reconcilers.api.crds import all_crds
+from kubetrain.reconcilers.api.webhooks import WebhookService
 
 from .example_jobs import ExampleJob, ExamplesError, load_examples
 from .progress import JobTracker, watch_jobs
 from .progress_view import LineView, LiveView, ProgressView, summary_table
+from .webhook_install import install_webhooks, wait_until_admitting
 
 __all__ = ["UpOptions", "add_up_flags", "run_up", "up"]
 
@@ -50,6 +53,9 @@ T = TypeVar("T")
 CRDS = ResourceRef(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
 )
+
+#: Where ``up`` puts the webhook Service and the operator's certificate Secret.
+UP_WEBHOOK_SERVICE = WebhookService(namespace="kubeflow")
 
 #: ``--exit-when-done`` status when a job did not succeed; also startup errors.
 EXIT_FAILED = 1
@@ -200,6 +206,7 @@ class _Session:
         self.operator_task: asyncio.Task[None] | None = None
         self.informers: SharedInformerFactory | None = None
         self.tracker = JobTracker()
+        self.webhook_url = ""
 
     async def until_stopped(self, awaitable: Awaitable[T]) -> T:
         """``await awaitable`` unless ``stop`` is set first (then cancel it, raise ``_Stopped``);
@@ -282,17 +289,34 @@ class _Session:
                     raise
 
     async def _start_operator(self) -> str:
-        """Start the operator on its own client; return its metrics URL once its caches synced."""
-        assert self.cluster is not None
+        """Start the operator on its own client; return its metrics URL once its caches synced
+        and, unless disabled, the API server consults its admission webhooks."""
+        assert self.cluster is not None and self.client is not None
         opts = self.options
         operator_options = _replace_operator_options(opts)
         registry = new_registry()
         self.operator_client = client_for(
             await load_kubeconfig(self.cluster.kubeconfig_path), operator_options, registry
         )
+        if operator_options.webhook_server_port:
+            # Installed first: its namespace holds the operator's certificate Secret. Nothing is
+            # submitted before wait_until_admitting below.
+            await install_webhooks(
+                self.client,
+                port=operator_options.webhook_server_port,
+                service=UP_WEBHOOK_SERVICE,
+                kinds=operator_options.kinds,
+            )
         self.operator = Operator(self.operator_client, operator_options, registry=registry)
         self.operator_task = asyncio.create_task(self.operator.run(), name="operator")
         await self.operator.manager.informers.wait_for_sync()
+        if operator_options.webhook_server_port:
+            await wait_until_admitting(self.client, kind=operator_options.kinds[0])
+            self.webhook_url = f"https://127.0.0.1:{operator_options.webhook_server_port}"
+            self.say(
+                "admission webhooks installed: defaults are persisted and invalid jobs refused "
+                f"({self.webhook_url})"
+            )
         port = self.operator.manager.metrics_port
         host = opts.metrics_bind_address.rpartition(":")[0].strip("[]") or "127.0.0.1"
         return f"http://{host}:{port}/metrics"
@@ -331,6 +355,10 @@ class _Session:
             f"              kubectl --kubeconfig {kubeconfig} get {','.join(plurals)}",
             f"  metrics     {metrics_url}",
         ]
+        if self.webhook_url:
+            lines.append(
+                f"  webhooks    {self.webhook_url} (kubectl apply of an invalid job shows why)"
+            )
         for line in lines:
             self.say(line)
 
@@ -363,9 +391,30 @@ async def _quietly(awaitable: Awaitable[object], what: str) -> None:
 
 
 def _replace_operator_options(opts: UpOptions) -> OperatorOptions:
+    """The in-process operator's options: up's metrics address and log level; its webhook
+    server, unless disabled (port 0), on a free port, with its Secret in ``kubeflow``."""
     from dataclasses import replace
 
+    webhooks: dict[str, Any] = {}
+    if opts.operator.webhook_server_port:
+        webhooks = {
+            "webhook_server_port": free_port(),
+            "webhook_host": "127.0.0.1",
+            "webhook_namespace": UP_WEBHOOK_SERVICE.namespace,
+            "webhook_service_name": UP_WEBHOOK_SERVICE.name,
+        }
     replaced: OperatorOptions = replace(
-        opts.operator, metrics_bind_address=opts.metrics_bind_address, log_level=opts.log_level
+        opts.operator,
+        metrics_bind_address=opts.metrics_bind_address,
+        log_level=opts.log_level,
+        **webhooks,
     )
     return replaced
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the webhook server binds it moments later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,15 @@ COMMANDS = [
         "operator",
         OperatorOptions,
         operator.options_from_args,
-        frozenset({"graceful_shutdown_timeout", "component_host", "cluster_domain"}),
+        frozenset(
+            {
+                "graceful_shutdown_timeout",
+                "component_host",
+                "cluster_domain",
+                "webhook_ca_validity",  # tests shorten it; no user needs to
+                "webhook_ca_propagation_delay",
+            }
+        ),
     ),
     Command(
         "cluster",
@@ -97,6 +106,8 @@ def sample(name: str, spec: Flag, tp: Any, default: Any) -> tuple[list[str], Any
         return [spec.name, "a", spec.name, "b"], frozenset({"a", "b"})
     if Path in args:
         return [spec.name, "some/dir"], Path("some/dir")
+    if tp is datetime.timedelta:
+        return [spec.name, "1h30m"], datetime.timedelta(minutes=90)
     return [spec.name, f"sample-{name}"], f"sample-{name}"
 
 

@@ -18,7 +18,14 @@ from kubetrain.engine.config import SERVICE_ACCOUNT_DIR
 
 BIN = Path(sys.executable).parent
 KUBETRAIN = shutil.which("kubetrain", path=str(BIN)) or ""
-QUIET = ["--metrics-bind-address", "0", "--health-probe-bind-address", "0"]
+QUIET = [
+    "--metrics-bind-address",
+    "0",
+    "--health-probe-bind-address",
+    "0",
+    "--webhook-server-port",
+    "0",
+]
 UNREACHABLE = "http://127.0.0.1:1"
 
 pytestmark = pytest.mark.skipif(not KUBETRAIN, reason="kubetrain entry point not installed")

@@ -17,7 +17,9 @@ def _client() -> ApiClient:
 
 
 def _operator(client: ApiClient, events_client: ApiClient | None = None) -> Operator:
-    options = OperatorOptions(metrics_bind_address="0", health_probe_bind_address="0")
+    options = OperatorOptions(
+        metrics_bind_address="0", health_probe_bind_address="0", webhook_server_port=0
+    )
     return Operator(
         client, options, registry=new_registry(process_metrics=False), events_client=events_client
     )

@@ -27,7 +27,14 @@ KUBETRAIN = shutil.which("kubetrain", path=str(BIN)) or ""
 CRDS = ResourceRef(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
 )
-QUIET = ["--metrics-bind-address", "0", "--health-probe-bind-address", "0"]
+QUIET = [
+    "--metrics-bind-address",
+    "0",
+    "--health-probe-bind-address",
+    "0",
+    "--webhook-server-port",
+    "0",
+]
 
 pytestmark = pytest.mark.skipif(not KUBETRAIN, reason="kubetrain entry point not installed")
 

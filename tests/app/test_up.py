@@ -142,7 +142,7 @@ def test_ctrl_c_while_serving_exits_0_without_traceback(tmp_path: Path) -> None:
     try:
         out = LineReader(proc.stdout)
         out.wait_for("kubetrain is serving", timeout=90)
-        out.wait_for("  metrics ", timeout=10)
+        out.wait_for("  webhooks ", timeout=10)  # printed after the metrics line
         printed = "".join(out.seen)
         assert f"kubectl --kubeconfig {kubeconfig} get pytorchjobs" in printed
         found = re.search(r"^  metrics +(http://127\.0\.0\.1:\d+/metrics)$", printed, re.M)
@@ -160,6 +160,21 @@ def test_ctrl_c_while_serving_exits_0_without_traceback(tmp_path: Path) -> None:
             )
             assert got.returncode == 0, got.stderr
             assert "pytorch-simple" in got.stdout and "Succeeded" in got.stdout, got.stdout
+            # the webhooks up installed refuse a bad job with the problem, at kubectl apply
+            bad = yaml.safe_load((packaged_examples_dir() / "tfjob.yaml").read_text())
+            bad["metadata"]["name"] = "tf-bad"
+            worker = bad["spec"]["tfReplicaSpecs"]["Worker"]
+            worker["template"]["spec"]["containers"][0].pop("image")
+            refused = subprocess.run(
+                [KUBECTL, "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
+                input=yaml.safe_dump(bad),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert refused.returncode != 0
+            assert "containers[0].image: Required value" in refused.stderr, refused.stderr
+        assert re.search(r"^  webhooks +https://127\.0\.0\.1:\d+ ", printed, re.M), printed
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=30)
         rest = out.rest()

@@ -72,13 +72,14 @@ class Env:
     async def start_operator(self, *, clock: Clock = REAL_CLOCK, **options: Any) -> RunningOperator:
         """The operator in-process with ``options``; ``clock``: its one time source."""
         registry = new_registry(process_metrics=False)
-        opts = OperatorOptions(
-            metrics_bind_address="0",
-            health_probe_bind_address="0",
-            component_host="test",
-            graceful_shutdown_timeout=2.0,
-            **options,
-        )
+        settings: dict[str, Any] = {
+            "metrics_bind_address": "0",
+            "health_probe_bind_address": "0",
+            "webhook_server_port": 0,  # tests/e2e/test_webhooks.py turns it on
+            "component_host": "test",
+            "graceful_shutdown_timeout": 2.0,
+        }
+        opts = OperatorOptions(**{**settings, **options})
         operator = Operator(self.client, opts, registry=registry, clock=clock)
         task = asyncio.create_task(operator.run())
         self.running = RunningOperator(operator, task, registry)

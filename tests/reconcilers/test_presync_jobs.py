@@ -108,6 +108,7 @@ async def start_operator(env: Env, **options: Any) -> tuple[Operator, asyncio.Ta
     opts = OperatorOptions(
         metrics_bind_address="0",
         health_probe_bind_address="127.0.0.1:0",
+        webhook_server_port=0,
         component_host="test",
         graceful_shutdown_timeout=2.0,
         **options,
