@@ -17,6 +17,7 @@ __all__ = [
     "controller_uid",
     "group_of",
     "is_controlled_by",
+    "json_type",
     "object_key",
     "resource_version_of",
     "split_key",
@@ -95,3 +96,21 @@ def is_controlled_by(obj: Obj, uid: str) -> bool:
     """True when ``obj``'s controller owner reference has ``uid``."""
     ref = controller_ref(obj)
     return ref is not None and bool(uid) and ref.get("uid") == uid
+
+
+def json_type(value: object) -> str:
+    """The JSON type name of a parsed value (``string``, ``boolean``, ``integer``, ``number``,
+    ``array``, ``object``, ``null``), as the API server's schema errors name it."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null" if value is None else type(value).__name__

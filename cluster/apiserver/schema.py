@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from kubetrain.base.objects import json_type
 from kubetrain.cluster.apiserver._kubetext import go_float, go_quote, go_syntax, go_value
 
 __all__ = ["Cause", "SchemaError", "StructuralSchema"]
@@ -65,25 +66,8 @@ _FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _STRING_FORMATS: dict[str, re.Pattern[str]] = {"date-time": _RFC3339, "date": _FULL_DATE}
 
 
-def _json_type(value: Any) -> str:
-    """The JSON type name kube-openapi reports for a decoded value."""
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null" if value is None else type(value).__name__
-
-
 def _type_ok(types: tuple[str, ...], value: Any) -> bool:
-    kind = _json_type(value)
+    kind = json_type(value)
     if kind in types:
         return True
     if kind == "number" and "integer" in types:
@@ -254,7 +238,7 @@ class _Node:
             errs.append(_type_error(path, "null", ",".join(self.types)))
             return
         if self.types and not _type_ok(self.types, value):
-            errs.append(_type_error(path, _json_type(value), ",".join(self.types)))
+            errs.append(_type_error(path, json_type(value), ",".join(self.types)))
             return
         if self.enum is not None and _enum_key(value) not in self.enum:
             errs.append(

@@ -61,7 +61,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kubetrain.base.objects import Obj
+from kubetrain.base.objects import Obj, json_type
 from kubetrain.reconcilers.api.kinds import (
     MPIJOB,
     PADDLEJOB,
@@ -163,35 +163,16 @@ def _supported(values: tuple[str, ...]) -> str:
 # --- appends the Invalid error for a wrong type; null counts as absent, never as an error).
 
 
-def _json_type(value: object) -> str:
-    """The JSON type name of a parsed value, as the API server's schema errors name it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _shown(value: object) -> object:
     """``value`` as an error's bad value: itself when a JSON scalar, else its JSON type name
     (errors stay hashable and short: the webhook puts them in sets)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    return _json_type(value)
+    return json_type(value)
 
 
 def _wrong_type(path: str, value: object, expected: str) -> FieldError:
-    return FieldError(INVALID, path, _json_type(value), f"must be of type {expected}")
+    return FieldError(INVALID, path, json_type(value), f"must be of type {expected}")
 
 
 def _is_integer(value: object) -> bool:
