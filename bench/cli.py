@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.informers.resource import ResourceRef
-from kubetrain.informers.transport import ApiStatusError
 
 from .harness import ClusterProcess, HarnessError, server_url
 from .jobs import JobShape
@@ -157,11 +156,7 @@ async def _install_crds(client: ApiClient) -> None:
     from kubetrain.reconcilers.api.crds import all_crds
 
     for crd in all_crds():
-        try:
-            await client.create(CRDS, crd)
-        except ApiStatusError as exc:
-            if not exc.is_already_exists:
-                raise
+        await client.create_if_absent(CRDS, crd)
 
 
 async def run_scenario(

@@ -35,7 +35,6 @@ from prometheus_client import CollectorRegistry
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.informers.resource import SECRETS
-from kubetrain.informers.transport import ApiStatusError
 
 from .harness import HarnessError, ManagedProcess
 
@@ -146,11 +145,7 @@ class ReferenceOperatorProcess(ManagedProcess):
             "kind": "Secret",
             "metadata": {"name": WEBHOOK_SECRET, "namespace": self.namespace},
         }
-        try:
-            await client.create(SECRETS, secret)
-        except ApiStatusError as exc:
-            if not exc.is_already_exists:
-                raise
+        await client.create_if_absent(SECRETS, secret)
 
     async def _wait_for_certs(self, client: ApiClient) -> dict[str, Any]:
         deadline = time.monotonic() + self.cert_timeout_seconds

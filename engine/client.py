@@ -419,6 +419,19 @@ class ApiClient:
             "POST", ref.collection_path(ns), body=obj, query=_fm(field_manager)
         )
 
+    async def create_if_absent(
+        self, ref: ResourceRef, obj: Mapping[str, Any], *, namespace: str | None = None
+    ) -> bool:
+        """``create``, where an object of that name already existing is fine: True when this
+        call created it. Other refusals raise as ``create``'s do."""
+        try:
+            await self.create(ref, obj, namespace=namespace)
+        except ApiStatusError as e:
+            if e.is_already_exists:
+                return False
+            raise
+        return True
+
     async def update(
         self, ref: ResourceRef, obj: Mapping[str, Any], *, field_manager: str | None = None
     ) -> dict[str, Any]:

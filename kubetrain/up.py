@@ -281,12 +281,8 @@ class _Session:
 
     async def _install_crds(self) -> None:
         assert self.client is not None
-        for crd in all_crds():
-            try:
-                await self.client.create(CRDS, crd)
-            except ApiStatusError as exc:
-                if not exc.is_already_exists:  # kept from an earlier run with --data
-                    raise
+        for crd in all_crds():  # existing ones are kept from an earlier run with --data
+            await self.client.create_if_absent(CRDS, crd)
 
     async def _start_operator(self) -> str:
         """Start the operator on its own client; return its metrics URL once its caches synced

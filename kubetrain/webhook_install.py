@@ -42,8 +42,7 @@ async def install_webhooks(
 
     A replaced configuration keeps the ``caBundle`` it had (the CA lives in the operator's
     Secret and survives restarts), so admission never pauses on a re-install."""
-    await _ensure(
-        client,
+    await client.create_if_absent(
         NAMESPACES,
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": service.namespace}},
     )
@@ -116,14 +115,6 @@ async def wait_until_admitting(
                 return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"the admission webhooks did not answer within {timeout:g} s: {last}")
-
-
-async def _ensure(client: ApiClient, ref: ResourceRef, obj: Obj) -> None:
-    try:
-        await client.create(ref, obj)
-    except ApiStatusError as e:
-        if not e.is_already_exists:
-            raise
 
 
 async def _apply(

@@ -127,11 +127,7 @@ class RawOperator:
         await self._advance(state)
 
     async def _create(self, ref: ResourceRef, obj: Obj) -> None:
-        try:
-            await self.client.create(ref, obj)
-        except ApiStatusError as exc:
-            if not exc.is_already_exists:
-                raise
+        await self.client.create_if_absent(ref, obj)
 
     async def _advance(self, state: _Job) -> None:
         """Write whichever of Created, Running, Succeeded is due and not yet written."""

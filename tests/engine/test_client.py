@@ -508,3 +508,13 @@ async def test_watch_through_client(api: ApiClient) -> None:
     async with api.stream_lines(CONFIGMAPS.collection_path("default"), query=query) as lines:
         events = [orjson.loads(line) async for line in lines]
     assert any(e["type"] == "ADDED" and e["object"]["metadata"]["name"] == "w" for e in events)
+
+
+async def test_create_if_absent_creates_once_and_raises_other_refusals(api: ApiClient) -> None:
+    cm = {"metadata": {"name": "once", "namespace": "default"}, "data": {"v": "1"}}
+    assert await api.create_if_absent(CONFIGMAPS, cm) is True
+    assert await api.create_if_absent(CONFIGMAPS, {**cm, "data": {"v": "2"}}) is False
+    assert (await api.get(CONFIGMAPS, "default", "once"))["data"] == {"v": "1"}  # not replaced
+    with pytest.raises(ApiStatusError) as err:
+        await api.create_if_absent(CONFIGMAPS, {"metadata": {"name": "x", "namespace": "nope"}})
+    assert err.value.is_not_found
