@@ -12,6 +12,11 @@ Two measurements, each printed as one JSON object (and written to ``--out`` when
    ``--concurrency``, once with the webhooks installed and once without, alternating in that
    order. Figures: create latency p50/p99 in both runs and their ratio: what admission adds.
 
+Against a real API server: ``--kubeconfig FILE --endpoint-address IP`` (a non-loopback address of
+this machine: kube-apiserver dials the webhook Service's EndpointSlice, never loopback; for
+example the cluster of ``tools/conformance/real_cluster.py``). The CRDs must not be installed
+yet, or be kubetrain's.
+
 Wall-clock figures depend on the machine: compare them as ratios within one run.
 """
 
@@ -84,7 +89,7 @@ def sample_job(name: str, namespace: str = "default") -> dict[str, Any]:
     }
 
 
-def operator_argv(kubeconfig: str, port: int, *extra: str) -> list[str]:
+def operator_argv(kubeconfig: str, port: int, *extra: str, host: str = "127.0.0.1") -> list[str]:
     return [
         sys.executable, "-m", "kubetrain.cli", "operator",
         "--kubeconfig", kubeconfig,
@@ -92,8 +97,10 @@ def operator_argv(kubeconfig: str, port: int, *extra: str) -> list[str]:
         "--metrics-bind-address", "0",
         "--health-probe-bind-address", "0",
         "--webhook-server-port", str(port),
-        "--webhook-host", "127.0.0.1",
+        "--webhook-host", host,
         "--webhook-namespace", SERVICE.namespace,
+        # reconcile only the (empty) webhook namespace: the measured jobs create no pods
+        "--namespace", SERVICE.namespace,
         "--kube-api-qps", "0",
         "--log-level", "warning",
         *extra,
@@ -203,13 +210,28 @@ async def _wait_serving(
 
 
 async def bench_creates(
-    client: ApiClient, kubeconfig: str, workdir: Path, *, creates: int, concurrency: int
+    client: ApiClient,
+    kubeconfig: str,
+    workdir: Path,
+    *,
+    creates: int,
+    concurrency: int,
+    endpoint_address: str | None = None,
 ) -> dict[str, Any]:
     """Measurement 2: job creates through the API server, with and without the webhooks."""
     port = free_port()
-    await install_webhooks(client, port=port, service=SERVICE, kinds=[PYTORCHJOB])
+    await install_webhooks(
+        client,
+        port=port,
+        service=SERVICE,
+        kinds=[PYTORCHJOB],
+        endpoint_address=endpoint_address,
+    )
+    host = "" if endpoint_address else "127.0.0.1"
     proc = ManagedProcess(
-        "operator", operator_argv(kubeconfig, port), log_path=workdir / "operator-creates.log"
+        "operator",
+        operator_argv(kubeconfig, port, host=host),
+        log_path=workdir / "operator-creates.log",
     )
     await proc.start()
     try:
@@ -259,29 +281,49 @@ async def _creates(client: ApiClient, namespace: str, count: int, concurrency: i
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kubetrain-bench-webhook-") as tmp:
         workdir = Path(tmp)
-        cluster = ClusterProcess(workdir=workdir, nodes=1, node_pods=10)
-        await cluster.start()
+        cluster: ClusterProcess | None = None
+        kubeconfig = args.kubeconfig
+        if kubeconfig is None:
+            cluster = ClusterProcess(workdir=workdir, nodes=1, node_pods=10)
+            await cluster.start()
+            kubeconfig = cluster.kubeconfig
         try:
-            config = await load_kubeconfig(cluster.kubeconfig)
+            config = await load_kubeconfig(kubeconfig)
             options = ClientOptions(qps=0, registry=new_registry(process_metrics=False))
             async with ApiClient(config, options) as client:
                 for crd in all_crds():
-                    await client.create(CRDS, crd)
+                    await client.create_if_absent(CRDS, crd)
+                if args.kubeconfig is not None:
+                    await _wait_established(client)
                 server = await bench_server(
-                    cluster.kubeconfig, workdir, reviews=args.reviews, concurrency=args.concurrency
+                    kubeconfig, workdir, reviews=args.reviews, concurrency=args.concurrency
                 )
                 print(json.dumps({"webhook_server": server}), flush=True)
                 creates = await bench_creates(
                     client,
-                    cluster.kubeconfig,
+                    kubeconfig,
                     workdir,
                     creates=args.creates,
                     concurrency=args.concurrency,
+                    endpoint_address=args.endpoint_address,
                 )
                 print(json.dumps({"creates_through_the_api_server": creates}), flush=True)
         finally:
-            await cluster.stop()
+            if cluster is not None:
+                await cluster.stop()
     return {"webhook_server": server, "creates_through_the_api_server": creates}
+
+
+async def _wait_established(client: ApiClient) -> None:
+    """A real API server serves a new CRD's resource only once it is Established."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            await client.list(kubeflow("PyTorchJob"), "default", limit=1)
+            return
+        except ApiStatusError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the PyTorchJob CRD was not served within 60 s")
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -290,6 +332,14 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("--creates", type=int, default=1000, help="job creates (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=16, help="in flight (default %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="write the figures to this JSON file")
+    p.add_argument(
+        "--kubeconfig", default=None, help="an existing cluster (default: start kubetrain cluster)"
+    )
+    p.add_argument(
+        "--endpoint-address",
+        default=None,
+        help="with a real API server: this machine's non-loopback IPv4 address",
+    )
     args = p.parse_args(argv)
     figures = asyncio.run(main(args))
     if args.out is not None:

@@ -176,7 +176,8 @@ class OperatorOptions:
         metadata=flag(
             "--webhook-namespace",
             "namespace of the webhook Service and certificate Secret (default: "
-            "$MY_POD_NAMESPACE, else the service-account namespace, else default)",
+            "$MY_POD_NAMESPACE, else $POD_NAMESPACE, else the service-account namespace, else "
+            "default)",
             env="MY_POD_NAMESPACE",
             show_default=False,
         ),
