@@ -8,7 +8,8 @@ Start order (controller-runtime's runnable groups):
 1. HTTP servers: ``/metrics`` and ``/healthz`` + ``/readyz`` (before any cache fills, so probes
    and scrapes always find the ports open);
 1b. runnables (``add_runnable``): the webhook server and its certificate keeper, on every
-   replica (the API server calls any ready pod behind the webhook Service);
+   replica (the API server calls any ready pod behind the webhook Service); then the start
+   gates (``add_start_gate``: e.g. until the CRDs are installed), ``/readyz`` failing meanwhile;
 2. informer caches: start every informer of ``manager.informers`` and wait until all have synced
    (``/readyz`` fails until then);
 3. leader election (when ``leader_elect``): wait until this replica holds the Lease;
@@ -245,6 +246,8 @@ class Manager:
         self._servers: list[HttpServer] = []
         self._runnables: list[Runnable] = []
         self._started_runnables: list[Runnable] = []
+        self._gates: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+        self._waiting_on: str | None = None
         self._caches_synced = False
         self._stop = asyncio.Event()
         self._ran = False
@@ -281,6 +284,14 @@ class Manager:
         if self._ran:
             raise RuntimeError("Manager.add_runnable: add runnables before run()")
         self._runnables.append(runnable)
+
+    def add_start_gate(self, what: str, gate: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Await ``gate()`` after the servers and runnables started and before the informers
+        start (e.g. until the CRDs are installed); ``/readyz`` fails with ``waiting for <what>``
+        meanwhile. Gates run in the order added. Call before ``run``."""
+        if self._ran:
+            raise RuntimeError("Manager.add_start_gate: add gates before run()")
+        self._gates.append((what, gate))
 
     def add_healthz_check(self, name: str, check: Checker) -> None:
         """A liveness check (``/healthz``): failing it makes kubelet restart the pod."""
@@ -344,6 +355,11 @@ class Manager:
             for runnable in self._runnables:
                 await runnable.start()
                 self._started_runnables.append(runnable)
+            for what, gate in self._gates:
+                self._waiting_on = what
+                if not await self._wait(gate(), stopper):
+                    return
+            self._waiting_on = None
             self.informers.start()
             if not await self._wait(self._sync_caches(), stopper):
                 return
@@ -547,6 +563,8 @@ class Manager:
     def _check_caches(self) -> None:
         if self._caches_synced:
             return
+        if self._waiting_on is not None:
+            raise RuntimeError(f"waiting for {self._waiting_on}")
         unsynced = self.informers.unsynced()
         if unsynced:
             raise RuntimeError("not synced: " + ", ".join(repr(i) for i in unsynced))

@@ -13,10 +13,12 @@ from ``deploy/webhooks`` (``kubetrain up`` installs both). It serves the admissi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import logging
 import socket
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,6 +30,7 @@ from kubetrain.base.flags import add_flags, flag
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import ClientConfig, load_config
 from kubetrain.engine.controller import Controller, ControllerOptions
+from kubetrain.engine.discovery import missing_resources
 from kubetrain.engine.events import EventRecorder, EventRecorderOptions
 from kubetrain.engine.logging import configure_logging
 from kubetrain.engine.manager import (
@@ -48,7 +51,8 @@ from kubetrain.engine.webhook.rotator import (
 from kubetrain.engine.webhook.server import WebhookServer, WebhookServerOptions
 from kubetrain.informers.event_handlers import FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.reconcilers.api.kinds import ALL_KINDS, JobKind, kinds_for_schemes
+from kubetrain.informers.resource import kubeflow
+from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, JobKind, kinds_for_schemes
 from kubetrain.reconcilers.api.webhooks import (
     MUTATING_CONFIGURATION,
     VALIDATING_CONFIGURATION,
@@ -73,6 +77,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Exit status of ``--missing-crds skip`` when no enabled kind has its CRD.
+EXIT_NO_CRDS = 3
 
 _DOMAIN_DEFAULTS = DomainOptions()
 
@@ -253,6 +260,14 @@ class OperatorOptions:
             "--create-concurrency",
             "pod/service creations and deletions in flight at once per kind, across all its "
             "reconciles",
+        ),
+    )
+    missing_crds: Literal["wait", "skip"] = field(
+        default="wait",
+        metadata=flag(
+            "--missing-crds",
+            "when the CRD of an enabled kind is not installed: wait for it (readiness fails "
+            "meanwhile) or skip that kind (start the kinds whose CRDs exist)",
         ),
     )
     create_before_sync: bool = field(
@@ -453,6 +468,20 @@ class Operator:
         """Run until ``request_stop`` (see ``Manager.run``)."""
         await self.manager.run()
 
+    def wait_for_crds(self, *, interval: float = 2.0) -> None:
+        """Before the caches start, wait until every enabled kind's CRD is served (``/readyz``
+        says which are missing meanwhile). Call before ``run``."""
+        kinds = self.options.kinds
+
+        async def gate() -> None:
+            missing = await missing_kinds(self.client, kinds)
+            while missing:
+                await self.manager.clock.sleep(interval)
+                missing = await missing_kinds(self.client, kinds)
+            log.info("the CRDs of %s are installed", ", ".join(k.kind for k in kinds))
+
+        self.manager.add_start_gate("the CRDs of " + ", ".join(k.kind for k in kinds), gate)
+
     def request_stop(self) -> None:
         self.manager.request_stop()
 
@@ -487,6 +516,44 @@ def client_for(
     )
 
 
+async def missing_kinds(client: ApiClient, kinds: Iterable[JobKind]) -> list[JobKind]:
+    """The ``kinds`` whose CRDs the API server does not serve now."""
+    kinds = list(kinds)
+    missing = await missing_resources(client, [kubeflow(k.kind) for k in kinds])
+    plurals = {ref.plural for ref in missing}
+    return [k for k in kinds if k.plural in plurals]
+
+
+def missing_crds_message(missing: Iterable[JobKind]) -> str:
+    """What to tell a user whose cluster lacks the CRDs of ``missing``."""
+    names = ", ".join(f"{k.plural}.{GROUP}" for k in missing)
+    return (
+        f"CRDs not installed: {names}. Install them with `kubectl apply --server-side -f "
+        "deploy/crds/` (or the Helm chart), or start only the kinds that exist with "
+        "--missing-crds skip or --enable-scheme"
+    )
+
+
+async def resolve_kinds(client: ApiClient, options: OperatorOptions) -> OperatorOptions | None:
+    """``options`` for the kinds to run, given the CRDs installed now: unchanged when all exist
+    or with ``--missing-crds wait``; with ``skip``, only the kinds whose CRDs exist (None when
+    none does). Logs what is missing once."""
+    missing = await missing_kinds(client, options.kinds)
+    if not missing:
+        return options
+    message = missing_crds_message(missing)
+    if options.missing_crds == "wait":
+        log.error("%s; waiting for them (readiness fails meanwhile)", message)
+        # No job can exist before its CRD: nothing for --create-before-sync to do early.
+        return dataclasses.replace(options, create_before_sync=False)
+    present = [k for k in options.kinds if k not in missing]
+    if not present:
+        log.error("%s; no enabled kind has its CRD: nothing to run", message)
+        return None
+    log.warning("%s; running %s only", message, ", ".join(k.kind for k in present))
+    return dataclasses.replace(options, enable_schemes=tuple(k.scheme_name for k in present))
+
+
 async def run_operator(args: argparse.Namespace) -> int:
     """``kubetrain operator``: run until SIGTERM/SIGINT; the process exit status (2, as for
     any bad flag, when the options refuse a value, e.g. ``--controller-threads 0``)."""
@@ -502,7 +569,12 @@ async def run_operator(args: argparse.Namespace) -> int:
         client_for(config, options, registry) as client,
         client_for(config, options, registry) as events_client,
     ):
+        resolved = await resolve_kinds(client, options)
+        if resolved is None:
+            return EXIT_NO_CRDS
+        options = resolved
         operator = Operator(client, options, registry=registry, events_client=events_client)
+        operator.wait_for_crds()
         log.info("starting operator for %s", ", ".join(k.kind for k in options.kinds or ALL_KINDS))
         try:
             status: int = await run_manager(operator.manager)
