@@ -98,7 +98,7 @@ def operator_argv(kubeconfig: str, port: int, *extra: str, host: str = "127.0.0.
         "--health-probe-bind-address", "0",
         "--webhook-server-port", str(port),
         "--webhook-host", host,
-        "--webhook-namespace", SERVICE.namespace,
+        "--operator-namespace", SERVICE.namespace,
         # reconcile only the (empty) webhook namespace: the measured jobs create no pods
         "--namespace", SERVICE.namespace,
         "--kube-api-qps", "0",

@@ -178,13 +178,13 @@ class OperatorOptions:
             show_default=False,
         ),
     )
-    webhook_namespace: str = field(
+    operator_namespace: str = field(
         default="",
         metadata=flag(
-            "--webhook-namespace",
-            "namespace of the webhook Service and certificate Secret (default: "
-            "$MY_POD_NAMESPACE, else $POD_NAMESPACE, else the service-account namespace, else "
-            "default)",
+            "--operator-namespace",
+            "the operator's own namespace: its webhook Service, certificate Secret and "
+            "leader-election Lease (default: $MY_POD_NAMESPACE, else $POD_NAMESPACE, else the "
+            "service-account namespace, else default)",
             env="MY_POD_NAMESPACE",
             show_default=False,
         ),
@@ -352,6 +352,7 @@ class Operator:
                 health_probe_bind_address=opts.health_probe_bind_address,
                 leader_elect=opts.leader_elect,
                 leader_election_id=opts.leader_election_id,
+                leader_election_namespace=opts.operator_namespace,
                 graceful_shutdown_timeout=opts.graceful_shutdown_timeout,
                 registry=self.registry,
                 clock=clock,
@@ -429,7 +430,7 @@ class Operator:
             rotator = CertRotator(
                 client,
                 CertRotatorOptions(
-                    namespace=opts.webhook_namespace or default_lease_namespace(),
+                    namespace=opts.operator_namespace or default_lease_namespace(),
                     secret_name=opts.webhook_secret_name,
                     service_name=opts.webhook_service_name,
                     validating_configurations=(VALIDATING_CONFIGURATION,),

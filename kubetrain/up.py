@@ -396,7 +396,7 @@ def _replace_operator_options(opts: UpOptions) -> OperatorOptions:
         webhooks = {
             "webhook_server_port": free_port(),
             "webhook_host": "127.0.0.1",
-            "webhook_namespace": UP_WEBHOOK_SERVICE.namespace,
+            "operator_namespace": UP_WEBHOOK_SERVICE.namespace,
             "webhook_service_name": UP_WEBHOOK_SERVICE.name,
         }
     replaced: OperatorOptions = replace(

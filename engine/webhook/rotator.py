@@ -369,7 +369,7 @@ class CertRotator:
                 if e.is_not_found:
                     raise RuntimeError(
                         f'namespace "{opts.namespace}" not found: create it, or set '
-                        "--webhook-namespace (or $MY_POD_NAMESPACE) to the operator's namespace"
+                        "--operator-namespace (or $MY_POD_NAMESPACE) to the operator's namespace"
                     ) from None
                 raise
         else:

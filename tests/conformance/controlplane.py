@@ -164,6 +164,12 @@ class ControlPlaneOptions:
     )
     apiserver_args: tuple[str, ...] = ()
     controller_manager_args: tuple[str, ...] = ()
+    authorization_mode: str = "AlwaysAllow"
+    """kube-apiserver's ``--authorization-mode``, e.g. ``Node,RBAC`` (the admin token is in
+    ``system:masters`` and may do anything either way)."""
+    audit_policy: str | None = None
+    """An audit Policy (YAML): when given, the API server writes its JSON audit log to
+    ``RealControlPlane.audit_log_path``."""
 
 
 def free_port() -> int:
@@ -235,6 +241,7 @@ class RealControlPlane:
         self.url = ""
         self.kubeconfig_path = ""
         self.token = ""
+        self.audit_log_path = ""
         self.ca_path = ""
         self.ssl_context: ssl.SSLContext | None = None
         self.controller_manager_metrics_url = ""
@@ -370,7 +377,8 @@ class RealControlPlane:
             f"--tls-private-key-file={self._path('apiserver.key')}",
             f"--cert-dir={self._path('apiserver-certs')}",
             f"--token-auth-file={self._path('tokens.csv')}",
-            "--authorization-mode=AlwaysAllow",
+            f"--authorization-mode={self.options.authorization_mode}",
+            *self._audit_args(),
             "--anonymous-auth=true",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={self._path('sa.pub')}",
@@ -388,6 +396,19 @@ class RealControlPlane:
         await self._wait_ready("kube-apiserver", f"{self.url}/readyz", ssl_context=self.ssl_context)
         self.kubeconfig_path = str(self._path("admin.kubeconfig"))
         self._write_kubeconfig(self.kubeconfig_path)
+
+    def _audit_args(self) -> list[str]:
+        if self.options.audit_policy is None:
+            return []
+        policy = self._path("audit-policy.yaml")
+        Path(policy).write_text(self.options.audit_policy)
+        self.audit_log_path = str(self._path("audit.log"))
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log_path}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+        ]
 
     async def _start_controller_manager(self, binary: Path) -> None:
         port = free_port()

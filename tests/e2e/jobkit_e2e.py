@@ -180,10 +180,13 @@ async def poll(
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-async def open_env(nodes: int = 4, *, apiserver: str = "embedded") -> AsyncIterator[Env]:
-    """Cluster + client + CRDs (no operator yet). ``apiserver``: ``embedded`` or ``real``."""
+async def open_env(
+    nodes: int = 4, *, apiserver: str = "embedded", plane_options: Any = None
+) -> AsyncIterator[Env]:
+    """Cluster + client + CRDs (no operator yet). ``apiserver``: ``embedded`` or ``real``;
+    ``plane_options``: the real control plane's ``ControlPlaneOptions``."""
     if apiserver == "real":
-        async for env in _open_real_env(nodes):
+        async for env in _open_real_env(nodes, plane_options):
             yield env
         return
     async with EmbeddedCluster(nodes=nodes) as cluster:
@@ -220,11 +223,11 @@ async def _established(client: ApiClient, name: str) -> bool:
     )
 
 
-async def _open_real_env(nodes: int) -> AsyncIterator[Env]:
+async def _open_real_env(nodes: int, plane_options: Any = None) -> AsyncIterator[Env]:
     """A RealControlPlane of its own + the node simulator against it (logs: out of scope)."""
     from conformance.controlplane import RealControlPlane  # only the real tier needs it
 
-    async with RealControlPlane() as plane:
+    async with RealControlPlane(plane_options) as plane:
         sim = NodeSimulator.for_config(
             await load_kubeconfig(plane.kubeconfig_path), NodeSimOptions(nodes=nodes)
         )

@@ -60,7 +60,7 @@ class WebhookEnv:
     async def start(self, **options: Any) -> None:
         await self.env.start_operator(
             webhook_server_port=self.port,
-            webhook_namespace=SERVICE.namespace,
+            operator_namespace=SERVICE.namespace,
             **options,
         )
 

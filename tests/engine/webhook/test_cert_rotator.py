@@ -649,7 +649,7 @@ async def test_configuration_installed_later_gets_the_bundle(api: ApiClient) -> 
 
 async def test_missing_namespace_names_the_flag(api: ApiClient) -> None:
     keeper, served = rotator(api, options(namespace="no-such-namespace"), FakeClock())
-    with pytest.raises(RuntimeError, match="--webhook-namespace") as err:
+    with pytest.raises(RuntimeError, match="--operator-namespace") as err:
         await keeper.sync()
     assert "no-such-namespace" in str(err.value)
     assert served.certs == []

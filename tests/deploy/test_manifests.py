@@ -1,0 +1,121 @@
+"""deploy/: the overlays render with kubectl's kustomize, and what they render fits together and
+fits the operator: its arguments parse as `kubetrain operator` flags, ports and names line up,
+the pod runs locked down. (RBAC is proven against a real API server in tests/e2e/test_rbac.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrain.cli import build_parser
+from kubetrain.operator import OperatorOptions, options_from_args
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
+OVERLAYS = ["standalone", "cert-manager"]
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "deploy" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} found"
+    return found[0]
+
+
+def operator_options(deployment: dict[str, Any]) -> OperatorOptions:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[0] == "operator"
+    return options_from_args(build_parser(args).parse_args(args))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_operator_pod_is_locked_down(overlay: str) -> None:
+    deployment = one(render(overlay), "Deployment", "kubetrain")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "limits" in container["resources"] and "requests" in container["resources"]
+    # kubelet must not kill it before its own graceful shutdown is over
+    assert (
+        pod["terminationGracePeriodSeconds"]
+        > operator_options(deployment).graceful_shutdown_timeout
+    )
+    # /tmp is the one writable path (certificates are staged there to load them)
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert "/tmp" in mounts
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_names_and_ports_line_up(overlay: str) -> None:
+    docs = render(overlay)
+    deployment = one(docs, "Deployment", "kubetrain")
+    options = operator_options(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    ports = {p["name"]: p["containerPort"] for p in pod["containers"][0]["ports"]}
+    assert ports["webhook"] == options.webhook_server_port
+    assert f":{ports['metrics']}" == options.metrics_bind_address
+    assert f":{ports['health']}" == options.health_probe_bind_address
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["MY_POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    service = one(docs, "Service", options.webhook_service_name)
+    assert service["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    selector = service["spec"]["selector"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "webhook"
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        for hook in one(docs, kind)["webhooks"]:
+            ref = hook["clientConfig"]["service"]
+            assert (ref["namespace"], ref["name"], ref["port"]) == (
+                service["metadata"]["namespace"],
+                service["metadata"]["name"],
+                service["spec"]["ports"][0]["port"],
+            )
+    sa = pod["serviceAccountName"]
+    for binding in ("ClusterRoleBinding", "RoleBinding"):
+        subjects = one(docs, binding, "kubetrain")["subjects"]
+        assert {"kind": "ServiceAccount", "name": sa, "namespace": "kubeflow"} in subjects
+    assert len([d for d in docs if d["kind"] == "CustomResourceDefinition"]) == 6
+
+
+def test_cert_manager_overlay_mounts_the_issued_certificate() -> None:
+    docs = render("cert-manager")
+    deployment = one(docs, "Deployment", "kubetrain")
+    options = operator_options(deployment)
+    assert options.webhook_cert_dir == "/etc/kubetrain/webhook-certs"
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    certificate = one(docs, "Certificate", "kubetrain-webhook")
+    assert volumes["webhook-certs"]["secret"]["secretName"] == certificate["spec"]["secretName"]
+    service_dns = f"{options.webhook_service_name}.kubeflow.svc"
+    assert service_dns in certificate["spec"]["dnsNames"]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        annotations = one(docs, kind)["metadata"]["annotations"]
+        assert annotations["cert-manager.io/inject-ca-from"] == "kubeflow/kubetrain-webhook"
+
+
+def test_standalone_manages_its_own_certificate() -> None:
+    options = operator_options(one(render("standalone"), "Deployment", "kubetrain"))
+    assert options.webhook_cert_dir == ""
