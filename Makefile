@@ -38,10 +38,12 @@ clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache
 
 ## Build the real control plane (kube-apiserver, kube-controller-manager, etcd) and the reference
-## operator from the Go module proxy, once: cached in ~/.cache/kubetrain/conformance.
+## operator from the Go module proxy, once: cached in ~/.cache/kubetrain/conformance; and the
+## install's tools (helm, kustomize, promtool): cached in ~/.cache/kubetrain/tools.
 conformance-build:
 	tools/conformance/build.sh
 	tools/conformance/build_reference_operator.sh
+	tools/deploy/build_tools.sh
 
 ## The conformance tier: the HTTP-level API tests and the per-kind job tests against a real
 ## control plane with simulated nodes (tests marked http_api; see tests/conformance).

@@ -4,6 +4,7 @@ the pod runs locked down. (RBAC is proven against a real API server in tests/e2e
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,25 @@ def test_cert_manager_overlay_mounts_the_issued_certificate() -> None:
 def test_standalone_manages_its_own_certificate() -> None:
     options = operator_options(one(render("standalone"), "Deployment", "kubetrain"))
     assert options.webhook_cert_dir == ""
+
+
+def deploy_tool(name: str) -> str:
+    """A tool of tools/deploy/build_tools.sh (``make conformance-build`` builds them first)."""
+    cache = Path(os.environ.get("KUBETRAIN_CACHE", Path.home() / ".cache" / "kubetrain"))
+    path = cache / "tools" / "bin" / name
+    if not path.exists():
+        pytest.skip(f"{name} not built: run tools/deploy/build_tools.sh")
+    return str(path)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kustomize_release_renders_what_kubectl_renders(overlay: str) -> None:
+    """kubectl embeds an older kustomize: the standalone kustomize v5 renders the same objects."""
+    out = subprocess.run(
+        [deploy_tool("kustomize"), "build", str(ROOT / "deploy" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert [d for d in yaml.safe_load_all(out) if d] == render(overlay)
