@@ -1,7 +1,7 @@
 """CustomResourceDefinitions for the six kubeflow.org/v1 kinds, generated from ``kinds.py``.
 
-``deploy/crds/*.yaml`` is this module's output (``python -m kubetrain.reconcilers.api.crds
-deploy/crds``); a test keeps the files in sync. The schemas type the job API field by field and
+``deploy/crds/*.yaml`` and the Helm chart's ``deploy/helm/kubetrain/crds/`` are this module's
+output (``python -m kubetrain.reconcilers.api.crds``); a test keeps the files in sync. The schemas type the job API field by field and
 the pod template's commonly used fields (containers, env, ports, resources, restartPolicy); the
 rest of the pod spec is preserved as given, so any valid pod spec is accepted, while a misspelled
 job field or a wrongly typed value is refused with its field path.
@@ -356,7 +356,10 @@ def write_all(directory: Path) -> list[Path]:
     return written
 
 
+#: Where the generated CRDs go: the kustomize base and the Helm chart's crds/ folder.
+TARGETS = ("deploy/crds", "deploy/helm/kubetrain/crds")
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "deploy/crds")
-    for p in write_all(target):
-        print(p)
+    for target in sys.argv[1:] or TARGETS:
+        for p in write_all(Path(target)):
+            print(p)

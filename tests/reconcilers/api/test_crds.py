@@ -13,11 +13,12 @@ from kubetrain.reconcilers.api.kinds import ALL_KINDS, JobKind, kinds_for_scheme
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "crds"
 
 
+@pytest.mark.parametrize("target", crds.TARGETS)
 @pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.kind)
-def test_deploy_yaml_is_the_generated_crd(kind: JobKind) -> None:
-    path = DEPLOY / crds.crd_file_name(kind)
+def test_deploy_yaml_is_the_generated_crd(kind: JobKind, target: str) -> None:
+    path = DEPLOY.parents[1] / target / crds.crd_file_name(kind)
     assert path.read_text() == crds.render_yaml(crds.crd(kind)), (
-        f"{path} is stale: run `python -m kubetrain.reconcilers.api.crds deploy/crds`"
+        f"{path} is stale: run `python -m kubetrain.reconcilers.api.crds`"
     )
 
 

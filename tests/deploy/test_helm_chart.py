@@ -1,0 +1,79 @@
+"""deploy/helm/kubetrain with the real helm (tools/deploy/build_tools.sh): it lints, its values
+schema refuses nonsense, and for equal options it renders what the kustomize overlays render
+(defaults = deploy/overlays/standalone, certManager.enabled = deploy/overlays/cert-manager),
+object for object; Helm installs into an existing namespace, so the Namespace object is
+kustomize's only."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_manifests import deploy_tool, operator_options, render
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "kubetrain"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [deploy_tool("helm"), *args], capture_output=True, text=True, check=check, timeout=60
+    )
+
+
+def template(*values: str) -> list[dict[str, Any]]:
+    out = helm(
+        "template", "kubetrain", str(CHART), "--namespace", "kubeflow", "--include-crds", *values
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def by_key(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {
+        (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d
+        for d in docs
+        if d["kind"] != "Namespace"
+    }
+
+
+def test_the_chart_lints() -> None:
+    done = helm("lint", "--strict", str(CHART), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("overlay", "values"),
+    [("standalone", ()), ("cert-manager", ("--set", "certManager.enabled=true"))],
+)
+def test_helm_renders_what_kustomize_renders(overlay: str, values: tuple[str, ...]) -> None:
+    from_helm, from_kustomize = by_key(template(*values)), by_key(render(overlay))
+    assert sorted(from_helm) == sorted(from_kustomize)
+    for key, obj in from_kustomize.items():
+        assert from_helm[key] == obj, f"{key} differs"
+
+
+def test_options_reach_the_operator() -> None:
+    docs = template("--set", "replicas=2", "--set", "leaderElection=true",
+                    "--set-json", 'extraArgs=["--controller-threads=32"]')  # fmt: skip
+    deployment = by_key(docs)[("Deployment", "kubeflow", "kubetrain")]
+    assert deployment["spec"]["replicas"] == 2
+    options = operator_options(deployment)
+    assert options.leader_elect is True and options.controller_threads == 32
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        (("--set", "replicas=0"), "replicas"),
+        (("--set", "replicas=2"), "leaderElection"),  # two replicas need leader election
+        (("--set", "imageTag=latest"), "imageTag"),  # unknown value: a typo is refused
+        (("--set-json", 'extraArgs=["controller-threads=2"]'), "extraArgs"),
+    ],
+)
+def test_the_values_schema_refuses_nonsense(values: tuple[str, ...], complaint: str) -> None:
+    done = helm("template", "kubetrain", str(CHART), *values, check=False)
+    assert done.returncode != 0
+    assert complaint in done.stderr, done.stderr
