@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 __all__ = [
     "Checker",
+    "HealthCheckCollector",
     "HealthChecks",
     "HttpServer",
     "Route",
@@ -119,6 +122,42 @@ class HealthChecks:
         if reason is None:
             return web.Response(text="ok")
         return web.Response(text=f"internal server error: {reason}\n", status=500)
+
+
+class HealthCheckCollector:
+    """``kubetrain_health_check{endpoint, check}``: 1 while a check passes, 0 while it fails,
+    evaluated at each scrape, so an alert can say "not ready" without a probe's view. A check
+    that is a coroutine cannot run inside a scrape: it reports NaN."""
+
+    def __init__(self, *endpoints: HealthChecks) -> None:
+        self._endpoints = endpoints
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "kubetrain_health_check",
+            "1 while the named /healthz or /readyz check passes, 0 while it fails.",
+            labels=["endpoint", "check"],
+        )
+        for endpoint in self._endpoints:
+            for name, check in endpoint.checks.items():
+                family.add_metric([endpoint.path.strip("/"), name], _check_now(check))
+        yield family
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # collected fresh at every scrape; nothing to pre-register
+
+
+def _check_now(check: Checker) -> float:
+    try:
+        result = check()
+    except Exception:
+        return 0.0
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # never awaited: do not leak a "never awaited" coroutine
+        return math.nan
+    return 1.0
 
 
 async def _run_check(check: Checker) -> str | None:

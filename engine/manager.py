@@ -49,6 +49,7 @@ from kubetrain.informers.transport import Transport
 from .controller import CacheSyncTimeoutError, Controller
 from .health import (
     Checker,
+    HealthCheckCollector,
     HealthChecks,
     HttpServer,
     Route,
@@ -162,7 +163,8 @@ class ManagerOptions:
     ``add`` checks), so one ``FakeClock`` drives the whole operator in tests."""
     registry: CollectorRegistry | None = None
     """The registry ``/metrics`` serves, and where the elector (and, by default, the informers)
-    register; None: prometheus-client's global registry. Controllers take theirs from
+    register, and where the health checks are exported (``kubetrain_health_check``; not on the
+    global registry); None: prometheus-client's global registry. Controllers take theirs from
     ``ControllerOptions.registry``: pass the same one."""
 
     def __post_init__(self) -> None:
@@ -241,6 +243,8 @@ class Manager:
         self.readyz = HealthChecks("/readyz")
         self.healthz.add("ping", ping)
         self.readyz.add("informers", self._check_caches)
+        if self.options.registry is not None:  # the operator's own registry: one manager each
+            self.options.registry.register(HealthCheckCollector(self.healthz, self.readyz))
         self._controllers: list[Controller] = []
         self._presync: list[PreSyncWork] = []
         self._servers: list[HttpServer] = []
