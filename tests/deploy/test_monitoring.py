@@ -1,0 +1,123 @@
+"""deploy/monitoring with the real promtool: the rules check and their unit tests pass (each alert
+fires from synthetic series and stays quiet on healthy ones); the PrometheusRule carries the same
+groups; every alert has a runbook in docs/alerts.md; every metric the alerts read is exported by a
+running operator (scraped from its registry after a run that exercises each of them)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+from test_manifests import deploy_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "deploy" / "monitoring"
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from jobkit_e2e import SIM, job_manifest, open_env  # noqa: E402
+
+from kubetrain.engine.client import ApiClient, ClientOptions  # noqa: E402
+from kubetrain.engine.config import load_kubeconfig  # noqa: E402
+from kubetrain.engine.metrics import new_registry  # noqa: E402
+from kubetrain.operator import Operator, OperatorOptions  # noqa: E402
+from kubetrain.reconcilers.api.webhooks import WebhookService  # noqa: E402
+from kubetrain.up import free_port  # noqa: E402
+from kubetrain.webhook_install import install_webhooks, wait_until_admitting  # noqa: E402
+
+METRIC = re.compile(
+    r"\b((?:kubetrain|workqueue|controller_runtime|rest_client|leader_election|training_operator)"
+    r"_[a-z0-9_]+)\b"
+)
+
+
+def rules() -> list[dict[str, object]]:
+    groups = yaml.safe_load((MONITORING / "alerts.yaml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_promtool_checks_the_rules_and_runs_their_unit_tests() -> None:
+    promtool = deploy_tool("promtool")
+    for args in (["check", "rules", "alerts.yaml"], ["test", "rules", "alerts_test.yaml"]):
+        done = subprocess.run(
+            [promtool, *args], cwd=MONITORING, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "SUCCESS" in done.stdout
+
+
+def test_every_alert_is_tested_firing_and_has_a_runbook() -> None:
+    tests = (MONITORING / "alerts_test.yaml").read_text()
+    runbooks = (ROOT / "docs" / "alerts.md").read_text()
+    for rule in rules():
+        name = str(rule["alert"])
+        assert f"alertname: {name}\n        exp_alerts:\n          - exp_labels" in tests, name
+        assert f"\n## {name}\n" in runbooks, f"no runbook section for {name}"
+        assert rule["annotations"]["runbook"] == f"docs/alerts.md#{name.lower()}"  # type: ignore[index]
+
+
+def test_the_prometheus_rule_carries_the_same_groups() -> None:
+    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    assert rule["kind"] == "PrometheusRule"
+    assert rule["spec"] == yaml.safe_load((MONITORING / "alerts.yaml").read_text())
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_every_metric_the_alerts_read_is_exported_by_a_running_operator() -> None:
+    wanted = {m for rule in rules() for m in METRIC.findall(str(rule["expr"]))}
+    assert len(wanted) >= 10
+    service = WebhookService(namespace="kubeflow")
+    async for env in open_env(nodes=2):
+        registry = new_registry(process_metrics=False)
+        port = free_port()
+        await install_webhooks(env.client, port=port, service=service)
+        config = await load_kubeconfig(env.cluster.kubeconfig_path)
+        async with ApiClient(config, ClientOptions(registry=registry)) as client:
+            options = OperatorOptions(
+                metrics_bind_address="0",
+                health_probe_bind_address="0",
+                webhook_server_port=port,
+                operator_namespace=service.namespace,
+                webhook_cert_validity=datetime.timedelta(hours=1),
+                leader_elect=True,
+                component_host="test",
+                graceful_shutdown_timeout=2.0,
+            )
+            operator = Operator(client, options, registry=registry)
+            run = asyncio.create_task(operator.run())
+            try:
+                await wait_until_admitting(env.client)
+                ok = job_manifest(
+                    "TFJob", "tfReplicaSpecs", "tensorflow", {"Worker": 1}, name="ok",
+                    namespace="default", run_policy={"ttlSecondsAfterFinished": 0},
+                )  # fmt: skip
+                failing = job_manifest(
+                    "TFJob", "tfReplicaSpecs", "tensorflow", {"Worker": 1}, name="failing",
+                    namespace="default", restart_policy="Never",
+                    annotations={"Worker": {SIM + "exit-code": "1"}},
+                )  # fmt: skip
+                for job in (ok, failing):
+                    await env.create_job(job)
+                await env.wait_condition("TFJob", "default", "failing", "Failed")
+                for _ in range(100):  # the TTL deletion of "ok"
+                    if await env.get_job("TFJob", "default", "ok") is None:
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)
+                scraped = generate_latest(registry).decode()
+            finally:
+                operator.request_stop()
+                await asyncio.wait_for(run, 30)
+                await operator.close()
+        break
+    exported = {
+        line.split("{")[0].split(" ")[0] for line in scraped.splitlines() if line[:1] != "#"
+    }
+    missing = sorted(wanted - exported)
+    assert missing == [], f"read by the alerts but not exported: {missing}"
