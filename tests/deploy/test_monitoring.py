@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import re
 import subprocess
 import sys
@@ -32,9 +33,17 @@ from kubetrain.up import free_port  # noqa: E402
 from kubetrain.webhook_install import install_webhooks, wait_until_admitting  # noqa: E402
 
 METRIC = re.compile(
-    r"\b((?:kubetrain|workqueue|controller_runtime|rest_client|leader_election|training_operator)"
-    r"_[a-z0-9_]+)\b"
+    r"\b((?:kubetrain|workqueue|controller_runtime|rest_client|leader_election|training_operator"
+    r"|process)_[a-z0-9_]+)\b"
 )
+sys.path.insert(0, str(ROOT / "tools" / "deploy"))
+
+import gen_dashboard  # noqa: E402
+
+
+def dashboard_queries() -> list[str]:
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    return [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
 
 
 def rules() -> list[dict[str, object]]:
@@ -62,6 +71,24 @@ def test_every_alert_is_tested_firing_and_has_a_runbook() -> None:
         assert rule["annotations"]["runbook"] == f"docs/alerts.md#{name.lower()}"  # type: ignore[index]
 
 
+def test_the_dashboard_is_generated_and_every_query_parses(tmp_path: Path) -> None:
+    assert (MONITORING / "grafana-dashboard.json").read_text() == gen_dashboard.render(), (
+        "grafana-dashboard.json is stale: run tools/deploy/gen_dashboard.py"
+    )
+    queries = dashboard_queries()
+    assert len(queries) >= 25
+    # promtool parses PromQL in rule files: each query as a recording rule
+    records = [{"record": f"kubetrain:panel:{i}", "expr": q} for i, q in enumerate(queries)]
+    (tmp_path / "panels.yaml").write_text(
+        yaml.safe_dump({"groups": [{"name": "panels", "rules": records}]})
+    )
+    done = subprocess.run(
+        [deploy_tool("promtool"), "check", "rules", "panels.yaml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_the_prometheus_rule_carries_the_same_groups() -> None:
     rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
     assert rule["kind"] == "PrometheusRule"
@@ -70,11 +97,12 @@ def test_the_prometheus_rule_carries_the_same_groups() -> None:
 
 @pytest.mark.asyncio(loop_scope="function")
 async def test_every_metric_the_alerts_read_is_exported_by_a_running_operator() -> None:
-    wanted = {m for rule in rules() for m in METRIC.findall(str(rule["expr"]))}
-    assert len(wanted) >= 10
+    exprs = [str(rule["expr"]) for rule in rules()] + dashboard_queries()
+    wanted = {m for expr in exprs for m in METRIC.findall(expr)}
+    assert len(wanted) >= 20
     service = WebhookService(namespace="kubeflow")
     async for env in open_env(nodes=2):
-        registry = new_registry(process_metrics=False)
+        registry = new_registry()  # with process_* (the dashboard's memory and CPU)
         port = free_port()
         await install_webhooks(env.client, port=port, service=service)
         config = await load_kubeconfig(env.cluster.kubeconfig_path)
