@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 from prometheus_client import generate_latest
@@ -149,3 +150,105 @@ async def test_every_metric_the_alerts_read_is_exported_by_a_running_operator() 
     }
     missing = sorted(wanted - exported)
     assert missing == [], f"read by the alerts but not exported: {missing}"
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_real_prometheus_gets_data_for_every_panel(tmp_path: Path) -> None:
+    """Prometheus scrapes an operator every second while it runs jobs; then every panel query
+    of the dashboard returns data."""
+    prometheus = deploy_tool("prometheus")
+    metrics_port, prometheus_port = free_port(), free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "kubetrain-metrics",
+                        "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"],
+                                            "labels": {"pod": "kubetrain-0"}}],
+                    }
+                ],
+            }
+        )
+    )  # fmt: skip
+    server = subprocess.Popen(  # noqa: ASYNC220 - started once; the test then talks HTTP
+        [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{prometheus_port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _until_ready(session, f"{base}/-/ready", server)
+            await _run_jobs(metrics_port)
+            empty: list[str] = []
+            for query in dashboard_queries():
+                async with session.get(f"{base}/api/v1/query", params={"query": query}) as resp:
+                    answer = await resp.json()
+                assert answer["status"] == "success", (query, answer)
+                if not answer["data"]["result"]:
+                    empty.append(query)
+            assert empty == [], f"panels without data: {empty}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def _until_ready(
+    session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[str]
+) -> None:
+    for _ in range(300):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "prometheus exited"
+        try:
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("prometheus did not become ready")
+
+
+async def _run_jobs(metrics_port: int) -> None:
+    """An operator serving /metrics on ``metrics_port`` through a TTL deletion and a failure."""
+    service = WebhookService(namespace="kubeflow")
+    async for env in open_env(nodes=2):
+        port = free_port()
+        await install_webhooks(env.client, port=port, service=service)
+        config = await load_kubeconfig(env.cluster.kubeconfig_path)
+        registry = new_registry()
+        async with ApiClient(config, ClientOptions(registry=registry)) as client:
+            options = OperatorOptions(
+                metrics_bind_address=f"127.0.0.1:{metrics_port}",
+                health_probe_bind_address="0",
+                webhook_server_port=port,
+                operator_namespace=service.namespace,
+                leader_elect=True,
+                component_host="test",
+                graceful_shutdown_timeout=2.0,
+            )
+            operator = Operator(client, options, registry=registry)
+            run = asyncio.create_task(operator.run())
+            try:
+                await wait_until_admitting(env.client)
+                await asyncio.sleep(2)  # scrapes before the jobs: rates need a first sample
+                ok = job_manifest(
+                    "TFJob", "tfReplicaSpecs", "tensorflow", {"Worker": 1}, name="ok",
+                    namespace="default", run_policy={"ttlSecondsAfterFinished": 0},
+                )  # fmt: skip
+                failing = job_manifest(
+                    "TFJob", "tfReplicaSpecs", "tensorflow", {"Worker": 1}, name="failing",
+                    namespace="default", restart_policy="Never",
+                    annotations={"Worker": {SIM + "exit-code": "1"}},
+                )  # fmt: skip
+                for job in (ok, failing):
+                    await env.create_job(job)
+                await env.wait_condition("TFJob", "default", "failing", "Failed")
+                await asyncio.sleep(4)  # a few more scrapes
+            finally:
+                operator.request_stop()
+                await asyncio.wait_for(run, 30)
+                await operator.close()
+        break

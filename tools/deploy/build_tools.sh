@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the tools the install's tests run for real (helm, kustomize, promtool) from the Go module
+# Build the tools the install's tests run for real (helm, kustomize, promtool, prometheus) from the Go module
 # proxy, once: cached in ${KUBETRAIN_CACHE:-~/.cache/kubetrain}/tools, like the conformance builds.
 # They check deploy/ only; the product never depends on Go.
 #
@@ -13,6 +13,7 @@ TOOLS=(
   "helm helm.sh/helm/v4/cmd/helm v4.3.2"
   "kustomize sigs.k8s.io/kustomize/kustomize/v5 v5.8.1"
   "promtool github.com/prometheus/prometheus/cmd/promtool v0.316.0"
+  "prometheus github.com/prometheus/prometheus/cmd/prometheus v0.316.0"
 )
 
 ROOT="${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}/tools"

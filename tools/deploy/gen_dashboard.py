@@ -113,7 +113,7 @@ ROWS: list[tuple[str, list[tuple[str, list[str], str, str]]]] = [
             ),
             (
                 "429s",
-                [f'sum(rate(rest_client_requests_total{{{JOB}, code="429"}}[5m]))'],
+                [f'sum(rate(rest_client_requests_total{{{JOB}, code="429"}}[5m])) or vector(0)'],
                 "reqps",
                 "429",
             ),
