@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_manifests import deploy_tool, operator_options, render
+from test_manifests import KUBECTL, deploy_tool, operator_options, render
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "kubetrain"
@@ -77,3 +77,26 @@ def test_the_values_schema_refuses_nonsense(values: tuple[str, ...], complaint: 
     done = helm("template", "kubetrain", str(CHART), *values, check=False)
     assert done.returncode != 0
     assert complaint in done.stderr, done.stderr
+
+
+def test_helm_monitoring_renders_what_deploy_monitoring_renders() -> None:
+    """monitoring.* on: the ServiceMonitor, the PrometheusRule and the dashboard ConfigMap of
+    `kubectl kustomize deploy/monitoring`, besides the standalone install."""
+    on = ("--set", "monitoring.serviceMonitor=true,monitoring.prometheusRule=true,"
+          "monitoring.grafanaDashboard=true")  # fmt: skip
+    extra = {k: v for k, v in by_key(template(*on)).items() if k not in by_key(template())}
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "deploy" / "monitoring")],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    monitoring = by_key([d for d in yaml.safe_load_all(out) if d])
+    assert sorted(extra) == sorted(monitoring)
+    for key, obj in monitoring.items():
+        assert extra[key] == obj, f"{key} differs"
+
+
+@pytest.mark.parametrize("name", ["alerts.yaml", "grafana-dashboard.json"])
+def test_the_charts_copies_of_the_monitoring_files_are_current(name: str) -> None:
+    assert (CHART / "files" / name).read_text() == (
+        ROOT / "deploy" / "monitoring" / name
+    ).read_text(), f"copy deploy/monitoring/{name} to deploy/helm/kubetrain/files/"

@@ -4,7 +4,7 @@ Why generated: thirty-odd panels of Grafana JSON are easier to keep right as a t
 (title, query, unit) than by hand; tests/deploy/test_monitoring.py checks the file is this
 script's output, that every query parses (promtool) and reads metrics an operator exports.
 
-Usage: .venv/bin/python tools/deploy/gen_dashboard.py [OUT]
+Usage: .venv/bin/python tools/deploy/gen_dashboard.py [OUT ...]  (default: both TARGETS)
 """
 
 from __future__ import annotations
@@ -260,7 +260,13 @@ def render() -> str:
     return json.dumps(dashboard(), indent=2) + "\n"
 
 
+#: The dashboard's places: deploy/monitoring and the Helm chart's copy.
+TARGETS = (
+    "deploy/monitoring/grafana-dashboard.json",
+    "deploy/helm/kubetrain/files/grafana-dashboard.json",
+)
+
 if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "deploy/monitoring/grafana-dashboard.json")
-    out.write_text(render())
-    print(out)
+    for target in sys.argv[1:] or TARGETS:
+        Path(target).write_text(render())
+        print(target)
