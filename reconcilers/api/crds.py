@@ -154,7 +154,13 @@ def _run_policy(kind: JobKind) -> Schema:
                 }
             ),
             "suspend": {"type": "boolean", "default": False},
-            "managedBy": _STR,
+            "managedBy": {
+                "type": "string",
+                # Who manages a job is fixed at creation (the webhook refuses adding it too).
+                "x-kubernetes-validations": [
+                    {"rule": "self == oldSelf", "message": "spec.runPolicy.managedBy is immutable"}
+                ],
+            },
         }
     )
     # Structural default: every stored job has runPolicy (the Kubeflow SDK's models require it),

@@ -46,7 +46,11 @@ def test_the_chart_lints() -> None:
 
 @pytest.mark.parametrize(
     ("overlay", "values"),
-    [("standalone", ()), ("cert-manager", ("--set", "certManager.enabled=true"))],
+    [
+        ("standalone", ()),
+        ("cert-manager", ("--set", "certManager.enabled=true")),
+        ("ha", ("--set", "replicas=2,leaderElection=true")),
+    ],
 )
 def test_helm_renders_what_kustomize_renders(overlay: str, values: tuple[str, ...]) -> None:
     from_helm, from_kustomize = by_key(template(*values)), by_key(render(overlay))

@@ -18,7 +18,7 @@ from kubetrain.operator import OperatorOptions, options_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
-OVERLAYS = ["standalone", "cert-manager"]
+OVERLAYS = ["standalone", "cert-manager", "ha"]
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
@@ -142,3 +142,9 @@ def test_the_kustomize_release_renders_what_kubectl_renders(overlay: str) -> Non
         timeout=60,
     ).stdout
     assert [d for d in yaml.safe_load_all(out) if d] == render(overlay)
+
+
+def test_ha_runs_two_leader_elected_replicas() -> None:
+    deployment = one(render("ha"), "Deployment", "kubetrain")
+    assert deployment["spec"]["replicas"] == 2
+    assert operator_options(deployment).leader_elect is True

@@ -67,3 +67,10 @@ def test_queue_rule_sees_status_and_bounds_its_cost() -> None:
     assert "oldSelf.spec.runPolicy.suspend" in rule["rule"]
     assert rule["fieldPath"] == ".spec.runPolicy.schedulingPolicy.queue"
     assert schema["properties"]["status"]["properties"]["conditions"]["maxItems"] == 32
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.kind)
+def test_managed_by_is_immutable_in_the_schema(kind: JobKind) -> None:
+    run_policy = crds.job_schema(kind)["properties"]["spec"]["properties"]["runPolicy"]
+    (rule,) = run_policy["properties"]["managedBy"]["x-kubernetes-validations"]
+    assert rule["rule"] == "self == oldSelf"
