@@ -6,7 +6,6 @@ running operator (scraped from its registry after a run that exercises each of t
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import re
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from test_manifests import deploy_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,50 +100,9 @@ async def test_every_metric_the_alerts_read_is_exported_by_a_running_operator() 
     exprs = [str(rule["expr"]) for rule in rules()] + dashboard_queries()
     wanted = {m for expr in exprs for m in METRIC.findall(expr)}
     assert len(wanted) >= 20
-    service = WebhookService(namespace="kubeflow")
-    async for env in open_env(nodes=2):
-        registry = new_registry()  # with process_* (the dashboard's memory and CPU)
-        port = free_port()
-        await install_webhooks(env.client, port=port, service=service)
-        config = await load_kubeconfig(env.cluster.kubeconfig_path)
-        async with ApiClient(config, ClientOptions(registry=registry)) as client:
-            options = OperatorOptions(
-                metrics_bind_address="0",
-                health_probe_bind_address="0",
-                webhook_server_port=port,
-                operator_namespace=service.namespace,
-                webhook_cert_validity=datetime.timedelta(hours=1),
-                leader_elect=True,
-                component_host="test",
-                graceful_shutdown_timeout=2.0,
-            )
-            operator = Operator(client, options, registry=registry)
-            run = asyncio.create_task(operator.run())
-            try:
-                await wait_until_admitting(env.client)
-                ok = job_manifest(
-                    "TFJob", "tfReplicaSpecs", "tensorflow", {"Worker": 1}, name="ok",
-                    namespace="default", run_policy={"ttlSecondsAfterFinished": 0},
-                )  # fmt: skip
-                failing = job_manifest(
-                    "TFJob", "tfReplicaSpecs", "tensorflow", {"Worker": 1}, name="failing",
-                    namespace="default", restart_policy="Never",
-                    annotations={"Worker": {SIM + "exit-code": "1"}},
-                )  # fmt: skip
-                for job in (ok, failing):
-                    await env.create_job(job)
-                await env.wait_condition("TFJob", "default", "failing", "Failed")
-                for _ in range(100):  # the TTL deletion of "ok"
-                    if await env.get_job("TFJob", "default", "ok") is None:
-                        break
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(0.5)
-                scraped = generate_latest(registry).decode()
-            finally:
-                operator.request_stop()
-                await asyncio.wait_for(run, 30)
-                await operator.close()
-        break
+    registry = new_registry()  # with process_* (the dashboard's memory and CPU)
+    await run_jobs_through_an_operator(registry, metrics_bind_address="0")
+    scraped = generate_latest(registry).decode()
     exported = {
         line.split("{")[0].split(" ")[0] for line in scraped.splitlines() if line[:1] != "#"
     }
@@ -182,7 +140,9 @@ async def test_a_real_prometheus_gets_data_for_every_panel(tmp_path: Path) -> No
     try:
         async with aiohttp.ClientSession() as session:
             await _until_ready(session, f"{base}/-/ready", server)
-            await _run_jobs(metrics_port)
+            await run_jobs_through_an_operator(
+                new_registry(), metrics_bind_address=f"127.0.0.1:{metrics_port}"
+            )
             empty: list[str] = []
             for query in dashboard_queries():
                 async with session.get(f"{base}/api/v1/query", params={"query": query}) as resp:
@@ -211,17 +171,19 @@ async def _until_ready(
     raise AssertionError("prometheus did not become ready")
 
 
-async def _run_jobs(metrics_port: int) -> None:
-    """An operator serving /metrics on ``metrics_port`` through a TTL deletion and a failure."""
+async def run_jobs_through_an_operator(
+    registry: CollectorRegistry, *, metrics_bind_address: str
+) -> None:
+    """An operator (webhooks, leader election; metrics in ``registry``, served at
+    ``metrics_bind_address``) through a job deleted by its TTL and a failed one."""
     service = WebhookService(namespace="kubeflow")
     async for env in open_env(nodes=2):
         port = free_port()
         await install_webhooks(env.client, port=port, service=service)
         config = await load_kubeconfig(env.cluster.kubeconfig_path)
-        registry = new_registry()
         async with ApiClient(config, ClientOptions(registry=registry)) as client:
             options = OperatorOptions(
-                metrics_bind_address=f"127.0.0.1:{metrics_port}",
+                metrics_bind_address=metrics_bind_address,
                 health_probe_bind_address="0",
                 webhook_server_port=port,
                 operator_namespace=service.namespace,
@@ -246,6 +208,10 @@ async def _run_jobs(metrics_port: int) -> None:
                 for job in (ok, failing):
                     await env.create_job(job)
                 await env.wait_condition("TFJob", "default", "failing", "Failed")
+                for _ in range(100):  # the TTL deletion of "ok"
+                    if await env.get_job("TFJob", "default", "ok") is None:
+                        break
+                    await asyncio.sleep(0.1)
                 await asyncio.sleep(4)  # a few more scrapes
             finally:
                 operator.request_stop()

@@ -36,6 +36,9 @@ from kubetrain.reconcilers.api.kinds import BY_KIND
 from kubetrain.up import free_port
 from kubetrain.webhook_install import ENDPOINTSLICES, wait_until_admitting
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+from test_manifests import render
+
 pytestmark = [pytest.mark.conformance, pytest.mark.asyncio(loop_scope="module")]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,17 +93,6 @@ CLUSTER_ADMIN_BINDING = {
     },
     "subjects": [{"kind": "ServiceAccount", "name": "kubetrain", "namespace": NAMESPACE}],
 }
-
-
-def rendered(overlay: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [KUBECTL, "kustomize", str(ROOT / "deploy" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 JOB_PLURALS = {k.plural for k in BY_KIND.values()}
@@ -218,7 +210,7 @@ def suite(ns: str) -> list[dict[str, Any]]:
 
 async def test_the_deployed_rbac_grants_exactly_what_the_operator_uses(env: Env) -> None:
     plane = env.cluster
-    docs = rendered("standalone")
+    docs = render("standalone")
     # No kubelet here to run the Deployment's pod: the operator runs in this process with the
     # pod's identity, and an EndpointSlice points the webhook Service at it.
     apply(plane.kubeconfig_path, docs)
@@ -341,8 +333,8 @@ async def test_every_rendered_manifest_passes_strict_server_validation(env: Env)
     from test_helm_chart import template  # the real helm; skips when it is not built
 
     outputs = {
-        "standalone": rendered("standalone"),
-        "cert-manager": rendered("cert-manager"),
+        "standalone": render("standalone"),
+        "cert-manager": render("cert-manager"),
         "helm": template(),
         "helm cert-manager": template("--set", "certManager.enabled=true"),
     }

@@ -18,11 +18,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine.client import ApiClient, ApiConnectionError, ClientOptions
 from kubetrain.engine.config import (
     ClientConfig,
-    load_kubeconfig,
 )
 from kubetrain.informers.resource import CONFIGMAPS, PODS
 from kubetrain.informers.transport import ApiStatusError, Transport
@@ -394,14 +392,6 @@ def pod(name: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]},
     }
-
-
-@pytest.fixture
-async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(
-        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
-    ) as client:
-        yield client
 
 
 async def test_crud_conveniences(api: ApiClient) -> None:

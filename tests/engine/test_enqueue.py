@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from fakes import RecordingQueue
 from prometheus_client import CollectorRegistry
 
-from kubetrain.cluster.embedded import EmbeddedCluster
-from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.client import ApiClient
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.enqueue import (
     EnqueueForObject,
@@ -149,14 +145,6 @@ def test_bind_adapts_to_the_informer_interface() -> None:
     bound.on_update(obj("a"), obj("a", "2"))
     bound.on_delete(obj("a"))
     assert [key for key, _ in queue.added] == ["ns/a"] * 3
-
-
-@pytest.fixture
-async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(
-        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
-    ) as client:
-        yield client
 
 
 async def wait_for(condition: Any, changed: asyncio.Event, timeout: float = 3.0) -> None:

@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kubetrain.cluster.embedded import EmbeddedCluster
-from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.client import ApiClient
 from kubetrain.engine.leaderelection import LeaderElectionConfig, LeaderElector
 from kubetrain.informers.resource import LEASES
 
 LEASE, RENEW, RETRY = 2.0, 1.5, 0.2
-
-
-@pytest.fixture
-async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(
-        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
-    ) as client:
-        yield client
 
 
 class Flaky:

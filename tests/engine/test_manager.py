@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +21,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import FakeClock
-from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.engine import loop
-from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.client import ApiClient
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.health import parse_bind_address
 from kubetrain.engine.manager import LeaderElectionLost, Manager, ManagerOptions, run_manager
@@ -34,14 +32,6 @@ from kubetrain.informers.resource import CONFIGMAPS, LEASES
 
 LEASE, RENEW, RETRY = 2.0, 1.5, 0.2
 LOCAL = "127.0.0.1:0"
-
-
-@pytest.fixture
-async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(
-        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
-    ) as client:
-        yield client
 
 
 class Gated:

@@ -5,15 +5,12 @@ caches start only after every gate, /readyz names the gate meanwhile, a stop whi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kubetrain.cluster.embedded import EmbeddedCluster
-from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.client import ApiClient
 from kubetrain.engine.discovery import missing_resources, served_resources
 from kubetrain.engine.manager import Manager, ManagerOptions
 from kubetrain.informers.resource import CONFIGMAPS, PODS, ResourceRef, kubeflow
@@ -23,14 +20,6 @@ from kubetrain.reconcilers.api.kinds import PYTORCHJOB
 CRDS = ResourceRef(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
 )
-
-
-@pytest.fixture
-async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(
-        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
-    ) as client:
-        yield client
 
 
 async def test_discovery_names_what_is_not_served(api: ApiClient) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import datetime
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
@@ -22,9 +22,7 @@ from cryptography import x509
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import FakeClock
-from kubetrain.cluster.embedded import EmbeddedCluster
-from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.client import ApiClient
 from kubetrain.engine.webhook.certs import (
     CertificateAuthority,
     ServerCertificate,
@@ -55,14 +53,6 @@ CONFIGS: tuple[tuple[ResourceRef, str], ...] = (
     (VALIDATING_CONFIGURATIONS, VALIDATING_CONFIGURATION),
     (MUTATING_CONFIGURATIONS, MUTATING_CONFIGURATION),
 )
-
-
-@pytest.fixture
-async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(
-        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
-    ) as client:
-        yield client
 
 
 @pytest.fixture

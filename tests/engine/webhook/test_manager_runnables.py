@@ -8,30 +8,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kubetrain.cluster.embedded import EmbeddedCluster
-from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.config import load_kubeconfig
+from kubetrain.engine.client import ApiClient
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.manager import LoopRunnable, Manager, ManagerOptions, Runnable
 from kubetrain.engine.reconcile import Request, Result
 from kubetrain.informers.resource import CONFIGMAPS, LEASES
 
 MANAGER_LOGGER = "kubetrain.engine.manager"
-
-
-@pytest.fixture
-async def api(cluster: EmbeddedCluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(
-        await load_kubeconfig(cluster.kubeconfig_path), ClientOptions(registry=CollectorRegistry())
-    ) as client:
-        yield client
 
 
 class Gated:
