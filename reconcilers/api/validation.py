@@ -139,13 +139,18 @@ class FieldError:
     bad_value: Any = None
     detail: str = ""
 
-    def __str__(self) -> str:
+    @property
+    def message(self) -> str:
+        """The error without its field (``field.Error.ErrorBody``): a Status cause's message."""
         body = _TYPE_TEXT[self.type]
         if self.type not in _NO_VALUE_TYPES:
             body = f"{body}: {_go_value(self.bad_value)}"
         if self.detail:
             body = f"{body}: {self.detail}"
-        return f"{self.field}: {body}"
+        return body
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 def aggregate_message(errors: list[FieldError]) -> str:
@@ -768,11 +773,15 @@ def _is_running(job: Obj) -> bool:
 
 
 def validate_update(kind: JobKind, old: Obj, new: Obj) -> list[FieldError]:
-    """``validate(new)`` plus the update rules, listed first: ``runPolicy.managedBy`` is
-    immutable; a ``runPolicy.schedulingPolicy.queue`` that is set may not change or go while
-    ``old`` runs (a Running condition with status True, and ``runPolicy.suspend`` not true);
-    setting one where there was none is allowed, as the CRD's CEL rule allows it. Never
-    raises."""
+    """``transition_errors(old, new)`` first, then ``validate(new)``. Never raises."""
+    return transition_errors(old, new) + validate(kind, new)
+
+
+def transition_errors(old: Obj, new: Obj) -> list[FieldError]:
+    """The update rules alone: ``runPolicy.managedBy`` is immutable; a
+    ``runPolicy.schedulingPolicy.queue`` that is set may not change or go while ``old`` runs (a
+    Running condition with status True, and ``runPolicy.suspend`` not true); setting one where
+    there was none is allowed, as the CRD's CEL rule allows it. Never raises."""
     errs: list[FieldError] = []
     old_policy, new_policy = _run_policy_of(old), _run_policy_of(new)
     new_managed_by = new_policy.get("managedBy")
@@ -797,7 +806,7 @@ def validate_update(kind: JobKind, old: Obj, new: Obj) -> list[FieldError]:
                 "field is immutable while the job is running; suspend the job to change its queue",
             )
         )
-    return errs + validate(kind, new)
+    return errs
 
 
 def warnings(kind: JobKind, job: Obj) -> list[str]:
@@ -822,6 +831,7 @@ __all__ = [
     "RESTART_POLICY_VALUES",
     "FieldError",
     "aggregate_message",
+    "transition_errors",
     "validate",
     "validate_name",
     "validate_update",

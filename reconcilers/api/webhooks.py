@@ -45,6 +45,7 @@ from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, VERSION, JobKind
 from kubetrain.reconcilers.api.validation import (
     FieldError,
     aggregate_message,
+    transition_errors,
     validate,
     validate_update,
     warnings,
@@ -112,10 +113,10 @@ def job_validator(kind: JobKind) -> Handler:
             return allowed()
         old = request.get("oldObject")
         if request.get("operation") == "UPDATE" and isinstance(old, dict):
-            errors = validate_update(kind, old, obj)
             if old.get("spec") == obj.get("spec"):
-                already = set(validate(kind, obj))
-                errors = [e for e in errors if e not in already]
+                errors = transition_errors(old, obj)  # ratcheted: spec as it was stored
+            else:
+                errors = validate_update(kind, old, obj)
         else:
             errors = validate(kind, obj)
         notes = warnings(kind, obj)
@@ -142,7 +143,7 @@ def invalid(
             "causes": [
                 {
                     "reason": _CAUSE_REASONS.get(e.type, e.type),
-                    "message": str(e)[len(e.field) + 2 :],
+                    "message": e.message,
                     "field": e.field,
                 }
                 for e in errors
