@@ -167,3 +167,38 @@ def _merge(target: Obj, patch: Any) -> Obj:
         else:
             target[key] = copy.deepcopy(value)
     return target
+
+
+class Gated:
+    """A Transport over ``inner`` that holds configmap LISTs while ``opened`` is clear (set at
+    first unless ``opened=False``) and refuses every request while ``down`` (a partition)."""
+
+    def __init__(self, inner: Any, *, opened: bool = True) -> None:
+        self.inner = inner
+        self.opened = asyncio.Event()
+        if opened:
+            self.opened.set()
+        self.down = False
+        self.lists = 0
+
+    async def request_json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        if self.down:
+            raise ConnectionRefusedError("partitioned")
+        if method == "GET" and path.endswith("/configmaps"):
+            self.lists += 1
+            await self.opened.wait()
+        result: dict[str, Any] = await self.inner.request_json(method, path, **kw)
+        return result
+
+    def stream_lines(self, path: str, **kw: Any) -> Any:
+        return self.inner.stream_lines(path, **kw)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition`` (state other tasks change) every 10 ms until true; fail after
+    ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import datetime
 import json
@@ -31,6 +30,7 @@ import yaml
 from conformance.apiserver_switch import selected_apiserver
 from conformance.controlplane import host_address
 from jobkit_e2e import SIM, Env, open_env, poll
+from tlsprobe import served_certificate
 
 from kubetrain.example_jobs import load_examples
 from kubetrain.informers.resource import kubeflow
@@ -306,20 +306,9 @@ async def fresh_handshake(hooks: WebhookEnv) -> bytes:
     config = await hooks.env.client.get(VALIDATING_CONFIGURATIONS, None, VALIDATING_CONFIGURATION)
     bundle = base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"]).decode()
     ctx = ssl.create_default_context(cadata=bundle)
-    _, writer = await asyncio.open_connection(
-        "127.0.0.1",
-        hooks.port,
-        ssl=ctx,
-        server_hostname=f"{SERVICE.name}.{SERVICE.namespace}.svc",
+    return await served_certificate(
+        hooks.port, ctx, server_hostname=f"{SERVICE.name}.{SERVICE.namespace}.svc"
     )
-    try:
-        ssl_object = writer.get_extra_info("ssl_object")
-        der: bytes = ssl_object.getpeercert(binary_form=True)
-        return der
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, ssl.SSLError):
-            await writer.wait_closed()
 
 
 async def test_without_webhooks_the_crd_defaults_keep_the_sdk_working(

@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
+from fakes import Gated, eventually
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import FakeClock
@@ -34,41 +34,10 @@ LEASE, RENEW, RETRY = 2.0, 1.5, 0.2
 LOCAL = "127.0.0.1:0"
 
 
-class Gated:
-    """A Transport that holds configmap LISTs until ``opened`` is set, and can partition."""
-
-    def __init__(self, inner: ApiClient) -> None:
-        self.inner = inner
-        self.opened = asyncio.Event()
-        self.opened.set()
-        self.down = False
-        self.lists = 0
-
-    async def request_json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
-        if self.down:
-            raise ConnectionRefusedError("partitioned")
-        if method == "GET" and path.endswith("/configmaps"):
-            self.lists += 1
-            await self.opened.wait()
-        return await self.inner.request_json(method, path, **kw)
-
-    def stream_lines(self, path: str, **kw: Any) -> Any:
-        return self.inner.stream_lines(path, **kw)
-
-
 async def configmap(api: ApiClient, name: str) -> None:
     await api.create(
         CONFIGMAPS, {"metadata": {"name": name, "namespace": "default"}, "data": {"k": "v"}}
     )
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` (state owned by other tasks) until true."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 async def get(session: aiohttp.ClientSession, port: int, path: str) -> tuple[int, str]:

@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
-from cryptography import x509
+from fakes import eventually
 from prometheus_client import CollectorRegistry
+from tlsprobe import served_serial
 
 from kubetrain.base.clock import FakeClock
 from kubetrain.engine.client import ApiClient
@@ -113,6 +114,20 @@ def rotator(
 
 async def read_secret(api: ApiClient) -> dict[str, Any]:
     return await api.get(SECRETS, "default", SECRET)
+
+
+async def store_secret(api: ApiClient, data: dict[str, bytes]) -> dict[str, Any]:
+    """Create the rotator's Secret holding ``data`` (key -> raw bytes), as someone else would."""
+    return await api.create(
+        SECRETS,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET, "namespace": "default"},
+            "type": "kubernetes.io/tls",
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        },
+    )
 
 
 def secret_bytes(secret: dict[str, Any], key: str) -> bytes:
@@ -336,18 +351,6 @@ async def test_new_service_name_reissues_with_the_same_ca(
 # -- CA rotation -----------------------------------------------------------------------------------
 
 
-async def peer_serial(port: int, trusted_pem: bytes) -> int:
-    ctx = ssl.create_default_context(cadata=trusted_pem.decode())
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
-    try:
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        return x509.load_der_x509_certificate(der).serial_number
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
 async def advance_to_ca_rotation(
     api: ApiClient, clock: FakeClock, keeper: CertRotator, served: Served
 ) -> tuple[CertificateAuthority, ServerCertificate]:
@@ -383,7 +386,7 @@ async def test_ca_rotation_in_two_steps_over_https(
         old_ca, old_cert = await advance_to_ca_rotation(api, clock, keeper, served)
         old_bundle = await the_bundle(api)
         assert old_bundle == old_ca.cert_pem
-        assert await peer_serial(server.port, old_bundle) == serial(old_cert)
+        assert await served_serial(server.port, old_bundle) == serial(old_cert)
         rotations = keeper.ca_rotations
         served_before = len(served.certs)
 
@@ -401,7 +404,7 @@ async def test_ca_rotation_in_two_steps_over_https(
         assert secret_bytes(secret, "tls.crt") == old_cert.cert_pem
         assert server.certificate is not None
         assert server.certificate.cert_pem == old_cert.cert_pem
-        assert await peer_serial(server.port, bundle) == serial(old_cert)
+        assert await served_serial(server.port, bundle) == serial(old_cert)
 
         # step two, after the propagation delay: a certificate of the new CA is served
         clock.advance(delay)
@@ -414,11 +417,11 @@ async def test_ca_rotation_in_two_steps_over_https(
         assert secret_ca(await read_secret(api)).cert == new_ca.cert
         assert await the_bundle(api) == bundle  # both CAs still trusted
         # the API server's bundle verifies the new certificate over real TLS ...
-        assert await peer_serial(server.port, bundle) == serial(renewed)
+        assert await served_serial(server.port, bundle) == serial(renewed)
         server.check_ready()
         # ... which a client still holding only the old CA would refuse (why step one exists)
         with pytest.raises(ssl.SSLCertVerificationError):
-            await peer_serial(server.port, old_bundle)
+            await served_serial(server.port, old_bundle)
     finally:
         await server.stop()
 
@@ -515,16 +518,8 @@ async def test_wake_during_the_propagation_delay_keeps_the_old_certificate(
 async def test_garbage_secret_is_replaced(
     api: ApiClient, configs: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    garbage = base64.b64encode(b"not a certificate").decode()
-    created = await api.create(
-        SECRETS,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": "default"},
-            "type": "kubernetes.io/tls",
-            "data": {k: garbage for k in ("tls.crt", "tls.key", "ca.crt", "ca.key")},
-        },
+    created = await store_secret(
+        api, {k: b"not a certificate" for k in ("tls.crt", "tls.key", "ca.crt", "ca.key")}
     )
     keeper, served = rotator(api, options(), FakeClock())
     with caplog.at_level(logging.WARNING, logger="kubetrain.engine.webhook.rotator"):
@@ -545,19 +540,13 @@ async def test_secret_with_a_mismatched_ca_key_is_replaced(
 ) -> None:
     a, b = make_ca(), make_ca()
     cert = a.issue_server_cert()
-    await api.create(
-        SECRETS,
+    await store_secret(
+        api,
         {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": "default"},
-            "type": "kubernetes.io/tls",
-            "data": {
-                "tls.crt": base64.b64encode(cert.cert_pem).decode(),
-                "tls.key": base64.b64encode(cert.key_pem).decode(),
-                "ca.crt": base64.b64encode(a.cert_pem).decode(),
-                "ca.key": base64.b64encode(b.key_pem).decode(),
-            },
+            "tls.crt": cert.cert_pem,
+            "tls.key": cert.key_pem,
+            "ca.crt": a.cert_pem,
+            "ca.key": b.key_pem,
         },
     )
     keeper, served = rotator(api, options(), FakeClock())
@@ -577,19 +566,13 @@ async def test_secret_without_bundle_gets_one(
     cert = ca.issue_server_cert(
         dns_names=options().dns_names, now=clock.utcnow(), validity=datetime.timedelta(hours=1)
     )
-    await api.create(
-        SECRETS,
+    await store_secret(
+        api,
         {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": "default"},
-            "type": "kubernetes.io/tls",
-            "data": {
-                "tls.crt": base64.b64encode(cert.cert_pem).decode(),
-                "tls.key": base64.b64encode(cert.key_pem).decode(),
-                "ca.crt": base64.b64encode(ca.cert_pem).decode(),
-                "ca.key": base64.b64encode(ca.key_pem).decode(),
-            },
+            "tls.crt": cert.cert_pem,
+            "tls.key": cert.key_pem,
+            "ca.crt": ca.cert_pem,
+            "ca.key": ca.key_pem,
         },
     )
     keeper, served = rotator(api, options(), clock)
@@ -828,15 +811,6 @@ async def test_injection_gives_up_when_the_configuration_keeps_changing(
 
 
 # -- run() and wake() ------------------------------------------------------------------------------
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` (state other tasks change over real I/O) until true."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 async def cancel(task: asyncio.Task[Any]) -> None:

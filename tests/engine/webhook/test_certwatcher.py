@@ -11,13 +11,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from prometheus_client import CollectorRegistry
+from tlsprobe import served_serial
 
 from kubetrain.base.clock import FakeClock
 from kubetrain.engine.webhook.certs import (
@@ -305,18 +304,6 @@ async def test_run_keeps_polling_through_errors(tmp_path: Path, ca: CertificateA
 # -- with the webhook server -----------------------------------------------------------------------
 
 
-async def served_serial(port: int, ca: CertificateAuthority) -> int:
-    ctx = ssl.create_default_context(cadata=ca.cert_pem.decode())
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
-    try:
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        return x509.load_der_x509_certificate(der).serial_number
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
 async def test_watcher_feeds_the_webhook_server(tmp_path: Path, ca: CertificateAuthority) -> None:
     server = WebhookServer(
         WebhookServerOptions(host="127.0.0.1", port=0), registry=CollectorRegistry()
@@ -328,10 +315,10 @@ async def test_watcher_feeds_the_webhook_server(tmp_path: Path, ca: CertificateA
         watcher = CertWatcher(tmp_path, server.use_certificate)
         assert watcher.load()
         server.check_ready()
-        assert await served_serial(server.port, ca) == first.certificate.serial_number
+        assert await served_serial(server.port, ca.cert_pem) == first.certificate.serial_number
         write_pair(tmp_path, second)
         assert watcher.load()
-        assert await served_serial(server.port, ca) == second.certificate.serial_number
+        assert await served_serial(server.port, ca.cert_pem) == second.certificate.serial_number
         assert server.certificate == second
     finally:
         await server.stop()
@@ -352,10 +339,10 @@ async def test_key_written_first_keeps_the_server_serving_the_previous_certifica
         (tmp_path / "tls.key").write_bytes(new.key_pem)  # the key of the next pair first
         assert watcher.load() is False
         assert server.certificate == old
-        assert await served_serial(server.port, ca) == old.certificate.serial_number
+        assert await served_serial(server.port, ca.cert_pem) == old.certificate.serial_number
         (tmp_path / "tls.crt").write_bytes(new.cert_pem)  # then its certificate
         assert watcher.load() is True
-        assert await served_serial(server.port, ca) == new.certificate.serial_number
+        assert await served_serial(server.port, ca.cert_pem) == new.certificate.serial_number
     finally:
         await server.stop()
 
@@ -378,6 +365,6 @@ async def test_half_written_pair_keeps_the_server_serving_the_previous_certifica
         (tmp_path / "tls.crt").write_bytes(new.cert_pem)
         assert watcher.load() is False
         assert server.certificate == old
-        assert await served_serial(server.port, ca) == old.certificate.serial_number
+        assert await served_serial(server.port, ca.cert_pem) == old.certificate.serial_number
     finally:
         await server.stop()

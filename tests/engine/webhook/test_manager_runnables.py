@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fakes import Gated, eventually
 from prometheus_client import CollectorRegistry
 
 from kubetrain.engine.client import ApiClient
@@ -22,24 +23,6 @@ from kubetrain.engine.reconcile import Request, Result
 from kubetrain.informers.resource import CONFIGMAPS, LEASES
 
 MANAGER_LOGGER = "kubetrain.engine.manager"
-
-
-class Gated:
-    """A Transport that holds configmap LISTs until ``opened`` is set."""
-
-    def __init__(self, inner: ApiClient) -> None:
-        self.inner = inner
-        self.opened = asyncio.Event()
-        self.lists = 0
-
-    async def request_json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
-        if method == "GET" and path.endswith("/configmaps"):
-            self.lists += 1
-            await self.opened.wait()
-        return await self.inner.request_json(method, path, **kw)
-
-    def stream_lines(self, path: str, **kw: Any) -> Any:
-        return self.inner.stream_lines(path, **kw)
 
 
 class Recorder:
@@ -77,15 +60,6 @@ def quiet_options(**kw: Any) -> ManagerOptions:
     )
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` (state owned by other tasks) until true."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 async def finish(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -96,7 +70,7 @@ async def test_runnables_start_before_caches_sync_and_stop_after_controllers_in_
     api: ApiClient,
 ) -> None:
     await api.create(CONFIGMAPS, {"metadata": {"name": "before", "namespace": "default"}})
-    gated = Gated(api)
+    gated = Gated(api, opened=False)
     manager = Manager(gated, quiet_options())
     events: list[str] = []
     release = asyncio.Event()

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from cryptography import x509
 from prometheus_client import CollectorRegistry
+from tlsprobe import served_certificate
 
 from kubetrain.engine.webhook.admission import (
     AdmissionResponse,
@@ -170,15 +171,7 @@ async def post(
 
 async def peer_serial(port: int, ctx: ssl.SSLContext) -> int:
     """The serial of the certificate a NEW TLS connection is served (verified by ``ctx``)."""
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
-    try:
-        ssl_object = writer.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True)
-        return x509.load_der_x509_certificate(der).serial_number
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+    return x509.load_der_x509_certificate(await served_certificate(port, ctx)).serial_number
 
 
 def serial(cert: ServerCertificate) -> int:
