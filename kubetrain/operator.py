@@ -535,24 +535,26 @@ def missing_crds_message(missing: Iterable[JobKind]) -> str:
     )
 
 
-async def resolve_kinds(client: ApiClient, options: OperatorOptions) -> OperatorOptions | None:
-    """``options`` for the kinds to run, given the CRDs installed now: unchanged when all exist
-    or with ``--missing-crds wait``; with ``skip``, only the kinds whose CRDs exist (None when
-    none does). Logs what is missing once."""
+async def resolve_kinds(
+    client: ApiClient, options: OperatorOptions
+) -> tuple[OperatorOptions | None, bool]:
+    """``(options for the kinds to run, whether to wait for missing CRDs)``, given the CRDs
+    installed now: unchanged when all exist; with ``--missing-crds wait``, to wait; with
+    ``skip``, only the kinds whose CRDs exist (None when none does). Logs what is missing once."""
     missing = await missing_kinds(client, options.kinds)
     if not missing:
-        return options
+        return options, False
     message = missing_crds_message(missing)
     if options.missing_crds == "wait":
         log.error("%s; waiting for them (readiness fails meanwhile)", message)
         # No job can exist before its CRD: nothing for --create-before-sync to do early.
-        return dataclasses.replace(options, create_before_sync=False)
+        return dataclasses.replace(options, create_before_sync=False), True
     present = [k for k in options.kinds if k not in missing]
     if not present:
         log.error("%s; no enabled kind has its CRD: nothing to run", message)
-        return None
+        return None, False
     log.warning("%s; running %s only", message, ", ".join(k.kind for k in present))
-    return dataclasses.replace(options, enable_schemes=tuple(k.scheme_name for k in present))
+    return dataclasses.replace(options, enable_schemes=tuple(k.scheme_name for k in present)), False
 
 
 async def run_operator(args: argparse.Namespace) -> int:
@@ -570,12 +572,13 @@ async def run_operator(args: argparse.Namespace) -> int:
         client_for(config, options, registry) as client,
         client_for(config, options, registry) as events_client,
     ):
-        resolved = await resolve_kinds(client, options)
+        resolved, wait = await resolve_kinds(client, options)
         if resolved is None:
             return EXIT_NO_CRDS
         options = resolved
         operator = Operator(client, options, registry=registry, events_client=events_client)
-        operator.wait_for_crds()
+        if wait:  # otherwise every CRD was there: no second discovery at start
+            operator.wait_for_crds()
         log.info("starting operator for %s", ", ".join(k.kind for k in options.kinds or ALL_KINDS))
         try:
             status: int = await run_manager(operator.manager)
