@@ -1,5 +1,6 @@
-"""Test doubles shared by the suites: one copy each, importable as ``fakes`` (``tests/`` is on the
-path through its conftest). Each implements only the protocol its users need."""
+"""Test doubles shared by the suites, and the polling helper they wait with: one copy each,
+importable as ``fakes`` (``tests/`` is on the path through its conftest). Each double implements
+only the protocol its users need."""
 
 from __future__ import annotations
 
