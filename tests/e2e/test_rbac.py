@@ -323,7 +323,7 @@ async def _gone(env: Env, kind: str, ns: str, name: str) -> bool:
 
 
 async def test_every_rendered_manifest_passes_strict_server_validation(env: Env) -> None:
-    """Both overlays and the chart (defaults and cert-manager), checked by this kube-apiserver
+    """Every overlay and the chart (defaults and cert-manager), checked by this kube-apiserver
     as a server-side dry run with strict field validation; cert-manager's own kinds are left
     out (its CRDs are not installed here)."""
     await env.client.create_if_absent(
@@ -335,6 +335,7 @@ async def test_every_rendered_manifest_passes_strict_server_validation(env: Env)
     outputs = {
         "standalone": render("standalone"),
         "cert-manager": render("cert-manager"),
+        "ha": render("ha"),
         "helm": template(),
         "helm cert-manager": template("--set", "certManager.enabled=true"),
     }
