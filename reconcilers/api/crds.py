@@ -1,14 +1,20 @@
 """CustomResourceDefinitions for the six kubeflow.org/v1 kinds, generated from ``kinds.py``.
 
 ``deploy/crds/*.yaml`` and the Helm chart's ``deploy/helm/kubetrain/crds/`` are this module's
-output (``python -m kubetrain.reconcilers.api.crds``); a test keeps the files in sync. The schemas type the job API field by field and
-the pod template's commonly used fields (containers, env, ports, resources, restartPolicy); the
-rest of the pod spec is preserved as given, so any valid pod spec is accepted, while a misspelled
-job field or a wrongly typed value is refused with its field path.
+output (``python -m kubetrain.reconcilers.api.crds``); a test keeps the files in sync. The schemas
+type the job API field by field, and each replica's pod template is Kubernetes' own PodTemplateSpec
+schema (vendored in ``pod_template_schema.json`` by ``tools/deploy/pod_template_schema.py``; the
+conformance tier regenerates it from its kube-apiserver's release and compares). So a misspelled
+field, job or pod, is pruned as kube-apiserver prunes it on a Pod, and a wrongly typed value is
+refused at ``kubectl apply`` with its field path.
+
+The CRDs are several hundred kilobytes: install them with ``kubectl apply --server-side`` (a
+client-side apply stores the whole object in an annotation, which is limited to 256 KiB).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ _QUANTITY: Schema = {
     "x-kubernetes-int-or-string": True,
 }
 _OPEN_OBJECT: Schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_POD_TEMPLATE_FILE = Path(__file__).with_name("pod_template_schema.json")
 
 
 def _obj(
@@ -47,76 +54,15 @@ def _map_of(values: Schema) -> Schema:
     return {"type": "object", "additionalProperties": values}
 
 
-def _container() -> Schema:
-    env_var = _obj(
-        {"name": _STR, "value": _STR, "valueFrom": _OPEN_OBJECT},
-        required=["name"],
-    )
-    port = _obj(
-        {
-            "name": _STR,
-            "containerPort": _INT32,
-            "hostPort": _INT32,
-            "hostIP": _STR,
-            "protocol": {"type": "string", "default": "TCP"},
-        },
-        required=["containerPort"],
-    )
-    resources = _obj(
-        {
-            "limits": _map_of(_QUANTITY),
-            "requests": _map_of(_QUANTITY),
-            "claims": {"type": "array", "items": _OPEN_OBJECT},
-        }
-    )
-    return _obj(
-        {
-            "name": _STR,
-            "image": _STR,
-            "imagePullPolicy": _STR,
-            "command": {"type": "array", "items": _STR},
-            "args": {"type": "array", "items": _STR},
-            "workingDir": _STR,
-            "env": {
-                "type": "array",
-                "items": env_var,
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
-            "ports": {"type": "array", "items": port},
-            "resources": resources,
-        },
-        required=["name"],
-        extensions={"x-kubernetes-preserve-unknown-fields": True},
-    )
-
-
 def _pod_template() -> Schema:
-    containers = {"type": "array", "items": _container()}
-    spec = _obj(
-        {
-            "containers": containers,
-            "initContainers": containers,
-            "restartPolicy": _STR,
-            "schedulerName": _STR,
-            "serviceAccountName": _STR,
-            "nodeSelector": _map_of(_STR),
-            "priorityClassName": _STR,
-            "volumes": {"type": "array", "items": _OPEN_OBJECT},
-        },
-        extensions={"x-kubernetes-preserve-unknown-fields": True},
-    )
-    metadata = _obj(
-        {
-            "labels": _map_of(_STR),
-            "annotations": _map_of(_STR),
-            "name": _STR,
-            "namespace": _STR,
-            "finalizers": {"type": "array", "items": _STR},
-        },
-        extensions={"x-kubernetes-preserve-unknown-fields": True},
-    )
-    return _obj({"metadata": metadata, "spec": spec})
+    """Kubernetes' PodTemplateSpec as a structural schema (a fresh copy: callers may edit it).
+
+    Vendored by ``tools/deploy/pod_template_schema.py`` from the OpenAPI document of the
+    conformance tier's Kubernetes release, the way controller-gen converts the Go types.
+    """
+    document: Schema = json.loads(_POD_TEMPLATE_FILE.read_bytes())
+    schema: Schema = document["schema"]
+    return schema
 
 
 def _replica_spec() -> Schema:
