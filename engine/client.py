@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
@@ -31,7 +32,8 @@ from kubetrain.base.tokenbucket import TokenBucket
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 
-from .client_metrics import ERROR_CODE, ClientMetrics
+from .adaptive_limit import AdaptiveLimit, AdaptiveLimitOptions, Ticket
+from .client_metrics import ERROR_CODE, AdaptiveLimitCollector, ClientMetrics
 from .config import ClientConfig
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "ClientOptions",
     "PatchType",
     "deep_copy",
+    "request_kind",
 ]
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
@@ -77,16 +80,24 @@ class ApiConnectionError(ConnectionError):
     """
 
 
+DEFAULT_ADAPTIVE_LIMIT = AdaptiveLimitOptions()
+"""The adaptive limit every client has unless told otherwise (frozen, so safely shared)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientOptions:
     """Knobs of an ``ApiClient``; every default is documented where it comes from."""
 
-    qps: float = 20.0
-    """Sustained requests per second (the reference operator's ``--kube-api-qps`` default).
-    ``<= 0`` disables client-side limiting (controller-runtime's QPS -1: rely on API priority
-    and fairness)."""
-    burst: int = 30
-    """Requests allowed at once above ``qps`` (``--kube-api-burst`` default); must be >= 1."""
+    qps: float = 0.0
+    """A fixed cap on requests per second (``--kube-api-qps``); ``<= 0``: none. The reference
+    operator's default is 20, which made 500 jobs wait minutes: kubetrain's default is no fixed
+    rate and the ``adaptive`` limit below. When set, it caps whatever the adaptive limit allows."""
+    burst: int = 0
+    """Requests allowed at once above ``qps`` (``--kube-api-burst``); ``0``: ``1.5 * qps``."""
+    adaptive: AdaptiveLimitOptions | None = DEFAULT_ADAPTIVE_LIMIT
+    """Requests in flight, learned from the server's answers (``engine.adaptive_limit``: grows
+    while answers are fast, halves on 429, honours Retry-After). ``None``: no limit but ``qps``
+    and the connection pool (test harnesses and the benchmarks' bare client)."""
     max_retries: int = 10
     """Retries of one request answered 429 (or 5xx with Retry-After); client-go's default."""
     max_retry_after: float = 60.0
@@ -101,16 +112,52 @@ class ClientOptions:
     """Pooled connections kept open to the server (aiohttp ``TCPConnector(limit=)``; 0: no limit).
     Each open watch holds one."""
     user_agent: str = "kubetrain/0.1"
+    name: str = "main"
+    """The ``client`` label of this client's ``kubetrain_client_*`` series (the operator has a
+    ``main`` client and an ``events`` one)."""
     registry: CollectorRegistry | None = None
     """Where ``rest_client_*`` metrics go; ``None``: prometheus-client's global registry."""
     clock: Clock = REAL_CLOCK
     """Time for the rate limiter, retry waits and credential expiry; tests pass a ``FakeClock``."""
 
     def __post_init__(self) -> None:
-        if self.qps > 0 and self.burst < 1:
-            raise ValueError(f"ClientOptions.burst must be >= 1 when qps > 0, got {self.burst}")
+        if self.burst < 0:
+            raise ValueError(f"ClientOptions.burst must be >= 0, got {self.burst}")
+        if (
+            self.adaptive is not None
+            and self.connection_limit > 0
+            and self.adaptive.maximum > self.connection_limit
+        ):
+            raise ValueError(
+                f"ClientOptions: adaptive.maximum ({self.adaptive.maximum}) must not exceed "
+                f"connection_limit ({self.connection_limit}): each request in flight holds a "
+                "connection"
+            )
+
+    @property
+    def effective_burst(self) -> int:
+        """``burst``, or ``1.5 * qps`` (at least 1) when it is 0."""
+        return self.burst or max(1, math.ceil(self.qps * 1.5))
         if self.max_retries < 0:
             raise ValueError(f"ClientOptions.max_retries must be >= 0, got {self.max_retries}")
+
+
+def request_kind(verb: str, path: str) -> str:
+    """What a request does, for latency baselines: ``"POST pods"``, ``"LIST pytorchjobs"``,
+    ``"PUT pytorchjobs/status"`` (names and namespaces left out; a GET of a collection is a LIST).
+    """
+    parts = path.split("?", 1)[0].split("/")
+    i = 3 if len(parts) > 1 and parts[1] == "api" else 4  # after /api/v1 or /apis/group/version
+    if len(parts) > i + 2 and parts[i] == "namespaces":
+        i += 2
+    rest = parts[i:]
+    if not rest or not rest[0]:
+        return verb
+    if len(rest) == 1:
+        return ("LIST " if verb == "GET" else verb + " ") + rest[0]
+    if len(rest) >= 3:
+        return f"{verb} {rest[0]}/{rest[2]}"
+    return f"{verb} {rest[0]}"
 
 
 def deep_copy(obj: dict[str, Any]) -> dict[str, Any]:
@@ -136,10 +183,19 @@ class ApiClient:
         # labelled child up per request cost ~6% of the client's CPU per request.
         self._series: dict[tuple[str, int], tuple[Counter, Histogram, Histogram, Histogram]] = {}
         self._limiter = (
-            TokenBucket(self.options.qps, self.options.burst, clock=self._clock)
+            TokenBucket(self.options.qps, self.options.effective_burst, clock=self._clock)
             if self.options.qps > 0
             else None
         )
+        self._adaptive = (
+            AdaptiveLimit(self.options.adaptive, clock=self._clock)
+            if self.options.adaptive is not None
+            else None
+        )
+        if self._adaptive is not None:
+            AdaptiveLimitCollector.for_registry(self.options.registry).track(
+                self._adaptive, self._host, self.options.name
+            )
         self._ssl = config.ssl_context()
         # kubeconfig tls-server-name: verify the certificate against it, not the URL's host
         self._server_hostname = config.tls_server_name if config.is_https else None
@@ -231,10 +287,14 @@ class ApiClient:
         attempt = 0
         reauthenticated = False
         while True:
-            await self._throttle(method)
-            headers = await self._headers(ctype)
+            ticket = await self._admit(method)
+            status: int | None = None
+            retry_after_header: str | None = None
+            timed_out = False
             start = perf_counter()
             try:
+                headers = await self._headers(ctype)
+                start = perf_counter()
                 async with self._session_now().request(
                     method,
                     self.config.server + path,
@@ -251,11 +311,16 @@ class ApiClient:
             except aiohttp.ClientError as e:
                 self._observe_failure(method, start)
                 if isinstance(e, TimeoutError):
+                    timed_out = True
                     raise
                 raise ApiConnectionError(f"{method} {path}: {e}") from e
             except TimeoutError:
+                timed_out = True
                 self._observe_failure(method, start)
                 raise
+            finally:
+                if ticket is not None:
+                    self._settle(ticket, method, path, start, status, retry_after_header, timed_out)
             self._observe(method, status, start, len(data) if data else 0, len(raw))
             if 200 <= status < 300:
                 return raw
@@ -297,7 +362,7 @@ class ApiClient:
         attempt = 0
         reauthenticated = False
         while True:
-            await self._throttle("GET")
+            await self._throttle("GET")  # a watch holds no in-flight slot: it is long-running
             headers = await self._headers(None)
             start = perf_counter()
             try:
@@ -329,6 +394,9 @@ class ApiClient:
                 self._credentials.invalidate()
                 continue
             retry_after_header = resp.headers.get("Retry-After")
+            seconds = _parse_retry_after(retry_after_header)
+            if self._adaptive is not None and seconds is not None:
+                self._adaptive.pause(min(seconds, self.options.max_retry_after))
             delay = self._retry_delay(resp.status, retry_after_header)
             if delay is not None and attempt < self.options.max_retries:
                 attempt += 1
@@ -562,12 +630,60 @@ class ApiClient:
         return headers
 
     async def _throttle(self, verb: str) -> None:
-        if self._limiter is None:
-            return
-        delay = self._limiter.reserve()
-        self._metrics.rate_limiter_duration.labels(verb, self._host).observe(delay)
-        if delay > 0:
-            await self._clock.sleep(delay)
+        """For watches: sit out a Retry-After pause and take a token of the fixed QPS cap."""
+        waited = 0.0
+        if self._adaptive is not None and self._adaptive.paused_for > 0:
+            waited = self._adaptive.paused_for
+            await self._adaptive.wait_out_pause()
+        if self._limiter is not None:
+            delay = self._limiter.reserve()
+            if delay > 0:
+                waited += delay
+                await self._clock.sleep(delay)
+        if self._limiter is not None or waited:
+            self._metrics.rate_limiter_duration.labels(verb, self._host).observe(waited)
+
+    async def _admit(self, verb: str) -> Ticket | None:
+        """Wait for the fixed QPS cap (if set), then for an adaptive slot (if enabled); the ticket
+        must go back through ``_settle``. The wait is observed as client-go's rate-limiter
+        latency."""
+        waited = 0.0
+        if self._limiter is not None:
+            delay = self._limiter.reserve()
+            if delay > 0:
+                waited = delay
+                await self._clock.sleep(delay)
+        ticket = None
+        if self._adaptive is not None:
+            ticket = await self._adaptive.acquire()
+            waited += ticket.waited
+        if waited or self._limiter is not None:
+            self._metrics.rate_limiter_duration.labels(verb, self._host).observe(waited)
+        return ticket
+
+    def _settle(
+        self,
+        ticket: Ticket,
+        verb: str,
+        path: str,
+        start: float,
+        status: int | None,
+        retry_after_header: str | None,
+        timed_out: bool,
+    ) -> None:
+        """Give the adaptive limiter its slot back with what the answer says about the server."""
+        assert self._adaptive is not None
+        retry_after = _parse_retry_after(retry_after_header)
+        if retry_after is not None:
+            retry_after = min(retry_after, self.options.max_retry_after)
+        self._adaptive.observe(
+            ticket,
+            kind=request_kind(verb, path),
+            latency=perf_counter() - start,
+            status=status,
+            retry_after=retry_after,
+            timed_out=timed_out,
+        )
 
     def _retry_delay(self, status: int, retry_after: str | None) -> float | None:
         """Seconds to wait before retrying, or None when the answer is final."""

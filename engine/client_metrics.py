@@ -9,13 +9,19 @@ client that reports into it (prometheus-client refuses to register a name twice)
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import weakref
+from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from kubetrain.engine.adaptive_limit import AdaptiveLimit
 from kubetrain.engine.metrics_registry import once_per_registry
 
 __all__ = [
     "LATENCY_BUCKETS",
     "SIZE_BUCKETS",
+    "AdaptiveLimitCollector",
     "ClientMetrics",
 ]
 
@@ -78,3 +84,68 @@ class ClientMetrics:
     def for_registry(cls, registry: CollectorRegistry | None = None) -> ClientMetrics:
         """The one instance for ``registry`` (default: prometheus-client's global ``REGISTRY``)."""
         return once_per_registry(cls, registry)
+
+
+class AdaptiveLimitCollector:
+    """The adaptive in-flight limits of the clients of one registry, read at each scrape (so
+    requests pay nothing for them). Get it with ``AdaptiveLimitCollector.for_registry`` and
+    ``track`` each client's limit; limits are held weakly.
+
+    - ``kubetrain_client_inflight_limit{host, client}``: requests the limit allows in flight now;
+    - ``kubetrain_client_inflight_requests{host, client}``: requests in flight now;
+    - ``kubetrain_client_limit_cuts_total{host, client, reason}``: cuts of the limit, ``reason``
+      ``throttled`` (429 or Retry-After) or ``slow`` (answers slower than usual);
+    - ``kubetrain_client_retry_after_pause_seconds{host, client}``: seconds left of a server's
+      Retry-After, during which no request is sent.
+
+    ``client`` tells apart the clients of one process (``ClientOptions.name``).
+
+    Together with client-go's ``rest_client_rate_limiter_duration_seconds`` (how long requests
+    waited for a slot) they show the throttling the limit causes.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._limits: weakref.WeakKeyDictionary[AdaptiveLimit, tuple[str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
+        registry.register(self)
+
+    @classmethod
+    def for_registry(cls, registry: CollectorRegistry | None = None) -> AdaptiveLimitCollector:
+        return once_per_registry(cls, registry)
+
+    def track(self, limit: AdaptiveLimit, host: str, client: str) -> None:
+        """Report ``limit`` with labels ``host`` and ``client`` (unique per registry)."""
+        self._limits[limit] = (host, client)
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        limit = GaugeMetricFamily(
+            "kubetrain_client_inflight_limit",
+            "API requests the adaptive limit allows in flight now.",
+            labels=["host", "client"],
+        )
+        in_flight = GaugeMetricFamily(
+            "kubetrain_client_inflight_requests",
+            "API requests in flight now (watches excluded).",
+            labels=["host", "client"],
+        )
+        cuts = CounterMetricFamily(
+            "kubetrain_client_limit_cuts",
+            "Cuts of the adaptive limit: throttled (429 or Retry-After) or slow answers.",
+            labels=["host", "client", "reason"],
+        )
+        pause = GaugeMetricFamily(
+            "kubetrain_client_retry_after_pause_seconds",
+            "Seconds left of a server's Retry-After, during which no request is sent.",
+            labels=["host", "client"],
+        )
+        for tracked, labels in list(self._limits.items()):
+            limit.add_metric(labels, tracked.limit)
+            in_flight.add_metric(labels, tracked.in_flight)
+            for reason, count in tracked.cuts.items():
+                cuts.add_metric([*labels, reason], count)
+            pause.add_metric(labels, tracked.paused_for)
+        yield from (limit, in_flight, cuts, pause)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # collected fresh at every scrape

@@ -19,7 +19,7 @@ import logging
 import socket
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from prometheus_client import CollectorRegistry
@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from kubetrain.base import flags
 from kubetrain.base.clock import REAL_CLOCK, Clock
 from kubetrain.base.flags import add_flags, flag
-from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.client import DEFAULT_ADAPTIVE_LIMIT, ApiClient, ClientOptions
 from kubetrain.engine.config import ClientConfig, load_config
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.discovery import missing_resources
@@ -84,6 +84,11 @@ EXIT_NO_CRDS = 3
 _DOMAIN_DEFAULTS = DomainOptions()
 
 
+API_CONNECTIONS = 100
+"""Pooled connections to the API server; the open watches and the requests in flight share them,
+so ``--kube-api-max-inflight`` is at most this."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OperatorOptions:
     """Every ``kubetrain operator`` option, each declared with its flag (``base.flags``);
@@ -106,19 +111,32 @@ class OperatorOptions:
             "concurrent reconciles per kind and shard (total: shards x threads). The "
             "reference's default is 1 (blocking Go reconciles); kubetrain's reconciles are "
             "asyncio coroutines, so idle workers are nearly free; the API load is bounded by "
-            "--create-concurrency and --kube-api-qps",
+            "--create-concurrency and the client's adaptive limit (--kube-api-max-inflight)",
         ),
     )
     shards: int = field(default=1, metadata=flag("--shards", "work-queue shards per kind"))
     kube_api_qps: float = field(
-        default=20.0,
+        default=0.0,
         metadata=flag(
-            "--kube-api-qps", "client-side requests per second to the API server, 0 = unlimited"
+            "--kube-api-qps",
+            "a fixed cap on requests per second to the API server; 0 = none: the adaptive "
+            "limit (--kube-api-max-inflight) alone. The reference's default is 20",
         ),
     )
     kube_api_burst: int = field(
-        default=30,
-        metadata=flag("--kube-api-burst", "requests allowed above --kube-api-qps in a burst"),
+        default=0,
+        metadata=flag(
+            "--kube-api-burst", "requests allowed above --kube-api-qps in a burst; 0 = 1.5 x qps"
+        ),
+    )
+    kube_api_max_inflight: int = field(
+        default=DEFAULT_ADAPTIVE_LIMIT.maximum,
+        metadata=flag(
+            "--kube-api-max-inflight",
+            "the most API requests in flight at once; below it the adaptive limit grows while "
+            "answers are fast, halves on 429 and waits out Retry-After (README, 'API request "
+            "rate'); 0 = no adaptive limit",
+        ),
     )
     namespace: str | None = field(
         default=None,
@@ -296,6 +314,16 @@ class OperatorOptions:
             raise ValueError(f"--controller-threads must be >= 1, got {self.controller_threads}")
         if self.shards < 1:
             raise ValueError(f"--shards must be >= 1, got {self.shards}")
+        if not 0 <= self.kube_api_max_inflight <= API_CONNECTIONS:
+            raise ValueError(
+                f"--kube-api-max-inflight must be 0..{API_CONNECTIONS} (the client's pooled "
+                f"connections; 0 disables the adaptive limit), got {self.kube_api_max_inflight}"
+            )
+        if self.kube_api_qps < 0 or self.kube_api_burst < 0:
+            raise ValueError(
+                "--kube-api-qps and --kube-api-burst must be >= 0 (0: no fixed cap / 1.5 x qps), "
+                f"got {self.kube_api_qps} and {self.kube_api_burst}"
+            )
         if not 0 <= self.webhook_server_port <= 65535:
             raise ValueError(
                 f"--webhook-server-port must be 0..65535 (0 disables), got {self.webhook_server_port}"
@@ -508,12 +536,35 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
 
 
 def client_for(
-    config: ClientConfig, options: OperatorOptions, registry: CollectorRegistry
+    config: ClientConfig,
+    options: OperatorOptions,
+    registry: CollectorRegistry,
+    *,
+    name: str = "main",
 ) -> ApiClient:
-    """The operator's one API client (QPS/burst from the flags, metrics in ``registry``)."""
+    """The operator's one API client: the adaptive in-flight limit up to
+    ``--kube-api-max-inflight``, the fixed ``--kube-api-qps`` cap when set, metrics in
+    ``registry``."""
+    maximum = options.kube_api_max_inflight
+    adaptive = (
+        replace(
+            DEFAULT_ADAPTIVE_LIMIT,
+            maximum=maximum,
+            initial=min(DEFAULT_ADAPTIVE_LIMIT.initial, maximum),
+        )
+        if maximum > 0
+        else None
+    )
     return ApiClient(
         config,
-        ClientOptions(qps=options.kube_api_qps, burst=options.kube_api_burst, registry=registry),
+        ClientOptions(
+            qps=options.kube_api_qps,
+            burst=options.kube_api_burst,
+            adaptive=adaptive,
+            connection_limit=API_CONNECTIONS,
+            registry=registry,
+            name=name,
+        ),
     )
 
 
@@ -570,7 +621,7 @@ async def run_operator(args: argparse.Namespace) -> int:
     registry = new_registry()
     async with (
         client_for(config, options, registry) as client,
-        client_for(config, options, registry) as events_client,
+        client_for(config, options, registry, name="events") as events_client,
     ):
         resolved, wait = await resolve_kinds(client, options)
         if resolved is None:

@@ -221,7 +221,10 @@ async def _watch(
 
 async def _main(args: argparse.Namespace) -> int:
     config = await load_kubeconfig(args.kubeconfig)
-    options = ClientOptions(qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench-raw")
+    # The bare client: no client-side limit at all, the floor kubetrain is compared with.
+    options = ClientOptions(
+        qps=0, adaptive=None, registry=CollectorRegistry(), user_agent="kubetrain-bench-raw"
+    )
     async with ApiClient(config, options) as client:
         operator = RawOperator(client, args.namespace)
         task = asyncio.create_task(operator.run())

@@ -125,6 +125,7 @@ class NodeSimulator:
             ClientOptions(
                 qps=opts.qps,
                 burst=opts.burst,
+                adaptive=None,  # kubelets are not throttled by an operator's limit
                 registry=CollectorRegistry(),
                 user_agent="kubetrain-nodesim/0.1",
                 connection_limit=max(100, opts.workers + opts.bind_concurrency + 8),

@@ -15,7 +15,9 @@ def test_operator_flags_defaults_are_the_reference_ones(monkeypatch: pytest.Monk
     parser = argparse.ArgumentParser()
     add_operator_flags(parser)
     opts = options_from_args(parser.parse_args([]))
-    assert (opts.kube_api_qps, opts.kube_api_burst) == (20.0, 30)
+    # Not the reference's 20/30: no fixed rate, the adaptive in-flight limit (README, "API
+    # request rate"); the flags still cap it when given.
+    assert (opts.kube_api_qps, opts.kube_api_burst, opts.kube_api_max_inflight) == (0.0, 0, 64)
     # Not the reference's 1: reconciles are coroutines (see OperatorOptions.controller_threads).
     assert (opts.controller_threads, opts.shards, opts.create_concurrency) == (128, 1, 64)
     assert opts.namespace == "kubeflow"
@@ -26,6 +28,20 @@ def test_operator_flags_defaults_are_the_reference_ones(monkeypatch: pytest.Monk
         parser.parse_args(["--enable-scheme", "PyTorchJob", "--enable-scheme", "mpijob"])
     )
     assert [k.kind for k in opts.kinds] == ["PyTorchJob", "MPIJob"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--kube-api-max-inflight", "101"], "--kube-api-max-inflight must be 0..100"),
+        (["--kube-api-qps", "-1"], "--kube-api-qps and --kube-api-burst must be >= 0"),
+    ],
+)
+def test_api_limit_flags_are_checked(flags: list[str], message: str) -> None:
+    parser = argparse.ArgumentParser()
+    add_operator_flags(parser)
+    with pytest.raises(ValueError, match=message):
+        options_from_args(parser.parse_args(flags))
 
 
 def test_unknown_scheme_is_rejected_naming_it() -> None:

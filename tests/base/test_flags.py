@@ -125,7 +125,8 @@ def test_the_operator_keeps_the_reference_flag_names_and_defaults() -> None:
         "--mpi-kubectl-delivery-image",
     } <= set(names)
     assert names["--leader-election-id"] == "1ca428e5.training-operator.kubeflow.org"
-    assert (names["--kube-api-qps"], names["--kube-api-burst"]) == (20.0, 30)
+    # The names are the reference's; the defaults are not (no fixed rate: the adaptive limit).
+    assert (names["--kube-api-qps"], names["--kube-api-burst"]) == (0.0, 0)
 
 
 @dataclass(frozen=True, kw_only=True)

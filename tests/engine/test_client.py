@@ -315,7 +315,9 @@ async def test_qps_and_burst_throttle_requests(fake_server: Any) -> None:
 
 def test_options_validate() -> None:
     with pytest.raises(ValueError, match="burst"):
-        ClientOptions(qps=5, burst=0)
+        ClientOptions(qps=5, burst=-1)
+    assert ClientOptions(qps=5).effective_burst == 8  # 0: 1.5 x qps, rounded up
+    assert ClientOptions(qps=5, burst=2).effective_burst == 2
     with pytest.raises(ValueError, match="max_retries"):
         ClientOptions(max_retries=-1)
 

@@ -117,6 +117,24 @@ ROWS: list[tuple[str, list[tuple[str, list[str], str, str]]]] = [
                 "reqps",
                 "429",
             ),
+            (
+                "Adaptive in-flight limit",
+                [f"sum by (client) (kubetrain_client_inflight_limit{{{JOB}}})"],
+                "short",
+                "{{client}}",
+            ),
+            (
+                "API requests in flight",
+                [f"sum by (client) (kubetrain_client_inflight_requests{{{JOB}}})"],
+                "short",
+                "{{client}}",
+            ),
+            (
+                "Adaptive limit cuts by reason",
+                [f"sum by (reason) (rate(kubetrain_client_limit_cuts_total{{{JOB}}}[5m]))"],
+                "ops",
+                "{{reason}}",
+            ),
         ],
     ),
     (
