@@ -24,6 +24,7 @@ from .jobs import JobShape
 from .report import machine_description, versions, write_report
 from .scenarios import SCENARIOS
 from .scenarios.context import BenchContext, BenchOptions
+from .scenarios.tenant_probe import PROBE_NAMESPACE, ProbeOptions
 from .systems import DEFAULT_SYSTEMS, SYSTEMS, SystemOptions
 
 __all__ = ["add_bench_flags", "options_from_args", "run_bench"]
@@ -50,7 +51,27 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kubeconfig",
         default=None,
-        help="run against this cluster (default: start `kubetrain cluster` as a process)",
+        help="run against this cluster (default: start `kubetrain cluster` as a process); the "
+        "harness always uses it",
+    )
+    p.add_argument(
+        "--operator-kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="what the measured systems run with, all alike (default: --kubeconfig); e.g. a "
+        "service account's from tools/conformance/real_cluster.py --service-accounts",
+    )
+    p.add_argument(
+        "--probe-kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="what the burst's tenant probe runs with (default: --kubeconfig)",
+    )
+    p.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="burst: no tenant probe (a client timing steady reads and writes in namespace "
+        f"{PROBE_NAMESPACE!r} with the system idle and during the burst)",
     )
     p.add_argument(
         "--systems",
@@ -127,6 +148,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     churn_seconds = args.duration if args.duration is not None else (15.0 if args.quick else 120.0)
     if churn_rate <= 0 or churn_seconds <= 0:
         raise ValueError("--rate and --duration must be > 0")
+    if args.kubeconfig is None and (args.operator_kubeconfig or args.probe_kubeconfig):
+        raise ValueError("--operator-kubeconfig and --probe-kubeconfig need --kubeconfig")
     return BenchOptions(
         jobs=jobs,
         shape=JobShape(run_seconds=args.run_seconds),
@@ -143,6 +166,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         chaos_kills=args.kills if args.kills is not None else (2 if args.quick else 3),
         churn_rate=churn_rate,
         churn_seconds=churn_seconds,
+        probe=None if args.no_probe else ProbeOptions(idle_seconds=2.0 if args.quick else 5.0),
         system=SystemOptions(
             operator_qps=args.operator_qps,
             operator_burst=args.operator_burst,
@@ -160,9 +184,17 @@ async def _install_crds(client: ApiClient) -> None:
 
 
 async def run_scenario(
-    scenario: str, options: BenchOptions, *, out: Path, kubeconfig: str | None
+    scenario: str,
+    options: BenchOptions,
+    *,
+    out: Path,
+    kubeconfig: str | None,
+    operator_kubeconfig: str | None = None,
+    probe_kubeconfig: str | None = None,
 ) -> dict[str, Any]:
-    """Start the cluster unless ``kubeconfig`` is given, run ``scenario``, write the report."""
+    """Start the cluster unless ``kubeconfig`` is given, run ``scenario``, write the report.
+    The measured systems run with ``operator_kubeconfig`` and the tenant probe with
+    ``probe_kubeconfig`` (default, each: ``kubeconfig``)."""
     workdir = out / "logs"
     workdir.mkdir(parents=True, exist_ok=True)
     cluster: ClusterProcess | None = None
@@ -182,7 +214,7 @@ async def run_scenario(
         url = server_url(kubeconfig)
         config = await load_kubeconfig(kubeconfig)
         client_options = ClientOptions(
-            qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench"
+            qps=0, adaptive=None, registry=CollectorRegistry(), user_agent="kubetrain-bench"
         )
         # The harness's own session scrapes the API server's /metrics (the cluster's TLS and
         # token, as a real server wants) and the operators' plain-HTTP endpoints.
@@ -206,6 +238,8 @@ async def run_scenario(
                 workdir=workdir,
                 run_id=f"{int(time.time()) % 100000:05d}",
                 say=lambda line: print(line, flush=True),
+                operator_kubeconfig=operator_kubeconfig or "",
+                probe_kubeconfig=probe_kubeconfig or "",
             )
             section = await SCENARIOS[scenario](ctx)
     finally:
@@ -219,6 +253,8 @@ async def run_scenario(
             "scenario": scenario,
             "cluster": "kubetrain cluster (process)" if cluster is not None else url,
             "systems": list(options.systems),
+            "operator_kubeconfig": operator_kubeconfig or "the cluster's (as the harness)",
+            "probe_kubeconfig": probe_kubeconfig or "the cluster's (as the harness)",
             "create_concurrency": options.create_concurrency,
             "timeout_seconds": options.timeout_seconds,
             "settle_seconds": options.settle_seconds,
@@ -243,7 +279,14 @@ async def run_bench(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out or tempfile.mkdtemp(prefix=f"kubetrain-bench-{args.scenario}-"))
     try:
-        await run_scenario(args.scenario, options, out=out, kubeconfig=args.kubeconfig)
+        await run_scenario(
+            args.scenario,
+            options,
+            out=out,
+            kubeconfig=args.kubeconfig,
+            operator_kubeconfig=args.operator_kubeconfig,
+            probe_kubeconfig=args.probe_kubeconfig,
+        )
     except HarnessError as exc:
         print(f"kubetrain bench: error: {exc}", flush=True)
         return 1

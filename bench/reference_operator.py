@@ -104,6 +104,7 @@ class ReferenceOperatorProcess(ManagedProcess):
         burst: int,
         extra_args: tuple[str, ...] = (),
         cert_timeout_seconds: float = 30.0,
+        harness_kubeconfig: str | None = None,
     ) -> None:
         binary = reference_binary()
         limit_qps = int(qps) if qps > 0 else NO_LIMIT_QPS
@@ -126,14 +127,21 @@ class ReferenceOperatorProcess(ManagedProcess):
             env={"KUBECONFIG": kubeconfig, "MY_POD_NAMESPACE": namespace},
         )
         self.kubeconfig = kubeconfig
+        # The harness creates the Secret and reads the certificate back with its own identity;
+        # the reference runs as ``kubeconfig`` (a service account's, on a real API server).
+        self.harness_kubeconfig = harness_kubeconfig or kubeconfig
         self.namespace = namespace
         self.cert_timeout_seconds = cert_timeout_seconds
 
     async def start(self) -> None:
         client_options = ClientOptions(
-            qps=0, registry=CollectorRegistry(), user_agent="kubetrain-bench-reference"
+            qps=0,
+            adaptive=None,
+            registry=CollectorRegistry(),
+            user_agent="kubetrain-bench-reference",
         )
-        async with ApiClient(await load_kubeconfig(self.kubeconfig), client_options) as client:
+        config = await load_kubeconfig(self.harness_kubeconfig)
+        async with ApiClient(config, client_options) as client:
             await self._create_secret(client)
             await super().start()
             secret = await self._wait_for_certs(client)

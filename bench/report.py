@@ -103,8 +103,25 @@ def summary_markdown(result: dict[str, Any]) -> str:
             if writes:
                 text = ", ".join(f"{k}: {v}" for k, v in writes.items())
                 lines.append(f"- {system} writes: {text}")
+        for system in systems:
+            probe = scenario["systems"][system].get("probe") or {}
+            if probe:
+                lines.append(f"- {system} tenant probe: " + "; ".join(_probe_phase(probe)))
         lines.append("")
     return "\n".join(lines)
+
+
+def _probe_phase(probe: dict[str, Any]) -> list[str]:
+    """Per phase of the tenant probe: how many samples its percentiles come from."""
+    out = []
+    for phase, data in probe.items():
+        requests = sum(r["count"] for r in data["requests"].values())
+        errors = sum(data["errors"].values())
+        text = f"{phase} {requests} requests in {data['seconds']:.1f} s"
+        if errors or data["skipped"]:
+            text += f" ({errors} failed, {data['skipped']} rounds skipped: {data['errors']})"
+        out.append(text)
+    return out
 
 
 def _plot(name: str, scenario: dict[str, Any], path: Path) -> None:

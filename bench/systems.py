@@ -7,6 +7,10 @@
 - ``reference``: the Kubeflow Training Operator v1.9.x Go binary (``reference_operator.py``; built
   by ``tools/conformance/build_reference_operator.sh``), with the same client-side limit as
   kubetrain (``operator_qps``/``operator_burst``). Not in ``DEFAULT_SYSTEMS``: it needs the Go build.
+
+Each runs with the kubeconfig it is given (``--operator-kubeconfig``: on a real API server, a
+service account's, so that priority and fairness classifies it as a workload; all systems get the
+same identity, see ``tools/conformance/real_cluster.py --service-accounts`` for its rights).
 """
 
 from __future__ import annotations
@@ -45,9 +49,17 @@ class SystemOptions:
 
 
 def system_process(
-    name: str, *, kubeconfig: str, namespace: str, log_path: Path, options: SystemOptions
+    name: str,
+    *,
+    kubeconfig: str,
+    namespace: str,
+    log_path: Path,
+    options: SystemOptions,
+    harness_kubeconfig: str | None = None,
 ) -> ManagedProcess:
-    """The process of system ``name`` (one of ``SYSTEMS``) watching ``namespace``; not started."""
+    """The process of system ``name`` (one of ``SYSTEMS``) watching ``namespace``, running with
+    ``kubeconfig``; not started. ``harness_kubeconfig`` (default: ``kubeconfig``) is what the
+    harness itself uses to prepare a system (the reference's certificate Secret)."""
     py = sys.executable
     if name == "kubetrain":
         argv = [
@@ -84,6 +96,7 @@ def system_process(
             qps=options.operator_qps,
             burst=options.operator_burst,
             extra_args=options.reference_args,
+            harness_kubeconfig=harness_kubeconfig,
         )
     raise ValueError(
         f"unknown system {name!r}: pass --systems with names from {', '.join(SYSTEMS)}"

@@ -213,7 +213,8 @@ async def _measure(
     empty_ns = f"backlog-empty-{system}-{ctx.run_id}"
     await create_namespace(ctx.client, empty_ns)
     empty = system_process(
-        system, kubeconfig=ctx.kubeconfig, namespace=empty_ns,
+        system, kubeconfig=ctx.operator_kubeconfig, harness_kubeconfig=ctx.kubeconfig,
+        namespace=empty_ns,
         log_path=ctx.workdir / f"backlog-empty-{system}.log", options=sys_options,
     )  # fmt: skip
     await empty.start()
@@ -233,7 +234,8 @@ async def _measure(
     watch.start()
     before = await scrape_request_counts(ctx.session, ctx.url)
     proc = system_process(
-        system, kubeconfig=ctx.kubeconfig, namespace=namespace,
+        system, kubeconfig=ctx.operator_kubeconfig, harness_kubeconfig=ctx.kubeconfig,
+        namespace=namespace,
         log_path=ctx.workdir / f"backlog-{system}.log", options=sys_options,
     )  # fmt: skip
     await proc.start()

@@ -3,7 +3,10 @@
 Figures per system (``FIGURES``): per-job latencies create -> all pods created, create -> Running,
 last pod Succeeded -> job Succeeded (p50/p90/p99/max); wall time to all Succeeded; operator CPU
 seconds (total and per job) and peak RSS; write amplification = the system's writes / the
-minimal writes (pods + services + the three condition changes of each job).
+minimal writes (pods + services + the three condition changes of each job); and, unless
+``--no-probe``, the tenant probe's latency with the system idle and during the burst until every
+job's pods exist, and in the part of it after the harness's last create (``tenant_probe.py``: is
+the system fair to the API server's other clients?).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from ..apimetrics import operator_writes, without_events
 from ..jobs import pytorchjob
 from ..measure import JobTimes
 from ..stats import latency_figures
+from . import tenant_probe
 from .context import BenchContext, Measurement, measure_system, namespace_for
+from .tenant_probe import TenantProbe, ensure_probe_objects, probe_figures, probe_section
 
 __all__ = ["FIGURES", "LATENCIES", "REQUIRED_STATUS_WRITES", "figures_of", "run"]
 
@@ -33,8 +38,10 @@ FIGURES = (
     "minimal_writes",
     "write_amplification",
     "write_amplification_without_events",
+    *tenant_probe.FIGURES,
 )
-"""Every figure each system reports in result.json and summary.md."""
+"""Every figure each system reports in result.json and summary.md (the probe's are None with
+``--no-probe``)."""
 
 
 def _done(t: JobTimes) -> bool:
@@ -68,9 +75,12 @@ def figures_of(m: Measurement, *, pods: int, services: int) -> dict[str, Any]:
             sum(without_events(writes).values()) / minimal if minimal else None
         ),
     )
+    probe = m.extra.get("probe") or {}
+    figures.update(probe_figures(probe))
     return {
         "namespace": m.namespace,
         "figures": figures,
+        "probe": probe_section(probe),
         "create_seconds": m.create_seconds,
         "latency_samples": samples,
         "api_requests": m.requests,
@@ -83,21 +93,46 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     opts = ctx.options
     shape = opts.shape
     systems: dict[str, Any] = {}
-    for system in opts.systems:
-        ns = namespace_for(ctx, "burst", system)
-        manifests = [pytorchjob(f"job-{i:05d}", ns, shape) for i in range(opts.jobs)]
-        ctx.say(f"[burst/{system}] {opts.jobs} jobs of {shape.pods} pods")
-        m = await measure_system(
-            ctx, system, scenario="burst", manifests=manifests, done=_done, pods_per_job=shape.pods
+    probe: TenantProbe | None = None
+    if opts.probe is not None:
+        await ensure_probe_objects(ctx.client)
+        probe = TenantProbe(
+            kubeconfig=ctx.probe_kubeconfig,
+            log_path=ctx.workdir / "burst-tenant-probe.log",
+            options=opts.probe,
         )
-        systems[system] = figures_of(m, pods=shape.pods, services=shape.services)
+        await probe.start()
+    try:
+        for system in opts.systems:
+            ns = namespace_for(ctx, "burst", system)
+            manifests = [pytorchjob(f"job-{i:05d}", ns, shape) for i in range(opts.jobs)]
+            ctx.say(f"[burst/{system}] {opts.jobs} jobs of {shape.pods} pods")
+            m = await measure_system(
+                ctx,
+                system,
+                scenario="burst",
+                manifests=manifests,
+                done=_done,
+                pods_per_job=shape.pods,
+                probe=probe,
+            )
+            systems[system] = figures_of(m, pods=shape.pods, services=shape.services)
+    finally:
+        if probe is not None:
+            await probe.stop()
+    parameters: dict[str, Any] = {
+        "jobs": opts.jobs,
+        "masters": shape.masters,
+        "workers": shape.workers,
+        "run_seconds": shape.run_seconds,
+    }
+    if opts.probe is not None:
+        parameters.update(
+            probe_interval_ms=opts.probe.interval_seconds * 1000,
+            probe_idle_seconds=opts.probe.idle_seconds,
+        )
     return {
-        "parameters": {
-            "jobs": opts.jobs,
-            "masters": shape.masters,
-            "workers": shape.workers,
-            "run_seconds": shape.run_seconds,
-        },
+        "parameters": parameters,
         "figures": list(FIGURES),
         "latencies": list(LATENCIES),
         "systems": systems,

@@ -139,7 +139,8 @@ async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
     watch = JobWatch(ctx.client, ns, pods_per_job=shape.pods)
     await watch.start()
     proc = system_process(
-        system, kubeconfig=ctx.kubeconfig, namespace=ns,
+        system, kubeconfig=ctx.operator_kubeconfig, harness_kubeconfig=ctx.kubeconfig,
+        namespace=ns,
         log_path=ctx.workdir / f"chaos-{system}.log", options=opts.system,
     )  # fmt: skip
     rng = random.Random(opts.seed)

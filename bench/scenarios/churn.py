@@ -119,7 +119,8 @@ async def _measure(ctx: BenchContext, system: str, sizes: list[int]) -> dict[str
     await watch.start()
     sys_options, ports = with_probe_ports(opts.system)
     proc = system_process(
-        system, kubeconfig=ctx.kubeconfig, namespace=ns,
+        system, kubeconfig=ctx.operator_kubeconfig, harness_kubeconfig=ctx.kubeconfig,
+        namespace=ns,
         log_path=ctx.workdir / f"churn-{system}.log", options=sys_options,
     )  # fmt: skip
     await proc.start()

@@ -3,7 +3,14 @@
 
 ``measure_system``: fresh namespace, the system started as its own process, a warm-up job
 that must succeed (proof that the system works, and its caches are warm), then the workload with
-``/metrics`` and ``/proc`` read just before and after; the system is stopped at the end.
+``/metrics`` and ``/proc`` read just before and after; the system is stopped at the end. With a
+``TenantProbe`` (``tenant_probe.py``) it also records the probe's latency with the system idle,
+just before the workload, and during the workload (while the jobs are being created, then until
+every job's pods exist).
+
+Identities: the harness (jobs, namespaces, watches, ``/metrics``) always uses ``kubeconfig``; the
+measured systems run with ``operator_kubeconfig`` (``--operator-kubeconfig``, e.g. a service
+account's token, so that a real API server's priority and fairness treats them as a workload).
 """
 
 from __future__ import annotations
@@ -25,6 +32,15 @@ from ..harness import HarnessError
 from ..jobs import PYTORCHJOBS, JobShape, create_jobs, create_namespace, pytorchjob
 from ..measure import JobTimes, JobWatch
 from ..systems import SystemOptions, system_process
+from .tenant_probe import (
+    CREATING,
+    IDLE,
+    RECONCILING,
+    PhaseSamples,
+    ProbeOptions,
+    TenantProbe,
+    without_probe,
+)
 
 __all__ = ["BenchContext", "BenchOptions", "Measurement", "measure_system"]
 
@@ -67,6 +83,9 @@ class BenchOptions:
     """churn scenario: how long jobs arrive (``--duration``)."""
     sample_interval_seconds: float = 1.0
     """churn scenario: queue depth, CPU and RSS are sampled this often."""
+    probe: ProbeOptions | None = field(default_factory=ProbeOptions)
+    """burst scenario: the tenant probe's pace and idle phase (``tenant_probe.py``); None: no
+    probe (``--no-probe``)."""
 
 
 @dataclass
@@ -79,6 +98,14 @@ class BenchContext:
     workdir: Path
     run_id: str
     say: Callable[[str], None] = print
+    operator_kubeconfig: str = ""
+    """What the measured systems run with (``--operator-kubeconfig``); "": ``kubeconfig``."""
+    probe_kubeconfig: str = ""
+    """What the tenant probe runs with (``--probe-kubeconfig``); "": ``kubeconfig``."""
+
+    def __post_init__(self) -> None:
+        self.operator_kubeconfig = self.operator_kubeconfig or self.kubeconfig
+        self.probe_kubeconfig = self.probe_kubeconfig or self.kubeconfig
 
 
 @dataclass
@@ -124,26 +151,40 @@ async def measure_system(
     manifests: list[dict[str, Any]],
     done: Callable[[JobTimes], bool],
     pods_per_job: int,
+    probe: TenantProbe | None = None,
 ) -> Measurement:
     """Run ``manifests`` (all in namespace ``<scenario>-<system>-<run id>``, which they must name)
-    through ``system`` until every job is ``done`` or the timeout; measure it."""
+    through ``system`` until every job is ``done`` or the timeout; measure it. With ``probe``:
+    its idle phase after the warm-up, then its creating phase from the first create and its
+    reconciling phase from the last create until every job has its pods (or the end), by name
+    in ``Measurement.extra["probe"]``; its requests of the last two are left out of
+    ``requests``."""
     namespace = namespace_for(ctx, scenario, system)
     await create_namespace(ctx.client, namespace)
     watch = JobWatch(ctx.client, namespace, pods_per_job=pods_per_job)
     await watch.start()
     proc = system_process(
         system,
-        kubeconfig=ctx.kubeconfig,
+        kubeconfig=ctx.operator_kubeconfig,
+        harness_kubeconfig=ctx.kubeconfig,
         namespace=namespace,
         log_path=ctx.workdir / f"{scenario}-{system}.log",
         options=ctx.options.system,
     )
     await proc.start()
+    phases: dict[str, PhaseSamples] = {}
+    during: dict[str, PhaseSamples] | None = None
     try:
         await _warm_up(ctx, namespace, proc)
         await asyncio.sleep(ctx.options.settle_seconds)
+        if probe is not None:
+            await probe.mark(IDLE)
+            await asyncio.sleep(probe.options.idle_seconds)
+            phases.update(await probe.end())
         before = await scrape_request_counts(ctx.session, ctx.url)
         cpu0 = proc.cpu_seconds()
+        if probe is not None:
+            await probe.mark(CREATING)
         start = time.monotonic()
         total = len(manifests)
         progress = asyncio.create_task(_progress(ctx, system, scenario, watch, total, start))
@@ -154,15 +195,21 @@ async def measure_system(
                 concurrency=ctx.options.create_concurrency,
                 on_created=lambda name, at: _register(watch, name, at),
             )
+            if probe is not None:
+                await probe.mark(RECONCILING)
             deadline = start + ctx.options.timeout_seconds
             timed_out = False
             while not all(done(t) for t in watch.jobs.values()):
                 proc.check_alive()
+                if probe is not None and during is None and _all_pods_created(watch):
+                    during = await probe.end()
                 if time.monotonic() > deadline:
                     timed_out = True
                     break
                 await asyncio.sleep(0.05)
             wall = time.monotonic() - start
+            if probe is not None and during is None:
+                during = await probe.end()
         finally:
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,9 +230,14 @@ async def measure_system(
         create_seconds=create_seconds,
         cpu_seconds=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
         peak_rss_bytes=rss,
-        requests=delta(before, after),
+        requests=without_probe(delta(before, after), list((during or {}).values())),
         timed_out=timed_out,
+        extra={} if probe is None else {"probe": {**phases, **(during or {})}},
     )
+
+
+def _all_pods_created(watch: JobWatch) -> bool:
+    return all(t.all_pods_created is not None for t in watch.jobs.values())
 
 
 def _register(watch: JobWatch, name: str, at: float) -> None:

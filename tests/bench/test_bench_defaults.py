@@ -29,3 +29,16 @@ def test_backlog_new_jobs_and_arrivals() -> None:
     full, quick = _options("backlog"), _options("backlog", "--quick")
     assert (full.new_jobs, full.arrival_seconds) == (50, 5.0)  # type: ignore[attr-defined]
     assert (quick.new_jobs, quick.arrival_seconds) == (5, 1.0)  # type: ignore[attr-defined]
+
+
+def test_the_tenant_probe_is_on_unless_no_probe() -> None:
+    full, quick = _options("burst"), _options("burst", "--quick")
+    assert full.probe.idle_seconds == 5.0  # type: ignore[attr-defined]
+    assert quick.probe.idle_seconds == 2.0  # type: ignore[attr-defined]
+    assert _options("burst", "--no-probe").probe is None  # type: ignore[attr-defined]
+
+
+def test_other_identities_need_a_cluster_of_ones_own() -> None:
+    with pytest.raises(ValueError, match="need --kubeconfig"):
+        _options("burst", "--operator-kubeconfig", "sa.kubeconfig")
+    _options("burst", "--kubeconfig", "a", "--operator-kubeconfig", "b", "--probe-kubeconfig", "c")

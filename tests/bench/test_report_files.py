@@ -11,6 +11,7 @@ from kubetrain.bench.measure import JobTimes
 from kubetrain.bench.report import summary_markdown, write_report
 from kubetrain.bench.scenarios import burst
 from kubetrain.bench.scenarios.context import Measurement
+from kubetrain.bench.scenarios.tenant_probe import REQUESTS, PhaseSamples
 
 
 def measurement(system: str, scale: float) -> Measurement:
@@ -41,6 +42,19 @@ def measurement(system: str, scale: float) -> Measurement:
             "POST pytorchjobs": 10,
         },
         timed_out=False,
+        extra={
+            "probe": {
+                "idle": probe_phase("idle", 0.002),
+                "creating": probe_phase("creating", 0.008 * scale),
+                "reconciling": probe_phase("reconciling", 0.004 * scale),
+            }
+        },
+    )
+
+
+def probe_phase(phase: str, latency: float) -> PhaseSamples:
+    return PhaseSamples(
+        phase=phase, seconds=1.0, rounds=20, latencies={r: [latency] * 20 for r in REQUESTS}
     )
 
 
@@ -77,6 +91,12 @@ def test_figures_of_computes_write_amplification_and_latencies() -> None:
     assert figures["pods_succeeded_to_job_succeeded_max"] == pytest.approx(0.1)
     assert figures["cpu_seconds_per_job"] == pytest.approx(0.05)
     assert figures["jobs_not_succeeded"] == 0
+    assert figures["probe_idle_p99_ms"] == pytest.approx(2.0)
+    assert figures["probe_during_p50_ms"] == pytest.approx(6.0)  # creating and reconciling
+    assert figures["probe_p99_ratio"] == pytest.approx(4.0)
+    assert figures["probe_reconciling_p99_ms"] == pytest.approx(4.0)
+    assert figures["probe_reconciling_p99_ratio"] == pytest.approx(2.0)
+    assert section["probe"]["reconciling"]["requests"]["PATCH configmaps"]["count"] == 20
 
 
 def test_summary_has_every_figure_and_the_ratios() -> None:
@@ -86,6 +106,10 @@ def test_summary_has_every_figure_and_the_ratios() -> None:
         assert f"| {fig} |" in text
     cpu_row = next(line for line in text.splitlines() if line.startswith("| cpu_seconds |"))
     assert cpu_row.endswith("| 2.00 | 0.25 |")
+    assert (
+        "- kopf tenant probe: idle 60 requests in 1.0 s; creating 60 requests in 1.0 s; "
+        "reconciling 60 requests in 1.0 s" in text
+    )
 
 
 def test_summary_has_a_reference_ratio_when_the_reference_ran() -> None:
