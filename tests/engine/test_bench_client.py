@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -29,8 +30,13 @@ def run_batches(benchmark: Any, setup: Any, batch: Any) -> None:
         loop.close()
 
 
-def test_bench_sequential_get_trivial_server(benchmark: Any) -> None:
-    """BATCH sequential GETs through the full client path (throttle off, metrics on)."""
+@pytest.mark.parametrize("transport", ["http1", "aiohttp"])
+@pytest.mark.parametrize("adaptive", [False, True], ids=["no-limit", "adaptive"])
+def test_bench_sequential_get_trivial_server(
+    benchmark: Any, transport: str, adaptive: bool
+) -> None:
+    """BATCH sequential GETs through the full client path (metrics on), per transport, with and
+    without the adaptive in-flight limit: the client's own cost per request."""
 
     async def setup() -> dict[str, Any]:
         async def handler(request: web.Request) -> web.Response:
@@ -43,8 +49,10 @@ def test_bench_sequential_get_trivial_server(benchmark: Any) -> None:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        limit = {} if adaptive else {"adaptive": None}
         client = ApiClient(
-            ClientConfig(server=url), ClientOptions(qps=0, registry=CollectorRegistry())
+            ClientConfig(server=url),
+            ClientOptions(registry=CollectorRegistry(), transport=transport, **limit),  # type: ignore[arg-type]
         )
 
         async def close() -> None:
