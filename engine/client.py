@@ -201,6 +201,7 @@ class ApiClient:
             if self.options.adaptive is not None
             else None
         )
+        self._adaptive_fair = False  # the limiter was told the server has APF
         if self._adaptive is not None:
             AdaptiveLimitCollector.for_registry(self.options.registry).track(
                 self._adaptive, self._host, self.options.name
@@ -263,8 +264,9 @@ class ApiClient:
         ctype: str | None,
         per_try: float | None,
         client_timeout: aiohttp.ClientTimeout,
-    ) -> tuple[int, str | None, bytes]:
-        """One request and its whole answer: (status, Retry-After, body)."""
+    ) -> tuple[int, str | None, bytes, bool]:
+        """One request and its whole answer: (status, Retry-After, body, whether the server
+        has API Priority and Fairness)."""
         if self.options.transport == "http1":
             target = self._base_path + path
             if query:
@@ -283,7 +285,7 @@ class ApiClient:
                 raise
             except ConnectionError as e:
                 raise aiohttp.ClientConnectionError(str(e)) from e
-            return answer.status, answer.retry_after, answer.body
+            return answer.status, answer.retry_after, answer.body, answer.fair_queuing
         headers = await self._headers(ctype)
         async with self._session_now().request(
             method,
@@ -295,7 +297,8 @@ class ApiClient:
             ssl=self._ssl if self._ssl is not None else True,
             server_hostname=self._server_hostname,
         ) as resp:
-            return resp.status, resp.headers.get("Retry-After"), await resp.read()
+            fair_queuing = "X-Kubernetes-PF-FlowSchema-UID" in resp.headers
+            return resp.status, resp.headers.get("Retry-After"), await resp.read(), fair_queuing
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -369,9 +372,13 @@ class ApiClient:
             timed_out = False
             start = perf_counter()
             try:
-                status, retry_after_header, raw = await self._exchange(
+                status, retry_after_header, raw, fair_queuing = await self._exchange(
                     method, path, query, data, ctype, per_try, client_timeout
                 )
+                if fair_queuing and ticket is not None and not self._adaptive_fair:
+                    self._adaptive_fair = True
+                    assert self._adaptive is not None
+                    self._adaptive.note_fair_queuing()
             except aiohttp.ClientError as e:
                 self._observe_failure(method, start)
                 if isinstance(e, TimeoutError):

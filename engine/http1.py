@@ -40,11 +40,14 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 @dataclass(frozen=True, slots=True)
 class Http1Response:
-    """One answer: status, the headers the API client reads (lower-cased names), the body."""
+    """One answer: status, the headers the API client reads, the body."""
 
     status: int
     retry_after: str | None
     body: bytes
+    fair_queuing: bool = False
+    """The answer carried ``X-Kubernetes-PF-FlowSchema-UID``: the server has API Priority and
+    Fairness."""
 
 
 class _Connection(asyncio.Protocol):
@@ -56,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Http1Response] | None = None
         self._body: list[bytes] = []
         self._retry_after: str | None = None
+        self._fair_queuing = False
         self._received = False  # any byte of the current answer arrived
         self.closed = False
         self.idle_since = 0.0
@@ -89,6 +93,8 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) == 11 and name.lower() == b"retry-after":
             self._retry_after = value.decode("latin-1")
+        elif len(name) == 30 and name.lower() == b"x-kubernetes-pf-flowschema-uid":
+            self._fair_queuing = True
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -96,7 +102,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         waiter, self._waiter = self._waiter, None
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        response = Http1Response(self._parser.get_status_code(), self._retry_after, body)
+        response = Http1Response(
+            self._parser.get_status_code(), self._retry_after, body, self._fair_queuing
+        )
         if not self._parser.should_keep_alive():
             self.close()
         if waiter is not None and not waiter.done():
@@ -110,6 +118,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter
         self._body = []
         self._retry_after = None
+        self._fair_queuing = False
         self._received = False
         self.transport.write(data)
 

@@ -119,7 +119,7 @@ async def test_a_5xx_with_retry_after_throttles_and_one_without_is_neutral() -> 
     assert (
         limit.observe(ticket, kind="GET pods", latency=30.0, status=None, timed_out=True) == "slow"
     )
-    assert limit.limit == 3  # 4 * 0.8
+    assert limit.limit == 4  # a timeout reads as slow, and slowness never cuts below the floor
 
 
 async def test_slow_answers_cut_but_one_outlier_does_not() -> None:
@@ -135,6 +135,32 @@ async def test_slow_answers_cut_but_one_outlier_does_not() -> None:
     await round_trip(limit, latency=5 * FAST)
     assert limit.cuts["slow"] == 1
     assert limit.limit == int(grown * 0.8)
+
+
+async def test_slowness_never_cuts_below_the_floor_but_a_429_does() -> None:
+    limit, _ = limiter(
+        initial=10, maximum=64, warmup=1, latency_slack=0.001, latency_floor=8, window=10_000
+    )
+    for _ in range(30):
+        await round_trip(limit, latency=FAST)
+    for _ in range(20):
+        await round_trip(limit, latency=50 * FAST)
+    assert limit.limit == 8
+    (ticket,) = await take(limit, 1)
+    limit.observe(ticket, kind="POST pods", latency=FAST, status=429)
+    assert limit.limit == 4
+
+
+async def test_on_a_server_with_fair_queuing_only_429s_cut() -> None:
+    limit, _ = limiter(initial=16, maximum=64, warmup=1, latency_slack=0.001)
+    limit.note_fair_queuing()
+    await round_trip(limit, latency=FAST)
+    for _ in range(5):
+        await round_trip(limit, latency=100 * FAST)
+    assert limit.cuts["slow"] == 0 and limit.limit == 64
+    (ticket,) = await take(limit, 1)
+    limit.observe(ticket, kind="POST pods", latency=FAST, status=429)
+    assert limit.limit == 32
 
 
 async def test_latency_is_judged_against_its_own_kind_of_request() -> None:
@@ -201,6 +227,8 @@ async def test_in_flight_never_exceeds_the_limit_under_random_answers() -> None:
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="minimum <= initial <= maximum"):
         AdaptiveLimitOptions(initial=100, maximum=64)
+    with pytest.raises(ValueError, match="latency_floor"):
+        AdaptiveLimitOptions(minimum=4, latency_floor=2)
     with pytest.raises(ValueError, match="backoff"):
         AdaptiveLimitOptions(backoff=1.5)
     with pytest.raises(ValueError, match="connection_limit"):

@@ -292,3 +292,20 @@ async def test_the_client_maps_a_broken_exchange_to_api_connection_error(serve: 
     async with client:
         with pytest.raises(ApiConnectionError, match="POST /api/v1/namespaces/d/pods"):
             await client.request_json("POST", "/api/v1/namespaces/d/pods", body={})
+
+
+async def test_the_client_tells_its_limit_when_the_server_has_fair_queuing(serve: Any) -> None:
+    async def apf(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(ok(extra=b"X-Kubernetes-PF-FlowSchema-UID: 1f2e\r\n"))
+        return True
+
+    server = await serve(apf)
+    for transport in ("http1", "aiohttp"):
+        client = ApiClient(
+            ClientConfig(server=f"http://127.0.0.1:{server.port}"),
+            ClientOptions(registry=CollectorRegistry(), transport=transport),  # type: ignore[arg-type]
+        )
+        async with client:
+            assert client._adaptive is not None and not client._adaptive.fair_queuing
+            await client.request_json("GET", "/api/v1/pods")
+            assert client._adaptive.fair_queuing, transport
