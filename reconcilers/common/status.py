@@ -41,12 +41,10 @@ call again for the job until the previous decision's creations and deletions are
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 
-from kubetrain.base.objects import Obj, is_controlled_by
-from kubetrain.reconcilers.api.defaults import default_job
-from kubetrain.reconcilers.api.validation import aggregate_message, validate
+from kubetrain.base.objects import Obj, is_controlled_by, json_copy
+from kubetrain.reconcilers.api.validation import aggregate_message
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import (
     NORMAL,
@@ -66,6 +64,7 @@ from kubetrain.reconcilers.common.jobs import (
 )
 from kubetrain.reconcilers.common.kind_adapter import DomainOptions, KindAdapter
 from kubetrain.reconcilers.common.pods import build_pod, plan_pods
+from kubetrain.reconcilers.common.prepared import prepared_job
 from kubetrain.reconcilers.common.priorities import LOW_PRIORITY, TTL_PRIORITY
 from kubetrain.reconcilers.common.replica_status import (
     fold_active_into_succeeded,
@@ -111,11 +110,11 @@ def compute_status(
         return StatusDecision(status=old_status, status_changed=False)
     if cond.is_finished(old_status):
         return _decide_finished(adapter, job, pods, services, now=now)
-    job = default_job(kind, job)
     # A job is judged until it starts (startTime): one the operator already started was valid
     # then (by the webhook or by this check), and a stricter later kubetrain must not fail
     # running work on upgrade. Edits of a started job are the validating webhook's to refuse.
-    errors = validate(kind, job) if not old_status.get("startTime") else []
+    # Both are done once per resourceVersion (``prepared.py``).
+    job, errors = prepared_job(kind, job, validated=not old_status.get("startTime"))
     if errors:
         message = f"{kind.kind} failed validation because {aggregate_message(errors)}"
         return _decide_invalid(adapter, job, message, now=now)
@@ -123,7 +122,7 @@ def compute_status(
     uid = uid_of(job)
     pods = [p for p in pods if is_controlled_by(p, uid)]
     services = [s for s in services if is_controlled_by(s, uid)]
-    work = StatusWork(kind=kind, job=job, status=copy.deepcopy(old_status), now=now)
+    work = StatusWork(kind=kind, job=job, status=json_copy(old_status), now=now)
     decision = StatusDecision(
         status=work.status, status_changed=False, total_replicas=total_replicas(job, kind)
     )
@@ -217,7 +216,7 @@ def _decide_invalid(
     failed = cond.get_condition(old_status.get("conditions") or [], cond.FAILED)
     if failed is not None and failed.get("message") == message:
         return decision
-    work = StatusWork(kind=kind, job=job, status=copy.deepcopy(old_status), now=now)
+    work = StatusWork(kind=kind, job=job, status=json_copy(old_status), now=now)
     if not work.status.get("conditions"):
         work.set_condition(
             cond.CREATED,
