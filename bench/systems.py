@@ -1,7 +1,7 @@
 """The measured systems and how each is started as its own process against a kubeconfig.
 
-- ``kubetrain``: ``kubetrain operator`` (PyTorchJob only, one namespace), the client-side limit
-  set by ``operator_qps``/``operator_burst`` (``<= 0``: none, like the two baselines);
+- ``kubetrain``: ``kubetrain operator`` (PyTorchJob only, one namespace) at its defaults: the
+  adaptive in-flight limit, and a fixed rate cap only when ``operator_qps`` > 0;
 - ``raw``: ``python -m kubetrain.bench.baselines.raw``;
 - ``kopf``: ``kopf run --standalone`` of ``bench/baselines/kopf_operator.py``;
 - ``reference``: the Kubeflow Training Operator v1.9.x Go binary (``reference_operator.py``; built
@@ -35,12 +35,12 @@ KOPF_OPERATOR_FILE = Path(__file__).parent / "baselines" / "kopf_operator.py"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SystemOptions:
     operator_qps: float = 0.0
-    """``kubetrain operator --kube-api-qps`` and the reference's (``<= 0``: no client-side
-    limit, the default here so that both run under the same rules as the other baselines; the
-    reference's own default is 20)."""
-    operator_burst: int = 1000
-    """``kubetrain operator --kube-api-burst`` and the reference's (ignored when ``operator_qps``
-    is ``<= 0``)."""
+    """``kubetrain operator --kube-api-qps`` and the reference's. ``<= 0``: no fixed cap; for
+    kubetrain that is its default (the adaptive in-flight limit), for the reference no limit at
+    all (its own default is 20)."""
+    operator_burst: int = 0
+    """``kubetrain operator --kube-api-burst`` (0: 1.5 x qps) and the reference's (ignored when
+    ``operator_qps`` is ``<= 0``)."""
     operator_args: tuple[str, ...] = ()
     """More ``kubetrain operator`` flags, appended as given (e.g. ``--controller-threads 4``)."""
     reference_args: tuple[str, ...] = ()

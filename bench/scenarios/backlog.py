@@ -88,14 +88,19 @@ async def create_backlog(
     shape: JobShape,
     concurrency: int,
     say: Callable[[str], None],
+    with_pods: bool = True,
 ) -> int:
-    """Create ``jobs`` finished jobs with their Succeeded pods; the number of objects made."""
+    """Create ``jobs`` finished jobs, with their Succeeded pods unless ``with_pods`` is False
+    (then with cleanPodPolicy All, which removed them); the number of objects made."""
     done = 0
     start = time.monotonic()
 
     async def one(i: int) -> None:
         nonlocal done
-        job = await client.create(PYTORCHJOBS, pytorchjob(f"old-{i:06d}", namespace, shape))
+        manifest = pytorchjob(f"old-{i:06d}", namespace, shape)
+        if not with_pods:
+            manifest["spec"].setdefault("runPolicy", {})["cleanPodPolicy"] = "All"
+        job = await client.create(PYTORCHJOBS, manifest)
         now = now_rfc3339()
         job["status"] = {
             "conditions": [
@@ -112,7 +117,7 @@ async def create_backlog(
             "lastReconcileTime": now,
         }
         await client.update_status(PYTORCHJOBS, job)
-        pods, _services = children_of(job, operator_name=OPERATOR_NAME)
+        pods, _services = children_of(job, operator_name=OPERATOR_NAME) if with_pods else ([], [])
         for pod in pods:
             pod["spec"]["nodeName"] = GONE_NODE
             made = await client.create(PODS, pod)
@@ -124,7 +129,7 @@ async def create_backlog(
             say(f"[backlog] {done}/{jobs} finished jobs created ({rate:.0f} jobs/s)")
 
     await _bounded(concurrency, list(range(jobs)), one)
-    return jobs * (1 + shape.pods)
+    return jobs * (1 + (shape.pods if with_pods else 0))
 
 
 class _Observer:
@@ -367,11 +372,12 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     opts = ctx.options
     namespace = f"backlog-{ctx.run_id}"
     await create_namespace(ctx.client, namespace)
-    ctx.say(f"[backlog] creating {opts.jobs} finished jobs of {opts.shape.pods} pods")
+    kept = f"{opts.shape.pods} pods" if opts.backlog_pods else "pods cleaned (cleanPodPolicy All)"
+    ctx.say(f"[backlog] creating {opts.jobs} finished jobs, {kept}")
     t0 = time.monotonic()
     objects = await create_backlog(
         ctx.client, namespace, jobs=opts.jobs, shape=opts.shape,
-        concurrency=opts.backlog_concurrency, say=ctx.say,
+        concurrency=opts.backlog_concurrency, say=ctx.say, with_pods=opts.backlog_pods,
     )  # fmt: skip
     build_seconds = time.monotonic() - t0
     ctx.say(f"[backlog] {objects} objects in {build_seconds:.1f} s")

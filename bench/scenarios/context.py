@@ -71,6 +71,9 @@ class BenchOptions:
     started (it is up and syncing by then; one that is not meets them in its first LIST)."""
     arrival_seconds: float = 5.0
     """backlog scenario: the new jobs arrive evenly spread over this many seconds."""
+    backlog_pods: bool = True
+    """backlog scenario: the finished jobs keep their Succeeded pods; False: the pods were cleaned
+    (cleanPodPolicy All), so only the jobs are cached (``--no-backlog-pods``)."""
     backlog_concurrency: int = 128
     """backlog scenario: backlog jobs being created at once (each: 2 + 2 x pods requests)."""
     seed: int = 1

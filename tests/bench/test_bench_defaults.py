@@ -42,3 +42,28 @@ def test_other_identities_need_a_cluster_of_ones_own() -> None:
     with pytest.raises(ValueError, match="need --kubeconfig"):
         _options("burst", "--operator-kubeconfig", "sa.kubeconfig")
     _options("burst", "--kubeconfig", "a", "--operator-kubeconfig", "b", "--probe-kubeconfig", "c")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "jobs", "backlog_pods"),
+    [("burst", 5_000, False), ("ttl", 20_000, False), ("backlog", 200_000, False)],
+)
+def test_the_large_preset_is_ten_times_the_default(
+    scenario: str, jobs: int, backlog_pods: bool
+) -> None:
+    options = _options(scenario, "--large")
+    assert options.jobs == jobs  # type: ignore[attr-defined]
+    assert options.backlog_pods is backlog_pods  # type: ignore[attr-defined]
+
+
+def test_backlog_pods_are_kept_by_default_and_can_be_cleaned_or_kept_at_any_size() -> None:
+    assert _options("backlog").backlog_pods is True  # type: ignore[attr-defined]
+    assert _options("backlog", "--no-backlog-pods").backlog_pods is False  # type: ignore[attr-defined]
+    assert _options("backlog", "--large", "--backlog-pods").backlog_pods is True  # type: ignore[attr-defined]
+
+
+def test_large_is_refused_where_there_is_no_preset() -> None:
+    with pytest.raises(ValueError, match="churn has no large preset"):
+        _options("churn", "--large")
+    with pytest.raises(SystemExit):
+        _options("burst", "--large", "--quick")  # argparse: not allowed with each other
