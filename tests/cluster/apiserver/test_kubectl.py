@@ -57,9 +57,23 @@ def kubectl(cluster: EmbeddedCluster, tmp_path: Path) -> Kubectl:
     return Kubectl(cluster, tmp_path)
 
 
-async def test_crd_and_custom_resource_lifecycle(kubectl: Kubectl, raw: Raw) -> None:
-    rc, out = await kubectl.run("apply", "-f", str(CRD_FILE))
+async def apply_crd(kubectl: Kubectl) -> None:
+    """Apply the PyTorchJob CRD and wait until it is Established. A real kube-apiserver takes a
+    moment for a large schema, and ``kubectl wait`` fails outright ("accessor error") while the
+    new CRD has no status conditions yet, so this polls instead."""
+    rc, out = await kubectl.run("apply", "--server-side", "-f", str(CRD_FILE))
     assert rc == 0, out
+    query = '-o=jsonpath={.status.conditions[?(@.type=="Established")].status}'
+    for _ in range(100):
+        rc, out = await kubectl.run("get", "crd", "pytorchjobs.kubeflow.org", query)
+        if rc == 0 and out.strip() == "True":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"CRD pytorchjobs.kubeflow.org not Established: {out}")
+
+
+async def test_crd_and_custom_resource_lifecycle(kubectl: Kubectl, raw: Raw) -> None:
+    await apply_crd(kubectl)
     rc, out = await kubectl.run(
         "wait", "--for=condition=Established", "crd/pytorchjobs.kubeflow.org", "--timeout=10s"
     )
@@ -85,7 +99,7 @@ async def test_crd_and_custom_resource_lifecycle(kubectl: Kubectl, raw: Raw) -> 
 
 
 async def test_apply_refuses_invalid_and_unknown_fields(kubectl: Kubectl) -> None:
-    assert (await kubectl.run("apply", "-f", str(CRD_FILE)))[0] == 0
+    await apply_crd(kubectl)
     doc = yaml.safe_load(JOB_FILE.read_text())
     doc["metadata"]["name"] = "bad"
     doc["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = "two"
@@ -112,7 +126,7 @@ async def test_get_watch_sees_changes(kubectl: Kubectl, raw: Raw) -> None:
 
 
 async def test_wait_for_condition_on_a_custom_resource(kubectl: Kubectl, raw: Raw) -> None:
-    assert (await kubectl.run("apply", "-f", str(CRD_FILE)))[0] == 0
+    await apply_crd(kubectl)
     assert (await kubectl.run("apply", "-f", str(JOB_FILE)))[0] == 0
     path = "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs/pytorch-simple/status"
 
