@@ -32,7 +32,7 @@ import yarl
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from kubetrain.base.clock import REAL_CLOCK, Clock
-from kubetrain.base.objects import json_copy
+from kubetrain.base.jsoncopy import json_copy
 from kubetrain.base.tokenbucket import TokenBucket
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.transport import ApiStatusError

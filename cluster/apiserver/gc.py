@@ -27,17 +27,18 @@ listener and done by a bounded pool of asyncio workers, so request handling neve
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from . import errors
 from .resources import ResourceInfo, ResourceRegistry
 from .rest import ObjectService
 from .rest_common import DeleteOptions, WriteOptions
-from .store import ObjectStore
+from .store import DATA, OWNERS, ObjectStore
 from .workers import StoreWorkers
 
 __all__ = ["GarbageCollector", "GcOptions"]
@@ -106,10 +107,13 @@ class GarbageCollector(StoreWorkers):
         self._next_slice: asyncio.Future[None] | None = None  # resolved when a new slice starts
 
     def _queue_existing(self) -> None:
+        # from the records: only an object that names a finalizer at all is parsed
         for key in self.store.keys():  # noqa: SIM118 (ObjectStore, not a dict)
-            for (ns, name), obj in self.store.iter_range(key, None):
-                meta = obj["metadata"]
-                if meta.get("ownerReferences") or _gc_finalizers(meta):
+            for (ns, name), rec in self.store.iter_records(key, None):
+                if rec[OWNERS] or (
+                    b'"finalizers"' in rec[DATA]
+                    and _gc_finalizers(orjson.loads(rec[DATA])["metadata"])
+                ):
                     self.queue.add(("obj", key, ns, name))
 
     # -- listener (synchronous, O(owner refs) per change) -----------------------------------
@@ -130,7 +134,7 @@ class GarbageCollector(StoreWorkers):
             return
         old_meta = old["metadata"] if old is not None else {}
         old_refs = old_meta.get("ownerReferences") or ()
-        if refs and (old is None or refs != old_refs):
+        if refs and (old is None or refs != old_refs) and not self._owners_solid(meta, refs):
             self.queue.add(okey)
         if old_refs and refs != old_refs:
             self._wake_foreground_owners(meta.get("namespace", ""), old_refs)
@@ -140,6 +144,30 @@ class GarbageCollector(StoreWorkers):
             and (old is None or meta.get("finalizers") != old_meta.get("finalizers"))
         ):
             self.queue.add(okey)
+
+    def _owners_solid(self, meta: dict[str, Any], refs: Iterable[dict[str, Any]]) -> bool:
+        """Whether ``_attempt_to_delete`` would find nothing to do for this object now: it is not
+        being deleted and every owner it names is live (same uid, not in foreground deletion)
+        or of a kind not served. Checked at commit so that the common case (a controller's new
+        pod, its owner right there) never goes through the queue; it stays correct later
+        because whatever changes an owner afterwards (deleted, replaced, foreground deletion
+        started) queues its dependents itself (``gone`` items, the foreground finalizer)."""
+        if meta.get("deletionTimestamp"):
+            return False
+        namespace = meta.get("namespace", "")
+        for ref in refs:
+            if not isinstance(ref, dict):
+                return False  # the worker reports it
+            found = self._resolve(ref, namespace)
+            if found is None:
+                continue  # a kind not served: solid, never collected on its account
+            owner = found[1]
+            if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+                return False
+            ometa = owner["metadata"]
+            if ometa.get("deletionTimestamp") and FOREGROUND in (ometa.get("finalizers") or ()):
+                return False
+        return True
 
     def _wake_foreground_owners(self, namespace: str, refs: Iterable[dict[str, Any]]) -> None:
         for ref in refs:
@@ -282,7 +310,7 @@ class GarbageCollector(StoreWorkers):
     async def _remove_owner_refs(
         self, info: ResourceInfo, obj: dict[str, Any], uids: set[str]
     ) -> None:
-        new = copy.deepcopy(obj)
+        new = self.rest.stored_copy(info, obj)
         meta = new["metadata"]
         meta["ownerReferences"] = [
             r for r in meta.get("ownerReferences") or () if r.get("uid") not in uids
@@ -292,7 +320,7 @@ class GarbageCollector(StoreWorkers):
         await self._update(info, new)
 
     async def _remove_finalizer(self, info: ResourceInfo, obj: dict[str, Any], name: str) -> None:
-        new = copy.deepcopy(obj)
+        new = self.rest.stored_copy(info, obj)
         meta = new["metadata"]
         meta["finalizers"] = [f for f in meta.get("finalizers") or () if f != name]
         if not meta["finalizers"]:

@@ -18,7 +18,6 @@ content remains it records kube's ``NamespaceContentRemaining`` /
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from typing import Any
 
@@ -164,7 +163,7 @@ class NamespaceController(StoreWorkers):
             return
         info = self.registry.lookup("", "v1", "namespaces")
         assert info is not None
-        body = copy.deepcopy(ns)
+        body = self.rest.stored_copy(info, ns)
         body["spec"]["finalizers"] = [
             f for f in body["spec"].get("finalizers") or () if f != KUBERNETES_FINALIZER
         ]
@@ -217,7 +216,7 @@ class NamespaceController(StoreWorkers):
         conditions = kept + wanted
         if conditions == status.get("conditions"):
             return
-        body = copy.deepcopy(ns)
+        body = self.rest.stored_copy(info, ns)
         body.setdefault("status", {})["conditions"] = conditions
         try:
             await self.rest.update(info, "", name, body, WriteOptions(), subresource="status")

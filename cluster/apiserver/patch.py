@@ -11,13 +11,14 @@ deliberate simplification of structured-merge-diff: see :func:`server_side_apply
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
 import jsonpointer
 import orjson
+
+from kubetrain.base.jsoncopy import json_copy
 
 __all__ = [
     "ApplyConflict",
@@ -65,19 +66,24 @@ class ApplyConflict(Exception):
 # RFC 7386 and RFC 6902.
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: maps merge recursively, ``null`` deletes, the rest replaces."""
+def merge_patch(target: Any, patch: Any, *, owned: bool = False) -> Any:
+    """RFC 7386 JSON merge patch: maps merge recursively, ``null`` deletes, the rest replaces.
+
+    The result shares nothing with ``patch`` or ``target``, unless ``owned``: then ``target``
+    is the caller's to consume (a fresh copy) and its untouched values are kept, not copied.
+    """
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = merge_patch(result.get(key), value)
-    # Untouched values are shared with ``target`` above; copy them so the result owns them.
-    for key in result.keys() - patch.keys():
-        result[key] = copy.deepcopy(result[key])
+            result[key] = merge_patch(result.get(key), value, owned=owned)
+    if not owned:
+        # Untouched values are shared with ``target`` above; copy them so the result owns them.
+        for key in result.keys() - patch.keys():
+            result[key] = json_copy(result[key])
     return result
 
 
@@ -154,7 +160,7 @@ def _merge_map(
         return _strip({k: v for k, v in patch.items() if k != _PATCH and v is not None})
     if directive not in (None, "merge"):
         raise PatchError(f"{_path_text(path)}: unknown patch type {directive!r} in $patch")
-    result: dict[str, Any] = copy.deepcopy(dict(original)) if original else {}
+    result: dict[str, Any] = json_copy(dict(original)) if original else {}
     retain = patch.get(_RETAIN_KEYS)
     orders: dict[str, list[Any]] = {}
     for key, value in patch.items():
@@ -209,12 +215,12 @@ def _merge_list(
     key = merge_keys.get(path)  # item paths already carry "*"
     if key is None:
         return [_strip(v) for v in patch]  # atomic list
-    current: list[Any] = copy.deepcopy(original) if isinstance(original, list) else []
+    current: list[Any] = json_copy(original) if isinstance(original, list) else []
     if key == SET_LIST:
         seen = {_hashable(v) for v in current}
         for value in patch:
             if _hashable(value) not in seen:
-                current.append(copy.deepcopy(value))
+                current.append(json_copy(value))
                 seen.add(_hashable(value))
         return current
     if any(isinstance(v, dict) and v.get(_PATCH) == "replace" for v in patch):
@@ -414,24 +420,24 @@ def _path_display(path: FieldPath) -> str:
 def _apply_merge(live: Any, applied: Any, path: tuple[str, ...], merge_keys: MergeKeys) -> Any:
     """Merge the applied configuration into the live object (maps deep, keyed lists by key)."""
     if isinstance(applied, dict) and isinstance(live, dict):
-        result = copy.deepcopy(live)
+        result = json_copy(live)
         for key, value in applied.items():
             result[key] = _apply_merge(live.get(key), value, (*path, key), merge_keys)
         return result
     if isinstance(applied, list) and isinstance(live, list) and path in merge_keys:
         key = merge_keys[path]
-        result_list = copy.deepcopy(live)
+        result_list = json_copy(live)
         for item in applied:
             element = _item_element(item, key)
             index = _find_item(result_list, element[:2], orjson.loads(element[2:]))
             if index is None:
-                result_list.append(copy.deepcopy(item))
+                result_list.append(json_copy(item))
             elif key != SET_LIST:
                 result_list[index] = _apply_merge(
                     result_list[index], item, (*path, "*"), merge_keys
                 )
         return result_list
-    return copy.deepcopy(applied)
+    return json_copy(applied)
 
 
 def server_side_apply(
@@ -460,7 +466,7 @@ def server_side_apply(
     """
     if not isinstance(applied, dict):
         raise PatchError("apply patch must be a map (a complete object configuration)")
-    base: dict[str, Any] = copy.deepcopy(live) if live is not None else {}
+    base: dict[str, Any] = json_copy(live) if live is not None else {}
     meta = base.get("metadata") or {}
     entries: list[dict[str, Any]] = [
         e for e in (meta.get("managedFields") or []) if isinstance(e, dict)

@@ -2,7 +2,9 @@
 
 The store stays the source of truth while the server runs; this backend only makes its state
 survive a restart. ``DIR/kubetrain.db`` (stdlib sqlite3, WAL mode) holds every object as an orjson
-blob keyed by (group, plural, namespace, name), plus the resourceVersion counter.
+blob keyed by (group, plural, namespace, name), plus the resourceVersion counter. The blob is the
+store's own bytes for the object (``store.Record``), written and read back unchanged: persistence
+serializes nothing and a reload parses each object once, to index it.
 
 Write path: ``ObjectStore`` hands ``append`` the changes of one event-loop iteration; ``append`` only
 queues them (no I/O, no serialization on the loop). A writer thread takes everything queued
@@ -39,8 +41,6 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import orjson
 
 from .resources import StorageKey
 from .store import Change
@@ -116,8 +116,8 @@ class SqliteBackend:
 
     # -- StorageBackend ---------------------------------------------------------------------
 
-    def load(self) -> tuple[int, Iterable[tuple[StorageKey, dict[str, Any]]]]:
-        """The stored resourceVersion and objects, CRDs first."""
+    def load(self) -> tuple[int, Iterable[tuple[StorageKey, bytes]]]:
+        """The stored resourceVersion and objects (their bytes as committed), CRDs first."""
         conn = _connect(self.path)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'rv'").fetchone()
@@ -129,7 +129,7 @@ class SqliteBackend:
             ).fetchall()
         finally:
             conn.close()
-        return rv, [((grp, plural), orjson.loads(data)) for grp, plural, data in rows]
+        return rv, [((grp, plural), bytes(data)) for grp, plural, data in rows]
 
     def append(self, changes: Sequence[Change]) -> None:
         """Queue one batch for the writer thread (no I/O here)."""
@@ -201,11 +201,11 @@ class SqliteBackend:
         rv = 0
         for batch in batches:
             for change in batch:
-                meta = change.obj["metadata"]
                 group, plural = change.key
-                last[(group, plural, meta.get("namespace") or "", meta["name"])] = change
+                last[(group, plural, change.namespace, change.name)] = change
                 rv = max(rv, change.rv)
-        upserts = [(*k, orjson.dumps(c.obj)) for k, c in last.items() if c.type != DELETED]
+        # the bytes the store committed are written as they are: no serialization here
+        upserts = [(*k, c.data) for k, c in last.items() if c.type != DELETED]
         deletes = [k for k, c in last.items() if c.type == DELETED]
         with self._db:
             if upserts:

@@ -8,7 +8,9 @@ so the middlewares that need it pay for the parse once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from aiohttp import web
 
@@ -18,6 +20,7 @@ __all__ = ["RequestInfo", "request_info"]
 
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 _APPLY_PATCH = "application/apply-patch+yaml"
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +49,32 @@ class RequestInfo:
 _KEY: web.RequestKey[RequestInfo | None] = web.RequestKey("kubetrain_request_info")
 
 
+_MEMO_SIZE = 4096
+# (method, path, query string, content type) -> RequestInfo: what a request is about depends on
+# nothing else, and clients repeat the same requests (every create of a kind POSTs to one path)
+_memo: dict[tuple[str, str, str, str], RequestInfo | None] = {}
+
+
 def request_info(request: web.Request) -> RequestInfo | None:
     """The request's ``RequestInfo``; None for non-resource requests (discovery, /metrics...).
 
-    Cached on the request: safe to call from several middlewares.
+    Cached on the request: safe to call from several middlewares; and recent classifications
+    are remembered by URL, method and content type (``RequestInfo`` is immutable).
     """
     try:
         return request[_KEY]
     except KeyError:
+        pass
+    memo_key = (request.method, request.raw_path, request.query_string, request.content_type)
+    try:
+        info = _memo[memo_key]
+    except KeyError:
         info = _parse(request)
-        request[_KEY] = info
-        return info
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[memo_key] = info
+    request[_KEY] = info
+    return info
 
 
 def _parse(request: web.Request) -> RequestInfo | None:
@@ -80,7 +98,8 @@ def _parse(request: web.Request) -> RequestInfo | None:
     if resource == "namespaces" and name:
         namespace = ""  # a namespace object is cluster-scoped
     method = request.method
-    query = request.query
+    # most requests carry no query string: then nothing needs parsing
+    query: Mapping[str, str] = request.query if request.query_string else _NO_QUERY
     if method == "GET":
         if parse_bool(query, "watch"):
             verb, metrics_verb = "watch", "WATCH"

@@ -2,11 +2,14 @@
 plus the status, scale, binding and finalize subresources.
 
 Parsing and response shaping live here; object semantics live in ``rest.ObjectService``.
+Stored objects are answered with the bytes the store keeps for them (``store.Record``): a GET
+sends them as they are, a LIST joins them (``list_body``), a write answers with the bytes it
+just committed (``ObjectService.encode``). Only a Table, a scale or a version other than the
+stored one needs an object parsed.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
@@ -14,7 +17,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import errors
-from .http_json import json_response
+from .http_json import json_bytes_response, json_response
 from .patch import PatchError, json_patch, merge_patch
 from .protobuf import PROTOBUF, ProtobufError, decode_object
 from .query import (
@@ -26,12 +29,14 @@ from .query import (
     parse_int,
 )
 from .resources import ResourceInfo
+from .rest import served_bytes
 from .rest_common import DeleteOptions, WriteOptions
 from .serving import ResourcePath, ServerParts, parse_selectors
+from .store import DATA, Record
 from .streams import serve_log, serve_watch
 from .tables import to_table, wants_table
 
-__all__ = ["handle_resource", "read_json"]
+__all__ = ["handle_resource", "list_body", "read_json"]
 
 
 def _warn_headers(warnings: list[str]) -> CIMultiDict[str] | None:
@@ -46,7 +51,8 @@ def _warn_headers(warnings: list[str]) -> CIMultiDict[str] | None:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body parsed as JSON (YAML accepted for ``application/yaml``)."""
+    """The request body parsed as JSON (YAML accepted for ``application/yaml``): a new tree the
+    caller owns (the write path takes it over, ``owned=True``, instead of copying it)."""
     ctype = request.content_type
     if ctype == PROTOBUF:
         try:
@@ -74,6 +80,8 @@ async def read_json(request: web.Request) -> Any:
 
 
 def _write_options(request: web.Request) -> WriteOptions:
+    if not request.query_string:
+        return WriteOptions()  # most writes: nothing to parse
     q = request.query
     return WriteOptions(
         dry_run=parse_dry_run(q),
@@ -102,18 +110,28 @@ async def handle_resource(
             return await _delete_collection(server, request, rp)
         raise errors.method_not_supported(info, _verb(method, collection=True))
     if method == "GET":
-        obj = server.rest.get_existing(info, rp.ns, rp.name)
-        return json_response(server.rest.present(info, obj))
+        return json_bytes_response(server.rest.get_encoded(info, rp.ns, rp.name))
     if method == "PUT":
         opts = _write_options(request)
         body = await read_json(request)
-        obj = await server.rest.update(info, rp.ns, rp.name, body, opts)
-        return json_response(server.rest.present(info, obj), headers=_warn_headers(opts.warnings))
+        obj = await server.rest.update(info, rp.ns, rp.name, body, opts, owned=True)
+        return json_bytes_response(
+            server.rest.encode(info, obj), headers=_warn_headers(opts.warnings)
+        )
     if method == "PATCH":
         return await _patch(server, request, rp, subresource="")
     if method == "DELETE":
         return await _delete(server, request, rp)
     raise errors.method_not_supported(info, _verb(method, collection=False))
+
+
+def list_body(info: ResourceInfo, meta: dict[str, Any], records: list[Record]) -> bytes:
+    """A List as kube serializes it (apiVersion, kind, metadata, items), its items the records'
+    stored bytes joined as they are: no item is parsed or serialized again."""
+    head = orjson.dumps({"apiVersion": info.api_version, "kind": info.list_kind, "metadata": meta})
+    version = info.api_version
+    items = b",".join([served_bytes(rec, version) for rec in records])
+    return b"".join((head[:-1], b',"items":[', items, b"]}"))
 
 
 def _verb(method: str, *, collection: bool) -> str:
@@ -146,7 +164,7 @@ async def _list(server: ServerParts, request: web.Request, rp: ResourcePath) -> 
                 "show up in the list."
             )
         list_rv = token_rv
-    items, last, remaining = server.store.list(
+    records, last, remaining = server.store.list_records(
         info.storage_key,
         rp.namespace if info.namespaced else None,
         label_selector=lsel,
@@ -160,15 +178,9 @@ async def _list(server: ServerParts, request: web.Request, rp: ResourcePath) -> 
         if remaining is not None:
             meta["remainingItemCount"] = remaining
     if wants_table(request):
+        items = [server.rest.present(info, orjson.loads(rec[DATA])) for rec in records]
         return json_response(to_table(info, items, meta, request))
-    present = server.rest.present
-    body = {
-        "apiVersion": info.api_version,
-        "kind": info.list_kind,
-        "metadata": meta,
-        "items": [present(info, o) for o in items],
-    }
-    return json_response(body)
+    return json_bytes_response(list_body(info, meta, records))
 
 
 async def _create(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:
@@ -177,9 +189,9 @@ async def _create(server: ServerParts, request: web.Request, rp: ResourcePath) -
         raise errors.method_not_supported(info, "create")
     opts = _write_options(request)
     body = await read_json(request)
-    obj = await server.rest.create(info, rp.ns, body, opts)
-    return json_response(
-        server.rest.present(info, obj), status=201, headers=_warn_headers(opts.warnings)
+    obj = await server.rest.create(info, rp.ns, body, opts, owned=True)
+    return json_bytes_response(
+        server.rest.encode(info, obj), status=201, headers=_warn_headers(opts.warnings)
     )
 
 
@@ -198,8 +210,8 @@ async def _patch(
         subresource=subresource,
         parse_json=orjson.loads,
     )
-    return json_response(
-        server.rest.present(rp.info, obj),
+    return json_bytes_response(
+        server.rest.encode(rp.info, obj),
         status=201 if created else 200,
         headers=_warn_headers(opts.warnings),
     )
@@ -305,16 +317,15 @@ async def _handle_subresource(
         return await _scale(server, request, rp)
     if sub in ("status", "finalize"):
         if method == "GET" and sub == "status":
-            obj = server.rest.get_existing(info, rp.ns, rp.name)
-            return json_response(server.rest.present(info, obj))
+            return json_bytes_response(server.rest.get_encoded(info, rp.ns, rp.name))
         if method == "PUT":
             opts = _write_options(request)
             body = await read_json(request)
             obj = await server.rest.update(
-                info, rp.ns, rp.name, body, opts, subresource=sub, require_rv=False
+                info, rp.ns, rp.name, body, opts, subresource=sub, require_rv=False, owned=True
             )
-            return json_response(
-                server.rest.present(info, obj), headers=_warn_headers(opts.warnings)
+            return json_bytes_response(
+                server.rest.encode(info, obj), headers=_warn_headers(opts.warnings)
             )
         if method == "PATCH" and sub == "status":
             return await _patch(server, request, rp, subresource="status")
@@ -399,9 +410,9 @@ async def _scale(server: ServerParts, request: web.Request, rp: ResourcePath) ->
     rv = (scale.get("metadata") or {}).get("resourceVersion")
     if request.method == "PUT" and rv and rv != obj["metadata"]["resourceVersion"]:
         raise errors.conflict(info, rp.name)
-    new = copy.deepcopy(obj)
+    new = server.rest.stored_copy(info, obj)
     _set_path(new, info.scale.spec_replicas, replicas)
     new["metadata"].pop("resourceVersion", None)
     opts = _write_options(request)
-    stored = await server.rest.update(info, rp.ns, rp.name, new, opts, require_rv=False)
+    stored = await server.rest.update(info, rp.ns, rp.name, new, opts, require_rv=False, owned=True)
     return json_response(_scale_of(info, stored))

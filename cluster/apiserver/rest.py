@@ -9,12 +9,14 @@ and the admission chain. All object dicts it hands to the store are fresh copies
 
 from __future__ import annotations
 
-import copy
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
+
+from kubetrain.base.jsoncopy import json_copy
 
 from . import errors
 from ._kubetext import go_quote, is_dns1123_subdomain
@@ -29,18 +31,26 @@ from .rest_common import (
     DeleteOptions,
     WriteOptions,
     has_namespace_finalizers,
+    new_uid,
     now_rfc3339,
     object_meta,
 )
 from .rest_delete import delete_object
 from .rest_patch import patch_object
-from .store import ObjectStore
+from .store import API_VERSION, DATA, ObjectStore, Record
+from .watch import reversion
 from .workloads import validate_deployment
 
-__all__ = ["ObjectService"]
+__all__ = ["ObjectService", "served_bytes"]
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apiserver's SimpleNameGenerator alphabet
 DEPLOYMENT_KEY = ("apps", "deployments")
+
+
+def served_bytes(rec: Record, api_version: str) -> bytes:
+    """A stored record's bytes as served under ``api_version`` (rewritten only if it differs)."""
+    data = rec[DATA]
+    return data if rec[API_VERSION] == api_version else reversion(data, api_version)
 
 
 def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,11 +89,35 @@ class ObjectService:
             raise errors.not_found(info, name)
         return obj
 
+    def get_encoded(self, info: ResourceInfo, namespace: str, name: str) -> bytes:
+        """The stored object's bytes as served under ``info``'s version, or 404; parses
+        nothing unless the apiVersion must be rewritten."""
+        rec = self.store.record(info.storage_key, namespace, name)
+        if rec is None:
+            raise errors.not_found(info, name)
+        return served_bytes(rec, info.api_version)
+
     def present(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
         """``obj`` as served under ``info``'s version (apiVersion rewritten when it differs)."""
         if obj.get("apiVersion") != info.api_version:
             return {**obj, "apiVersion": info.api_version}
         return obj
+
+    def stored_copy(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        """A deep copy of ``obj``, for a write to change: parsed afresh from the stored bytes
+        when ``obj`` is the stored object (what ``get_existing`` returned), which costs half of
+        copying the tree."""
+        data = self.store.encoded(info.storage_key, obj)
+        return orjson.loads(data) if data is not None else json_copy(obj)
+
+    def encode(self, info: ResourceInfo, obj: dict[str, Any]) -> bytes:
+        """``present(info, obj)`` serialized: the stored bytes when ``obj`` is the stored
+        object (what a write returned), so a write's answer costs no serialization."""
+        if obj.get("apiVersion") == info.api_version:
+            data = self.store.encoded(info.storage_key, obj)
+            if data is not None:
+                return data
+        return orjson.dumps(self.present(info, obj))
 
     def _check_namespace(self, info: ResourceInfo, namespace: str, name: str) -> None:
         if not info.namespaced:
@@ -205,12 +239,22 @@ class ObjectService:
     # -- create ------------------------------------------------------------------------------
 
     async def create(
-        self, info: ResourceInfo, namespace: str, body: Any, opts: WriteOptions
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        owned: bool = False,
     ) -> dict[str, Any]:
-        """POST: returns the stored object (or what would be stored, under dry run)."""
+        """POST: returns the stored object (or what would be stored, under dry run).
+
+        ``owned``: the caller hands ``body`` over (parsed for this request, shared with
+        nothing), so it is used in place instead of copied; by default it is copied.
+        """
         body = self.check_type(info, body)
         obj: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind}
-        obj.update(copy.deepcopy(body))
+        obj.update(body if owned else json_copy(body))
         obj["apiVersion"] = info.storage_api_version
         obj["kind"] = info.kind
         meta = obj.setdefault("metadata", {})
@@ -245,7 +289,7 @@ class ObjectService:
         self._check_namespace(info, namespace, name)
         for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
             meta.pop(f, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = self.now()
         if info.tracks_generation:
             meta["generation"] = 1
@@ -279,7 +323,7 @@ class ObjectService:
         await self.admit(request, mutating=False)
         opts.warnings.extend(request.warnings)
         if opts.dry_run:
-            if self.store.get(info.storage_key, meta.get("namespace", ""), meta["name"]):
+            if self.store.contains(info.storage_key, meta.get("namespace", ""), meta["name"]):
                 raise errors.already_exists(info, meta["name"])
             return obj
         stored = self.store.create(info, obj)
@@ -290,7 +334,9 @@ class ObjectService:
         base = prefix[: 63 - 5] if len(prefix) > 58 else prefix
         for _ in range(8):
             name = base + "".join(random.choices(_NAME_CHARS, k=5))
-            if self.store.get(info.storage_key, namespace if info.namespaced else "", name) is None:
+            if not self.store.contains(
+                info.storage_key, namespace if info.namespaced else "", name
+            ):
                 return name
         raise errors.already_exists(info, name)
 
@@ -310,11 +356,13 @@ class ObjectService:
         *,
         subresource: str = "",
         require_rv: bool | None = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
         """PUT (also the end of every PATCH): returns the stored object.
 
         ``require_rv``: whether a missing metadata.resourceVersion is an error (default: for
-        custom resources, as kube). A given rv that is not the stored one -> 409.
+        custom resources, as kube). A given rv that is not the stored one -> 409. ``owned``:
+        as for ``create`` (``body`` is used in place, not copied).
         """
         self.check_type(info, body)
         meta_in = object_meta(body)
@@ -345,7 +393,7 @@ class ObjectService:
                 )
         elif rv != old["metadata"].get("resourceVersion"):
             raise errors.conflict(info, name)
-        new = self._merge_for_update(info, old, copy.deepcopy(body), subresource)
+        new = self._merge_for_update(info, old, body if owned else json_copy(body), subresource)
         if info.builtin:
             if not subresource:
                 self._default_builtin(info, new, old)
@@ -358,19 +406,20 @@ class ObjectService:
     ) -> dict[str, Any]:
         old_meta = old["metadata"]
         if subresource == "finalize":
-            merged = copy.deepcopy(old)
+            merged = self.stored_copy(info, old)
             merged.setdefault("spec", {})["finalizers"] = list(
                 (new.get("spec") or {}).get("finalizers") or []
             )
             return merged
         if subresource == "status":
-            merged = {k: v for k, v in old.items() if k != "status"}
-            merged["metadata"] = dict(old_meta)
+            # everything but the status (and managedFields) stays as stored; ``new`` is owned
+            merged = self.stored_copy(info, old)
+            merged.pop("status", None)
             if "managedFields" in object_meta(new):
                 merged["metadata"]["managedFields"] = object_meta(new)["managedFields"]
             if "status" in new:
                 merged["status"] = new["status"]
-            return copy.deepcopy(merged)
+            return merged
         new["apiVersion"] = info.storage_api_version
         new["kind"] = info.kind
         meta = new.setdefault("metadata", {})
@@ -388,7 +437,7 @@ class ObjectService:
             meta["managedFields"] = old_meta["managedFields"]
         if info.has_status:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = json_copy(old["status"])
             else:
                 new.pop("status", None)
         return new
@@ -529,7 +578,7 @@ class ObjectService:
             raise errors.conflict(
                 info, name, f"pod {name} is already assigned to node {go_quote(current)}"
             )
-        new = copy.deepcopy(pod)
+        new = self.stored_copy(info, pod)
         new["spec"]["nodeName"] = node
         annotations = object_meta(binding).get("annotations")
         if annotations:

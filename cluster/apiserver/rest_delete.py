@@ -3,7 +3,6 @@ deletion, what the response carries, and CRD teardown. Part of ``rest.ObjectServ
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +93,7 @@ async def delete_object(
     await svc.admit(request, mutating=True)
     await svc.admit(request, mutating=False)
     if pending:
-        new = copy.deepcopy(old)
+        new = svc.stored_copy(info, old)
         meta = new["metadata"]
         if finalizers:
             meta["finalizers"] = finalizers
@@ -170,5 +169,5 @@ def _delete_custom_resources(svc: ObjectWrites, crd: dict[str, Any]) -> None:
     info = svc.registry.any_version(key)
     if info is None:
         return
-    for (ns, name), _obj in list(svc.store.iter_range(key, None)):
+    for (ns, name), _rec in list(svc.store.iter_records(key, None)):
         svc.store.delete(info, ns, name)

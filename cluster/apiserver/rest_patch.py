@@ -59,17 +59,19 @@ async def patch_object(
             patch_doc = parse_json(body)
         except ValueError as exc:
             raise errors.bad_request(f"error decoding patch: {exc}") from exc
-        target = svc.present(info, old)
         if content_type == MERGE_PATCH:
             if not isinstance(patch_doc, dict):
                 raise errors.bad_request("merge patch must be a JSON object")
-            result = merge_patch(target, patch_doc)
+            # patched in place on a fresh copy of the stored object, not copied value by value
+            result = merge_patch(
+                svc.present(info, svc.stored_copy(info, old)), patch_doc, owned=True
+            )
         elif content_type == JSON_PATCH:
-            result = json_patch(target, patch_doc)
+            result = json_patch(svc.present(info, old), patch_doc)
         else:
             if not isinstance(patch_doc, dict):
                 raise errors.bad_request("strategic merge patch must be a JSON object")
-            result = strategic_merge_patch(target, patch_doc, info.merge_keys)
+            result = strategic_merge_patch(svc.present(info, old), patch_doc, info.merge_keys)
     except PatchError as exc:
         raise errors.ApiError(422, "Invalid", str(exc)) from exc
     if not isinstance(result, dict):
@@ -81,8 +83,9 @@ async def patch_object(
         pass
     else:
         result_meta.pop("resourceVersion", None)
+    # the patched object is a new tree (the patch functions copy what they keep): handed over
     stored = await svc.update(
-        info, namespace, name, result, opts, subresource=subresource, require_rv=False
+        info, namespace, name, result, opts, subresource=subresource, require_rv=False, owned=True
     )
     return stored, False
 
@@ -148,9 +151,10 @@ async def _apply(
         if subresource:
             raise errors.not_found(info, name)
         object_meta(result)["name"] = name
-        return await svc.create(info, namespace, result, opts), True
+        return await svc.create(info, namespace, result, opts, owned=True), True
     object_meta(result).pop("resourceVersion", None)
+    # the patched object is a new tree (the patch functions copy what they keep): handed over
     stored = await svc.update(
-        info, namespace, name, result, opts, subresource=subresource, require_rv=False
+        info, namespace, name, result, opts, subresource=subresource, require_rv=False, owned=True
     )
     return stored, False

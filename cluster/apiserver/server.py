@@ -6,7 +6,7 @@ pod logs, and serves them over HTTP. Extension points, all to be set before ``st
 - ``admission``: ordered ``AdmissionPlugin`` list (see ``hooks.py``);
 - ``middlewares``: aiohttp middlewares run outside the API error handling (faults, metrics);
 - ``extra_routes``: aiohttp ``RouteDef``s served before the API routes (e.g. ``/metrics``);
-- ``store.add_listener(cb)``: every committed change (GC, persistence);
+- ``store.add_listener(cb)``: every committed change (GC, namespaces, metrics, pod logs);
 - ``metrics`` (``/metrics``) and ``faults`` (``/kubetrain/faults``) are installed already;
 - ``options.backend``: a ``StorageBackend`` loaded at start and appended to after commits.
 """
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from kubetrain.base.clock import RealClock
 
 from . import errors
 from .admission import WebhookAdmission
@@ -78,8 +81,12 @@ class ApiServer:
         self.cluster_ips = ClusterIPAllocator(self.options.service_cidr)
         clock = self.options.clock
 
-        def wall_time() -> float:
+        def clock_time() -> float:
             return clock.utcnow().timestamp()
+
+        # the real clock's utcnow() is time.time() wrapped in a datetime: skip the wrapping on
+        # the write path (every create and delete stamps a time)
+        wall_time: Callable[[], float] = time.time if type(clock) is RealClock else clock_time
 
         self.rest = ObjectService(
             store=self.store,
@@ -123,12 +130,11 @@ class ApiServer:
         if self._bootstrapped:
             return
         self._bootstrapped = True
-        loaded = self.store.load()
-        for key, obj in loaded:
-            if key == ("", "services"):
-                ip = (obj.get("spec") or {}).get("clusterIP")
-                if ip and ip != "None":
-                    self.cluster_ips.reserve(ip)
+        self.store.load()
+        for _, svc in self.store.iter_range(("", "services"), None):
+            ip = (svc.get("spec") or {}).get("clusterIP")
+            if ip and ip != "None":
+                self.cluster_ips.reserve(ip)
         self.rest.register_loaded_crds()
         ns_info = self.registry.lookup("", "v1", "namespaces")
         assert ns_info is not None

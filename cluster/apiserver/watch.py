@@ -1,9 +1,14 @@
 """The watch hub: per-resource event history, fan-out to watchers, and 410 when history is gone.
 
-Every committed change becomes one ``WatchEvent``. Its object is serialized once (orjson) and
-the same bytes go to every watcher that sees it unchanged; a watcher with selectors gets the
-event re-typed like kube's watch cache (an object that stops matching arrives as DELETED, one
-that starts matching as ADDED). Writers never wait for watchers: each watcher has a bounded
+Every committed change becomes one ``WatchEvent`` that carries the object as the store keeps it:
+its serialized bytes (made once, at commit) and the few parsed fields selectors need (labels).
+The event line a watcher receives is ``{"type":"...","object":`` + those bytes + ``}``, built at
+most once per (event type, apiVersion) and shared by every watcher that sees it: fan-out to K
+watchers costs one concatenation, not K serializations. A watcher with selectors gets the event
+re-typed like kube's watch cache (an object that stops matching arrives as DELETED, one that
+starts matching as ADDED); only a field selector on something other than the object's name and
+namespace, or a custom rendering (kubectl's Table rows), needs the object parsed, and the event
+parses it once for all of them. Writers never wait for watchers: each watcher has a bounded
 buffer and a watcher that lets it overflow is closed (the client relists, as with kube).
 """
 
@@ -11,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 import orjson
 
@@ -25,10 +30,13 @@ __all__ = [
     "DELETED",
     "ERROR",
     "MODIFIED",
+    "Labels",
     "WatchEvent",
     "WatchHub",
     "Watcher",
     "event_line",
+    "parse_labels",
+    "reversion",
 ]
 
 ADDED = "ADDED"
@@ -38,6 +46,11 @@ BOOKMARK = "BOOKMARK"
 ERROR = "ERROR"
 
 StorageKey = tuple[str, str]
+
+Labels = bytes
+"""An object's ``metadata.labels`` as JSON bytes (``b""`` for none): kept next to the object's
+bytes for label selectors, and, like them, never scanned by the collector (a dict or a tuple of
+pairs inside a stored record would keep the record tracked)."""
 
 _PREFIX: dict[str, bytes] = {
     t: b'{"type":"' + t.encode() + b'","object":'
@@ -50,33 +63,84 @@ def event_line(event_type: str, object_bytes: bytes) -> bytes:
     return _PREFIX[event_type] + object_bytes + b"}\n"
 
 
-@dataclass(slots=True)
-class WatchEvent:
-    """A committed change. ``obj`` is the stored object (never mutated); ``old`` the previous one.
+def reversion(data: bytes, api_version: str) -> bytes:
+    """``data`` (a serialized object) re-serialized with its apiVersion set to ``api_version``
+    (an object read through a served version that is not the one it is stored in)."""
+    obj = orjson.loads(data)
+    obj["apiVersion"] = api_version
+    return orjson.dumps(obj)
 
-    For DELETED, ``obj`` is the object as deleted (with the deletion's resourceVersion).
+
+def parse_labels(labels: Labels) -> dict[str, str] | None:
+    """``Labels`` back as the mapping a ``LabelSelector`` matches (None: no labels)."""
+    if not labels:
+        return None
+    parsed: dict[str, str] = orjson.loads(labels)
+    return parsed
+
+
+@dataclass(slots=True, eq=False)
+class WatchEvent:
+    """A committed change, as serialized at commit (never mutated afterwards).
+
+    ``data``: the object's bytes (for DELETED, the object as deleted, carrying the deletion's
+    resourceVersion); ``api_version``: the apiVersion inside them; ``labels``: its labels.
+    ``old_data``/``old_labels``: the previous state for a MODIFIED event (None otherwise), so a
+    selecting watcher can tell whether the object entered or left its selection.
     """
 
     type: str
     rv: int
-    obj: dict[str, Any]
-    old: dict[str, Any] | None
+    data: bytes
+    api_version: str
+    labels: Labels
     namespace: str
-    _lines: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    name: str
+    old_data: bytes | None = None
+    old_labels: Labels = b""
+    _obj: dict[str, Any] | None = None
+    _old: dict[str, Any] | None = None
+    _label_maps: tuple[dict[str, str] | None, dict[str, str] | None] | None = None
+    # built on first use: most events in the history are never sent, and an empty dict per
+    # event would be one more object for every collection to scan
+    _lines: dict[tuple[str, str], bytes] | None = None
+
+    def obj(self) -> dict[str, Any]:
+        """The object parsed (once, on first use; for field selectors and custom renderings).
+        Do not mutate it."""
+        if self._obj is None:
+            self._obj = orjson.loads(self.data)
+        return self._obj
+
+    def old(self) -> dict[str, Any] | None:
+        """The previous state parsed (MODIFIED only), or None. Do not mutate it."""
+        if self._old is None and self.old_data is not None:
+            self._old = orjson.loads(self.old_data)
+        return self._old
+
+    def label_maps(self) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+        """(labels, old labels) parsed, once for every selecting watcher. Do not mutate."""
+        if self._label_maps is None:
+            self._label_maps = (parse_labels(self.labels), parse_labels(self.old_labels))
+        return self._label_maps
 
     def line(self, event_type: str, api_version: str | None) -> bytes:
-        """The serialized event line as ``event_type``, with ``apiVersion`` rewritten if given.
+        """The event line as ``event_type``, with ``apiVersion`` rewritten if ``api_version`` is
+        given and differs from the stored one.
 
-        Cached: each (type, apiVersion) is serialized once however many watchers get it.
+        Cached: each (type, apiVersion) is built once however many watchers get it; with the
+        stored apiVersion the object's bytes are used as they are.
         """
-        cache_key = (event_type, api_version or "")
-        line = self._lines.get(cache_key)
+        wanted = api_version or self.api_version
+        cache_key = (event_type, wanted)
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = {}
+        line = lines.get(cache_key)
         if line is None:
-            obj = self.obj
-            if api_version and obj.get("apiVersion") != api_version:
-                obj = {**obj, "apiVersion": api_version}
-            line = event_line(event_type, orjson.dumps(obj))
-            self._lines[cache_key] = line
+            data = self.data if wanted == self.api_version else reversion(self.data, wanted)
+            line = event_line(event_type, data)
+            lines[cache_key] = line
         return line
 
 
@@ -89,7 +153,7 @@ class Watcher:
     """
 
     __slots__ = (
-        "_wake",
+        "_waiter",
         "api_version",
         "buffer",
         "closed",
@@ -127,15 +191,21 @@ class Watcher:
         self.buffer: deque[bytes] = deque()
         self.closed = False
         self.overflowed = False
-        self._wake = asyncio.Event()
+        # the handler's pending wait (None when it is not waiting); resolved True by new data
+        # or close, False by its timeout
+        self._waiter: asyncio.Future[bool] | None = None
 
-    def matches(self, obj: dict[str, Any]) -> bool:
-        """Whether ``obj`` passes this watcher's selectors (namespace checked by the caller)."""
-        if self.label_selector is not None and not self.label_selector.matches(
-            (obj.get("metadata") or {}).get("labels")
-        ):
+    def matches(
+        self, labels: Mapping[str, str] | None, obj: Callable[[], Mapping[str, Any] | None]
+    ) -> bool:
+        """Whether an object with ``labels`` passes this watcher's selectors (namespace checked
+        by the caller); ``obj`` parses the object, called only for a field selector."""
+        if self.label_selector is not None and not self.label_selector.matches(labels):
             return False
-        return self.field_selector is None or self.field_selector.matches(obj)
+        if self.field_selector is None:
+            return True
+        parsed = obj()
+        return parsed is not None and self.field_selector.matches(parsed)
 
     def event_type_for(self, event: WatchEvent) -> str | None:
         """The type this watcher sees ``event`` as, or None when it does not see it."""
@@ -143,10 +213,11 @@ class Watcher:
             return None
         if self.label_selector is None and self.field_selector is None:
             return event.type
-        now = self.matches(event.obj)
-        if event.type != MODIFIED or event.old is None:
+        labels, old_labels = event.label_maps()
+        now = self.matches(labels, event.obj)
+        if event.type != MODIFIED or event.old_data is None:
             return event.type if now else None
-        before = self.matches(event.old)
+        before = self.matches(old_labels, event.old)
         if now and before:
             return MODIFIED
         if now:
@@ -170,37 +241,77 @@ class Watcher:
             self.close()
             return
         if self.render is not None:
-            self.buffer.append(event_line(event_type, self.render(event.obj)))
+            self.buffer.append(event_line(event_type, self.render(event.obj())))
         else:
             self.buffer.append(event.line(event_type, self.api_version))
-        self._wake.set()
+        self._wake()
 
     def push_line(self, line: bytes) -> None:
         """Queue a pre-built line (synthetic ADDED, replayed history)."""
         self.buffer.append(line)
-        self._wake.set()
+        self._wake()
 
     def close(self) -> None:
         """Stop accepting events and wake the handler."""
         self.closed = True
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
 
     def drain(self) -> bytes:
         """Everything buffered, joined; empties the buffer."""
         data = b"".join(self.buffer)
         self.buffer.clear()
-        self._wake.clear()
         return data
 
     async def wait(self, timeout: float | None) -> bool:
-        """Wait until something is buffered or the watcher closed; False on timeout."""
+        """Wait until something is buffered or the watcher closed; False on timeout.
+
+        A bare future and a timer, not ``asyncio.wait_for`` (which, before Python 3.12, starts
+        a task per call): a watcher waits once per batch of events it sends.
+        """
         if self.buffer or self.closed:
             return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+            return await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+_Retained = tuple[str, int, bytes, str, bytes, str, str, bytes | None, bytes]
+"""A ``WatchEvent`` as the history keeps it: its fields in order, strings, ints and bytes only,
+so the collector untracks it (thousands of retained events per resource cost a full
+collection nothing); a replay makes ``WatchEvent`` objects of the ones it sends."""
+
+_RV: Final = 1  # position of the rv in a _Retained
+
+
+def _retain(event: WatchEvent) -> _Retained:
+    return (
+        event.type,
+        event.rv,
+        event.data,
+        event.api_version,
+        event.labels,
+        event.namespace,
+        event.name,
+        event.old_data,
+        event.old_labels,
+    )
 
 
 class WatchHub:
@@ -217,7 +328,7 @@ class WatchHub:
             raise ValueError(f"history_size must be >= 1, got {history_size}")
         self.history_size = history_size
         self.start_rv = start_rv
-        self._history: dict[StorageKey, deque[WatchEvent]] = {}
+        self._history: dict[StorageKey, deque[_Retained]] = {}
         self._floor: dict[StorageKey, int] = {}
         self._watchers: dict[StorageKey, set[Watcher]] = {}
         self.listeners: list[Callable[[StorageKey, WatchEvent], None]] = []
@@ -228,8 +339,8 @@ class WatchHub:
         if hist is None:
             hist = self._history[key] = deque()
         if len(hist) >= self.history_size:
-            self._floor[key] = hist.popleft().rv
-        hist.append(event)
+            self._floor[key] = hist.popleft()[_RV]
+        hist.append(_retain(event))
         watchers = self._watchers.get(key)
         if watchers:
             for watcher in list(watchers):
@@ -251,10 +362,10 @@ class WatchHub:
         if not hist:
             return []
         out: list[WatchEvent] = []
-        for event in reversed(hist):
-            if event.rv <= rv:
+        for retained in reversed(hist):
+            if retained[_RV] <= rv:
                 break
-            out.append(event)
+            out.append(WatchEvent(*retained))
         out.reverse()
         return out
 
@@ -281,7 +392,7 @@ class WatchHub:
         """
         for key in list(keys) if keys is not None else list(self._history):
             hist = self._history.get(key)
-            while hist and hist[0].rv <= rv:
+            while hist and hist[0][_RV] <= rv:
                 hist.popleft()
             self._floor[key] = max(self.floor(key), rv)
         if keys is None:

@@ -43,7 +43,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kubetrain.base.objects import Obj, is_controlled_by, json_copy
+from kubetrain.base.jsoncopy import json_copy
+from kubetrain.base.objects import Obj, is_controlled_by
 from kubetrain.reconcilers.api.validation import aggregate_message
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import (

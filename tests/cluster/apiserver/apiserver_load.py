@@ -1,15 +1,18 @@
 """Load loops shared by the API server benchmarks: a server in its own process, and HTTP clients
 measuring creates/s and status updates/s through aiohttp (one code path, so the in-memory and
---data rows of different benchmark files are comparable)."""
+--data rows of different benchmark files are comparable), plus the server's CPU time (the
+client shares the machine's cores, so CPU per request is the steadier figure)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -17,6 +20,7 @@ import orjson
 CM = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
 _counter = iter(range(10**9))
+_pids: dict[str, int] = {}  # url -> pid of the server process serving it
 
 
 def unique_name(prefix: str) -> str:
@@ -29,11 +33,69 @@ def server_process(code: str, *args: str) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
+    _pids[url] = proc.pid
     try:
         yield url
     finally:
+        _pids.pop(url, None)
         proc.terminate()
         proc.wait(10)
+
+
+def server_cpu_seconds(url: str) -> float:
+    """CPU seconds (user + system) the server process serving ``url`` has used so far."""
+    with open(f"/proc/{_pids[url]}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pod(name: str) -> dict[str, Any]:
+    """A pod body of realistic size (~1 KiB): labels, a container with command, env, ports."""
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {
+                "training.kubeflow.org/job-name": name.rsplit("-", 1)[0],
+                "training.kubeflow.org/replica-type": "worker",
+                "training.kubeflow.org/replica-index": name.rsplit("-", 1)[-1],
+            },
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "pytorch",
+                    "image": "docker.io/kubeflowkatib/pytorch-mnist:v1beta1-45c5727",
+                    "command": ["python3", "/opt/pytorch-mnist/mnist.py", "--epochs=1"],
+                    "env": [
+                        {"name": "MASTER_PORT", "value": "23456"},
+                        {"name": "MASTER_ADDR", "value": "job-master-0"},
+                        {"name": "WORLD_SIZE", "value": "5"},
+                        {"name": "PYTHONUNBUFFERED", "value": "1"},
+                    ],
+                    "ports": [{"name": "pytorchjob-port", "containerPort": 23456}],
+                    "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                }
+            ],
+            "restartPolicy": "OnFailure",
+        },
+    }
+
+
+async def pod_creates(url: str, path: str, count: int, concurrency: int) -> float:
+    """Pod creates (``pod`` bodies) per second under ``path`` with ``concurrency`` in flight."""
+    async with aiohttp.ClientSession() as session:
+        sem = asyncio.Semaphore(concurrency)
+        headers = {"Content-Type": "application/json"}
+
+        async def one() -> None:
+            body = orjson.dumps(pod(unique_name("job") + "-0"))
+            async with sem, session.post(url + path, data=body, headers=headers) as resp:
+                assert resp.status == 201, await resp.text()
+                await resp.read()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(count)))
+        return count / (time.perf_counter() - start)
 
 
 async def creates(url: str, count: int, concurrency: int, *, value: str = "v") -> float:

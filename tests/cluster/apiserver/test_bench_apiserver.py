@@ -2,8 +2,12 @@
 
 The server runs in its own process (as ``kubetrain cluster`` would, with uvloop when installed);
 the client is aiohttp in this process. Each round reports operations per second in
-``extra_info``: sequential creates, concurrent creates, status updates (merge patch on
-``/status``), and watch fan-out (events delivered per second to 1, 10 and 50 watchers).
+``extra_info``: sequential creates, concurrent creates (ConfigMaps, and pods of realistic size),
+status updates (merge patch on ``/status``), watch fan-out (events delivered per second to 1,
+10 and 50 watchers) and the time to LIST 5,000 or 20,000 pods. The client shares the machine's
+cores with the server (two, on the development machine), so the rates are partly the client's;
+``server_cpu_us_per_*`` (the server process's CPU time per request or write) is the server's
+own cost, and the steadier figure to compare before and after a change.
 """
 
 from __future__ import annotations
@@ -15,7 +19,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apiserver_load import CM, creates, server_process, status_updates
+from apiserver_load import (
+    CM,
+    creates,
+    pod_creates,
+    server_cpu_seconds,
+    server_process,
+    status_updates,
+)
 
 SERVER = """
 import asyncio, sys
@@ -50,8 +61,25 @@ def test_bench_sequential_creates(benchmark: Any, server_url: str) -> None:
 
 def test_bench_concurrent_creates(benchmark: Any, server_url: str) -> None:
     rates: list[float] = []
+    cpu = server_cpu_seconds(server_url)
     benchmark.pedantic(lambda: rates.append(asyncio.run(creates(server_url, 1000, 20))), rounds=3)
     benchmark.extra_info["creates_per_s_20_concurrent"] = round(max(rates))
+    benchmark.extra_info["server_cpu_us_per_create"] = round(
+        (server_cpu_seconds(server_url) - cpu) / 3000 * 1e6
+    )
+
+
+def test_bench_concurrent_pod_creates(benchmark: Any, server_url: str) -> None:
+    rates: list[float] = []
+    path = "/api/v1/namespaces/default/pods"
+    cpu = server_cpu_seconds(server_url)
+    benchmark.pedantic(
+        lambda: rates.append(asyncio.run(pod_creates(server_url, path, 1000, 20))), rounds=3
+    )
+    benchmark.extra_info["pod_creates_per_s_20_concurrent"] = round(max(rates))
+    benchmark.extra_info["server_cpu_us_per_create"] = round(
+        (server_cpu_seconds(server_url) - cpu) / 3000 * 1e6
+    )
 
 
 def test_bench_status_updates(benchmark: Any, server_url: str) -> None:
@@ -60,7 +88,9 @@ def test_bench_status_updates(benchmark: Any, server_url: str) -> None:
     benchmark.extra_info["status_updates_per_s"] = round(max(rates))
 
 
-async def _fanout(url: str, watchers: int, events: int) -> float:
+async def _fanout(url: str, watchers: int, events: int, cpu_per_write: list[float]) -> float:
+    """Events delivered per second to ``watchers`` watches while 20 clients create ``events``
+    ConfigMaps; appends the server's CPU seconds per create (and its deliveries)."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         async with session.get(url + CM, params={"limit": "1"}) as resp:
             rv = (await resp.json())["metadata"]["resourceVersion"]
@@ -85,10 +115,12 @@ async def _fanout(url: str, watchers: int, events: int) -> float:
         tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
         await ready.wait()
         await asyncio.sleep(0.2)
+        cpu = server_cpu_seconds(url)
         start = time.perf_counter()
         await creates(url, events, 20)
         counts = await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
+        cpu_per_write.append((server_cpu_seconds(url) - cpu) / events)
         assert counts == [events] * watchers
         return watchers * events / elapsed
 
@@ -96,10 +128,42 @@ async def _fanout(url: str, watchers: int, events: int) -> float:
 @pytest.mark.parametrize("watchers", [1, 10, 50])
 def test_bench_watch_fanout(benchmark: Any, server_url: str, watchers: int) -> None:
     rates: list[float] = []
+    cpu_per_write: list[float] = []
     benchmark.pedantic(
-        lambda: rates.append(asyncio.run(_fanout(server_url, watchers, 500))), rounds=2
+        lambda: rates.append(asyncio.run(_fanout(server_url, watchers, 500, cpu_per_write))),
+        rounds=2,
     )
     benchmark.extra_info["events_delivered_per_s"] = round(max(rates))
+    # one create plus its delivery to every watcher
+    benchmark.extra_info["server_cpu_us_per_write"] = round(min(cpu_per_write) * 1e6)
+
+
+@pytest.mark.parametrize("count", [5_000, 20_000])
+def test_bench_list_over_http(benchmark: Any, server_url: str, count: int) -> None:
+    """One LIST of ``count`` pods (about 1.4 KiB each once defaulted), timed to the last byte."""
+    path = f"/api/v1/namespaces/list-{count}/pods"
+
+    async def fill() -> None:
+        async with aiohttp.ClientSession() as session:
+            body = {"metadata": {"name": f"list-{count}"}}
+            async with session.post(url_ns, json=body) as resp:
+                assert resp.status == 201, await resp.text()
+        await pod_creates(server_url, path, count, 20)
+
+    async def list_all() -> int:
+        async with aiohttp.ClientSession() as session, session.get(server_url + path) as resp:
+            assert resp.status == 200
+            return len(await resp.read())
+
+    url_ns = server_url + "/api/v1/namespaces"
+    asyncio.run(fill())
+    cpu = server_cpu_seconds(server_url)
+    size = benchmark.pedantic(lambda: asyncio.run(list_all()), rounds=5, warmup_rounds=1)
+    benchmark.extra_info["items"] = count
+    benchmark.extra_info["body_mib"] = round(size / 2**20, 1)
+    benchmark.extra_info["server_cpu_ms_per_list"] = round(
+        (server_cpu_seconds(server_url) - cpu) / 6 * 1e3, 1
+    )
 
 
 def _filled_store(count: int) -> tuple[Any, Any]:
@@ -127,7 +191,7 @@ def test_bench_list_page_cost_is_independent_of_namespace_size(benchmark: Any, c
     middle = ("big", f"cm-{count // 2:06d}")
 
     def page() -> int:
-        items, _, _ = store.list(info.storage_key, "big", limit=25, after=middle)
+        items, _, _ = store.list_records(info.storage_key, "big", limit=25, after=middle)
         return len(items)
 
     assert benchmark(page) == min(25, count - count // 2 - 1)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 from apiserver_helpers import Raw
@@ -86,12 +87,12 @@ async def test_store_listener_sees_every_commit(cluster: EmbeddedCluster, raw: R
 
 
 class ListBackend:
-    def __init__(self, rv: int, objects: list[tuple[tuple[str, str], dict[str, Any]]]) -> None:
+    def __init__(self, rv: int, objects: list[tuple[tuple[str, str], bytes]]) -> None:
         self.rv = rv
         self.objects = objects
         self.batches: list[list[Change]] = []
 
-    def load(self) -> tuple[int, Iterable[tuple[tuple[str, str], dict[str, Any]]]]:
+    def load(self) -> tuple[int, Iterable[tuple[tuple[str, str], bytes]]]:
         return self.rv, self.objects
 
     def append(self, changes: Sequence[Change]) -> None:
@@ -104,7 +105,7 @@ async def test_backend_is_loaded_and_receives_batches() -> None:
         "kind": "ConfigMap",
         "metadata": {"name": "kept", "namespace": "default", "resourceVersion": "40", "uid": "u"},
     }
-    backend = ListBackend(41, [(("", "configmaps"), stored)])
+    backend = ListBackend(41, [(("", "configmaps"), orjson.dumps(stored))])
     options = ApiServerOptions(backend=backend)
     async with EmbeddedCluster(options=options) as cluster, aiohttp.ClientSession() as session:
         raw = Raw(cluster.url, session)
@@ -116,8 +117,12 @@ async def test_backend_is_loaded_and_receives_batches() -> None:
         events = await raw.watch_lines(CM, {"watch": "true", "resourceVersion": "10"}, 1)
         assert events[0]["object"]["code"] == 410
     changes = [c for batch in backend.batches for c in batch]
-    assert [c.obj["metadata"]["name"] for c in changes if c.key == ("", "configmaps")] == ["new"]
-    assert all(c.rv == int(c.obj["metadata"]["resourceVersion"]) for c in changes)
+    assert [c.name for c in changes if c.key == ("", "configmaps")] == ["new"]
+    # a change carries the committed bytes: the object as stored, at the change's rv
+    for c in changes:
+        meta = orjson.loads(c.data)["metadata"]
+        assert (meta.get("namespace", ""), meta["name"]) == (c.namespace, c.name)
+        assert c.rv == int(meta["resourceVersion"])
 
 
 async def test_middlewares_and_extra_routes() -> None:
