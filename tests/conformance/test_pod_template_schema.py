@@ -8,27 +8,13 @@ differs.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from conformance.controlplane import DEFAULT_KUBERNETES_VERSION
+from toolmodules import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    path = ROOT / "tools" / "deploy" / "pod_template_schema.py"
-    spec = importlib.util.spec_from_file_location("kubetrain_pod_template_schema", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load()
+gen = load_tool("tools/deploy/pod_template_schema.py")
 
 _REF = "#/components/schemas/"
 

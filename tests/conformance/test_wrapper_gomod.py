@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from toolmodules import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    path = ROOT / "tools" / "conformance" / "gen_wrapper_gomod.py"
-    spec = importlib.util.spec_from_file_location("kubetrain_gen_wrapper_gomod", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load()
+gen = load_tool("tools/conformance/gen_wrapper_gomod.py")
 
 KUBERNETES_GOMOD = """\
 module k8s.io/kubernetes

@@ -259,17 +259,7 @@ def test_request_kind(verb: str, path: str, kind: str) -> None:
 # -- through the ApiClient -------------------------------------------------------------------------
 
 
-async def _served(handler: Any) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-
-async def test_the_client_never_exceeds_an_explicit_qps_cap() -> None:
+async def test_the_client_never_exceeds_an_explicit_qps_cap(fake_server: Any) -> None:
     """Fast answers make the adaptive limit grow, but the fixed cap still spaces the requests:
     in fake time, 5 qps with a burst of 5 admits at most 5 + 5 t requests by time t."""
     clock = FakeClock()
@@ -279,26 +269,25 @@ async def test_the_client_never_exceeds_an_explicit_qps_cap() -> None:
         sent_at.append(clock.monotonic())
         return web.json_response({})
 
-    runner, url = await _served(handler)
+    url = await fake_server(handler)
     options = ClientOptions(qps=5, burst=5, registry=CollectorRegistry(), clock=clock)
-    try:
-        async with ApiClient(ClientConfig(server=url), options) as client:
-            calls = [
-                asyncio.ensure_future(client.request_json("POST", "/api/v1/namespaces/n/pods"))
-                for _ in range(40)
-            ]
-            while not all(c.done() for c in calls):
-                await asyncio.sleep(0.001)
-                clock.advance(0.05)
-            await asyncio.gather(*calls)
-    finally:
-        await runner.cleanup()
+    async with ApiClient(ClientConfig(server=url), options) as client:
+        calls = [
+            asyncio.ensure_future(client.request_json("POST", "/api/v1/namespaces/n/pods"))
+            for _ in range(40)
+        ]
+        while not all(c.done() for c in calls):
+            await asyncio.sleep(0.001)
+            clock.advance(0.05)
+        await asyncio.gather(*calls)
     assert len(sent_at) == 40
     for i, t in enumerate(sorted(sent_at)):
         assert i + 1 <= 5 + 5 * t + 1e-6, f"request {i + 1} sent at t={t}"
 
 
-async def test_the_client_pauses_everyone_on_retry_after_and_exports_its_limit() -> None:
+async def test_the_client_pauses_everyone_on_retry_after_and_exports_its_limit(
+    fake_server: Any,
+) -> None:
     clock = FakeClock()
     answers = iter([429] + [200] * 50)
     sent_at: list[float] = []
@@ -311,29 +300,26 @@ async def test_the_client_pauses_everyone_on_retry_after_and_exports_its_limit()
         headers = {"Retry-After": "3"} if code == 429 else {}
         return web.json_response({}, status=code, headers=headers)
 
-    runner, url = await _served(handler)
+    url = await fake_server(handler)
     registry = CollectorRegistry()
     options = ClientOptions(registry=registry, clock=clock)
-    try:
-        async with ApiClient(ClientConfig(server=url), options) as client:
-            first = asyncio.ensure_future(client.request_json("GET", "/api/v1/namespaces/n/pods/a"))
-            await first_sent.wait()
-            await asyncio.sleep(0.05)  # the 429 is in: everyone waits 3 s
-            others = [
-                asyncio.ensure_future(client.request_json("GET", f"/api/v1/namespaces/n/pods/{i}"))
-                for i in range(5)
-            ]
-            await asyncio.sleep(0.05)
-            assert len(sent_at) == 1
-            assert registry.get_sample_value(
-                "kubetrain_client_retry_after_pause_seconds", {"host": url[7:], "client": "main"}
-            ) == pytest.approx(3.0)
-            while not all(c.done() for c in [first, *others]):
-                clock.advance(0.5)
-                await asyncio.sleep(0.01)
-            await asyncio.gather(first, *others)
-    finally:
-        await runner.cleanup()
+    async with ApiClient(ClientConfig(server=url), options) as client:
+        first = asyncio.ensure_future(client.request_json("GET", "/api/v1/namespaces/n/pods/a"))
+        await first_sent.wait()
+        await asyncio.sleep(0.05)  # the 429 is in: everyone waits 3 s
+        others = [
+            asyncio.ensure_future(client.request_json("GET", f"/api/v1/namespaces/n/pods/{i}"))
+            for i in range(5)
+        ]
+        await asyncio.sleep(0.05)
+        assert len(sent_at) == 1
+        assert registry.get_sample_value(
+            "kubetrain_client_retry_after_pause_seconds", {"host": url[7:], "client": "main"}
+        ) == pytest.approx(3.0)
+        while not all(c.done() for c in [first, *others]):
+            clock.advance(0.5)
+            await asyncio.sleep(0.01)
+        await asyncio.gather(first, *others)
     assert all(t >= 3.0 for t in sent_at[1:])
     host = url[7:]
     assert (
