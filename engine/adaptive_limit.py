@@ -186,6 +186,19 @@ class AdaptiveLimit:
 
     # -- admission -----------------------------------------------------------------------------
 
+    def try_acquire(self) -> Ticket | None:
+        """A ticket now when no pause holds admissions and a slot is free with nobody waiting
+        (the common case, without a coroutine); else None: call ``acquire``."""
+        if self._in_flight >= self._limit or self._waiters:
+            return None
+        if self._resume_at and self._resume_at > self._clock.monotonic():
+            return None
+        self._in_flight += 1
+        if self._in_flight == self._limit:
+            self._full_at = self._sequence + 1
+        self._sequence += 1
+        return Ticket(self._sequence, self._in_flight, 0.0)
+
     async def acquire(self) -> Ticket:
         """Wait for a Retry-After pause to end and for a free slot; return the request's ticket.
 

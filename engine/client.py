@@ -725,7 +725,7 @@ class ApiClient:
                 await self._clock.sleep(delay)
         ticket = None
         if self._adaptive is not None:
-            ticket = await self._adaptive.acquire()
+            ticket = self._adaptive.try_acquire() or await self._adaptive.acquire()
             waited += ticket.waited
         if waited or self._limiter is not None:
             self._metrics.rate_limiter_duration.labels(verb, self._host).observe(waited)
@@ -748,7 +748,8 @@ class ApiClient:
             retry_after = min(retry_after, self.options.max_retry_after)
         self._adaptive.observe(
             ticket,
-            kind=request_kind(verb, path),
+            # the kind only matters where latency is read (no APF): skip parsing the path there
+            kind="" if self._adaptive.fair_queuing else request_kind(verb, path),
             latency=perf_counter() - start,
             status=status,
             retry_after=retry_after,

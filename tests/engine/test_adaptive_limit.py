@@ -342,3 +342,20 @@ async def test_the_client_pauses_everyone_on_retry_after_and_exports_its_limit(
         )
         == 0
     )
+
+
+async def test_try_acquire_admits_at_once_only_when_acquire_would_not_wait() -> None:
+    limit, clock = limiter(initial=2, maximum=2)
+    first, second = limit.try_acquire(), limit.try_acquire()
+    assert first is not None and second is not None and limit.try_acquire() is None  # full
+    waiter = asyncio.ensure_future(limit.acquire())
+    await asyncio.sleep(0)
+    limit.release(first, "neutral")  # the slot goes to the waiter, not to a newcomer
+    assert limit.try_acquire() is None
+    third = await waiter
+    limit.release(second, "neutral")
+    limit.release(third, "neutral")
+    limit.pause(1.0)
+    assert limit.try_acquire() is None  # a Retry-After holds every admission
+    clock.advance(1.0)
+    assert limit.try_acquire() is not None
