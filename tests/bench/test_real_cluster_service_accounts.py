@@ -6,14 +6,12 @@ with the rights the benchmark needs and that priority and fairness classifies th
 
 from __future__ import annotations
 
-import importlib.util
 import stat
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import aiohttp
 import pytest
+from toolmodules import load_tool
 
 from kubetrain.bench.scenarios.tenant_probe import PROBE_NAMESPACE
 from kubetrain.engine.client import ApiClient, ClientOptions
@@ -22,21 +20,7 @@ from kubetrain.engine.metrics import new_registry
 from kubetrain.informers.resource import CONFIGMAPS, PODS
 from kubetrain.informers.transport import ApiStatusError
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "real_cluster_tool", ROOT / "tools" / "conformance" / "real_cluster.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-real_cluster = load_tool()
+real_cluster = load_tool("tools/conformance/real_cluster.py")
 
 
 async def allowed(client: ApiClient, verb: str, group: str, resource: str) -> bool:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from test_manifests import KUBECTL, deploy_tool, operator_options, render
+from kubeapply import KUBECTL, render
+from test_manifests import deploy_tool, operator_options
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "kubetrain"

@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubeapply import render
 
 from kubetrain.cli import build_parser
 from kubetrain.operator import OperatorOptions, options_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 OVERLAYS = ["standalone", "cert-manager", "ha"]
-
-
-def render(overlay: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [KUBECTL, "kustomize", str(ROOT / "deploy" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

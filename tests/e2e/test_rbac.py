@@ -25,24 +25,21 @@ import pytest_asyncio
 import yaml
 from conformance.controlplane import ControlPlaneOptions, host_address
 from jobkit_e2e import SIM, Env, job_manifest, open_env, poll
+from kubeapply import KUBECTL, kubectl_apply, mint_token, render
 
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import ClientConfig
 from kubetrain.engine.metrics import new_registry
 from kubetrain.example_jobs import load_examples
-from kubetrain.informers.resource import NAMESPACES, ResourceRef, kubeflow
+from kubetrain.informers.resource import NAMESPACES, kubeflow
 from kubetrain.operator import Operator, OperatorOptions
 from kubetrain.reconcilers.api.kinds import BY_KIND
 from kubetrain.up import free_port
 from kubetrain.webhook_install import ENDPOINTSLICES, wait_until_admitting
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from test_manifests import render
-
 pytestmark = [pytest.mark.conformance, pytest.mark.asyncio(loop_scope="module")]
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 NAMESPACE = "kubeflow"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:kubetrain"
 AUDIT_POLICY = f"""apiVersion: audit.k8s.io/v1
@@ -53,7 +50,6 @@ rules:
     users: ["{SERVICE_ACCOUNT}"]
   - level: None
 """
-SERVICEACCOUNT_TOKENS = ResourceRef("", "v1", "serviceaccounts", True, "ServiceAccount")
 
 #: Grants the suite does not see used, each with why it is needed all the same.
 GRANTED_FOR_OTHERS: dict[tuple[str, str, str], str] = {
@@ -149,26 +145,11 @@ async def env() -> AsyncIterator[Env]:
         yield e
 
 
-def apply(kubeconfig: str, docs: list[dict[str, Any]]) -> None:
-    done = subprocess.run(
-        [KUBECTL, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", "-"],
-        input=yaml.safe_dump_all(docs),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 async def service_account_client(env: Env) -> ApiClient:
     """A client holding a TokenRequest token of the deployed ServiceAccount."""
-    review = await env.client.request_json(
-        "POST",
-        SERVICEACCOUNT_TOKENS.item_path(NAMESPACE, "kubetrain", "token"),
-        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
-    )
     plane = env.cluster
-    config = ClientConfig(server=plane.url, token=review["status"]["token"], ca_file=plane.ca_path)
+    token = await mint_token(env.client, NAMESPACE, "kubetrain")
+    config = ClientConfig(server=plane.url, token=token, ca_file=plane.ca_path)
     return ApiClient(config, ClientOptions(qps=0, registry=new_registry(process_metrics=False)))
 
 
@@ -213,9 +194,9 @@ async def test_the_deployed_rbac_grants_exactly_what_the_operator_uses(env: Env)
     docs = render("standalone")
     # No kubelet here to run the Deployment's pod: the operator runs in this process with the
     # pod's identity, and an EndpointSlice points the webhook Service at it.
-    apply(plane.kubeconfig_path, docs)
+    kubectl_apply(plane.kubeconfig_path, docs)
     if DISCOVER:
-        apply(plane.kubeconfig_path, [CLUSTER_ADMIN_BINDING])
+        kubectl_apply(plane.kubeconfig_path, [CLUSTER_ADMIN_BINDING])
     port = free_port()
     await env.client.create(
         ENDPOINTSLICES,

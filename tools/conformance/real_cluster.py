@@ -33,7 +33,6 @@ import asyncio
 import base64
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from conformance.controlplane import ControlPlaneOptions, RealControlPlane
+from kubeapply import kubectl_apply, mint_token, render
 
 from kubetrain.bench.scenarios.tenant_probe import PROBE_NAMESPACE
 from kubetrain.cluster.nodesim.options import NodeSimOptions
@@ -50,10 +50,7 @@ from kubetrain.cluster.nodesim.simulator import NodeSimulator
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.metrics import new_registry
-from kubetrain.informers.resource import SERVICEACCOUNTS
 
-ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 OPERATOR_NAMESPACE, OPERATOR_ACCOUNT = "kubeflow", "kubetrain"
 PROBE_ACCOUNT = "probe"
 RBAC_KINDS = frozenset(
@@ -144,14 +141,7 @@ def write_kubeconfig(path: Path, config: dict[str, Any]) -> None:
 
 def deploy_rbac() -> list[dict[str, Any]]:
     """deploy/overlays/standalone's namespace, ServiceAccount and RBAC objects."""
-    out = subprocess.run(
-        [KUBECTL, "kustomize", str(ROOT / "deploy" / "overlays" / "standalone")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d and d["kind"] in RBAC_KINDS]
+    return [d for d in render("standalone") if d["kind"] in RBAC_KINDS]
 
 
 def bench_rbac() -> list[dict[str, Any]]:
@@ -214,33 +204,6 @@ def bench_rbac() -> list[dict[str, Any]]:
     ]
 
 
-def kubectl_apply(kubeconfig: str, docs: list[dict[str, Any]]) -> None:
-    done = subprocess.run(
-        [KUBECTL, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", "-"],
-        input=yaml.safe_dump_all(docs),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"kubectl apply failed: {done.stderr.strip()}")
-
-
-async def mint_token(client: ApiClient, namespace: str, account: str) -> str:
-    """A TokenRequest token of ServiceAccount ``namespace/account``."""
-    review = await client.request_json(
-        "POST",
-        SERVICEACCOUNTS.item_path(namespace, account, "token"),
-        body={
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": TOKEN_SECONDS},
-        },
-    )
-    token: str = review["status"]["token"]
-    return token
-
-
 async def who_am_i(kubeconfig: Path) -> str:
     """The user name the API server sees for ``kubeconfig`` (a SelfSubjectReview)."""
     options = ClientOptions(qps=0, adaptive=None, registry=new_registry(process_metrics=False))
@@ -268,7 +231,7 @@ async def set_up_service_accounts(plane: RealControlPlane, kubeconfig: str) -> t
                 server=plane.url,
                 ca_pem=ca_pem,
                 user=f"system:serviceaccount:{namespace}:{account}",
-                token=await mint_token(admin, namespace, account),
+                token=await mint_token(admin, namespace, account, seconds=TOKEN_SECONDS),
                 namespace=namespace,
             )
             write_kubeconfig(path, config)
