@@ -189,15 +189,9 @@ class AdaptiveLimit:
     def try_acquire(self) -> Ticket | None:
         """A ticket now when no pause holds admissions and a slot is free with nobody waiting
         (the common case, without a coroutine); else None: call ``acquire``."""
-        if self._in_flight >= self._limit or self._waiters:
-            return None
         if self._resume_at and self._resume_at > self._clock.monotonic():
             return None
-        self._in_flight += 1
-        if self._in_flight == self._limit:
-            self._full_at = self._sequence + 1
-        self._sequence += 1
-        return Ticket(self._sequence, self._in_flight, 0.0)
+        return self._ticket(0.0) if self._take_free_slot() else None
 
     async def acquire(self) -> Ticket:
         """Wait for a Retry-After pause to end and for a free slot; return the request's ticket.
@@ -206,18 +200,14 @@ class AdaptiveLimit:
         as in flight from then on), so a newcomer cannot take it in between.
         """
         start = self._clock.monotonic()
-        await self._sit_out_pause()
-        if self._in_flight < self._limit and not self._waiters:
-            self._in_flight += 1
-            if self._in_flight == self._limit:
-                self._full_at = self._sequence + 1
-        else:
+        await self.wait_out_pause()
+        if not self._take_free_slot():
             self._full_at = self._sequence + 1
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
                 await waiter
-                await self._sit_out_pause()  # a pause that began while we queued
+                await self.wait_out_pause()  # a pause that began while we queued
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._in_flight -= 1  # handed a slot we will not use: pass it on
@@ -225,16 +215,26 @@ class AdaptiveLimit:
                 elif waiter in self._waiters:
                     self._waiters.remove(waiter)
                 raise
-        self._sequence += 1
-        return Ticket(self._sequence, self._in_flight, self._clock.monotonic() - start)
+        return self._ticket(self._clock.monotonic() - start)
 
-    async def _sit_out_pause(self) -> None:
-        while (left := self._resume_at - self._clock.monotonic()) > 0:
-            await self._clock.sleep(left)
+    def _take_free_slot(self) -> bool:
+        """Take a slot if one is free and nobody waits for it (waiters go first)."""
+        if self._in_flight >= self._limit or self._waiters:
+            return False
+        self._in_flight += 1
+        if self._in_flight == self._limit:
+            self._full_at = self._sequence + 1
+        return True
+
+    def _ticket(self, waited: float) -> Ticket:
+        self._sequence += 1
+        return Ticket(self._sequence, self._in_flight, waited)
 
     async def wait_out_pause(self) -> None:
-        """Wait for a Retry-After pause to end, taking no slot (for long-running watches)."""
-        await self._sit_out_pause()
+        """Wait for a Retry-After pause to end, taking no slot (watches, which are
+        long-running, call it directly)."""
+        while (left := self._resume_at - self._clock.monotonic()) > 0:
+            await self._clock.sleep(left)
 
     def pause(self, seconds: float) -> None:
         """Admit nothing for ``seconds`` (a server's Retry-After); a longer pause wins."""

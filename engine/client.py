@@ -200,7 +200,6 @@ class ApiClient:
             if self.options.adaptive is not None
             else None
         )
-        self._adaptive_fair = False  # the limiter was told the server has APF
         if self._adaptive is not None:
             AdaptiveLimitCollector.for_registry(self.options.registry).track(
                 self._adaptive, self._host, self.options.name
@@ -262,10 +261,10 @@ class ApiClient:
         data: bytes | None,
         ctype: str | None,
         per_try: float | None,
-        client_timeout: aiohttp.ClientTimeout,
     ) -> tuple[int, str | None, bytes, bool]:
         """One request and its whole answer: (status, Retry-After, body, whether the server
-        has API Priority and Fairness)."""
+        has API Priority and Fairness). No answer raises ``ConnectionError`` (http1),
+        ``aiohttp.ClientError`` or ``TimeoutError``."""
         if self.options.transport == "http1":
             target = self._base_path + path
             if query:
@@ -276,16 +275,12 @@ class ApiClient:
                 lines += b"Authorization: " + auth.encode("latin-1") + b"\r\n"
             if ctype:
                 lines += b"Content-Type: " + ctype.encode("latin-1") + b"\r\n"
-            try:
-                answer = await self._pool_now().request(
-                    method, target, lines, data, timeout=per_try
-                )
-            except TimeoutError:
-                raise
-            except ConnectionError as e:
-                raise aiohttp.ClientConnectionError(str(e)) from e
+            answer = await self._pool_now().request(method, target, lines, data, timeout=per_try)
             return answer.status, answer.retry_after, answer.body, answer.fair_queuing
         headers = await self._headers(ctype)
+        client_timeout = aiohttp.ClientTimeout(
+            total=per_try, sock_connect=self.options.connect_timeout
+        )
         async with self._session_now().request(
             method,
             self.config.server + path,
@@ -358,9 +353,6 @@ class ApiClient:
         """Like ``request_json`` but returns the raw body (pod logs, or to parse elsewhere)."""
         data, ctype = _encode(body, content_type)
         per_try = self.options.request_timeout if timeout is None else timeout
-        client_timeout = aiohttp.ClientTimeout(
-            total=per_try, sock_connect=self.options.connect_timeout
-        )
         method = method.upper()
         attempt = 0
         reauthenticated = False
@@ -372,13 +364,11 @@ class ApiClient:
             start = perf_counter()
             try:
                 status, retry_after_header, raw, fair_queuing = await self._exchange(
-                    method, path, query, data, ctype, per_try, client_timeout
+                    method, path, query, data, ctype, per_try
                 )
-                if fair_queuing and ticket is not None and not self._adaptive_fair:
-                    self._adaptive_fair = True
-                    assert self._adaptive is not None
+                if fair_queuing and self._adaptive is not None:
                     self._adaptive.note_fair_queuing()
-            except aiohttp.ClientError as e:
+            except (aiohttp.ClientError, ConnectionError) as e:
                 self._observe_failure(method, start)
                 if isinstance(e, TimeoutError):
                     timed_out = True
@@ -389,8 +379,9 @@ class ApiClient:
                 self._observe_failure(method, start)
                 raise
             finally:
+                retry_after = self._retry_after_seconds(retry_after_header)
                 if ticket is not None:
-                    self._settle(ticket, method, path, start, status, retry_after_header, timed_out)
+                    self._settle(ticket, method, path, start, status, retry_after, timed_out)
             self._observe(method, status, start, len(data) if data else 0, len(raw))
             if 200 <= status < 300:
                 return raw
@@ -398,7 +389,7 @@ class ApiClient:
                 reauthenticated = True  # the credential expired or was revoked: fetch, retry once
                 self._credentials.invalidate()
                 continue
-            delay = self._retry_delay(status, retry_after_header)
+            delay = self._retry_delay(status, retry_after)
             if delay is not None and attempt < self.options.max_retries:
                 attempt += 1
                 self._metrics.retries.labels(str(status), method, self._host).inc()
@@ -464,10 +455,10 @@ class ApiClient:
                 self._credentials.invalidate()
                 continue
             retry_after_header = resp.headers.get("Retry-After")
-            seconds = _parse_retry_after(retry_after_header)
-            if self._adaptive is not None and seconds is not None:
-                self._adaptive.pause(min(seconds, self.options.max_retry_after))
-            delay = self._retry_delay(resp.status, retry_after_header)
+            retry_after = self._retry_after_seconds(retry_after_header)
+            if self._adaptive is not None and retry_after is not None:
+                self._adaptive.pause(retry_after)
+            delay = self._retry_delay(resp.status, retry_after)
             if delay is not None and attempt < self.options.max_retries:
                 attempt += 1
                 self._metrics.retries.labels(str(resp.status), "GET", self._host).inc()
@@ -705,24 +696,24 @@ class ApiClient:
         if self._adaptive is not None and self._adaptive.paused_for > 0:
             waited = self._adaptive.paused_for
             await self._adaptive.wait_out_pause()
-        if self._limiter is not None:
-            delay = self._limiter.reserve()
-            if delay > 0:
-                waited += delay
-                await self._clock.sleep(delay)
+        waited += await self._take_token()
         if self._limiter is not None or waited:
             self._metrics.rate_limiter_duration.labels(verb, self._host).observe(waited)
+
+    async def _take_token(self) -> float:
+        """Take a token of the fixed QPS cap, if one is set; the seconds waited for it."""
+        if self._limiter is None:
+            return 0.0
+        delay = self._limiter.reserve()
+        if delay > 0:
+            await self._clock.sleep(delay)
+        return max(delay, 0.0)
 
     async def _admit(self, verb: str) -> Ticket | None:
         """Wait for the fixed QPS cap (if set), then for an adaptive slot (if enabled); the ticket
         must go back through ``_settle``. The wait is observed as client-go's rate-limiter
         latency."""
-        waited = 0.0
-        if self._limiter is not None:
-            delay = self._limiter.reserve()
-            if delay > 0:
-                waited = delay
-                await self._clock.sleep(delay)
+        waited = await self._take_token()
         ticket = None
         if self._adaptive is not None:
             ticket = self._adaptive.try_acquire() or await self._adaptive.acquire()
@@ -738,14 +729,11 @@ class ApiClient:
         path: str,
         start: float,
         status: int | None,
-        retry_after_header: str | None,
+        retry_after: float | None,
         timed_out: bool,
     ) -> None:
         """Give the adaptive limiter its slot back with what the answer says about the server."""
         assert self._adaptive is not None
-        retry_after = _parse_retry_after(retry_after_header)
-        if retry_after is not None:
-            retry_after = min(retry_after, self.options.max_retry_after)
         self._adaptive.observe(
             ticket,
             # the kind only matters where latency is read (no APF): skip parsing the path there
@@ -756,9 +744,14 @@ class ApiClient:
             timed_out=timed_out,
         )
 
-    def _retry_delay(self, status: int, retry_after: str | None) -> float | None:
-        """Seconds to wait before retrying, or None when the answer is final."""
-        seconds = _parse_retry_after(retry_after)
+    def _retry_after_seconds(self, header: str | None) -> float | None:
+        """A Retry-After header in seconds, capped at ``max_retry_after``; None when absent."""
+        seconds = _parse_retry_after(header)
+        return None if seconds is None else min(seconds, self.options.max_retry_after)
+
+    def _retry_delay(self, status: int, seconds: float | None) -> float | None:
+        """Seconds to wait before retrying (``seconds``: the answer's Retry-After), or None when
+        the answer is final."""
         if status == 429:
             delay = seconds if seconds is not None else self.options.default_retry_after
         elif 500 <= status <= 504 and seconds is not None:
