@@ -14,11 +14,13 @@ client-side apply stores the whole object in an annotation, which is limited to 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from kubetrain.base.jsoncopy import json_copy
 from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, VERSION, JobKind
 
 Schema = dict[str, Any]
@@ -60,6 +62,12 @@ def _pod_template() -> Schema:
     Vendored by ``tools/deploy/pod_template_schema.py`` from the OpenAPI document of the
     conformance tier's Kubernetes release, the way controller-gen converts the Go types.
     """
+    return json_copy(_vendored_pod_template())
+
+
+@functools.cache
+def _vendored_pod_template() -> Schema:
+    """The vendored file, read and parsed once per process (never handed out: it is shared)."""
     document: Schema = json.loads(_POD_TEMPLATE_FILE.read_bytes())
     schema: Schema = document["schema"]
     return schema
