@@ -17,7 +17,7 @@ import yaml
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.resource import SERVICEACCOUNTS
 
-__all__ = ["KUBECTL", "kubectl_apply", "mint_token", "render"]
+__all__ = ["KUBECTL", "kubectl", "kubectl_apply", "mint_token", "render"]
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -33,6 +33,20 @@ def render(overlay: str) -> list[dict[str, Any]]:
         timeout=60,
     ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+def kubectl(
+    kubeconfig: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run kubectl against ``kubeconfig``; its exit status and output, for the test to judge
+    (blocking: from a test's event loop that serves the cluster, call it in a thread)."""
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", kubeconfig, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def kubectl_apply(kubeconfig: str, docs: list[dict[str, Any]]) -> None:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +19,7 @@ import pytest_asyncio
 import yaml
 from conformance.apiserver_switch import selected_apiserver
 from jobkit_e2e import Env, open_env
+from kubeapply import kubectl
 
 from kubetrain.example_jobs import load_examples
 from kubetrain.reconcilers.api.kinds import BY_KIND
@@ -29,7 +27,6 @@ from kubetrain.reconcilers.api.kinds import BY_KIND
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 Obj = dict[str, Any]
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 EXAMPLES = {job.kind: job for job in load_examples()}
 NAMESPACE = "default"
 
@@ -105,17 +102,9 @@ class SchemaEnv:
     async def kubectl(
         self, *args: str, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run kubectl off the event loop (the embedded cluster serves from this loop)."""
-        environ = {**os.environ, "KUBECONFIG": self.env.cluster.kubeconfig_path}
-        return await asyncio.to_thread(
-            subprocess.run,
-            [KUBECTL, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=environ,
-            timeout=60,
-        )
+        """kubectl off the event loop (the embedded cluster serves from this loop)."""
+        path = self.env.cluster.kubeconfig_path
+        return await asyncio.to_thread(kubectl, path, *args, stdin=stdin)
 
     async def stored(self, job: Obj) -> Obj:
         stored = await self.env.get_job(job["kind"], NAMESPACE, job["metadata"]["name"])

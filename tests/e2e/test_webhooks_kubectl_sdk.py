@@ -15,10 +15,8 @@ import base64
 import copy
 import datetime
 import json
-import os
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +28,7 @@ import yaml
 from conformance.apiserver_switch import selected_apiserver
 from conformance.controlplane import host_address
 from jobkit_e2e import SIM, Env, open_env, poll
+from kubeapply import kubectl
 from tlsprobe import served_certificate
 
 from kubetrain.example_jobs import load_examples
@@ -45,7 +44,6 @@ training = pytest.importorskip("kubeflow.training")
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 Obj = dict[str, Any]
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 SERVICE = WebhookService(namespace="kubetrain-system")
 EXAMPLES = {job.kind: job for job in load_examples()}
 
@@ -69,10 +67,7 @@ class WebhookEnv:
         await self.start(**options)
 
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        environ = {**os.environ, "KUBECONFIG": self.env.cluster.kubeconfig_path}
-        return subprocess.run(
-            [KUBECTL, *args], input=stdin, capture_output=True, text=True, env=environ, timeout=60
-        )
+        return kubectl(self.env.cluster.kubeconfig_path, *args, stdin=stdin)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
