@@ -19,6 +19,10 @@ default is to find the concurrency the server gives, the way TCP finds a link's 
   applies once per round trip: answers to requests sent before the last cut do not cut again.
 - **Retry-After is honoured by every request**, not only the retried one: the limiter admits
   nothing until it has passed.
+- **Priorities.** When the limit is full, a freed slot goes to the waiter of the highest
+  priority (``acquire(priority=)``, from ``engine.request_priority``), in arrival order within
+  one: a job's one status write or TTL deletion is not queued behind a burst of other jobs' pod
+  creations (each many requests), the way the work queue already orders the reconciles.
 
 "Usual latency" is kept per kind of request (verb and resource: a pod create and a job list do not
 take the same time) as the smaller of the minima of the current and previous window of answers, so
@@ -35,7 +39,7 @@ hold a slot. A fixed ``--kube-api-qps``/``--kube-api-burst`` set by the user sta
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import heapq
 from dataclasses import dataclass
 from typing import Literal
 
@@ -159,7 +163,12 @@ class AdaptiveLimit:
         self._sequence = 0
         self._cut_after = 0  # answers to tickets with sequence < this cannot cut again
         self._resume_at = 0.0  # monotonic time before which nothing is admitted (Retry-After)
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # Heap of (-priority, arrival, future): highest priority first, FIFO within one. A
+        # cancelled waiter's entry stays until popped (its future is done); ``_waiting`` counts
+        # the live ones (invariant: == entries whose future is not done).
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = 0
+        self._waiting = 0
         self._usual: dict[str, _UsualLatency] = {}
         self._slowness = 0.0  # EWMA of latency / allowed latency; > 1: the server queues us
         self.fair_queuing = False
@@ -193,18 +202,22 @@ class AdaptiveLimit:
             return None
         return self._ticket(0.0) if self._take_free_slot() else None
 
-    async def acquire(self) -> Ticket:
+    async def acquire(self, *, priority: int = 0) -> Ticket:
         """Wait for a Retry-After pause to end and for a free slot; return the request's ticket.
 
-        Waiters are served in arrival order: a freed slot is handed to the oldest one (counted
-        as in flight from then on), so a newcomer cannot take it in between.
+        A freed slot is handed to the waiter of the highest ``priority``, the oldest among
+        equals (counted as in flight from then on), so a newcomer cannot take it in between.
+        Low priorities can wait as long as higher ones keep coming: callers give a high priority
+        only to requests bounded by something else (one status write per job change).
         """
         start = self._clock.monotonic()
         await self.wait_out_pause()
         if not self._take_free_slot():
             self._full_at = self._sequence + 1
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            self._arrivals += 1
+            heapq.heappush(self._waiters, (-priority, self._arrivals, waiter))
+            self._waiting += 1
             try:
                 await waiter
                 await self.wait_out_pause()  # a pause that began while we queued
@@ -212,14 +225,22 @@ class AdaptiveLimit:
                 if waiter.done() and not waiter.cancelled():
                     self._in_flight -= 1  # handed a slot we will not use: pass it on
                     self._wake()
-                elif waiter in self._waiters:
-                    self._waiters.remove(waiter)
+                elif not waiter.done():
+                    waiter.cancel()  # its heap entry is skipped when popped
+                    self._waiting -= 1
+                else:
+                    self._waiting -= 1  # cancelled while queued
                 raise
         return self._ticket(self._clock.monotonic() - start)
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot now."""
+        return self._waiting
+
     def _take_free_slot(self) -> bool:
         """Take a slot if one is free and nobody waits for it (waiters go first)."""
-        if self._in_flight >= self._limit or self._waiters:
+        if self._in_flight >= self._limit or self._waiting:
             return False
         self._in_flight += 1
         if self._in_flight == self._limit:
@@ -328,7 +349,8 @@ class AdaptiveLimit:
     def _wake(self) -> None:
         """Hand free slots to the oldest waiters (each counts as in flight from now)."""
         while self._in_flight < self._limit and self._waiters:
-            waiter = self._waiters.popleft()
+            _, _, waiter = heapq.heappop(self._waiters)
             if not waiter.done():
                 waiter.set_result(None)
+                self._waiting -= 1
                 self._in_flight += 1

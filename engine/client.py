@@ -41,6 +41,7 @@ from .adaptive_limit import AdaptiveLimit, AdaptiveLimitOptions, Ticket
 from .client_metrics import ERROR_CODE, AdaptiveLimitCollector, ClientMetrics
 from .config import ClientConfig
 from .http1 import Http1Pool
+from .request_priority import current_request_priority
 
 __all__ = [
     "PATCH_CONTENT_TYPES",
@@ -716,7 +717,9 @@ class ApiClient:
         waited = await self._take_token()
         ticket = None
         if self._adaptive is not None:
-            ticket = self._adaptive.try_acquire() or await self._adaptive.acquire()
+            ticket = self._adaptive.try_acquire() or await self._adaptive.acquire(
+                priority=current_request_priority()
+            )
             waited += ticket.waited
         if waited or self._limiter is not None:
             self._metrics.rate_limiter_duration.labels(verb, self._host).observe(waited)

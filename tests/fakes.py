@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from kubetrain.base.objects import Obj
 from kubetrain.engine.queue import NORMAL_PRIORITY
+from kubetrain.engine.request_priority import current_request_priority
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.store import Store
 
@@ -41,7 +42,8 @@ class RecordingRecorder:
 
 class RecordingJobWriter:
     """A ``JobWriter`` (``reconcilers/jobcontroller/protocols.py``) that answers at once and
-    records every request in ``requests`` as ``(verb, resource plural, name)``.
+    records every request in ``requests`` as ``(verb, resource plural, name)`` and the request
+    priority of its context (``engine.request_priority``) in ``priorities``.
 
     Objects it created or updated are what ``get`` answers. A status write stores the job with the
     next resourceVersion (from 100), appends it to ``status_writes`` and, when ``jobs`` is given,
@@ -53,6 +55,7 @@ class RecordingJobWriter:
     def __init__(self, *, jobs: Store | None = None) -> None:
         self.jobs = jobs
         self.requests: list[tuple[str, str, str]] = []
+        self.priorities: dict[tuple[str, str, str], int] = {}
         self.status_writes: list[Obj] = []
         self.patches: list[Obj] = []
         self.objects: dict[tuple[str, str, str], Obj] = {}
@@ -68,6 +71,7 @@ class RecordingJobWriter:
 
     def _request(self, verb: str, ref: ResourceRef, name: str) -> None:
         self.requests.append((verb, ref.plural, name))
+        self.priorities[(verb, ref.plural, name)] = current_request_priority()
         error = self.errors.pop((verb, name), None)
         if error is not None:
             raise error

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from kubetrain.base.objects import Obj, object_key
 from kubetrain.engine.reconcile import Request, Result, TerminalError
+from kubetrain.engine.request_priority import request_priority
 from kubetrain.informers.indexers import CONTROLLER_UID_INDEX
 from kubetrain.informers.lister import Lister
 from kubetrain.informers.resource import kubeflow
@@ -21,6 +22,7 @@ from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.decision import WARNING, StatusDecision
 from kubetrain.reconcilers.common.expectations import Expectations
 from kubetrain.reconcilers.common.kind_adapter import KindAdapter
+from kubetrain.reconcilers.common.priorities import DELETE_JOB_REQUEST_PRIORITY
 from kubetrain.reconcilers.common.status import compute_status
 from kubetrain.reconcilers.exits import ExitLog
 from kubetrain.reconcilers.metrics import JobMetrics
@@ -240,13 +242,14 @@ class JobReconciler:
     async def _delete_job(self, job: Obj, uid: str, decision: StatusDecision) -> None:
         meta = job["metadata"]
         try:
-            await self.client.delete(
-                self.job_ref,
-                meta.get("namespace"),
-                meta["name"],
-                propagation_policy="Background",
-                uid=uid,
-            )
+            with request_priority(DELETE_JOB_REQUEST_PRIORITY):
+                await self.client.delete(
+                    self.job_ref,
+                    meta.get("namespace"),
+                    meta["name"],
+                    propagation_policy="Background",
+                    uid=uid,
+                )
         except ApiStatusError as e:
             if not (e.is_not_found or e.is_conflict):
                 self._events.emit(job, WARNING, "FailedDeleteJob", f"Error deleting: {e}")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from kubetrain.base.clock import Clock
 from kubetrain.base.objects import Obj
+from kubetrain.engine.request_priority import request_priority
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.compact import merge_patch_of
+from kubetrain.reconcilers.common.priorities import STATUS_REQUEST_PRIORITY
 
 from .memory import JobMemory
 from .protocols import JobWriter
@@ -60,7 +62,12 @@ class StatusWriter:
 
     async def write(self, base: Obj, memory: JobMemory, status: Obj) -> bool:
         """Write ``status``; True when written (or nothing to write), False when the job is gone
-        or, for a finished job, changed meanwhile (its watch event brings it back)."""
+        or, for a finished job, changed meanwhile (its watch event brings it back). The request
+        queues at ``STATUS_REQUEST_PRIORITY`` for the client's in-flight limit."""
+        with request_priority(STATUS_REQUEST_PRIORITY):
+            return await self._write(base, memory, status)
+
+    async def _write(self, base: Obj, memory: JobMemory, status: Obj) -> bool:
         old_status: Obj = base.get("status") or {}
         if cond.is_finished(old_status):
             return await self._patch_finished(base, memory, old_status, status)

@@ -1,6 +1,7 @@
 """AdaptiveLimit in fake time: ramps up while answers are fast, halves on 429, honours
-Retry-After, cuts on slow answers once per round trip, serves waiters in order, and (through the
-ApiClient) never exceeds an explicit QPS cap."""
+Retry-After, cuts on slow answers once per round trip, serves waiters by priority then in order,
+and (through the ApiClient) never exceeds an explicit QPS cap and queues each request at the
+priority of its context."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kubetrain.base.clock import FakeClock
 from kubetrain.engine.adaptive_limit import AdaptiveLimit, AdaptiveLimitOptions, Ticket
 from kubetrain.engine.client import ApiClient, ClientOptions, request_kind
 from kubetrain.engine.config import ClientConfig
+from kubetrain.engine.request_priority import current_request_priority, request_priority
 
 FAST = 0.002  # seconds: a quick answer
 
@@ -195,6 +197,41 @@ async def test_waiters_are_served_in_arrival_order_and_a_cancelled_one_passes_it
     assert limit.in_flight == 0
 
 
+async def test_a_freed_slot_goes_to_the_highest_priority_then_the_oldest() -> None:
+    limit, _ = limiter(initial=1, maximum=1)
+    (held,) = await take(limit, 1)
+    order: list[str] = []
+
+    async def request(name: str, priority: int) -> None:
+        ticket = await limit.acquire(priority=priority)
+        order.append(name)
+        await asyncio.sleep(0)
+        limit.release(ticket, "neutral")
+
+    tasks = [
+        asyncio.ensure_future(request(name, priority))
+        for name, priority in [
+            ("create-1", 0),
+            ("status-1", 10),
+            ("create-2", 0),
+            ("delete", 20),
+            ("cancelled-status", 10),
+            ("status-2", 10),
+        ]
+    ]
+    await asyncio.sleep(0)
+    assert limit.waiting == 6
+    tasks[4].cancel()
+    await asyncio.sleep(0)
+    assert limit.waiting == 5
+    limit.release(held, "neutral")
+    await asyncio.gather(*tasks[:4], tasks[5])
+    assert order == ["delete", "status-1", "status-2", "create-1", "create-2"]
+    assert (limit.in_flight, limit.waiting) == (0, 0)
+    # With nobody waiting, the fast path admits again.
+    assert limit.try_acquire() is not None
+
+
 async def test_in_flight_never_exceeds_the_limit_under_random_answers() -> None:
     limit, clock = limiter(initial=4, maximum=32)
     rng = random.Random(7)
@@ -342,6 +379,52 @@ async def test_the_client_pauses_everyone_on_retry_after_and_exports_its_limit(
         )
         == 0
     )
+
+
+async def test_the_client_queues_requests_at_the_priority_of_their_context(
+    fake_server: Any,
+) -> None:
+    """``request_priority`` reaches the limiter through the client: with one slot, held by a
+    slow answer, the status write queued last is sent before the creations queued first."""
+    release, first_sent = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        sent.append(request.path.rsplit("/", 1)[-1])
+        if len(sent) == 1:
+            first_sent.set()
+            await release.wait()
+        return web.json_response({})
+
+    url = await fake_server(handler)
+    one_slot = AdaptiveLimitOptions(initial=1, minimum=1, maximum=1, latency_floor=1)
+    options = ClientOptions(registry=CollectorRegistry(), adaptive=one_slot)
+    async with ApiClient(ClientConfig(server=url), options) as client:
+
+        async def get(name: str, priority: int = 0) -> None:
+            with request_priority(priority):
+                await client.request_json("GET", f"/api/v1/namespaces/n/pods/{name}")
+
+        first = asyncio.ensure_future(get("first"))
+        await first_sent.wait()
+        queued = [asyncio.ensure_future(get(f"create-{i}")) for i in range(3)]
+        await asyncio.sleep(0.01)
+        queued.append(asyncio.ensure_future(get("status", priority=10)))
+        await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(first, *queued)
+    assert sent == ["first", "status", "create-0", "create-1", "create-2"]
+
+
+def test_request_priority_is_restored_after_its_block() -> None:
+    assert current_request_priority() == 0
+    with request_priority(20):
+        assert current_request_priority() == 20
+        with pytest.raises(RuntimeError), request_priority(10):
+            assert current_request_priority() == 10
+            raise RuntimeError
+        assert current_request_priority() == 20
+    assert current_request_priority() == 0
 
 
 async def test_try_acquire_admits_at_once_only_when_acquire_would_not_wait() -> None:

@@ -1,7 +1,8 @@
 """One reconcile (``jobcontroller/reconciler.py``): the requeue of a finished job with a TTL goes in
 at ``TTL_PRIORITY`` (also after a requeue lost to a stale cache), how late its deletion came is
-measured (``kubetrain_job_ttl_deletion_delay_seconds``), and an invalid job is failed once and
-never retried."""
+measured (``kubetrain_job_ttl_deletion_delay_seconds``), status writes and the TTL deletion queue
+for the client's slots ahead of pod creations, and an invalid job is failed once and never
+retried."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ from kubetrain.engine.reconcile import Request, TerminalError
 from kubetrain.engine.sharding import ShardedQueue
 from kubetrain.informers.store import Store
 from kubetrain.reconcilers.common import conditions as cond
+from kubetrain.reconcilers.common.priorities import (
+    DELETE_JOB_REQUEST_PRIORITY,
+    STATUS_REQUEST_PRIORITY,
+)
 from kubetrain.reconcilers.common.services import build_service
 from kubetrain.reconcilers.jobcontroller import (
     TTL_PRIORITY,
@@ -110,6 +115,34 @@ async def test_how_late_a_ttl_deletion_came_is_observed() -> None:
     assert samples[("kubetrain_job_ttl_deletion_delay_seconds_sum", None)] == 2.5
     assert samples[("kubetrain_job_ttl_deletion_delay_seconds_bucket", "2.0")] == 0
     assert samples[("kubetrain_job_ttl_deletion_delay_seconds_bucket", "5.0")] == 1
+
+
+async def test_status_writes_and_ttl_deletions_ask_for_a_higher_request_priority() -> None:
+    """Creations queue for the client's in-flight slots at 0; the job's status write at
+    ``STATUS_REQUEST_PRIORITY`` and its TTL deletion at ``DELETE_JOB_REQUEST_PRIORITY`` (the
+    limiter's order itself: tests/engine/test_adaptive_limit.py)."""
+    assert 0 < STATUS_REQUEST_PRIORITY < DELETE_JOB_REQUEST_PRIORITY
+    new = make_job("PyTorchJob", {"Master": 1, "Worker": 1}, name="fresh")
+    jobs = Store()
+    jobs.upsert(new)
+    client = RecordingJobWriter()
+    reconciler = new_reconciler(
+        "PyTorchJob",
+        client=client,
+        jobs=jobs,
+        pods=uid_indexed_store(),
+        services=uid_indexed_store(),
+    )
+    await reconciler.reconcile(Request.from_key("ns/fresh"))
+    creates = {k: p for k, p in client.priorities.items() if k[0] == "create"}
+    assert len(creates) == 4 and set(creates.values()) == {0}
+    assert client.priorities[("update/status", "pytorchjobs", "fresh")] == STATUS_REQUEST_PRIORITY
+
+    finished = job_with(status=finished_status(), rv="9", ttl=30)
+    completion = datetime(2025, 1, 1, 12, 1, 0, tzinfo=UTC)  # finished_status()'s
+    reconciler, _, client = reconciler_for(finished, now=completion + timedelta(seconds=31))
+    await reconciler.reconcile(Request.from_key("ns/done"))
+    assert client.priorities[("delete", "pytorchjobs", "done")] == DELETE_JOB_REQUEST_PRIORITY
 
 
 async def test_an_invalid_job_is_failed_once_and_never_retried() -> None:
