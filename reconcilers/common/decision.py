@@ -111,6 +111,11 @@ class StatusWork:
     events: list[Event] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
     restart_counted: bool = False  # a restart was counted in this reconcile
+    # Some replica has no pod and one is being created in this reconcile: ``succeed`` waits
+    # until it exists. A crash between a job's creates can leave replicas that were never
+    # created while the others already succeeded; a job is never reported Succeeded without
+    # them. (Failure is not held back: a failed replica fails the job whatever is missing.)
+    replicas_missing: bool = False
 
     @property
     def name(self) -> str:
@@ -147,8 +152,8 @@ class StatusWork:
 
     def succeed(self, message: str) -> None:
         """Succeeded=True, completionTime, a Normal ``<Kind>Succeeded`` event, +1 successful —
-        the event and count only on the transition."""
-        if cond.is_finished(self.status):
+        the event and count only on the transition. Not while ``replicas_missing``."""
+        if cond.is_finished(self.status) or self.replicas_missing:
             return
         self.status.setdefault("completionTime", format_time(self.now))
         if self.set_condition(cond.SUCCEEDED, cond.TRUE, message, suffix=cond.REASON_SUCCEEDED):

@@ -26,6 +26,8 @@ reference's reconcile order, with kubetrain's fixes (reference section 10):
    a Warning on every failure path (fix of quirk 9).
 8. Pods and services per replica type (create missing, delete out-of-range, restart Failed
    retryable pods, fail on permanent ExitCode failures), replica statuses, the kind's status rules.
+   Success waits while a replica's pod is being created (``StatusWork.replicas_missing``): after
+   a crash between a job's creates, the Master may have succeeded before its Workers existed.
    A job that finishes here is cleaned up in the same decision (no extra reconcile).
 9. A running job with an active deadline gets ``requeue_after`` = time left (fix of quirk 3's
    no-op ``AddAfter``).
@@ -173,6 +175,7 @@ def compute_status(
         decision.job_annotations[OPERATOR_RESTARTS_ANNOTATION] = str(restarts + new_restarts)
 
     work.status["replicaStatuses"] = replica_statuses(kind, name, ordered_types(adapter, job), pods)
+    work.replicas_missing = bool(decision.create_pods)
     adapter.update_status(work, job, pods)
 
     if cond.is_finished(work.status):

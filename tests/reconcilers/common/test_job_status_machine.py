@@ -71,6 +71,31 @@ def test_pytorch_success_sequence_and_counters() -> None:
     assert d.requeue_after is None
 
 
+def test_success_waits_for_replicas_that_were_never_created() -> None:
+    """A crash between a job's creates: the Master exists (and has succeeded), the Workers were
+    never created. They are created first; the job succeeds only once they exist."""
+    job = make_job("PyTorchJob", {"Master": 1, "Worker": 2}, run_policy={"cleanPodPolicy": "All"})
+    step(job, [])
+    master = make_pod(job, "Master", 0, "Succeeded", exit_code=0)
+    d = step(job, [master], dt=5)
+    assert [p["metadata"]["name"] for p in d.create_pods] == ["j-worker-0", "j-worker-1"]
+    assert cond_list(job["status"]) == [("Created", "True", "PyTorchJobCreated")]
+    assert d.counters.successful == 0 and "completionTime" not in job["status"]
+    workers = [make_pod(job, "Worker", i, "Pending") for i in range(2)]
+    d = step(job, [master, *workers], dt=6)
+    assert cond_list(job["status"])[-1] == ("Succeeded", "True", "PyTorchJobSucceeded")
+    assert not d.create_pods and d.counters.successful == 1
+    assert sorted(d.delete_pods) == ["j-master-0", "j-worker-0", "j-worker-1"], "then cleaned"
+
+
+def test_a_failed_replica_fails_the_job_even_with_replicas_missing() -> None:
+    job = make_job("PyTorchJob", {"Master": 1, "Worker": 2}, restart_policy="Never")
+    step(job, [])
+    d = step(job, [make_pod(job, "Master", 0, "Failed", exit_code=1)], dt=5)
+    assert cond_list(job["status"])[-1][:2] == ("Failed", "True")
+    assert not d.create_pods
+
+
 def test_fast_success_and_cleanup_all_with_ttl() -> None:
     job = make_job(
         "JAXJob", {"Worker": 2}, run_policy={"cleanPodPolicy": "All", "ttlSecondsAfterFinished": 60}
