@@ -54,8 +54,10 @@ def total_replicas(job: Obj, kind: JobKind) -> int:
 def run_policy(job: Obj, kind: JobKind) -> Obj:
     """``spec.runPolicy`` ({} when absent). MPIJob's deprecated top-level field is merged by
     defaulting, so readers never look at ``spec.cleanPodPolicy``."""
-    policy: Obj = job.get("spec", {}).get("runPolicy") or {}
-    return policy
+    spec = job.get("spec")
+    policy = spec.get("runPolicy") if isinstance(spec, dict) else None
+    # read before validation (managedBy, suspend): a part of the wrong JSON type is no policy
+    return policy if isinstance(policy, dict) else {}
 
 
 def is_suspended_spec(job: Obj, kind: JobKind) -> bool:

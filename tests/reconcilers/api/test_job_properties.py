@@ -38,6 +38,7 @@ from kubetrain.reconcilers.api.kinds import (
     JobKind,
 )
 from kubetrain.reconcilers.api.validation import FieldError, validate, validate_update, warnings
+from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.status import compute_status
 from kubetrain.reconcilers.kinds import ADAPTERS
 
@@ -299,6 +300,27 @@ def test_default_job_is_idempotent_and_never_raises(data: st.DataObject) -> None
     assert default_job(kind, once) == once
     assert job == before, "defaulting must not mutate the job"
     _assert_well_formed(validate(kind, once))
+
+
+@FAST
+@given(data=st.data())
+def test_compute_status_never_raises_and_fails_nonsense_with_the_field_named(
+    data: st.DataObject,
+) -> None:
+    """What the controller does with any job that reaches it (no webhook installed; pod
+    templates keep unknown fields): one decision, never an exception (the operator keeps
+    serving every other job); a job it refuses is Failed with a message naming a field."""
+    kind = data.draw(KINDS)
+    job = data.draw(jobs(kind, wrong=True, named=True))
+    job.pop("status", None)
+    job["metadata"] = {"name": "j", "namespace": "ns", "uid": "uid-1"}  # the server's own
+    before = copy.deepcopy(job)
+    decision = compute_status(ADAPTERS[kind.kind], job, [], [], now=T0)
+    assert job == before, "compute_status must not mutate the job"
+    if decision.invalid is not None:
+        assert cond.is_failed(decision.status)
+        assert re.search(r"\bspec\b", decision.invalid), decision.invalid
+        assert not decision.create_pods and not decision.create_services
 
 
 @FAST
