@@ -48,4 +48,5 @@ conformance-build:
 ## The conformance tier: the HTTP-level API tests and the per-kind job tests against a real
 ## control plane with simulated nodes (tests marked http_api; see tests/conformance).
 conformance: $(STAMP) conformance-build
-	$(BIN)/pytest -q --apiserver=real --timeout=120 tests/cluster/apiserver tests/conformance tests/e2e
+	$(BIN)/pytest -q --apiserver=real --timeout=120 tests/cluster/apiserver tests/conformance tests/e2e \
+		tests/bench/test_real_cluster_service_accounts.py
