@@ -33,7 +33,11 @@ CRDS = ResourceRef(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
 )
 QUICK_JOBS = 20
-DEFAULT_JOBS = {"backlog": (50_000, 500), "ttl": (5_000, QUICK_JOBS)}
+DEFAULT_JOBS = {
+    "backlog": (50_000, 500),
+    "ttl": (5_000, QUICK_JOBS),
+    "failover": (200, QUICK_JOBS),
+}
 """Scenario -> (default --jobs, --quick --jobs) where it differs from (500, QUICK_JOBS)."""
 LARGE_JOBS = {"burst": 5_000, "backlog": 200_000, "ttl": 20_000}
 """``--large``: ten times the default sizes (issue 14). The large backlog's finished jobs have had
@@ -47,8 +51,8 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=None,
-        help="jobs (default: 500, --quick: 20; ttl: 5,000; backlog: finished jobs, 50,000, "
-        "--quick: 500)",
+        help="jobs (default: 500, --quick: 20; ttl: 5,000; failover: 200; backlog: finished "
+        "jobs, 50,000, --quick: 500)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a small run (about a minute) for CI")
@@ -86,9 +90,13 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--systems",
-        default=",".join(DEFAULT_SYSTEMS),
-        help="comma-separated systems to compare, from " + ", ".join(SYSTEMS) + " (default: "
-        "%(default)s; 'reference' needs tools/conformance/build_reference_operator.sh)",
+        default=None,
+        help="comma-separated systems to compare, from "
+        + ", ".join(SYSTEMS)
+        + " (default: "
+        + ",".join(DEFAULT_SYSTEMS)
+        + "; soak, failover: kubetrain; 'reference' needs "
+        "tools/conformance/build_reference_operator.sh)",
     )
     p.add_argument("--run-seconds", type=float, default=1.0, help="simulated pod run time")
     p.add_argument("--timeout", type=float, default=None, help="per-system wait, seconds")
@@ -140,18 +148,31 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         "--rate",
         type=float,
         default=None,
-        help="churn: job arrivals per second (default: 5; --quick: 2)",
+        help="churn, soak: job arrivals per second (default: churn 5, soak 2; --quick: 2)",
     )
     p.add_argument(
         "--duration",
         type=float,
         default=None,
-        help="churn: seconds of arrivals (default: 120; --quick: 15)",
+        help="churn, soak: seconds of arrivals (default: churn 120, soak 1800; --quick: churn 15, "
+        "soak 60)",
+    )
+    p.add_argument(
+        "--restart-every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="soak: SIGTERM and restart the operator this often (default: 300; --quick: 20; "
+        "0: never)",
     )
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
-    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    names = args.systems
+    if names is None:
+        single = ("soak", "failover")  # scenarios only kubetrain can run
+        names = "kubetrain" if args.scenario in single else ",".join(DEFAULT_SYSTEMS)
+    systems = tuple(s.strip() for s in names.split(",") if s.strip())
     for s in systems:
         if s not in SYSTEMS:
             raise ValueError(f"--systems: unknown system {s!r}; choose from {', '.join(SYSTEMS)}")
@@ -171,8 +192,16 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     timeout = args.timeout if args.timeout is not None else max(120.0, min(jobs * 1.0, 900.0))
     if args.scenario == "backlog" and args.timeout is None:
         timeout = max(120.0, jobs * 0.02)
-    churn_rate = args.rate if args.rate is not None else (2.0 if args.quick else 5.0)
-    churn_seconds = args.duration if args.duration is not None else (15.0 if args.quick else 120.0)
+    soak = args.scenario == "soak"
+    churn_rate = args.rate if args.rate is not None else (2.0 if args.quick or soak else 5.0)
+    churn_seconds = args.duration if args.duration is not None else (
+        (60.0 if soak else 15.0) if args.quick else (1800.0 if soak else 120.0)
+    )  # fmt: skip
+    restart_every = getattr(args, "restart_every", None)
+    if restart_every is None:
+        restart_every = 20.0 if args.quick else 300.0
+    if soak and args.timeout is None:
+        timeout = 60.0 if args.quick else 120.0  # after the arrivals: the last jobs' end and TTL
     if churn_rate <= 0 or churn_seconds <= 0:
         raise ValueError("--rate and --duration must be > 0")
     if args.kubeconfig is None and (args.operator_kubeconfig or args.probe_kubeconfig):
@@ -194,6 +223,9 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         chaos_kills=args.kills if args.kills is not None else (2 if args.quick else 3),
         churn_rate=churn_rate,
         churn_seconds=churn_seconds,
+        sample_interval_seconds=2.0 if soak and not args.quick else 1.0,
+        soak_restart_seconds=restart_every,
+        soak_warmup_seconds=5.0 if args.quick else 30.0,
         probe=None if args.no_probe else ProbeOptions(idle_seconds=2.0 if args.quick else 5.0),
         system=SystemOptions(
             operator_qps=args.operator_qps,
@@ -229,7 +261,7 @@ async def run_scenario(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     if kubeconfig is None:
         pods = options.jobs * options.shape.pods + 16
-        if scenario == "churn":  # up to 8 pods a job, rate x duration jobs
+        if scenario in ("churn", "soak"):  # up to 8 pods a job, rate x duration jobs
             pods = int(options.churn_rate * options.churn_seconds + 2) * 8 + 16
         if scenario == "backlog":  # backlog pods sit on no node; the new jobs need room
             pods = (options.new_jobs + 2) * options.shape.pods * len(options.systems) + 16

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["cpu_seconds", "peak_rss_bytes", "rss_bytes"]
+__all__ = ["cpu_seconds", "open_fds", "peak_rss_bytes", "rss_bytes"]
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -47,3 +47,12 @@ def rss_bytes(pid: int) -> int | None:
     """Current resident set size of ``pid`` (``VmRSS``), bytes."""
     kib = _status_kib(pid, "VmRSS")
     return None if kib is None else kib * 1024
+
+
+def open_fds(pid: int) -> int | None:
+    """File descriptors ``pid`` has open now (entries of ``/proc/<pid>/fd``; readable for our own
+    children)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None

@@ -153,7 +153,8 @@ def _plot(name: str, scenario: dict[str, Any], path: Path) -> None:
 
 def _plot_timeseries(name: str, scenario: dict[str, Any], path: Path) -> None:
     """One panel per ``series`` column (sampled over time) and one per latency (per job, by
-    arrival time), every system on each panel (the churn scenario)."""
+    arrival time), every system on each panel (churn, soak); a system's ``restarts`` (seconds,
+    soak) are dotted vertical lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,6 +176,8 @@ def _plot_timeseries(name: str, scenario: dict[str, Any], path: Path) -> None:
             ]
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], label=system)
+            for i, at in enumerate(data.get("restarts") or []):  # soak: operator restarts
+                ax.axvline(at, color="grey", ls=":", lw=0.8, label="restart" if i == 0 else None)
         ax.set_title(column.replace("_", " "))
         ax.set_xlabel("seconds")
     for ax, latency in zip(flat[len(series) :], latencies, strict=False):

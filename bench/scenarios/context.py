@@ -86,6 +86,12 @@ class BenchOptions:
     """churn scenario: how long jobs arrive (``--duration``)."""
     sample_interval_seconds: float = 1.0
     """churn scenario: queue depth, CPU and RSS are sampled this often."""
+    soak_restart_seconds: float = 300.0
+    """soak scenario: the operator is stopped with SIGTERM and started again this often
+    (``--restart-every``; <= 0: never)."""
+    soak_warmup_seconds: float = 30.0
+    """soak scenario: samples this long (or 20 % of the epoch, if longer) after each (re)start are
+    left out of the slopes."""
     probe: ProbeOptions | None = field(default_factory=ProbeOptions)
     """burst scenario: the tenant probe's pace and idle phase (``tenant_probe.py``); None: no
     probe (``--no-probe``)."""
