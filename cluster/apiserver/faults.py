@@ -32,6 +32,7 @@ import asyncio
 import random
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -50,7 +51,9 @@ __all__ = ["ACTIONS", "ActiveFault", "FaultInjector", "FaultRule", "FaultRuleErr
 
 ADMIN_PATH = "/kubetrain/faults"
 
-ACTIONS = frozenset({"latency", "error", "drop_watch", "force_410", "compact", "reset"})
+ACTIONS = frozenset(
+    {"latency", "error", "drop_watch", "force_410", "compact", "reset", "partition"}
+)
 """- ``latency``: the request waits ``latency_seconds`` before it is served (other rules still apply).
 - ``error``: the request is answered with ``code`` (429 with Retry-After ``retry_after_seconds``,
   500, or 503 with Retry-After when ``retry_after_seconds`` > 0) as a kube Status.
@@ -63,6 +66,15 @@ ACTIONS = frozenset({"latency", "error", "drop_watch", "force_410", "compact", "
 - ``compact``: forgets the watch history of the resource now (when added): every later watch or
   continue from an older resourceVersion gets 410, as after an etcd compaction. One shot.
 - ``reset``: the TCP connection is reset (RST) before any response byte.
+- ``partition``: a network partition for ``duration_seconds``: when added, every open watch stream
+  of the resource ends (of every client: the hub does not know who opened a stream; clients the
+  rule does not match simply re-watch), and until the duration is over every matching request,
+  watches included, has its connection reset (RST) before any response byte, as if the server
+  were unreachable. Each refused request is one firing; the rule goes inactive when the duration
+  is over. ``rate`` and ``count`` must keep their defaults (a partition is total).
+
+``user_agent`` (any request action): only requests whose User-Agent header starts with it are
+hit, so one client (the operator) can be cut off while others (a harness, simulated nodes) go on.
 """
 
 VERBS = frozenset(
@@ -98,6 +110,8 @@ class FaultRule:
     after_events: int = 0
     rate: float = 1.0
     count: int | None = None
+    duration_seconds: float = 0.0
+    user_agent: str | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -147,6 +161,38 @@ class FaultRule:
                 )
         if action == "force_410" and self.verb not in ("*", "watch", "list"):
             raise FaultRuleError('verb: action force_410 applies to "watch", "list" or "*"')
+        if not (
+            isinstance(self.duration_seconds, int | float)
+            and not isinstance(self.duration_seconds, bool)
+            and self.duration_seconds >= 0
+        ):
+            raise FaultRuleError(
+                f"duration_seconds: must be a number >= 0, got {self.duration_seconds!r}"
+            )
+        if action == "partition":
+            if not self.duration_seconds > 0:
+                raise FaultRuleError("duration_seconds: must be > 0 for action partition")
+            if self.rate != 1.0 or self.count is not None:
+                raise FaultRuleError(
+                    "rate/count: action partition refuses every matching request for "
+                    "duration_seconds; leave rate 1 and count null (use reset for partial loss)"
+                )
+            if "/" in self.resource:
+                raise FaultRuleError(
+                    "resource: action partition takes a plural or '*', not a subresource"
+                )
+        elif self.duration_seconds:
+            raise FaultRuleError("duration_seconds: only action partition takes a duration")
+        if self.user_agent is not None:
+            if not isinstance(self.user_agent, str) or not self.user_agent:
+                raise FaultRuleError(
+                    f"user_agent: must be a non-empty string or null, got {self.user_agent!r}"
+                )
+            if action in ("drop_watch", "compact"):
+                raise FaultRuleError(
+                    f"user_agent: not supported for action {action} (it acts on the server's "
+                    "watch streams and history, not on one client's requests); remove it"
+                )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultRule:
@@ -178,6 +224,10 @@ class FaultRule:
             return False
         return self._matches_resource(info.resource, info.subresource)
 
+    def matches_user_agent(self, user_agent: str) -> bool:
+        """Whether a request with this User-Agent header is one this rule targets."""
+        return self.user_agent is None or user_agent.startswith(self.user_agent)
+
     def matches_resource(self, info: ResourceInfo) -> bool:
         """Whether events of the resource ``info`` are this rule's (watch faults)."""
         if self.group is not None and self.group != info.group:
@@ -204,6 +254,7 @@ class ActiveFault:
     fired: int = 0
     active: bool = True
     events_seen: int = 0  # drop_watch: events counted since the last firing
+    ends_at: float | None = None  # partition: time.monotonic() when it is over
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.rule.to_dict(), "fired": self.fired, "active": self.active}
@@ -239,6 +290,7 @@ class FaultInjector:
     @property
     def faults(self) -> list[ActiveFault]:
         """Every rule added since the last ``clear``, active or spent, in order."""
+        self._end_partitions()
         return list(self._all)
 
     def seed(self, seed: int) -> None:
@@ -264,6 +316,10 @@ class FaultInjector:
         elif rule.action == "drop_watch":
             self._event_faults.append(fault)
             self._sync_listener()
+        elif rule.action == "partition":
+            fault.ends_at = time.monotonic() + rule.duration_seconds
+            self._drop_watches(rule, None)
+            self._request_faults.append(fault)
         else:
             self._request_faults.append(fault)
         return fault
@@ -302,6 +358,13 @@ class FaultInjector:
         if fault in self._event_faults:
             self._event_faults.remove(fault)
             self._sync_listener()
+
+    def _end_partitions(self) -> None:
+        """Retire partitions whose duration is over."""
+        now = time.monotonic()
+        for fault in list(self._request_faults):
+            if fault.ends_at is not None and now >= fault.ends_at:
+                self._retire(fault)
 
     def _sync_listener(self) -> None:
         want = bool(self._event_faults)
@@ -357,9 +420,11 @@ class FaultInjector:
         info = request_info(request)
         if info is None:
             return await handler(request)
+        self._end_partitions()
+        user_agent = request.headers.get("User-Agent", "")
         for fault in list(self._request_faults):
             rule = fault.rule
-            if not rule.matches_request(info):
+            if not rule.matches_request(info) or not rule.matches_user_agent(user_agent):
                 continue
             if rule.action == "force_410" and not _from_old_version(info, request):
                 continue
@@ -372,7 +437,7 @@ class FaultInjector:
                 return _error_response(rule)
             if rule.action == "force_410":
                 return await self._expired(request, info)
-            if rule.action == "reset":
+            if rule.action in ("reset", "partition"):
                 _reset_connection(request)
                 raise asyncio.CancelledError  # aiohttp drops the connection silently
         return await handler(request)
@@ -407,6 +472,7 @@ class FaultInjector:
         ]
 
     def _listing(self) -> dict[str, Any]:
+        self._end_partitions()
         return {"seed": self._seed, "rules": [f.to_dict() for f in self._all]}
 
     async def _http_list(self, request: web.Request) -> web.Response:

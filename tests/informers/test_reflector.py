@@ -217,9 +217,28 @@ async def test_500_burst_backs_off_exponentially_then_resets_after_two_healthy_m
     bases = [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0]
     assert len(env.clock.sleeps) == 7
     for delay, base in zip(env.clock.sleeps, bases, strict=True):
-        assert base <= delay <= min(30.0, 2 * base)
+        assert base <= delay < 2 * base  # jitter after the cap: 30 .. 60 s there
     assert len(env.transport.list_calls) == 1  # 5xx on watch: re-watch, never relist
     assert env.metric("kubetrain_informer_watch_restarts_total", reason="error") == 7
+
+
+async def test_a_410_after_an_outage_relists_without_the_outages_grown_backoff(env: Env) -> None:
+    """A partition grew the delays to 12.8 s and more; the server's first answer is a 410 (its
+    history was compacted meanwhile): the relist follows after an initial delay, not a grown one."""
+    env.transport.lists.append(page([pod("a", "5")], "10"))
+    for _ in range(5):
+        env.transport.watches.append(ConnectionResetError("partitioned"))
+    env.transport.watches.append(gone())
+    env.transport.lists.append(page([pod("a", "30")], "40"))
+    env.transport.watches.append(Stream([], end="hang"))
+    env.start()
+    for _ in range(6):
+        await env.clock.step()
+    *outage, before_relist = env.clock.sleeps
+    assert len(outage) == 5 and outage[-1] >= 12.8
+    assert 0.8 <= before_relist < 1.6
+    assert [c["resourceVersion"] for c in env.transport.list_calls] == ["0", ""]  # consistent
+    assert env.sink.calls[-1] == ("replace", ["default/a"], "40")
 
 
 async def test_backoff_resets_after_two_minutes_without_failures(env: Env) -> None:
@@ -402,3 +421,41 @@ async def test_options_are_validated_with_the_field_name() -> None:
         ReflectorOptions(watch_timeout_min=700)
     with pytest.raises(ValueError, match="inactivity_timeout"):
         ReflectorOptions(inactivity_timeout=0)
+
+
+async def test_refused_connections_back_off_with_jitter_not_in_lockstep() -> None:
+    """A partition: every watch of two reflectors is refused. Each backs off 0.8 s doubling with
+    jitter (each delay in [base, 2 * base), the base capped), so their retries drift apart instead of
+    reaching the server together."""
+    clock = RecordingClock()
+    tasks: list[asyncio.Task[None]] = []
+    for seed in (1, 2):
+        transport = FakeTransport()
+        transport.lists.append(page([], "10"))
+        for _ in range(6):
+            transport.watches.append(ConnectionRefusedError("connection refused"))
+        transport.watches.append(Stream([], end="hang"))
+        reflector = Reflector(
+            transport=transport,
+            resource=PODS,
+            sink=RecordingSink(),
+            options=ReflectorOptions(inactivity_timeout=None),
+            clock=clock,
+            rng=random.Random(seed),
+        )
+        tasks.append(asyncio.create_task(reflector.run()))
+    try:
+        for _ in range(12):
+            await clock.step()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(clock.sleeps) == 12  # 6 backoffs each, no hot loop, no relist
+    bases = [0.8, 1.6, 3.2, 6.4, 12.8, 25.6]
+    # the steps' ranges [base, 2 * base) are disjoint: sorted, the sleeps pair up by step
+    steps = sorted(clock.sleeps)
+    for i, base in enumerate(bases):
+        pair = steps[2 * i : 2 * i + 2]
+        assert all(base <= d < 2 * base for d in pair), (base, pair)
+        assert pair[0] != pair[1]  # jitter: not the same delay

@@ -1,4 +1,5 @@
-"""Fault injection: errors, latency, watch drops, 410s, compaction, resets, rate/count, HTTP admin."""
+"""Fault injection: errors, latency, watch drops, 410s, compaction, resets, partitions,
+rate/count, HTTP admin."""
 
 from __future__ import annotations
 
@@ -113,6 +114,59 @@ async def test_connection_reset(cluster: EmbeddedCluster) -> None:
         async with session.post(cluster.url + CM, json=cm("a")) as resp:
             assert resp.status == 201
     assert fault.fired == 1
+
+
+async def test_partition_drops_watches_and_refuses_every_request_for_its_duration(
+    cluster: EmbeddedCluster, raw: Raw
+) -> None:
+    watch = asyncio.create_task(_watch_events(cluster, {}))
+    await wait_for_watchers(cluster, 1, ("", "configmaps"))
+    fault = cluster.api.faults.add(FaultRule(action="partition", duration_seconds=0.5))
+    assert await asyncio.wait_for(watch, 5) == []  # the open stream ended at the start
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):  # a new connection each time: still refused (RST, no answer)
+            with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+                await session.get(cluster.url + CM)
+        with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+            await session.get(cluster.url + CM, params={"watch": "true"})
+        async with session.get(cluster.url + "/metrics") as resp:  # not a resource request
+            assert resp.status == 200
+        listed = await raw.get(FAULTS)
+        assert listed[1]["rules"][0]["active"] is True
+        # each refused request fired it (aiohttp itself retries a GET once on a dropped connection)
+        refused = fault.fired
+        assert refused >= 3 and fault.active
+        await asyncio.sleep(0.6)
+        async with session.get(cluster.url + CM) as resp:  # over: served again
+            assert resp.status == 200
+    assert fault.fired == refused and not fault.active
+    assert cluster.api.faults.faults[0].active is False
+
+
+async def test_partition_of_one_user_agent_leaves_other_clients_alone(
+    cluster: EmbeddedCluster,
+) -> None:
+    fault = cluster.api.faults.add(
+        FaultRule(action="partition", duration_seconds=30, user_agent="operator/")
+    )
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+            await session.get(cluster.url + CM, headers={"User-Agent": "operator/1.0"})
+        async with session.get(cluster.url + CM, headers={"User-Agent": "harness/1"}) as resp:
+            assert resp.status == 200
+    assert fault.fired >= 1  # only the operator's request (aiohttp may have retried it once)
+    cluster.api.faults.clear()
+    assert not fault.active
+
+
+async def test_partition_over_http_admin(cluster: EmbeddedCluster, raw: Raw) -> None:
+    rule = {"action": "partition", "resource": "configmaps", "duration_seconds": 5}
+    status, body, _ = await raw.post(FAULTS, [rule])
+    assert status == 201
+    (listed,) = body["rules"]
+    assert listed["duration_seconds"] == 5 and listed["user_agent"] is None and listed["active"]
+    assert (await raw.get("/api/v1/namespaces/default/secrets"))[0] == 200  # other resource
+    await raw.delete(FAULTS)
 
 
 async def wait_for_watchers(
@@ -272,6 +326,14 @@ async def test_http_admin_refuses_bad_rules_naming_the_field(
         ({"action": "drop_watch", "verb": "create"}, "verb"),
         ({"action": "force_410", "verb": "create"}, "verb"),
         ({"action": "compact", "resource": "pods/status"}, "resource"),
+        ({"action": "partition"}, "duration_seconds"),
+        ({"action": "partition", "duration_seconds": 1, "rate": 0.5}, "rate"),
+        ({"action": "partition", "duration_seconds": 1, "count": 3}, "count"),
+        ({"action": "partition", "duration_seconds": 1, "resource": "pods/log"}, "resource"),
+        ({"action": "error", "duration_seconds": 1}, "duration_seconds"),
+        ({"action": "partition", "duration_seconds": -1}, "duration_seconds"),
+        ({"action": "error", "user_agent": ""}, "user_agent"),
+        ({"action": "compact", "user_agent": "x"}, "user_agent"),
     ],
 )
 def test_invalid_rules_name_the_field(kwargs: dict[str, object], field: str) -> None:
