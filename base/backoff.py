@@ -1,8 +1,10 @@
 """``Backoff``: jittered exponential delays between failed attempts (reflectors, leader election).
 
 client-go's reflector backoff (controller-machinery.md 2.1): 800 ms doubling to a 30 s cap, full
-jitter (each delay in [d, 2d), capped), reset once 2 minutes pass without a backoff. Against an
-unhealthy API server that is about 0.2 requests per second per informer instead of a hot loop.
+jitter applied after the cap (each delay in [d, 2d) for the capped base d, as client-go's
+``wait.Backoff.Step``: at the cap, delays spread over 30-60 s, so informers that failed together do
+not retry in lockstep), reset once 2 minutes pass without a backoff. Against an unhealthy API
+server that is at most about 0.2 requests per second per informer instead of a hot loop.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ class BackoffOptions:
     factor: float = 2.0
     """Each consecutive failure multiplies the base delay by this."""
     jitter: float = 1.0
-    """A delay is ``base * (1 + jitter * U[0, 1))``, then capped."""
+    """A delay is ``base * (1 + jitter * U[0, 1))``, the base capped first."""
     cap: float = 30.0
-    """No delay is longer than this, seconds."""
+    """No base delay is longer than this, seconds (a jittered delay: up to ``cap * (1 +
+    jitter)``)."""
     reset_after: float = 120.0
     """When this long has passed since the previous backoff, start again from ``initial``."""
 
@@ -64,7 +67,7 @@ class Backoff:
         if self._last_backoff_at is not None and now - self._last_backoff_at >= opts.reset_after:
             self._base = opts.initial
         self._last_backoff_at = now
-        delay = min(opts.cap, self._base * (1.0 + opts.jitter * self._rng.random()))
+        delay = self._base * (1.0 + opts.jitter * self._rng.random())
         self._base = min(opts.cap, self._base * opts.factor)
         return delay
 

@@ -13,7 +13,8 @@ kopf-style inactivity timeout:
   watch. Any failure before that bookmark falls back to LIST; a 4xx answer (server without the
   feature) disables WatchList for this reflector.
 - Watch: ``allowWatchBookmarks=true``, ``timeoutSeconds`` uniform in [5, 10] min, from the last
-  RV. A clean end re-watches at once. 410 Gone (HTTP or ERROR event) -> backoff, relist (the sink
+  RV. A clean end re-watches at once. 410 Gone (HTTP or ERROR event) -> backoff from the initial
+  delay (the server answered: failures before it say nothing about it now), relist (the sink
   turns vanished objects into tombstones). 429 -> wait Retry-After (or backoff), re-watch without
   relist. Dropped streams, connection errors and 5xx -> backoff, re-watch from the last RV. Other
   4xx -> backoff, relist. No event nor bookmark for ``inactivity_timeout`` -> reconnect. A watch
@@ -223,6 +224,10 @@ class Reflector:
                     "%s: resourceVersion %s expired (%s), relisting", self._name, self._rv, err
                 )
                 self._rv_unavailable = True
+                # A 410 is an answer: the server is reachable again, so the delays grown while
+                # it was not (a partition) do not hold back the relist; consecutive 410s still
+                # back off from the initial delay.
+                self._backoff.reset()
                 return "expired", True, self._backoff.next_delay()
             if err.is_too_many_requests:
                 delay = (

@@ -19,7 +19,17 @@ def test_without_jitter_delays_double_up_to_the_cap() -> None:
 def test_full_jitter_stays_within_base_and_twice_base_capped() -> None:
     backoff = Backoff(clock=FakeClock(), rng=random.Random(7))
     for base in [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0]:
-        assert base <= backoff.next_delay() <= min(30.0, 2 * base)
+        assert base <= backoff.next_delay() < 2 * base
+
+
+def test_jitter_applies_after_the_cap_so_capped_delays_still_spread() -> None:
+    """client-go's wait.Backoff: at the cap, delays are in [30, 60) s, not all exactly 30 s."""
+    backoff = Backoff(clock=FakeClock(), rng=random.Random(3))
+    for _ in range(8):
+        backoff.next_delay()
+    capped = [backoff.next_delay() for _ in range(20)]
+    assert all(30.0 <= d < 60.0 for d in capped)
+    assert len({round(d, 3) for d in capped}) == 20
 
 
 def test_two_quiet_minutes_on_the_clock_start_the_sequence_again() -> None:
