@@ -63,6 +63,8 @@ def page_not_found() -> web.Response:
 
 
 SIM_GROUP = "sim.kubetrain.dev"
+_SIM_PREFIX = f"/apis/{SIM_GROUP}/"
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ApiServer:
@@ -149,7 +151,10 @@ class ApiServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (middlewares and extra routes as set now)."""
-        middlewares: list[Any] = [*self.middlewares, self._error_middleware]
+        # the durability wait only where there is something to wait for (--data): one
+        # middleware less on every request of an in-memory server
+        durable = [self._durable_middleware] if self.store.persistent else []
+        middlewares: list[Any] = [*self.middlewares, *durable, self._error_middleware]
         app = web.Application(
             middlewares=middlewares,
             client_max_size=self.options.max_body_bytes,
@@ -234,6 +239,27 @@ class ApiServer:
         except Exception as exc:  # an internal error must still be a Status
             err = errors.internal(f"{type(exc).__name__}: {exc}")
             return json_response(err.to_status(), status=500)
+
+    @web.middleware
+    async def _durable_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Answer a mutating request only once what it committed is durable (the store's
+        backend committed it: group commit, as kube-apiserver answers after etcd's commit);
+        a success becomes a 500 Status when persistence failed. Reads and the simulator's
+        pod-log channel (not stored) pass through; without ``--data`` it costs no await."""
+        response = await handler(request)
+        if (
+            request.method not in _READ_METHODS
+            and not self.store.is_durable()
+            and not request.path.startswith(_SIM_PREFIX)
+        ):
+            try:
+                await self.store.wait_durable()
+            except errors.ApiError as exc:
+                if response.status < 400:  # an error answer stays: it acknowledged nothing
+                    return json_response(exc.to_status(), status=exc.code)
+        return response
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok", content_type="text/plain")

@@ -20,8 +20,13 @@ write, as before); the store takes ownership of a dict when it commits it.
 Per storage key the records sit in a ``SortedDict`` keyed by (namespace, name), so a namespace
 is a contiguous range and a page of a LIST costs O(log n + page), whatever the total.
 
-Every commit goes, in order, to: the watch hub (history + fan-out), the registered listeners
-(GC, metrics, pod logs...) and the storage backend (batched once per loop iteration).
+Every commit goes to the watch hub (history + fan-out), the registered listeners (GC, metrics,
+pod logs...) and the storage backend (batched once per loop iteration). Watchers see a change at
+commit time, before it is durable; the HTTP answer to the write waits for durability
+(``wait_durable``, awaited by the server for every mutating request). With a ``DurableBackend``
+(``SqliteBackend``) the store hands out only resourceVersions below the backend's ``rv_limit``
+(committed rv + a gap), so a server restarted after a crash continues past every resourceVersion
+any client saw, even on a watch.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 import orjson
 from sortedcontainers import SortedDict
@@ -45,6 +50,7 @@ from .watch import ADDED, DELETED, MODIFIED, Labels, WatchEvent, WatchHub, parse
 
 __all__ = [
     "Change",
+    "DurableBackend",
     "Listener",
     "MemoryBackend",
     "ObjectKey",
@@ -111,6 +117,31 @@ class StorageBackend(Protocol):
     def append(self, changes: Sequence[Change]) -> None: ...
 
 
+@runtime_checkable
+class DurableBackend(StorageBackend, Protocol):
+    """A backend that answers for durability (``persistence.SqliteBackend``).
+
+    - ``durable_rv``: every change with an rv up to it is committed (after ``load``: the rv it
+      returned). Only grows.
+    - ``rv_limit``: the store hands out only rvs below it. A backend guarantees that a restart
+      after a crash continues from at least the ``rv_limit`` it had committed (so from above
+      every rv handed out); it raises the limit as it commits. -1 once writing failed.
+    - ``error``: why writing failed (nothing is committed any more), else None.
+    - ``wait_durable(timeout)``: block until everything appended so far is committed (or
+      writing failed); False on timeout.
+    - ``wait_rv(rv)``: return once ``durable_rv >= rv``; raise (the backend's error) when
+      writing failed first. Called on the event loop's thread.
+    """
+
+    durable_rv: int
+    rv_limit: int
+    error: BaseException | None
+
+    def wait_durable(self, timeout: float | None = None) -> bool: ...
+
+    async def wait_rv(self, rv: int) -> None: ...
+
+
 class MemoryBackend:
     """The default backend: nothing to load, nothing to keep."""
 
@@ -169,11 +200,12 @@ def _metadata_only(fsel: FieldSelector) -> bool:
 class ObjectStore:
     """All objects, indexed by storage key, (namespace, name) and owner uid.
 
-    Invariants: ``rv`` is the resourceVersion of the last commit and only grows; every stored
-    record's data carries ``metadata.resourceVersion == str(record rv)``; ``_parsed[(key,
-    okey)]``, when present, is the parse of the current record's data (the dict that was
-    committed, or ``orjson.loads`` of its bytes); ``_dependents[uid]`` holds exactly the objects
-    with an ownerReference to ``uid``.
+    Invariants: ``rv`` is the resourceVersion of the last commit and only grows (with a
+    ``DurableBackend``, it stays below the backend's ``rv_limit``); every change is queued for
+    the backend (``_pending``, then ``flush``) in rv order; every stored record's data carries
+    ``metadata.resourceVersion == str(record rv)``; ``_parsed[(key, okey)]``, when present, is
+    the parse of the current record's data (the dict that was committed, or ``orjson.loads`` of
+    its bytes); ``_dependents[uid]`` holds exactly the objects with an ownerReference to ``uid``.
     """
 
     def __init__(
@@ -184,7 +216,9 @@ class ObjectStore:
         parsed_cache_size: int = DEFAULT_PARSED_CACHE_SIZE,
     ) -> None:
         self.hub = hub
-        self.backend: StorageBackend = backend or MemoryBackend()
+        self._backend: StorageBackend = MemoryBackend()
+        self._durable: DurableBackend | None = None
+        self.backend = backend or self._backend
         self.rv = 0
         self.parsed_cache_size = parsed_cache_size
         self._tables: dict[StorageKey, SortedDict] = {}
@@ -198,9 +232,19 @@ class ObjectStore:
 
     # -- setup -------------------------------------------------------------------------------
 
+    @property
+    def backend(self) -> StorageBackend:
+        """Where committed changes go (set before ``load``; ``MemoryBackend`` by default)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: StorageBackend) -> None:
+        self._backend = backend
+        self._durable = backend if isinstance(backend, DurableBackend) else None
+
     def load(self) -> int:
         """Load the backend's objects (no events, no listeners); return how many."""
-        rv, items = self.backend.load()
+        rv, items = self._backend.load()
         loaded = 0
         for key, data in items:
             obj = orjson.loads(data)
@@ -492,6 +536,9 @@ class ObjectStore:
         # the previous state, parsed, for the listeners (usually cached: the writer just read it)
         old_obj = self._parse(ck, old) if old is not None and self._listeners else None
         rv = self.rv + 1
+        durable = self._durable
+        if durable is not None and rv >= durable.rv_limit:
+            self._make_room(durable, rv)
         meta = obj["metadata"]
         meta["resourceVersion"] = str(rv)
         data = None
@@ -519,9 +566,7 @@ class ObjectStore:
             if old is not None:
                 event.old_data = old[DATA]
                 event.old_labels = old[LABELS]
-        self.hub.publish(key, event)
-        for listener in self._listeners:
-            listener(event_type, info, obj, old_obj)
+        # queued for the backend before anything else can raise: every rv handed out is saved
         self._pending.append(Change(event_type, key, okey[0], okey[1], data, rv))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -529,6 +574,9 @@ class ObjectStore:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:
                 self.flush()
+        self.hub.publish(key, event)
+        for listener in self._listeners:
+            listener(event_type, info, obj, old_obj)
         return obj
 
     def flush(self) -> None:
@@ -536,7 +584,52 @@ class ObjectStore:
         self._flush_scheduled = False
         if self._pending:
             batch, self._pending = self._pending, []
-            self.backend.append(batch)
+            self._backend.append(batch)
+
+    # -- durability --------------------------------------------------------------------------
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the backend answers for durability (a ``DurableBackend``: ``--data``)."""
+        return self._durable is not None
+
+    def is_durable(self, rv: int | None = None) -> bool:
+        """Whether every change up to ``rv`` (default: the current rv) is durable; always true
+        without a ``DurableBackend``. No waiting: the fast check before ``wait_durable``."""
+        durable = self._durable
+        return durable is None or durable.durable_rv >= (self.rv if rv is None else rv)
+
+    async def wait_durable(self, rv: int | None = None) -> None:
+        """Return once every change up to ``rv`` (default: the current rv) is durable: at once
+        without a ``DurableBackend``, else when the backend has committed it (group commit).
+
+        Raises ``ApiError`` 500 when the backend failed before committing it: the change is
+        in memory (watchers saw it) but will be lost on restart."""
+        durable = self._durable
+        if durable is None:
+            return
+        target = self.rv if rv is None else rv
+        if durable.durable_rv >= target:
+            return
+        try:
+            await durable.wait_rv(target)
+        except Exception as exc:  # the backend failed: say so instead of acknowledging
+            raise errors.internal(
+                f"persistence failed, the change is not saved and will be lost on restart: {exc}"
+            ) from exc
+
+    def _make_room(self, durable: DurableBackend, rv: int) -> None:
+        """Block until ``rv`` is below the backend's ``rv_limit``: commit everything queued,
+        which raises the limit past ``rv``. It takes the backend lagging by the whole gap
+        (``SqliteBackend.rv_gap`` changes), so it practically never blocks. Raises
+        ``ApiError`` 500 (nothing committed) when the backend failed."""
+        self.flush()
+        durable.wait_durable(None)
+        if rv >= durable.rv_limit:
+            raise errors.internal(
+                "persistence failed, the change was not made (writes are refused until the "
+                f"server restarts): {durable.error}"
+            )
 
     def _index_owners(
         self, key: StorageKey, okey: ObjectKey, new_owners: str, old_owners: str

@@ -1,8 +1,10 @@
 """What ``--data`` (SQLite persistence) costs in write throughput (run with ``--benchmark-only``).
 
 The server runs in its own process (uvloop when installed), in memory or with a data directory;
-``extra_info`` reports creates/s and merge-patch status updates/s for each, so the two rows
-compare directly.
+``extra_info`` reports creates/s (20 in flight, and one at a time) and merge-patch status
+updates/s for each, so the two rows compare directly. With a data directory every write is
+answered only once committed: the sequential rows show what that costs each request, the
+concurrent one what group commit keeps.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def test_bench_concurrent_creates(benchmark: Any, server_url: str) -> None:
         lambda: rates.append(asyncio.run(_load_creates(server_url, 2000, 20))), rounds=3
     )
     benchmark.extra_info["creates_per_s_20_concurrent"] = round(max(rates))
+
+
+def test_bench_sequential_creates(benchmark: Any, server_url: str) -> None:
+    rates: list[float] = []
+    benchmark.pedantic(
+        lambda: rates.append(asyncio.run(_load_creates(server_url, 1000, 1))), rounds=3
+    )
+    benchmark.extra_info["creates_per_s_sequential"] = round(max(rates))
 
 
 def test_bench_sequential_status_updates(benchmark: Any, server_url: str) -> None:
