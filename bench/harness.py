@@ -143,7 +143,9 @@ class ClusterProcess(ManagedProcess):
         super().__init__(
             "cluster",
             [
-                sys.executable, "-m", "kubetrain.cli", "cluster",
+                # plain http: the floor every system is measured on; TLS would add its cost
+                # to each alike (a real cluster, --kubeconfig, is measured with its TLS)
+                sys.executable, "-m", "kubetrain.cli", "cluster", "--insecure",
                 "--port", "0",
                 "--kubeconfig", self.kubeconfig,
                 "--nodes", str(nodes),

@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import base64
 import importlib
 import os
 import tempfile
@@ -20,6 +21,7 @@ import yaml
 from .apiserver.options import ApiServerOptions
 from .apiserver.persistence import SqliteBackend
 from .apiserver.server import ApiServer
+from .credentials import ADMIN_USER, ClusterCredentials
 
 __all__ = ["KUBECONFIG_CONTEXT", "EmbeddedCluster", "write_kubeconfig"]
 
@@ -29,13 +31,23 @@ DUMMY_TOKEN = "kubetrain-dummy-token"
 
 
 def write_kubeconfig(
-    path: str, url: str, *, context: str = KUBECONFIG_CONTEXT, token: str = DUMMY_TOKEN
+    path: str,
+    url: str,
+    *,
+    context: str = KUBECONFIG_CONTEXT,
+    token: str = DUMMY_TOKEN,
+    ca_pem: bytes | None = None,
 ) -> None:
-    """Write a kubeconfig for ``url`` (plain http, bearer ``token``, current-context set)."""
+    """Write a kubeconfig for ``url`` (bearer ``token``; ``ca_pem``: the CA that signed an
+    https server's certificate; current-context set), readable by its owner only: it holds a
+    credential."""
+    cluster: dict[str, str] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "clusters": [{"name": context, "cluster": cluster}],
         "users": [{"name": context, "user": {"token": token}}],
         "contexts": [
             {
@@ -47,16 +59,21 @@ def write_kubeconfig(
         "preferences": {},
     }
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
+    os.chmod(tmp, 0o600)  # an existing file keeps its mode through O_CREAT
     os.replace(tmp, path)
 
 
 class EmbeddedCluster:
     """API server + kubeconfig (+ node simulator) as an async context manager.
 
-    ``port`` 0 picks a free port. With ``options.tokens`` set (bearer-token authentication),
-    the kubeconfig carries the first of those tokens. ``data_dir`` keeps the objects in an
+    ``port`` 0 picks a free port. ``secure``: serve HTTPS (TLS 1.2+) and require a bearer token
+    (``credentials.ClusterCredentials``: a CA and an admin token, kept in ``data_dir`` when set),
+    both written into the kubeconfig; what ``kubetrain cluster`` and ``kubetrain up`` run. Not
+    secure (the default here, for tests and benchmarks in one process): plain http, and bearer
+    tokens only when ``options.tokens`` is set; the kubeconfig then carries the first of them. ``data_dir`` keeps the objects in an
     SQLite database there (``apiserver.persistence``: loaded on start, written as they change,
     all of it on a clean stop); None keeps them in memory only. ``kubeconfig_path`` None writes
     a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator
@@ -74,8 +91,16 @@ class EmbeddedCluster:
         kubeconfig_path: str | None = None,
         options: ApiServerOptions | None = None,
         nodesim_options: Any = None,
+        secure: bool = False,
     ) -> None:
+        if secure:  # authentication on from the first request; start() adds the admin token
+            options = options if options is not None else ApiServerOptions()
+            if options.tokens is None:
+                options.tokens = {}
         self.host = host
+        self.secure = secure
+        self.credentials: ClusterCredentials | None = None
+        """The CA and admin token of a ``secure`` cluster (set by ``start``)."""
         self.port = port
         self.nodes = nodes
         self.data_dir = data_dir
@@ -92,8 +117,16 @@ class EmbeddedCluster:
         if self.data_dir is not None and self._backend is None:
             self._backend = SqliteBackend(self.data_dir)
             self.api.store.backend = self._backend
+        ssl_context = None
+        if self.secure:
+            self.credentials = ClusterCredentials.load_or_create(
+                host=self.host, data_dir=self.data_dir
+            )
+            assert self.api.options.tokens is not None  # set in __init__ (the live table)
+            self.api.options.tokens.setdefault(self.credentials.token, ADMIN_USER)
+            ssl_context = self.credentials.ssl_context()
         try:
-            self.url = await self.api.start(self.host, self.port)
+            self.url = await self.api.start(self.host, self.port, ssl_context=ssl_context)
         except BaseException:
             if self._backend is not None:
                 self._backend.close()
@@ -102,10 +135,11 @@ class EmbeddedCluster:
         if not self._kubeconfig_given:
             fd, self.kubeconfig_path = tempfile.mkstemp(prefix="kubetrain-", suffix=".kubeconfig")
             os.close(fd)
-        tokens = self.api.options.tokens
-        write_kubeconfig(
-            self.kubeconfig_path, self.url, token=next(iter(tokens or {DUMMY_TOKEN: ""}))
-        )
+        if self.credentials is not None:
+            token, ca_pem = self.credentials.token, self.credentials.ca_pem
+        else:
+            token, ca_pem = next(iter(self.api.options.tokens or {DUMMY_TOKEN: ""})), None
+        write_kubeconfig(self.kubeconfig_path, self.url, token=token, ca_pem=ca_pem)
         # --- node simulator hook (kubetrain.cluster.nodesim) --------------------------------
         if self.nodes > 0:
             self._nodesim = await _start_nodesim(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -38,9 +39,25 @@ class ClusterOptions:
             "--kubeconfig", "where to write the kubeconfig once serving", metavar="KUBECONFIG"
         ),
     )
+    address: str = field(
+        default="127.0.0.1",
+        metadata=flag(
+            "--address",
+            "interface the API server binds; anything but loopback exposes it beyond this "
+            "machine (0.0.0.0: every interface; refused with --insecure)",
+        ),
+    )
     port: int = field(
         default=0,
-        metadata=flag("--port", "TCP port on 127.0.0.1 (0 picks a free one)", show_default=False),
+        metadata=flag("--port", "TCP port (0 picks a free one)", show_default=False),
+    )
+    insecure: bool = field(
+        default=False,
+        metadata=flag(
+            "--insecure",
+            "serve plain http and authenticate nobody (loopback only); default: https with a "
+            "bearer token, both in the kubeconfig written (mode 0600)",
+        ),
     )
     nodes: int = field(
         default=_NODESIM_DEFAULTS.nodes,
@@ -58,6 +75,22 @@ class ClusterOptions:
     nodesim_options: NodeSimOptions = field(default_factory=NodeSimOptions)
     """The simulated nodes' options (from the simulator's flags); ``nodes`` above replaces
     their ``nodes``."""
+
+    def __post_init__(self) -> None:
+        if self.insecure and not _is_loopback(self.address):
+            raise ValueError(
+                f"--insecure serves an unauthenticated API: only on loopback, not --address "
+                f"{self.address} (drop --insecure, or bind 127.0.0.1)"
+            )
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 ClusterOptionsT = TypeVar("ClusterOptionsT", bound=ClusterOptions)
@@ -80,6 +113,8 @@ def options_from_args(options: type[ClusterOptionsT], args: argparse.Namespace) 
 def new_cluster(options: ClusterOptions) -> EmbeddedCluster:
     """The embedded cluster ``options`` describe (not started)."""
     return EmbeddedCluster(
+        host=options.address,
+        secure=not options.insecure,
         port=options.port,
         nodes=options.nodes,
         data_dir=options.data_dir,

@@ -108,6 +108,7 @@ class UpOptions(ClusterOptions):
     replace its own."""
 
     def __post_init__(self) -> None:
+        ClusterOptions.__post_init__(self)  # (slots: no zero-argument super() here)
         if self.progress not in ("auto", "live", "plain"):
             raise ValueError(f"--progress must be auto, live or plain, got {self.progress!r}")
         if self.nodes < 1:

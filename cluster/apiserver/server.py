@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -178,8 +179,11 @@ class ApiServer:
         )
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Bootstrap and serve on ``host:port`` (0: a free port); return the base URL."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        """Bootstrap and serve on ``host:port`` (0: a free port); return the base URL:
+        ``https://`` with ``ssl_context`` (its certificate loaded, TLS 1.2+), else ``http://``."""
         await self.bootstrap()
         self.webhooks.start()
         if self.options.controllers:
@@ -193,10 +197,11 @@ class ApiServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        site = web.SockSite(self._runner, sock)
+        site = web.SockSite(self._runner, sock, ssl_context=ssl_context)
         await site.start()
         bound_port = sock.getsockname()[1]
-        self.url = f"http://{host}:{bound_port}"
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://{host}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:

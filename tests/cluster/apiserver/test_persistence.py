@@ -353,7 +353,7 @@ async def test_the_store_never_runs_further_ahead_than_the_rv_gap(tmp_path: Path
 
 async def _cluster_process(data: Path, kubeconfig: Path) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kubetrain.cli", "cluster", "--nodes", "0",
+        sys.executable, "-m", "kubetrain.cli", "cluster", "--nodes", "0", "--insecure",
         "--data", str(data), "--kubeconfig", str(kubeconfig),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
