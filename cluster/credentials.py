@@ -71,9 +71,7 @@ class ClusterCredentials:
         else:
             ca, token = _kept(os.path.join(data_dir, PKI_DIR))
         dns, ips = serving_names(host)
-        serving = ca.issue_server_cert(
-            dns_names=dns, ip_addresses=ips, validity=_SERVING_VALIDITY
-        )
+        serving = ca.issue_server_cert(dns_names=dns, ip_addresses=ips, validity=_SERVING_VALIDITY)
         return cls(ca_pem=ca.cert_pem, serving=serving, token=token)
 
     def ssl_context(self) -> ssl.SSLContext:
