@@ -801,6 +801,12 @@ async def _lines(resp: aiohttp.ClientResponse, path: str) -> AsyncIterator[bytes
         if isinstance(e, TimeoutError):
             raise
         raise ApiConnectionError(f"GET {path} (watch): {e}") from e
+    except RuntimeError as e:
+        # aiohttp's StreamReader raises a bare RuntimeError("Connection closed.") when the
+        # connection was lost (the server killed) before the payload was marked broken
+        if not str(e).startswith("Connection closed"):
+            raise
+        raise ApiConnectionError(f"GET {path} (watch): stream broken: {e}") from e
     if buffer.strip():
         yield buffer
 

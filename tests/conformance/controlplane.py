@@ -249,6 +249,7 @@ class RealControlPlane:
         self.work_dir: Path | None = None
         self._own_work_dir = False
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._apiserver_args: list[str] = []
         self._logs: list[object] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -392,10 +393,38 @@ class RealControlPlane:
             "--v=1",
             *self.options.apiserver_args,
         ]
+        self._apiserver_args = args
         self._spawn("kube-apiserver", args)
         await self._wait_ready("kube-apiserver", f"{self.url}/readyz", ssl_context=self.ssl_context)
         self.kubeconfig_path = str(self._path("admin.kubeconfig"))
         self._write_kubeconfig(self.kubeconfig_path)
+
+    def kill_apiserver(self) -> None:
+        """SIGKILL kube-apiserver (etcd and the controller manager keep running); returns at
+        once. ``start_apiserver_again`` serves again on the same port."""
+        for name, proc in self._procs:
+            if name == "kube-apiserver" and proc.poll() is None:
+                proc.kill()
+
+    async def start_apiserver_again(self) -> None:
+        """Start the same kube-apiserver command again (same port, certificates and tokens:
+        the kubeconfig stays valid; etcd kept the data) once the killed one is gone; returns
+        once ``/readyz`` answers 200. Its log continues ``kube-apiserver.log``."""
+        assert self._apiserver_args, "kube-apiserver was never started"
+        old = [(n, p) for n, p in self._procs if n == "kube-apiserver"]
+        for _name, proc in old:
+            if proc.poll() is None:
+                proc.kill()
+            await asyncio.to_thread(proc.wait)
+        self._procs = [(n, p) for n, p in self._procs if n != "kube-apiserver"]
+        self._spawn("kube-apiserver", self._apiserver_args, append_log=True)
+        await self._wait_ready("kube-apiserver", f"{self.url}/readyz", ssl_context=self.ssl_context)
+
+    async def restart_apiserver(self) -> None:
+        """SIGKILL kube-apiserver and start it again on the same port, etcd keeping the data
+        (``kill_apiserver`` then ``start_apiserver_again``)."""
+        self.kill_apiserver()
+        await self.start_apiserver_again()
 
     def _audit_args(self) -> list[str]:
         if self.options.audit_policy is None:
@@ -480,8 +509,15 @@ class RealControlPlane:
 
     # -- process helpers ------------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-        log = open(self._path(f"{name}.log"), "wb")  # noqa: SIM115 (closed in stop)
+    def _spawn(
+        self,
+        name: str,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        append_log: bool = False,
+    ) -> None:
+        log = open(self._path(f"{name}.log"), "ab" if append_log else "wb")  # noqa: SIM115 (closed in stop)
         self._logs.append(log)
         proc = subprocess.Popen(
             list(args),

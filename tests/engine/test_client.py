@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from kubetrain.engine import client as client_module
 from kubetrain.engine.client import ApiClient, ApiConnectionError, ClientOptions
 from kubetrain.engine.config import (
     ClientConfig,
@@ -324,6 +325,25 @@ async def test_stream_lines_splits_chunks_and_long_lines(fake_server: Any) -> No
         got = [orjson.loads(line) async for line in lines]
     assert [e["type"] for e in got] == ["ADDED", "DELETED"]
     assert got[0]["object"]["v"] == long_value
+
+
+async def test_a_stream_lost_with_the_connection_raises_api_connection_error() -> None:
+    """aiohttp raises a bare ``RuntimeError("Connection closed.")`` when the server's process
+    died (SIGKILL) before the payload was marked broken; a watch reports it as every other
+    broken stream (``ApiConnectionError``, a ``ConnectionError``: the reflector's "closed")."""
+
+    class LostContent:
+        async def iter_any(self) -> Any:
+            yield b'{"type":"ADDED","object":{}}\n'
+            raise RuntimeError("Connection closed.")
+
+    class Resp:
+        content = LostContent()
+
+    lines = client_module._lines(Resp(), "/w")  # type: ignore[arg-type]
+    assert await lines.__anext__() == b'{"type":"ADDED","object":{}}'
+    with pytest.raises(ApiConnectionError, match="stream broken: Connection closed"):
+        await lines.__anext__()
 
 
 async def test_stream_open_error_raises_status(fake_server: Any) -> None:
