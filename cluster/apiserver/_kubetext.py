@@ -159,6 +159,40 @@ _DNS1123_SUBDOMAIN_MAX = 253
 _DNS1123_SUBDOMAIN_RE = re.compile(DNS1123_SUBDOMAIN_FMT)
 
 
+_DNS1123_LABEL_ERR = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character"
+)
+_DNS1123_LABEL_MAX = 63
+_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL_ERR = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+    "start with an alphabetic character, and end with an alphanumeric character"
+)
+_DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    """apimachinery's ``IsDNS1123Label`` (namespace names): the problems, empty when valid."""
+    errs: list[str] = []
+    if len(value) > _DNS1123_LABEL_MAX:
+        errs.append(max_len_error(_DNS1123_LABEL_MAX))
+    if not _DNS1123_LABEL_RE.fullmatch(value):
+        errs.append(regex_error(_DNS1123_LABEL_ERR, _DNS1123_LABEL_FMT, "my-name", "123-abc"))
+    return errs
+
+
+def is_dns1035_label(value: str) -> list[str]:
+    """apimachinery's ``IsDNS1035Label`` (service names): the problems, empty when valid."""
+    errs: list[str] = []
+    if len(value) > _DNS1123_LABEL_MAX:
+        errs.append(max_len_error(_DNS1123_LABEL_MAX))
+    if not _DNS1035_LABEL_RE.fullmatch(value):
+        errs.append(regex_error(_DNS1035_LABEL_ERR, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
+    return errs
+
+
 def is_dns1123_subdomain(value: str) -> list[str]:
     """apimachinery's ``IsDNS1123Subdomain``: the problems, empty when valid."""
     errs: list[str] = []

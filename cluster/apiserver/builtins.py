@@ -1,7 +1,9 @@
 """The built-in Kubernetes resources the embedded server serves, and their light defaulting.
 
-Built-in kinds are stored as given (no schema validation); on create they get the defaults a
-real cluster's clients rely on reading back (pod phase Pending, a service clusterIP, ...).
+Built-in kinds are stored as given (no schema validation: only ObjectMeta and the types of the
+fields the server reads are checked, ``decoding.py`` and ``objectmeta.py``); on create they get
+the defaults a real cluster's clients rely on reading back (pod phase Pending, a service
+clusterIP, ...).
 The namespaces every cluster has (``DEFAULT_NAMESPACES``) are created by the server at start.
 """
 
@@ -309,6 +311,24 @@ def builtin_resources() -> list[ResourceInfo]:
             defaulter=default_mutating_webhook_configuration,
             validator=validate_mutating_webhook_configuration,
         ),
+        # create-only and never stored: answered by reviews.py (the delegated authentication
+        # and authorization of the operator's secure /metrics)
+        _res(
+            "authentication.k8s.io",
+            "v1",
+            "tokenreviews",
+            "TokenReview",
+            namespaced=False,
+            verbs=("create",),
+        ),
+        _res(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            namespaced=False,
+            verbs=("create",),
+        ),
         _res(
             "apps",
             "v1",
@@ -334,9 +354,23 @@ def _has_requests_equal_limits(container: Mapping[str, Any]) -> bool:
     )
 
 
+def _object_field(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """``obj[key]``, set to ``{}`` when missing or null (Go decodes a null struct as its zero
+    value; ``decoding.check_body_types`` has refused any other non-object)."""
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        value = obj[key] = {}
+    return value
+
+
 def pod_qos_class(spec: Mapping[str, Any]) -> str:
     """Guaranteed, Burstable or BestEffort from the containers' requests/limits (simplified)."""
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    containers = [
+        c
+        for key in ("containers", "initContainers")
+        for c in spec.get(key) or ()
+        if isinstance(c, dict)
+    ]
     if not any(
         (c.get("resources") or {}).get(k) for c in containers for k in ("requests", "limits")
     ):
@@ -357,7 +391,7 @@ def _image_pull_policy(image: str) -> str:
 
 def default_pod(pod: dict[str, Any]) -> None:
     """Fill pod defaults in place (``pod`` is a fresh copy the caller owns)."""
-    spec = pod.setdefault("spec", {})
+    spec = _object_field(pod, "spec")
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("terminationGracePeriodSeconds", 30)
@@ -378,7 +412,7 @@ def default_pod(pod: dict[str, Any]) -> None:
                 for port in c.get("ports") or []:
                     if isinstance(port, dict):
                         port.setdefault("protocol", "TCP")
-    status = pod.setdefault("status", {})
+    status = _object_field(pod, "status")
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", pod_qos_class(spec))
 
@@ -390,9 +424,9 @@ def default_namespace(ns: dict[str, Any]) -> None:
     empties a deleted namespace (the GC, ``gc.py``); until then a deleted namespace stays
     ``Terminating``, as on a real cluster.
     """
-    spec = ns.setdefault("spec", {})
+    spec = _object_field(ns, "spec")
     spec.setdefault("finalizers", ["kubernetes"])
-    ns.setdefault("status", {})["phase"] = "Active"
+    _object_field(ns, "status")["phase"] = "Active"
 
 
 class ClusterIPAllocator:
@@ -428,7 +462,7 @@ class ClusterIPAllocator:
 
     def default_service(self, svc: dict[str, Any]) -> None:
         """Service defaults in place: type ClusterIP, a clusterIP unless ``None``, port fields."""
-        spec = svc.setdefault("spec", {})
+        spec = _object_field(svc, "spec")
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
         if spec.get("type") != "ExternalName":
@@ -447,4 +481,4 @@ class ClusterIPAllocator:
                 port.setdefault("protocol", "TCP")
                 if "port" in port:
                     port.setdefault("targetPort", port["port"])
-        svc.setdefault("status", {}).setdefault("loadBalancer", {})
+        _object_field(svc, "status").setdefault("loadBalancer", {})

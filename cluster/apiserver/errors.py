@@ -24,6 +24,7 @@ __all__ = [
     "not_acceptable",
     "not_found",
     "not_found_path",
+    "request_entity_too_large",
     "too_many_requests",
     "unsupported_media_type",
 ]
@@ -179,6 +180,12 @@ def too_many_requests(message: str, retry_after: int) -> ApiError:
         details={"retryAfterSeconds": retry_after},
         headers={"Retry-After": str(retry_after)},
     )
+
+
+def request_entity_too_large(limit: int) -> ApiError:
+    """413 RequestEntityTooLarge: ``Request entity too large: limit is 3145728`` (a body over
+    kube-apiserver's ``MaxRequestBodyBytes``)."""
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
 
 
 def internal(message: str) -> ApiError:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubetrain.base.clock import REAL_CLOCK, Clock
 
 from .gc import GcOptions
 from .store import StorageBackend
 
-__all__ = ["ApiServerOptions"]
+__all__ = ["ApiServerOptions", "Authorizer"]
+
+Authorizer = Callable[[Mapping[str, Any]], tuple[bool, str]]
+"""Decides a SubjectAccessReview from its ``spec``: ``(allowed, reason)`` (``reviews.py``)."""
 
 
 @dataclass(kw_only=True)
@@ -26,13 +31,17 @@ class ApiServerOptions:
     - ``service_cidr``: where service clusterIPs come from.
     - ``git_version``: what ``/version`` reports.
     - ``backend``: durable storage (None: memory only).
-    - ``max_body_bytes``: largest request body accepted.
+    - ``max_body_bytes``: largest request body accepted; a larger one is refused with 413
+      RequestEntityTooLarge (kube-apiserver's ``MaxRequestBodyBytes``, 3 MiB).
     - ``controllers``: run the garbage collector and the namespace controller (kube-controller-
       manager's jobs, ``gc.py``/``namespaces.py``); off only for tests of bare store semantics.
     - ``gc``: garbage collector options.
     - ``clock``: the wall time objects are stamped with (creation, deletion, conditions, logs).
     - ``tokens``: bearer token -> user name; set, every request but health and version needs
-      one of these tokens (``authn.py``; 401 otherwise). None: no authentication.
+      one of these tokens (``authn.py``; 401 otherwise). None: no authentication. TokenReviews
+      authenticate these tokens too (none without a table: ``reviews.py``).
+    - ``authorizer``: decides SubjectAccessReviews (``reviews.py``); None: every authenticated
+      subject is allowed (the embedded server has no RBAC).
     """
 
     watch_history_size: int = 10_000
@@ -43,8 +52,9 @@ class ApiServerOptions:
     service_cidr: str = "10.96.0.0/12"
     git_version: str = "v1.34.0-kubetrain"
     backend: StorageBackend | None = None
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 3 * 1024 * 1024
     controllers: bool = True
     gc: GcOptions = field(default_factory=GcOptions)
     tokens: dict[str, str] | None = None
+    authorizer: Authorizer | None = None
     clock: Clock = REAL_CLOCK

@@ -158,7 +158,7 @@ def _merge_map(
         return _DELETE
     if directive == "replace":
         return _strip({k: v for k, v in patch.items() if k != _PATCH and v is not None})
-    if directive not in (None, "merge"):
+    if directive != "merge" and (directive is not None or _PATCH in patch):
         raise PatchError(f"{_path_text(path)}: unknown patch type {directive!r} in $patch")
     result: dict[str, Any] = json_copy(dict(original)) if original else {}
     retain = patch.get(_RETAIN_KEYS)

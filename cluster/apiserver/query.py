@@ -9,12 +9,14 @@ watch); an absent one takes the default. Integers must be decimal; bad values na
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from . import errors
+from ._kubetext import go_quote
 
 __all__ = [
     "decode_continue",
@@ -23,6 +25,7 @@ __all__ = [
     "parse_dry_run",
     "parse_field_validation",
     "parse_int",
+    "parse_resource_version",
 ]
 
 
@@ -35,17 +38,46 @@ def parse_bool(query: Mapping[str, str], name: str, default: bool = False) -> bo
     return not (raw == "0" or raw.lower() == "false")
 
 
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+_UNSIGNED = re.compile(r"[0-9]+")
+
+
 def parse_int(query: Mapping[str, str], name: str) -> int | None:
-    """``query[name]`` as an integer, None when absent or empty."""
+    """``query[name]`` as an int64 (Go's ``strconv.ParseInt``), None when absent or empty."""
     raw = query.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
+    if not _DECIMAL.fullmatch(raw):
         raise errors.bad_request(
-            f'strconv.ParseInt: parsing "{raw}": invalid syntax (parameter {name})'
-        ) from None
+            f"strconv.ParseInt: parsing {go_quote(raw)}: invalid syntax (parameter {name})"
+        )
+    value = int(raw)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise errors.bad_request(
+            f"strconv.ParseInt: parsing {go_quote(raw)}: value out of range (parameter {name})"
+        )
+    return value
+
+
+def parse_resource_version(query: Mapping[str, str]) -> int | None:
+    """``resourceVersion`` of a get, list or watch: None when absent, empty or "0" (any
+    version); else the uint64 it must be. kube answers a malformed one with 500 (its storage's
+    ``ParseResourceVersion`` error, kubernetes#101350); here it is the client's error, 400."""
+    raw = query.get("resourceVersion")
+    if raw is None or raw in ("", "0"):
+        return None
+    problem = None
+    if not _UNSIGNED.fullmatch(raw):
+        problem = "invalid syntax"
+    elif int(raw) > (1 << 64) - 1:
+        problem = "value out of range"
+    if problem is not None:
+        raise errors.bad_request(
+            f"resourceVersion: Invalid value: {go_quote(raw)}: "
+            f"strconv.ParseUint: parsing {go_quote(raw)}: {problem}"
+        )
+    return int(raw)
 
 
 def parse_dry_run(query: Mapping[str, str]) -> bool:

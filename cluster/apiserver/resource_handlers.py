@@ -17,6 +17,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import errors
+from .bodies import load_json, load_yaml, read_body
+from .decoding import check_delete_options_types
 from .http_json import json_bytes_response, json_response
 from .patch import PatchError, json_patch, merge_patch
 from .protobuf import PROTOBUF, ProtobufError, decode_object
@@ -27,16 +29,20 @@ from .query import (
     parse_dry_run,
     parse_field_validation,
     parse_int,
+    parse_resource_version,
 )
 from .resources import ResourceInfo
 from .rest import served_bytes
 from .rest_common import DeleteOptions, WriteOptions
+from .reviews import REVIEW_RESOURCES, answer_review
 from .serving import ResourcePath, ServerParts, parse_selectors
 from .store import DATA, Record
 from .streams import serve_log, serve_watch
 from .tables import to_table, wants_table
 
 __all__ = ["handle_resource", "list_body", "read_json"]
+
+_LIMIT_CAP = 1 << 62
 
 
 def _warn_headers(warnings: list[str]) -> CIMultiDict[str] | None:
@@ -50,33 +56,39 @@ def _warn_headers(warnings: list[str]) -> CIMultiDict[str] | None:
     return headers
 
 
+_BODY_TYPES = ("application/json", "application/yaml", PROTOBUF)
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body parsed as JSON (YAML accepted for ``application/yaml``): a new tree the
-    caller owns (the write path takes it over, ``owned=True``, instead of copying it)."""
+    caller owns (the write path takes it over, ``owned=True``, instead of copying it).
+
+    A body without a Content-Type is JSON, as for kube; any type but JSON (``+json`` patch
+    types too, for the scale subresource), YAML and protobuf is 415 UnsupportedMediaType."""
     ctype = request.content_type
     if ctype == PROTOBUF:
         try:
-            return decode_object(await request.read())
+            return decode_object(await read_body(request))
         except ProtobufError as exc:
             raise errors.unsupported_media_type(
                 ctype, ("application/json", "application/yaml")
             ) from exc
     if "protobuf" in ctype or "cbor" in ctype:
         raise errors.unsupported_media_type(ctype, ("application/json", "application/yaml"))
-    raw = await request.read()
+    is_yaml = ctype in ("application/yaml", "application/apply-patch+yaml")
+    if not (
+        is_yaml
+        or ctype == "application/json"
+        or ctype.endswith("+json")
+        or "Content-Type" not in request.headers
+    ):
+        raise errors.unsupported_media_type(ctype, _BODY_TYPES)
+    raw = await read_body(request)
     if not raw:
         raise errors.bad_request("the request body is empty")
-    if request.content_type in ("application/yaml", "application/apply-patch+yaml"):
-        import yaml
-
-        try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"error decoding YAML: {exc}") from exc
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
+    if is_yaml:
+        return load_yaml(raw)
+    return load_json(raw, "couldn't get version/kind; json parse error")
 
 
 def _write_options(request: web.Request) -> WriteOptions:
@@ -97,6 +109,8 @@ async def handle_resource(
     """Dispatch a resource request by method, collection/item and subresource."""
     method = request.method
     info = rp.info
+    if info.storage_key in REVIEW_RESOURCES:
+        return await _review(server, request, rp)
     if rp.subresource:
         return await _handle_subresource(server, request, rp)
     if not rp.name:
@@ -110,6 +124,7 @@ async def handle_resource(
             return await _delete_collection(server, request, rp)
         raise errors.method_not_supported(info, _verb(method, collection=True))
     if method == "GET":
+        parse_resource_version(request.query)
         return json_bytes_response(server.rest.get_encoded(info, rp.ns, rp.name))
     if method == "PUT":
         opts = _write_options(request)
@@ -123,6 +138,16 @@ async def handle_resource(
     if method == "DELETE":
         return await _delete(server, request, rp)
     raise errors.method_not_supported(info, _verb(method, collection=False))
+
+
+async def _review(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:
+    """A TokenReview or SubjectAccessReview (``reviews.py``): POST to the collection only."""
+    if rp.name or rp.subresource:
+        raise errors.not_found_path()
+    if request.method != "POST":
+        raise errors.method_not_supported(rp.info, _verb(request.method, collection=True))
+    answer = answer_review(server, rp.info, await read_json(request))
+    return json_response(answer, status=201)
 
 
 def list_body(info: ResourceInfo, meta: dict[str, Any], records: list[Record]) -> bytes:
@@ -148,7 +173,9 @@ async def _list(server: ServerParts, request: web.Request, rp: ResourcePath) -> 
     q = request.query
     info = rp.info
     lsel, fsel = parse_selectors(info, q)
-    limit = parse_int(q, "limit") or 0
+    parse_resource_version(q)
+    # the store slices ``limit + 1`` records: a limit past any store's size is no limit
+    limit = min(parse_int(q, "limit") or 0, _LIMIT_CAP)
     token = q.get("continue")
     list_rv = server.store.rv
     after = None
@@ -199,7 +226,7 @@ async def _patch(
     server: ServerParts, request: web.Request, rp: ResourcePath, *, subresource: str
 ) -> web.Response:
     opts = _write_options(request)
-    raw = await request.read()
+    raw = await read_body(request)
     obj, created = await server.rest.patch(
         rp.info,
         rp.ns,
@@ -208,13 +235,17 @@ async def _patch(
         raw,
         opts,
         subresource=subresource,
-        parse_json=orjson.loads,
+        parse_json=_patch_json,
     )
     return json_bytes_response(
         server.rest.encode(rp.info, obj),
         status=201 if created else 200,
         headers=_warn_headers(opts.warnings),
     )
+
+
+def _patch_json(raw: bytes) -> Any:
+    return load_json(raw, "error decoding patch")
 
 
 async def _delete_options(request: web.Request) -> DeleteOptions:
@@ -227,25 +258,34 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     if parse_bool(q, "orphanDependents", False) and opts.propagation_policy is None:
         opts.propagation_policy = "Orphan"
     if request.can_read_body:
-        raw = await request.read()
+        raw = await read_body(request)
         if raw.strip():
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise errors.bad_request(f"invalid DeleteOptions: {exc}") from exc
-            if isinstance(body, dict):
-                if body.get("propagationPolicy"):
-                    opts.propagation_policy = body["propagationPolicy"]
-                elif body.get("orphanDependents") is True and opts.propagation_policy is None:
-                    opts.propagation_policy = "Orphan"
-                if body.get("gracePeriodSeconds") is not None:
-                    opts.grace_period_seconds = int(body["gracePeriodSeconds"])
-                pre = body.get("preconditions") or {}
-                opts.precondition_uid = pre.get("uid")
-                opts.precondition_rv = pre.get("resourceVersion")
-                if body.get("dryRun"):
-                    opts.dry_run = body["dryRun"] == ["All"] or opts.dry_run
+            if body is not None:
+                _body_delete_options(body, opts)
     return opts
+
+
+def _body_delete_options(body: Any, opts: DeleteOptions) -> None:
+    """Fold a DeleteOptions body into ``opts``; 400 for a field of the wrong type (as kube's
+    decoding), 422 for a dryRun other than ``All``."""
+    problem = check_delete_options_types(body)
+    if problem is not None:
+        raise errors.bad_request(problem)
+    if body.get("propagationPolicy"):
+        opts.propagation_policy = body["propagationPolicy"]
+    elif body.get("orphanDependents") is True and opts.propagation_policy is None:
+        opts.propagation_policy = "Orphan"
+    if body.get("gracePeriodSeconds") is not None:
+        opts.grace_period_seconds = body["gracePeriodSeconds"]
+    pre = body.get("preconditions") or {}
+    opts.precondition_uid = pre.get("uid")
+    opts.precondition_rv = pre.get("resourceVersion")
+    for value in body.get("dryRun") or ():
+        opts.dry_run = parse_dry_run({"dryRun": value})  # True, or 422 for all but "All"
 
 
 async def _delete(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:

@@ -19,9 +19,11 @@ import orjson
 from kubetrain.base.jsoncopy import json_copy
 
 from . import errors
-from ._kubetext import go_quote, is_dns1123_subdomain
+from ._kubetext import go_quote
 from .builtins import ClusterIPAllocator, default_namespace, default_pod
+from .decoding import check_binding_types, check_body_types
 from .hooks import AdmissionPlugin, AdmissionRequest
+from .objectmeta import object_meta_causes
 from .resources import ResourceInfo, ResourceRegistry, infos_from_crd
 from .rest_common import (
     CRD_KEY,
@@ -140,6 +142,7 @@ class ObjectService:
     def check_type(self, info: ResourceInfo, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
+        check_body_types(info, body)
         api_version = body.get("apiVersion")
         kind = body.get("kind")
         if api_version and api_version != info.api_version:
@@ -151,8 +154,6 @@ class ObjectService:
             raise errors.bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({info.kind})"
             )
-        if "metadata" in body and not isinstance(body["metadata"], dict):
-            raise errors.bad_request("metadata must be an object")
         return body
 
     async def admit(self, request: AdmissionRequest, *, mutating: bool) -> dict[str, Any] | None:
@@ -184,17 +185,9 @@ class ObjectService:
         schema.apply_defaults(obj)
 
     def _validate(self, info: ResourceInfo, obj: dict[str, Any], *, creating: bool) -> None:
-        name = object_meta(obj).get("name", "")
-        causes: list[dict[str, str]] = []
-        if creating:
-            for msg in is_dns1123_subdomain(name):
-                causes.append(
-                    {
-                        "reason": "FieldValueInvalid",
-                        "message": f"Invalid value: {go_quote(name)}: {msg}",
-                        "field": "metadata.name",
-                    }
-                )
+        meta = object_meta(obj)
+        name = meta.get("name", "")
+        causes = object_meta_causes(info.storage_key, meta, creating=creating)
         if info.schema is not None:
             causes.extend(c.to_dict() for c in info.schema.validate(obj))
         elif info.builtin and info.storage_key == DEPLOYMENT_KEY:
@@ -221,7 +214,9 @@ class ObjectService:
             default_pod(obj)
         elif key == SVC_KEY:
             if old is not None:
-                spec = obj.setdefault("spec", {})
+                spec = obj.get("spec")
+                if not isinstance(spec, dict):  # null: Go's zero ServiceSpec
+                    spec = obj["spec"] = {}
                 old_spec = old.get("spec") or {}
                 for f in ("clusterIP", "clusterIPs"):
                     if f not in spec and f in old_spec:
@@ -257,7 +252,7 @@ class ObjectService:
         obj.update(body if owned else json_copy(body))
         obj["apiVersion"] = info.storage_api_version
         obj["kind"] = info.kind
-        meta = obj.setdefault("metadata", {})
+        meta = _own_metadata(obj)
         if info.namespaced:
             body_ns = meta.get("namespace")
             if body_ns and body_ns != namespace:
@@ -422,7 +417,7 @@ class ObjectService:
             return merged
         new["apiVersion"] = info.storage_api_version
         new["kind"] = info.kind
-        meta = new.setdefault("metadata", {})
+        meta = _own_metadata(new)
         for f in ("name", "namespace", "uid", "creationTimestamp", "generation"):
             if f in old_meta:
                 meta[f] = old_meta[f]
@@ -555,6 +550,7 @@ class ObjectService:
         """POST pods/{name}/binding: set spec.nodeName (409 if already bound)."""
         if not isinstance(binding, dict):
             raise errors.bad_request("the body of the request must be a Binding object")
+        check_binding_types(binding)
         target = binding.get("target") or {}
         node = target.get("name")
         if not node:
@@ -612,6 +608,15 @@ class ObjectService:
                 self.registry.add_crd(crd)
             except errors.ApiError:
                 continue
+
+
+def _own_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj.metadata`` (``obj`` is the write's own tree), ``{}`` set for a missing or null
+    one (Go decodes null as the zero ObjectMeta; ``check_type`` refused other non-objects)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = obj["metadata"] = {}
+    return meta
 
 
 def _crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:

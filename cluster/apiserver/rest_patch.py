@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from . import errors
+from .bodies import check_depth, load_yaml
 from .patch import (
     ApplyConflict,
     PatchError,
@@ -68,6 +67,7 @@ async def patch_object(
             )
         elif content_type == JSON_PATCH:
             result = json_patch(svc.present(info, old), patch_doc)
+            check_depth(result)  # added values may land deep in the object
         else:
             if not isinstance(patch_doc, dict):
                 raise errors.bad_request("strategic merge patch must be a JSON object")
@@ -113,13 +113,12 @@ async def _apply(
                 }
             ],
         )
-    try:
-        applied = yaml.safe_load(body)
-    except yaml.YAMLError as exc:
-        raise errors.bad_request(f"error decoding YAML: {exc}") from exc
+    applied = load_yaml(body)
     if not isinstance(applied, dict):
         raise errors.bad_request("apply patch must be an object")
     svc.check_type(info, applied)
+    if applied.get("metadata") is None:  # null: Go's zero ObjectMeta (the name is the URL's)
+        applied["metadata"] = {}
     try:
         result = server_side_apply(
             svc.present(info, old) if old is not None else None,

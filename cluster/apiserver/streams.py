@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from . import errors
-from .query import parse_bool, parse_int
+from .query import parse_bool, parse_int, parse_resource_version
 from .rest import served_bytes
 from .serving import ResourcePath, ServerParts, parse_selectors
 from .store import DATA
@@ -52,14 +52,7 @@ async def serve_watch(
     raw_send_initial = q.get("sendInitialEvents")
     send_initial = parse_bool(q, "sendInitialEvents") if raw_send_initial is not None else None
     timeout = parse_int(q, "timeoutSeconds")
-    rv_text = q.get("resourceVersion", "")
-    if rv_text not in ("", "0"):
-        try:
-            start_rv = int(rv_text)
-        except ValueError:
-            raise errors.bad_request(f'invalid resource version "{rv_text}"') from None
-    else:
-        start_rv = None
+    start_rv = parse_resource_version(q)
     opts = server.options
     deadline = time.monotonic() + (
         timeout if timeout is not None and timeout > 0 else opts.watch_default_timeout_seconds
