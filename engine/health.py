@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from ssl import SSLContext
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -29,6 +30,7 @@ from prometheus_client.exposition import choose_encoder
 
 __all__ = [
     "Checker",
+    "Handler",
     "HealthCheckCollector",
     "HealthChecks",
     "HttpServer",
@@ -170,12 +172,16 @@ async def _run_check(check: Checker) -> str | None:
     return None
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""An aiohttp request handler."""
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """A GET route of an ``HttpServer``."""
 
     path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    handler: Handler
 
 
 def metrics_route(registry: CollectorRegistry | None = None, *, path: str = "/metrics") -> Route:
@@ -193,10 +199,19 @@ def metrics_route(registry: CollectorRegistry | None = None, *, path: str = "/me
 class HttpServer:
     """One aiohttp listener serving GET routes; ``start``/``stop`` are for the manager."""
 
-    def __init__(self, *, name: str, address: tuple[str | None, int], routes: list[Route]) -> None:
-        """``name`` is for logs; ``address`` comes from ``parse_bind_address``."""
+    def __init__(
+        self,
+        *,
+        name: str,
+        address: tuple[str | None, int],
+        routes: list[Route],
+        ssl: SSLContext | None = None,
+    ) -> None:
+        """``name`` is for logs; ``address`` comes from ``parse_bind_address``; ``ssl``: serve
+        HTTPS with this context (its certificate may be swapped while serving)."""
         self.name = name
         self._host, self._port = address
+        self._ssl = ssl
         app = web.Application()
         for route in routes:
             app.router.add_get(route.path, route.handler)
@@ -218,7 +233,7 @@ class HttpServer:
     async def start(self) -> None:
         """Bind and serve; raises ``OSError`` (e.g. address in use) with the address."""
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
         try:
             await site.start()
         except OSError as e:
@@ -228,7 +243,13 @@ class HttpServer:
             ) from e
         sockets = self._runner.addresses
         self._bound_port = int(sockets[0][1]) if sockets else self._port
-        log.info("%s server listening on %s:%s", self.name, self._host or "*", self._bound_port)
+        log.info(
+            "%s server listening on %s:%s (%s)",
+            self.name,
+            self._host or "*",
+            self._bound_port,
+            "https" if self._ssl is not None else "http",
+        )
 
     async def stop(self) -> None:
         """Close the listener and open connections."""

@@ -34,6 +34,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from kubetrain.informers.transport import Transport
 from .controller import CacheSyncTimeoutError, Controller
 from .health import (
     Checker,
+    Handler,
     HealthCheckCollector,
     HealthChecks,
     HttpServer,
@@ -161,6 +163,13 @@ class ManagerOptions:
     """The operator's one time source: leader election runs on it, the informer factory the
     manager builds gets it, and every controller added must run on it (``ControllerOptions.clock``;
     ``add`` checks), so one ``FakeClock`` drives the whole operator in tests."""
+    metrics_ssl_context: ssl.SSLContext | None = None
+    """``--metrics-secure``: serve ``/metrics`` over HTTPS with this context (TLS 1.2+, e.g.
+    ``webhook.certs.server_ssl_context`` holding the certificate), on a listener of its own: the
+    probes stay plain HTTP, so it cannot share ``health_probe_bind_address``."""
+    metrics_filter: Callable[[Handler], Handler] | None = None
+    """Wraps the ``/metrics`` handler, e.g. ``metrics_auth.MetricsAuthorizer.wrap`` (scrapers
+    authenticated and authorized by the API server); None: served to anyone."""
     registry: CollectorRegistry | None = None
     """The registry ``/metrics`` serves, and where the elector (and, by default, the informers)
     register, and where the health checks are exported (``kubetrain_health_check``; not on the
@@ -168,8 +177,19 @@ class ManagerOptions:
     ``ControllerOptions.registry``: pass the same one."""
 
     def __post_init__(self) -> None:
-        parse_bind_address(self.metrics_bind_address)
-        parse_bind_address(self.health_probe_bind_address)
+        metrics = parse_bind_address(self.metrics_bind_address)
+        health = parse_bind_address(self.health_probe_bind_address)
+        if (
+            self.metrics_ssl_context is not None
+            and metrics is not None
+            and metrics == health
+            and metrics[1] != 0
+        ):
+            raise ValueError(
+                "secure metrics are served over HTTPS and the health probes over plain HTTP: "
+                f"--metrics-bind-address and --health-probe-bind-address must differ, both are "
+                f"{self.metrics_bind_address}"
+            )
         if self.graceful_shutdown_timeout is not None and self.graceful_shutdown_timeout < 0:
             raise ValueError(
                 "ManagerOptions.graceful_shutdown_timeout must be >= 0 seconds or None, got "
@@ -538,11 +558,23 @@ class Manager:
         opts = self.options
         plans: list[tuple[str, tuple[str | None, int], list[Route]]] = []
         metrics = parse_bind_address(opts.metrics_bind_address)
+        secure: HttpServer | None = None
         if metrics is not None:
-            plans.append(("metrics", metrics, [metrics_route(opts.registry)]))
+            route = metrics_route(opts.registry)
+            if opts.metrics_filter is not None:
+                route = Route(route.path, opts.metrics_filter(route.handler))
+            if opts.metrics_ssl_context is not None:  # HTTPS: a listener of its own
+                secure = HttpServer(
+                    name="metrics", address=metrics, routes=[route], ssl=opts.metrics_ssl_context
+                )
+            else:
+                plans.append(("metrics", metrics, [route]))
         health = parse_bind_address(opts.health_probe_bind_address)
         if health is not None:
             plans.append(("health", health, [*self.healthz.routes(), *self.readyz.routes()]))
+        if secure is not None:
+            await secure.start()
+            self._servers.append(secure)
         merged: list[tuple[str, tuple[str | None, int], list[Route]]] = []
         for name, address, routes in plans:
             for i, (other, other_address, other_routes) in enumerate(merged):

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import logging
 import socket
+import ssl
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,8 @@ from kubetrain.engine.manager import (
     run_manager,
 )
 from kubetrain.engine.metrics import informer_metrics, new_registry
+from kubetrain.engine.metrics_auth import MetricsAuthorizer
+from kubetrain.engine.webhook.certs import make_ca, server_ssl_context
 from kubetrain.engine.webhook.certwatcher import CertWatcher
 from kubetrain.engine.webhook.rotator import (
     MUTATING_CONFIGURATIONS,
@@ -169,6 +172,35 @@ class OperatorOptions:
     health_probe_bind_address: str = field(
         default=":8081",
         metadata=flag("--health-probe-bind-address", "address of /healthz and /readyz; 0 disables"),
+    )
+    metrics_secure: bool = field(
+        default=False,
+        metadata=flag(
+            "--metrics-secure",
+            "serve /metrics over HTTPS (TLS 1.2+) to scrapers the API server authenticates "
+            "(TokenReview) and authorizes for get /metrics (SubjectAccessReview); the probes "
+            "stay plain HTTP. Off: plain HTTP to anyone, as before",
+            negatable=True,
+        ),
+    )
+    metrics_cert_dir: str = field(
+        default="",
+        metadata=flag(
+            "--metrics-cert-dir",
+            "with --metrics-secure: directory holding the serving certificate and key (e.g. a "
+            "cert-manager Secret), reloaded when they change; default: a self-signed "
+            "certificate made in memory at start",
+            aliases=("--metrics-cert-path",),
+            show_default=False,
+        ),
+    )
+    metrics_cert_name: str = field(
+        default="tls.crt",
+        metadata=flag("--metrics-cert-name", "certificate file in --metrics-cert-dir"),
+    )
+    metrics_cert_key: str = field(
+        default="tls.key",
+        metadata=flag("--metrics-cert-key", "private key file in --metrics-cert-dir"),
     )
     webhook_server_port: int = field(
         default=9443,
@@ -324,6 +356,8 @@ class OperatorOptions:
                 "--kube-api-qps and --kube-api-burst must be >= 0 (0: no fixed cap / 1.5 x qps), "
                 f"got {self.kube_api_qps} and {self.kube_api_burst}"
             )
+        if self.metrics_cert_dir and not self.metrics_secure:
+            raise ValueError("--metrics-cert-dir needs --metrics-secure")
         if not 0 <= self.webhook_server_port <= 65535:
             raise ValueError(
                 f"--webhook-server-port must be 0..65535 (0 disables), got {self.webhook_server_port}"
@@ -373,11 +407,19 @@ class Operator:
         self.options = opts = options or OperatorOptions()
         self.client = client
         self.registry = registry if registry is not None else new_registry()
+        self.metrics_auth: MetricsAuthorizer | None = None
+        self.metrics_cert_watcher: CertWatcher | None = None
+        metrics_ssl: ssl.SSLContext | None = None
+        if opts.metrics_secure and opts.metrics_bind_address not in ("0", ""):
+            metrics_ssl = self._metrics_ssl_context(clock)
+            self.metrics_auth = MetricsAuthorizer(client, clock=clock)
         self.manager = Manager(
             client,
             ManagerOptions(
                 metrics_bind_address=opts.metrics_bind_address,
                 health_probe_bind_address=opts.health_probe_bind_address,
+                metrics_ssl_context=metrics_ssl,
+                metrics_filter=self.metrics_auth.wrap if self.metrics_auth is not None else None,
                 leader_elect=opts.leader_elect,
                 leader_election_id=opts.leader_election_id,
                 leader_election_namespace=opts.operator_namespace,
@@ -427,6 +469,10 @@ class Operator:
                 self.manager.add_presync(
                     NewJobPreSync(reconciler, client=client, namespace=opts.namespace)
                 )
+        if self.metrics_cert_watcher is not None:
+            self.manager.add_runnable(
+                LoopRunnable("metrics certificate watcher", self.metrics_cert_watcher.run)
+            )
         self.webhooks: WebhookServer | None = None
         self.cert_rotator: CertRotator | None = None
         self.cert_watcher: CertWatcher | None = None
@@ -438,6 +484,35 @@ class Operator:
                 "pods are created without PodGroups",
                 opts.gang_scheduler_name,
             )
+
+    def _metrics_ssl_context(self, clock: Clock) -> ssl.SSLContext:
+        """The TLS 1.2+ context of the secure ``/metrics``: the ``--metrics-cert-dir`` pair
+        (loaded now, so a bad directory fails the start; then watched for changes), else a
+        self-signed certificate for localhost made now, as controller-runtime does (scrapers
+        then skip verification: ``insecureSkipVerify`` in the ServiceMonitor)."""
+        opts = self.options
+        ctx = server_ssl_context()
+        if opts.metrics_cert_dir:
+            watcher = CertWatcher(
+                opts.metrics_cert_dir,
+                lambda cert: cert.load_into(ctx),
+                cert_name=opts.metrics_cert_name,
+                key_name=opts.metrics_cert_key,
+                clock=clock,
+                purpose="metrics",
+            )
+            if not watcher.load():
+                raise ValueError(
+                    f"--metrics-cert-dir: no usable {opts.metrics_cert_name} and "
+                    f"{opts.metrics_cert_key} in {opts.metrics_cert_dir} (see the log)"
+                )
+            self.metrics_cert_watcher = watcher
+        else:
+            ca = make_ca("kubetrain-metrics-ca", valid_days=365)
+            names = tuple(dict.fromkeys(("localhost", socket.gethostname())))
+            ca.issue_server_cert(dns_names=names, valid_days=365).load_into(ctx)
+            log.info("serving /metrics with a self-signed certificate (no --metrics-cert-dir)")
+        return ctx
 
     def _add_webhooks(self, client: ApiClient, clock: Clock) -> None:
         """The webhook server with the kinds' handlers, and where its certificate comes from:

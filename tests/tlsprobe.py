@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import warnings
 
 from cryptography import x509
 
@@ -31,3 +32,31 @@ async def served_serial(port: int, trusted_pem: bytes) -> int:
     """The serial of what ``served_certificate`` gets, trusting only ``trusted_pem``."""
     ctx = ssl.create_default_context(cadata=trusted_pem.decode())
     return x509.load_der_x509_certificate(await served_certificate(port, ctx)).serial_number
+
+
+async def negotiated_version(port: int, ctx: ssl.SSLContext) -> str:
+    """The TLS version a new connection to 127.0.0.1:``port`` verified by ``ctx`` agrees on
+    (``TLSv1.2``, ``TLSv1.3``); raises ``ssl.SSLError`` when the handshake fails."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+    try:
+        version: str = writer.get_extra_info("ssl_object").version()
+        return version
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def old_tls_client(maximum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_1) -> ssl.SSLContext:
+    """A client that offers nothing newer than ``maximum`` (TLS 1.1 by default) and verifies
+    nothing: a server requiring TLS 1.2+ must refuse its handshake."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():  # TLSv1/TLSv1_1 are deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = maximum
+    with contextlib.suppress(ssl.SSLError):
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS < 1.2 at level 1+
+    return ctx

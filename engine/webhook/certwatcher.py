@@ -38,7 +38,10 @@ class CertWatcher:
         key_name: str = "tls.key",
         poll_interval: float = 5.0,
         clock: Clock = REAL_CLOCK,
+        purpose: str = "webhook",
     ) -> None:
+        """``purpose`` names the certificate in logs (``webhook``, ``metrics``)."""
+        self.purpose = purpose
         self.cert_path = Path(cert_dir) / cert_name
         self.key_path = Path(cert_dir) / key_name
         self.poll_interval = poll_interval
@@ -54,7 +57,7 @@ class CertWatcher:
         try:
             pair = (self.cert_path.read_bytes(), self.key_path.read_bytes())
         except OSError as e:
-            self._complain(f"cannot read the webhook certificate: {e}")
+            self._complain(f"cannot read the {self.purpose} certificate: {e}")
             return False
         if pair == self._loaded:
             return False
@@ -62,13 +65,16 @@ class CertWatcher:
         try:
             self._on_certificate(cert)
         except CertificateError as e:
-            self._complain(f"webhook certificate in {self.cert_path.parent} does not load: {e}")
+            self._complain(
+                f"{self.purpose} certificate in {self.cert_path.parent} does not load: {e}"
+            )
             return False
         self._loaded = pair
         self._last_error = ""
         self.reloads += 1
         log.info(
-            "webhook certificate loaded from %s (valid until %s)",
+            "%s certificate loaded from %s (valid until %s)",
+            self.purpose,
             self.cert_path.parent,
             cert.not_after.isoformat(),
         )

@@ -51,6 +51,7 @@ def test_the_chart_lints() -> None:
         ("standalone", ()),
         ("cert-manager", ("--set", "certManager.enabled=true")),
         ("ha", ("--set", "replicas=2,leaderElection=true")),
+        ("metrics-secure", ("--set", "metrics.secure=true")),
     ],
 )
 def test_helm_renders_what_kustomize_renders(overlay: str, values: tuple[str, ...]) -> None:
@@ -105,3 +106,20 @@ def test_the_charts_copies_of_the_monitoring_files_are_current(name: str) -> Non
     assert (CHART / "files" / name).read_text() == (
         ROOT / "deploy" / "monitoring" / name
     ).read_text(), f"copy deploy/monitoring/{name} to deploy/helm/kubetrain/files/"
+
+
+def test_helm_secure_monitoring_renders_what_deploy_monitoring_secure_renders() -> None:
+    """metrics.secure with the ServiceMonitor on: `kubectl kustomize deploy/monitoring-secure`'s
+    https ServiceMonitor (and the same rule and dashboard)."""
+    on = ("--set", "metrics.secure=true,monitoring.serviceMonitor=true,"
+          "monitoring.prometheusRule=true,monitoring.grafanaDashboard=true")  # fmt: skip
+    base = by_key(template("--set", "metrics.secure=true"))
+    extra = {k: v for k, v in by_key(template(*on)).items() if k not in base}
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "deploy" / "monitoring-secure")],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    monitoring = by_key([d for d in yaml.safe_load_all(out) if d])
+    assert sorted(extra) == sorted(monitoring)
+    for key, obj in monitoring.items():
+        assert extra[key] == obj, f"{key} differs"

@@ -17,7 +17,7 @@ from kubetrain.cli import build_parser
 from kubetrain.operator import OperatorOptions, options_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
-OVERLAYS = ["standalone", "cert-manager", "ha"]
+OVERLAYS = ["standalone", "cert-manager", "ha", "metrics-secure"]
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -136,3 +136,59 @@ def test_ha_runs_two_leader_elected_replicas() -> None:
     deployment = one(render("ha"), "Deployment", "kubetrain")
     assert deployment["spec"]["replicas"] == 2
     assert operator_options(deployment).leader_elect is True
+
+
+METRICS_AUTH_RULES = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["subjectaccessreviews"],
+        "verbs": ["create"],
+    },
+]
+
+
+def test_secure_metrics_are_opt_in_with_their_own_least_privilege_role() -> None:
+    plain = render("standalone")
+    assert operator_options(one(plain, "Deployment", "kubetrain")).metrics_secure is False
+    names = {d["metadata"]["name"] for d in plain}
+    assert not names & {"kubetrain-metrics-auth", "kubetrain-metrics-reader"}
+    # the operator's main role never gets the review grants
+    for rule in one(plain, "ClusterRole", "kubetrain")["rules"]:
+        assert not {"tokenreviews", "subjectaccessreviews"} & set(rule.get("resources", []))
+
+    docs = render("metrics-secure")
+    deployment = one(docs, "Deployment", "kubetrain")
+    options = operator_options(deployment)
+    assert options.metrics_secure is True and options.metrics_cert_dir == ""
+    assert options.metrics_bind_address != options.health_probe_bind_address  # probes: plain
+    assert one(docs, "ClusterRole", "kubetrain-metrics-auth")["rules"] == METRICS_AUTH_RULES
+    binding = one(docs, "ClusterRoleBinding", "kubetrain-metrics-auth")
+    assert binding["roleRef"]["name"] == "kubetrain-metrics-auth"
+    sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "kubeflow"}]
+    assert one(docs, "ClusterRole", "kubetrain-metrics-reader")["rules"] == [
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
+    ]
+    # nothing binds the reader role: that is for the cluster's Prometheus
+    assert not [d for d in docs if d.get("roleRef", {}).get("name") == "kubetrain-metrics-reader"]
+
+
+def test_the_secure_service_monitor_scrapes_https_with_its_token() -> None:
+    from kubeapply import KUBECTL
+
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "deploy" / "monitoring-secure")],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    (endpoint,) = one(docs, "ServiceMonitor", "kubetrain")["spec"]["endpoints"]
+    assert endpoint == {
+        "port": "metrics",
+        "interval": "30s",
+        "scheme": "https",
+        "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        # the operator's certificate is self-signed, made at start
+        "tlsConfig": {"insecureSkipVerify": True},
+    }
+    assert {d["kind"] for d in docs} == {"ServiceMonitor", "PrometheusRule", "ConfigMap"}
