@@ -64,6 +64,8 @@ NODESIM_NOT_ON_CLUSTER = frozenset({"nodes"})
 #: A value each typed flag accepts where a made-up one would be refused by the options.
 VALID: dict[str, tuple[list[str], Any]] = {
     "--enable-scheme": (["--enable-scheme", "TFJob", "--enable-scheme", "jaxjob"], None),
+    # only meaningful with --metrics-secure (refused alone, naming both flags)
+    "--metrics-cert-dir": (["--metrics-cert-dir", "/certs", "--metrics-secure"], "/certs"),
 }
 
 

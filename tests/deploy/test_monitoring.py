@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -140,12 +141,14 @@ async def test_a_real_prometheus_gets_data_for_every_panel(tmp_path: Path) -> No
     try:
         async with aiohttp.ClientSession() as session:
             await _until_ready(session, f"{base}/-/ready", server)
-            await run_jobs_through_an_operator(
+            running_at = await run_jobs_through_an_operator(
                 new_registry(), metrics_bind_address=f"127.0.0.1:{metrics_port}"
             )
             empty: list[str] = []
             for query in dashboard_queries():
-                async with session.get(f"{base}/api/v1/query", params={"query": query}) as resp:
+                # at an instant the operator ran: after it stops, its gauges go stale
+                params = {"query": query, "time": f"{running_at:.3f}"}
+                async with session.get(f"{base}/api/v1/query", params=params) as resp:
                     answer = await resp.json()
                 assert answer["status"] == "success", (query, answer)
                 if not answer["data"]["result"]:
@@ -173,9 +176,11 @@ async def _until_ready(
 
 async def run_jobs_through_an_operator(
     registry: CollectorRegistry, *, metrics_bind_address: str
-) -> None:
+) -> float:
     """An operator (webhooks, leader election; metrics in ``registry``, served at
-    ``metrics_bind_address``) through a job deleted by its TTL and a failed one."""
+    ``metrics_bind_address``) through a job deleted by its TTL and a failed one; returns the
+    wall time just before the operator stopped (queries at that instant see its gauges, which
+    go stale with the first failed scrape after)."""
     service = WebhookService(namespace="kubeflow")
     async for env in open_env(nodes=2):
         port = free_port()
@@ -213,8 +218,10 @@ async def run_jobs_through_an_operator(
                         break
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(4)  # a few more scrapes
+                running_at = time.time()
             finally:
                 operator.request_stop()
                 await asyncio.wait_for(run, 30)
                 await operator.close()
         break
+    return running_at
