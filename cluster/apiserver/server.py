@@ -172,9 +172,9 @@ class ApiServer:
                 get("/apis", self._apis),
                 get("/openapi/v3", self._openapi_index),
                 get("/openapi/v3/{path:.*}", self._openapi_doc),
-                web.route("*", "/api/{tail:.*}", self._dispatch),
-                web.route("*", "/apis/{tail:.*}", self._dispatch),
-                web.route("*", "/{tail:.*}", self._not_found),
+                web.route("*", "/api/{tail:(?s:.*)}", self._dispatch),
+                web.route("*", "/apis/{tail:(?s:.*)}", self._dispatch),
+                web.route("*", "/{tail:(?s:.*)}", self._not_found),
             ]
         )
         return app

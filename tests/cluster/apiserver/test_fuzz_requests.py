@@ -987,7 +987,6 @@ async def test_invalid_names_in_the_path_are_not_found(
     env: Env, target: Target, name: str, method: str
 ) -> None:
     assume(name not in (".", ".."))  # a client's URL normalization would drop the segment
-    assume("\n" not in name)  # test_a_newline_in_a_name_in_the_path_is_a_status
     body = json_bytes(target.body(name)) if method in ("PUT", "PATCH") else None
     ctype = MERGE if method == "PATCH" else JSON
     await refused(
@@ -1788,11 +1787,6 @@ async def test_a_limit_of_int64_max_lists_everything(env: Env) -> None:
     assert "continue" not in body["metadata"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.py routes /api/{tail:.*}: '.' does not match a newline, so aiohttp answers "
-    "its own text/plain 404 (a fix for make_app's routes, outside this change)",
-)
 async def test_a_newline_in_a_name_in_the_path_is_a_status(env: Env) -> None:
     target = TARGETS["pods"]
     await refused(env, target, "GET", target.item("a\nb"), None, codes=frozenset({404}))
