@@ -116,7 +116,10 @@ async def test_a_real_prometheus_gets_data_for_every_panel(tmp_path: Path) -> No
     """Prometheus scrapes an operator every second while it runs jobs; then every panel query
     of the dashboard returns data."""
     prometheus = deploy_tool("prometheus")
-    metrics_port, prometheus_port = free_port(), free_port()
+    metrics_port = free_port()
+    prometheus_port = free_port()
+    while prometheus_port == metrics_port:  # both free now, so the same one may come back
+        prometheus_port = free_port()
     (tmp_path / "prometheus.yml").write_text(
         yaml.safe_dump(
             {
@@ -183,7 +186,11 @@ async def run_jobs_through_an_operator(
     go stale with the first failed scrape after)."""
     service = WebhookService(namespace="kubeflow")
     async for env in open_env(nodes=2):
+        # free_port() may hand back the metrics port (free until the operator binds it)
+        taken = {metrics_bind_address.rpartition(":")[2]}
         port = free_port()
+        while str(port) in taken:
+            port = free_port()
         await install_webhooks(env.client, port=port, service=service)
         config = await load_kubeconfig(env.cluster.kubeconfig_path)
         async with ApiClient(config, ClientOptions(registry=registry)) as client:
