@@ -11,7 +11,7 @@ job by the ``training.kubeflow.org/job-name`` label, which every measured system
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,18 @@ from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 
-__all__ = ["JOB_NAME_LABEL", "JobTimes", "JobWatch", "parse_time"]
+__all__ = [
+    "JOB_NAME_LABEL",
+    "JobTimes",
+    "JobWatch",
+    "condition_true",
+    "latency_over_time",
+    "latency_samples",
+    "orphaned_pods",
+    "parse_time",
+    "pod_key",
+    "pods_by_index",
+]
 
 JOB_NAME_LABEL = "training.kubeflow.org/job-name"
 Obj = dict[str, Any]
@@ -78,11 +89,79 @@ class JobTimes:
         return self.deleted - (self.completion_time + self.ttl_seconds)
 
 
-def _condition_true(job: Obj, ctype: str) -> bool:
+def condition_true(job: Obj, ctype: str) -> bool:
+    """Whether ``job`` has condition ``ctype`` with status True."""
     for c in (job.get("status") or {}).get("conditions") or []:
         if c.get("type") == ctype and c.get("status") == "True":
             return True
     return False
+
+
+_LABELS = "training.kubeflow.org/"
+
+
+def pod_key(pod: Obj) -> tuple[str, str, str]:
+    """(job name, replica type, replica index) from a pod's labels, which every measured system
+    sets: the slot a pod fills, so two pods with one key are a duplicate."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return (
+        labels.get(_LABELS + "job-name", ""),
+        labels.get(_LABELS + "replica-type", ""),
+        labels.get(_LABELS + "replica-index", ""),
+    )
+
+
+def pods_by_index(
+    pods: Iterable[Obj], *, skip_jobs: Sequence[str] = ()
+) -> dict[tuple[str, str, str], int]:
+    """How many of ``pods`` fill each ``pod_key``, leaving out the jobs named in ``skip_jobs``
+    (a warm-up job created before the request counts a figure is compared with)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for pod in pods:
+        key = pod_key(pod)
+        if key[0] not in skip_jobs:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def orphaned_pods(pods: Iterable[Obj], jobs: Iterable[Obj]) -> int:
+    """Pods whose controller owner is not one of ``jobs`` (or that have none)."""
+    job_uids = {j["metadata"]["uid"] for j in jobs}
+    orphans = 0
+    for pod in pods:
+        owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")]
+        if not owners or owners[0].get("uid") not in job_uids:
+            orphans += 1
+    return orphans
+
+
+def latency_samples(times: Iterable[JobTimes], names: Sequence[str]) -> dict[str, list[float]]:
+    """Each latency of ``names`` over the jobs that have it."""
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for t in times:
+        for name, value in t.latencies().items():
+            if name in samples and value is not None:
+                samples[name].append(value)
+    return samples
+
+
+def latency_over_time(
+    times: Iterable[JobTimes], names: Sequence[str]
+) -> tuple[dict[str, list[float]], dict[str, list[list[float]]]]:
+    """``latency_samples`` of the jobs with a creation time, and the same as [seconds since the
+    first of those creations, latency] points, for plots over a run."""
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    over_time: dict[str, list[list[float]]] = {name: [] for name in names}
+    for t in times:
+        for name, value in t.latencies().items():
+            if name in samples and value is not None and t.created is not None:
+                samples[name].append(value)
+                over_time[name].append([t.created, value])
+    first = min((p[0] for v in over_time.values() for p in v), default=0.0)
+    for v in over_time.values():
+        for p in v:
+            p[0] -= first
+    return samples, over_time
 
 
 class JobWatch:
@@ -152,13 +231,13 @@ class JobWatch:
             self._early.setdefault(meta.get("name", ""), []).append(job)
             return
         now = self._clock()
-        if times.running is None and _condition_true(job, "Running"):
+        if times.running is None and condition_true(job, "Running"):
             times.running = now
-        if times.succeeded is None and _condition_true(job, "Succeeded"):
+        if times.succeeded is None and condition_true(job, "Succeeded"):
             times.succeeded = now
             if times.running is None:
                 times.running = now  # Running was set and replaced between two watch events
-        if times.failed is None and _condition_true(job, "Failed"):
+        if times.failed is None and condition_true(job, "Failed"):
             times.failed = now
         status = job.get("status") or {}
         if times.completion_time is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..apimetrics import operator_writes, without_events
 from ..jobs import pytorchjob
-from ..measure import JobTimes
+from ..measure import JobTimes, latency_samples
 from ..stats import latency_figures
 from . import tenant_probe
 from .context import BenchContext, Measurement, measure_system, namespace_for
@@ -50,11 +50,7 @@ def _done(t: JobTimes) -> bool:
 
 def figures_of(m: Measurement, *, pods: int, services: int) -> dict[str, Any]:
     """The scenario's figures, latency samples and request tables of one measurement."""
-    samples: dict[str, list[float]] = {name: [] for name in LATENCIES}
-    for times in m.jobs.values():
-        for name, value in times.latencies().items():
-            if value is not None:
-                samples[name].append(value)
+    samples = latency_samples(m.jobs.values(), LATENCIES)
     figures: dict[str, Any] = dict(latency_figures(samples, ("p50", "p90", "p99", "max")))
     n = len(m.jobs)
     succeeded = sum(1 for t in m.jobs.values() if t.succeeded is not None)

@@ -29,7 +29,7 @@ from kubetrain.informers.resource import PODS
 from ..apimetrics import delta, scrape_request_counts
 from ..harness import ManagedProcess
 from ..jobs import PYTORCHJOBS, create_jobs, create_namespace, pytorchjob
-from ..measure import JobTimes, JobWatch
+from ..measure import JobTimes, JobWatch, latency_samples, orphaned_pods, pods_by_index
 from ..stats import latency_figures
 from ..systems import system_process
 from .context import BenchContext, _say_progress, _warm_up, namespace_for
@@ -121,16 +121,6 @@ def _register(watch: JobWatch, name: str, at: float) -> None:
     watch.job_created(name, at=at)
 
 
-def _pod_key(pod: dict[str, Any]) -> tuple[str, str, str]:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    g = "training.kubeflow.org/"
-    return (
-        labels.get(g + "job-name", ""),
-        labels.get(g + "replica-type", ""),
-        labels.get(g + "replica-index", ""),
-    )
-
-
 async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
     opts = ctx.options
     shape = opts.shape
@@ -214,26 +204,15 @@ async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
             await _faults(ctx, "DELETE")
         await proc.stop()
         await watch.stop()
-    job_uids = {j["metadata"]["uid"] for j in jobs}
-    by_index: dict[tuple[str, str, str], int] = {}
-    orphans = 0
-    for pod in pods:
-        key = _pod_key(pod)
-        by_index[key] = by_index.get(key, 0) + 1
-        owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")]
-        if not owners or owners[0].get("uid") not in job_uids:
-            orphans += 1
+    # the warm-up job's pods were created before the request counts' baseline
+    by_index = pods_by_index(pods, skip_jobs=("warmup",))
     measured = [t for name, t in watch.jobs.items() if name != "warmup"]
     created_201 = after.get("POST pods 201", 0)
     pod_deletes = sum(v for k, v in after.items() if k.startswith(("DELETE pods 2",)))
     fault_seconds = (fault_end or time.monotonic()) - fault_start
     total_during = sum(during.values())
     errors_during = sum(v for k, v in during.items() if k.endswith((" 429", " 500", " 410")))
-    samples: dict[str, list[float]] = {name: [] for name in LATENCIES}
-    for t in measured:
-        for name, value in t.latencies().items():
-            if name in samples and value is not None:
-                samples[name].append(value)
+    samples = latency_samples(measured, LATENCIES)
     figures: dict[str, Any] = {
         "jobs": n,
         "jobs_succeeded": sum(1 for t in measured if t.succeeded is not None),
@@ -243,7 +222,7 @@ async def _measure(ctx: BenchContext, system: str) -> dict[str, Any]:
         "jobs_finished_without_all_pods": sum(
             1 for t in measured if finished(t) and t.all_pods_created is None
         ),
-        "orphaned_pods": orphans,
+        "orphaned_pods": orphaned_pods(pods, jobs),
         "pod_creates_201": created_201,
         "pod_creates_409": after.get("POST pods 409", 0),
         "operator_kills": killer.kills,

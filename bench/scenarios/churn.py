@@ -23,7 +23,7 @@ from kubetrain.engine.client import ApiClient
 from ..apimetrics import delta, operator_writes, scrape_request_counts
 from ..harness import ManagedProcess
 from ..jobs import create_jobs, create_namespace, pytorchjob
-from ..measure import JOB_NAME_LABEL, JobTimes, JobWatch
+from ..measure import JOB_NAME_LABEL, JobTimes, JobWatch, latency_over_time
 from ..stats import latency_figures
 from ..systems import system_process
 from .context import BenchContext, _say_progress, _warm_up, namespace_for
@@ -163,17 +163,7 @@ async def _measure(ctx: BenchContext, system: str, sizes: list[int]) -> dict[str
     finally:
         await proc.stop()
         await watch.stop()
-    samples: dict[str, list[float]] = {name: [] for name in LATENCIES}
-    over_time: dict[str, list[list[float]]] = {name: [] for name in LATENCIES}
-    for t in watch.jobs.values():
-        for name, value in t.latencies().items():
-            if value is not None and t.created is not None:
-                samples[name].append(value)
-                over_time[name].append([t.created, value])
-    first = min((p[0] for v in over_time.values() for p in v), default=0.0)
-    for v in over_time.values():
-        for p in v:
-            p[0] -= first
+    samples, over_time = latency_over_time(watch.jobs.values(), LATENCIES)
     n = len(watch.jobs)
     succeeded = sum(1 for t in watch.jobs.values() if t.succeeded is not None)
     writes = operator_writes(delta(before, after))

@@ -47,7 +47,14 @@ from kubetrain.informers.transport import ApiStatusError
 from ..apimetrics import delta, scrape_request_counts
 from ..harness import HarnessError, ManagedProcess
 from ..jobs import PYTORCHJOBS, create_jobs, create_namespace, pytorchjob
-from ..measure import JobTimes, JobWatch
+from ..measure import (
+    JobTimes,
+    JobWatch,
+    condition_true,
+    latency_samples,
+    orphaned_pods,
+    pods_by_index,
+)
 from ..stats import latency_figures
 from ..systems import system_process
 from .context import BenchContext, _say_progress, _warm_up, namespace_for
@@ -155,27 +162,12 @@ class _Replica:
         return self.cpu_before + (self.proc.cpu_seconds() or 0.0)
 
 
-def _pod_key(pod: dict[str, Any]) -> tuple[str, str, str]:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    g = "training.kubeflow.org/"
-    return (
-        labels.get(g + "job-name", ""),
-        labels.get(g + "replica-type", ""),
-        labels.get(g + "replica-index", ""),
-    )
-
-
-def _condition_true(job: dict[str, Any], kind: str) -> bool:
-    conds = (job.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conds)
-
-
 def status_lost(job: dict[str, Any]) -> bool:
     """A finished job's final status is incomplete: not Succeeded, or no completionTime or
     replicaStatuses (a status write dropped with the killed leader and never redone)."""
     status = job.get("status") or {}
     return (
-        not _condition_true(job, "Succeeded")
+        not condition_true(job, "Succeeded")
         or not status.get("completionTime")
         or not status.get("replicaStatuses")
     )
@@ -356,26 +348,13 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
         for r in replicas:
             await r.proc.stop()
         await watch.stop()
-    job_uids = {j["metadata"]["uid"] for j in jobs}
-    by_index: dict[tuple[str, str, str], int] = {}
-    orphans = 0
-    for pod in pods:
-        key = _pod_key(pod)
-        owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")]
-        if not owners or owners[0].get("uid") not in job_uids:
-            orphans += 1
-        if key[0] == "warmup":  # created before the request-count baseline
-            continue
-        by_index[key] = by_index.get(key, 0) + 1
+    # the warm-up job's pods were created before the request counts' baseline
+    by_index = pods_by_index(pods, skip_jobs=("warmup",))
     measured = [t for name, t in watch.jobs.items() if name != "warmup"]
     measured_jobs = [j for j in jobs if j["metadata"]["name"] != "warmup"]
     created_201 = after.get("POST pods 201", 0)
     pod_deletes = sum(v for k, v in after.items() if k.startswith("DELETE pods 2"))
-    samples: dict[str, list[float]] = {name: [] for name in LATENCIES}
-    for t in measured:
-        for name, value in t.latencies().items():
-            if name in samples and value is not None:
-                samples[name].append(value)
+    samples = latency_samples(measured, LATENCIES)
 
     def since_kill(at: float | None) -> float | None:
         return None if at is None or kill_at is None else at - kill_at
@@ -388,7 +367,7 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
         + (n - len(measured_jobs)),
         "duplicate_pods": max(0, created_201 - len(by_index) - pod_deletes),
         "indices_with_two_pods": sum(1 for v in by_index.values() if v > 1),
-        "orphaned_pods": orphans,
+        "orphaned_pods": orphaned_pods(pods, jobs),
         "pod_creates_201": created_201,
         "pod_creates_409": after.get("POST pods 409", 0),
         "lease_duration_seconds": lease_duration,

@@ -30,7 +30,7 @@ The leak rule: a series is ``leak_suspected`` when all of
 
 The report holds the samples (``timeseries``), the restart moments (``restarts``, seconds since the
 first arrival, marked on the over-time plot), per series the fit (``slopes``), and the end state:
-jobs finished / not finished / not deleted, duplicate pods (a pod key of ``chaos._pod_key``, i.e.
+jobs finished / not finished / not deleted, duplicate pods (a pod key of ``measure.pod_key``, i.e.
 job + replica type + index, that had more than one pod UID over the run), pods left after every
 job was deleted (the warm-up job's, which has no TTL, not counted) and orphaned pods (as in
 ``chaos``).
@@ -56,10 +56,9 @@ from kubetrain.informers.resource import PODS
 from .. import procstat
 from ..harness import HarnessError, ManagedProcess
 from ..jobs import PYTORCHJOBS, create_jobs, create_namespace, pytorchjob
-from ..measure import JobTimes
+from ..measure import JobTimes, latency_over_time, orphaned_pods, pod_key
 from ..stats import latency_figures
 from ..systems import system_process
-from .chaos import _pod_key
 from .churn import MAX_WORKERS, _SizedJobWatch
 from .context import BenchContext, _say_progress, _warm_up, namespace_for
 from .probe import ProbePorts, wait_ready, with_probe_ports
@@ -279,7 +278,7 @@ class _SoakWatch(_SizedJobWatch):
     def on_pod(self, pod: dict[str, Any]) -> None:
         uid = (pod.get("metadata") or {}).get("uid")
         if uid:
-            self.uids.setdefault(_pod_key(pod), set()).add(uid)
+            self.uids.setdefault(pod_key(pod), set()).add(uid)
         super().on_pod(pod)
 
 
@@ -500,24 +499,8 @@ def _section(
     def finished(t: JobTimes) -> bool:
         return t.succeeded is not None or t.failed is not None
 
-    job_uids = {j["metadata"]["uid"] for j in jobs}
-    pods = [p for p in pods if _pod_key(p)[0] != "warmup"]  # the warm-up job has no TTL
-    orphans = 0
-    for pod in pods:
-        owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")]
-        if not owners or owners[0].get("uid") not in job_uids:
-            orphans += 1
-    samples: dict[str, list[float]] = {name: [] for name in LATENCIES}
-    over_time: dict[str, list[list[float]]] = {name: [] for name in LATENCIES}
-    for t in measured:
-        for name, value in t.latencies().items():
-            if name in samples and value is not None and t.created is not None:
-                samples[name].append(value)
-                over_time[name].append([t.created, value])
-    first = min((p[0] for v in over_time.values() for p in v), default=0.0)
-    for v in over_time.values():
-        for p in v:
-            p[0] -= first
+    pods = [p for p in pods if pod_key(p)[0] != "warmup"]  # the warm-up job has no TTL
+    samples, over_time = latency_over_time(measured, LATENCIES)
     slopes = leak_slopes(rows, warmup_seconds=ctx.options.soak_warmup_seconds)
 
     def col_max(name: str) -> float | None:
@@ -531,7 +514,7 @@ def _section(
         "jobs_not_deleted": sum(1 for t in measured if t.deleted is None),
         "duplicate_pods": sum(len(u) - 1 for u in watch.uids.values() if len(u) > 1),
         "pods_left_at_end": len(pods),
-        "orphaned_pods": orphans,
+        "orphaned_pods": orphaned_pods(pods, jobs),
         "restarts": len(state.restarts),
         "unclean_exits": sum(1 for c in state.exit_codes if c != 0),
         "restart_to_ready_max": max(state.ready_seconds, default=None),
