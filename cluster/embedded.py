@@ -13,6 +13,7 @@ import base64
 import importlib
 import os
 import tempfile
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -73,9 +74,10 @@ class EmbeddedCluster:
     (``credentials.ClusterCredentials``: a CA and an admin token, kept in ``data_dir`` when set),
     both written into the kubeconfig; what ``kubetrain cluster`` and ``kubetrain up`` run. Not
     secure (the default here, for tests and benchmarks in one process): plain http, and bearer
-    tokens only when ``options.tokens`` is set; the kubeconfig then carries the first of them. ``data_dir`` keeps the objects in an
-    SQLite database there (``apiserver.persistence``: loaded on start, written as they change,
-    all of it on a clean stop); None keeps them in memory only. ``kubeconfig_path`` None writes
+    tokens only when ``options.tokens`` is set; the kubeconfig then carries the first of them.
+    ``data_dir`` keeps the objects in an SQLite database there (``apiserver.persistence``:
+    loaded on start, written as they change, all of it on a clean stop); None keeps them in
+    memory only. ``kubeconfig_path`` None writes
     a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator
     (``kubetrain.cluster.nodesim``) with ``nodesim_options`` (a ``NodeSimOptions``; None: its
     defaults; its ``nodes`` field is replaced by ``nodes``).
@@ -93,10 +95,10 @@ class EmbeddedCluster:
         nodesim_options: Any = None,
         secure: bool = False,
     ) -> None:
-        if secure:  # authentication on from the first request; start() adds the admin token
-            options = options if options is not None else ApiServerOptions()
-            if options.tokens is None:
-                options.tokens = {}
+        if secure and (options is None or options.tokens is None):
+            # authentication on from the first request; start() adds the admin token to this
+            # (live) table. A copy: the caller's options are not changed.
+            options = replace(options or ApiServerOptions(), tokens={})
         self.host = host
         self.secure = secure
         self.credentials: ClusterCredentials | None = None
