@@ -64,7 +64,6 @@ def page_not_found() -> web.Response:
 
 
 SIM_GROUP = "sim.kubetrain.dev"
-_SIM_PREFIX = f"/apis/{SIM_GROUP}/"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -251,13 +250,15 @@ class ApiServer:
     ) -> web.StreamResponse:
         """Answer a mutating request only once what it committed is durable (the store's
         backend committed it: group commit, as kube-apiserver answers after etcd's commit);
-        a success becomes a 500 Status when persistence failed. Reads and the simulator's
-        pod-log channel (not stored) pass through; without ``--data`` it costs no await."""
+        a success becomes a 500 Status when persistence failed. Reads, and writes during which
+        nothing was committed (refused ones, the simulator's pod-log channel), pass through.
+        Installed only with a persistent store (``make_app``)."""
+        rv_before = self.store.rv
         response = await handler(request)
         if (
             request.method not in _READ_METHODS
+            and self.store.rv != rv_before
             and not self.store.is_durable()
-            and not request.path.startswith(_SIM_PREFIX)
         ):
             try:
                 await self.store.wait_durable()
