@@ -8,6 +8,13 @@ of binders: ``POST pods/{name}/binding``, or ``PATCH spec.nodeName`` when the se
 subresource. Pods that fit nowhere get ``PodScheduled=False, reason Unschedulable`` with kube's
 message and wait in the *unschedulable* set until capacity frees (a pod on a node finished or went
 away, or a node appeared), as kube's ``MoveAllToActiveQueue`` does.
+
+Waiting pods are filed by *shape* (their requests and node selector), oldest first. When capacity
+frees, each shape is tried from its oldest pod and only until one of its pods fits nowhere: the
+pods behind it, asking for the same, would not fit either. A pod's requests are parsed once, when
+first decided. So a cluster holding thousands of waiting pods spends a few fits per freed pod, not
+one per waiting pod (that retry of every waiting pod on every release, and the quantity parsing
+in it, was 90 % of the embedded server's CPU with 60,000 pods waiting for 2,560 places).
 """
 
 from __future__ import annotations
@@ -27,9 +34,13 @@ from kubetrain.informers.transport import ApiStatusError
 
 from .capacity import NodeCapacity
 from .podstatus import rfc3339
-from .quantity import pod_requests
+from .quantity import Resources, pod_requests
 
 __all__ = ["TERMINAL_PHASES", "Scheduler"]
+
+_Shape = tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]
+"""What a pod asks of a node: its requests and its node selector, sorted. Pods of one shape fit
+on the same nodes."""
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _RETRY_SECONDS = 1.0
@@ -57,8 +68,14 @@ class Scheduler:
         self._names = scheduler_names
         self._active: deque[str] = deque()
         self._queued: set[str] = set()
-        # key -> the Unschedulable message last decided for it (waits for capacity to free).
-        self._unschedulable: dict[str, str] = {}
+        # Pods waiting for capacity to free, by shape, oldest first: shape -> {key: None}.
+        # Invariant: a key is in at most one group, the one ``_waiting_shape`` names; no group
+        # is empty.
+        self._waiting: dict[_Shape, dict[str, None]] = {}
+        self._waiting_shape: dict[str, _Shape] = {}
+        # key -> (uid, requests, shape) of a pod decided once and not bound yet: requests are
+        # parsed once per pod, not once per attempt.
+        self._decided: dict[str, tuple[str, Resources, _Shape]] = {}
         # Keys assumed onto a node whose binding is in flight. Invariant: each holds capacity.
         self._binding: set[str] = set()
         self._wake = asyncio.Event()
@@ -90,32 +107,57 @@ class Scheduler:
         phase = (pod.get("status") or {}).get("phase")
         if node:
             self._binding.discard(key)
-            self._unschedulable.pop(key, None)
+            self._unfile(key)
+            decided = self._decided.pop(key, None)
             if phase in TERMINAL_PHASES or node not in self.capacity:
                 self._released(key)
             elif self.capacity.holder(key) != node:
                 try:
-                    self.capacity.hold(key, node, pod_requests(pod))
+                    uid = pod["metadata"].get("uid", "")
+                    requests = decided[1] if decided and decided[0] == uid else pod_requests(pod)
+                    self.capacity.hold(key, node, requests)
                 except ValueError as e:
                     log.warning("pod %s on %s: %s", key, node, e)
             return
         if key not in self._binding:
             self._released(key)
-        if self.wants(pod) and key not in self._unschedulable:
+        if self.wants(pod) and key not in self._waiting_shape:
             self._enqueue(key)
 
     def forget(self, key: str) -> None:
         """The pod is gone."""
         self._binding.discard(key)
-        self._unschedulable.pop(key, None)
+        self._unfile(key)
+        self._decided.pop(key, None)
         self._released(key)
+
+    @property
+    def waiting(self) -> int:
+        """Pods waiting for capacity to free (for tests and progress)."""
+        return len(self._waiting_shape)
+
+    def _file(self, key: str, shape: _Shape) -> None:
+        """File ``key`` as waiting under ``shape``; one filed there already keeps its place."""
+        if self._waiting_shape.get(key) == shape:
+            return
+        self._unfile(key)
+        self._waiting.setdefault(shape, {})[key] = None
+        self._waiting_shape[key] = shape
+
+    def _unfile(self, key: str) -> None:
+        shape = self._waiting_shape.pop(key, None)
+        if shape is not None:
+            group = self._waiting[shape]
+            del group[key]
+            if not group:
+                del self._waiting[shape]
 
     def _released(self, key: str) -> None:
         if self.capacity.release(key):
             self._capacity_freed()
 
     def _capacity_freed(self) -> None:
-        if self._unschedulable:
+        if self._waiting:
             self._flush = True
             self._wake.set()
 
@@ -135,10 +177,11 @@ class Scheduler:
                 self._wake.clear()
                 if self._flush:
                     self._flush = False
-                    for key in self._unschedulable:
-                        self._enqueue(key)
-                    self._unschedulable.clear()
+                    self._retry_waiting()
                 while self._active:
+                    if self._flush:  # capacity freed meanwhile: older waiters go first
+                        self._flush = False
+                        self._retry_waiting()
                     key = self._active.popleft()
                     self._queued.discard(key)
                     self._schedule_one(key)
@@ -150,34 +193,62 @@ class Scheduler:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _schedule_one(self, key: str) -> None:
+    def _retry_waiting(self) -> None:
+        """Capacity freed: each shape's waiting pods, oldest first, until one fits nowhere."""
+        for shape in list(self._waiting):
+            while (group := self._waiting.get(shape)) is not None:
+                key = next(iter(group))
+                if self._schedule_one(key) is False and self._waiting_shape.get(key) == shape:
+                    break  # it keeps its place; the pods behind it ask for the same
+
+    def _schedule_one(self, key: str) -> bool | None:
+        """Decide for one pod: True bound (assumed), False waiting for capacity, None nothing to
+        decide (gone, bound, being bound). Only a pod that waits stays filed as waiting."""
         ns, name = split_key(key)
         pod = self._pods.get(ns, name)
         if pod is None or not self.wants(pod) or key in self._binding:
-            return
-        try:
-            requests = pod_requests(pod)
-        except ValueError as e:
-            self._mark_unschedulable(
-                pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}."
+            self._unfile(key)
+            return None
+        uid = pod["metadata"].get("uid", "")
+        decided = self._decided.get(key)
+        if decided is None or decided[0] != uid:
+            try:
+                requests = pod_requests(pod)
+            except ValueError as e:
+                self._mark_unschedulable(
+                    pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}.", None
+                )
+                return False
+            selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+            shape: _Shape = (
+                tuple(sorted(requests.items())),
+                tuple(sorted((str(k), str(v)) for k, v in selector.items())),
             )
-            return
-        fit = self.capacity.fit(requests, (pod.get("spec") or {}).get("nodeSelector"))
+            decided = self._decided[key] = (uid, requests, shape)
+        _, requests, shape = decided
+        fit = self.capacity.fit(requests, dict(shape[1]) or None)
         if fit.node is None:
-            self._mark_unschedulable(pod, fit.message)
-            return
+            self._mark_unschedulable(pod, fit.message, shape)
+            return False
+        self._unfile(key)
+        self._decided.pop(key, None)
         self.capacity.hold(key, fit.node, requests)
         self._binding.add(key)
         self._spawn(self._bind(pod, fit.node))
+        return True
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _mark_unschedulable(self, pod: Mapping[str, Any], message: str) -> None:
+    def _mark_unschedulable(
+        self, pod: Mapping[str, Any], message: str, shape: _Shape | None
+    ) -> None:
+        """File the pod as waiting (a malformed one, ``shape`` None, under its own shape: its
+        requests cannot be read, so only a change to the pod brings it back) and say why."""
         key = _pod_key(pod)
-        self._unschedulable[key] = message
+        self._file(key, shape if shape is not None else ((("", 0),), (("key", key),)))
         for cond in (pod.get("status") or {}).get("conditions") or []:
             if (
                 cond.get("type") == "PodScheduled"
