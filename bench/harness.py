@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -135,11 +136,25 @@ def server_url(kubeconfig: str) -> str:
     return url.rstrip("/")
 
 
+#: The most cpu (milli-cores) and memory (MiB) one benchmark pod requests, as the scheduler
+#: counts it: a PyTorch worker's init container asks for 50m and 10Mi (limits 100m and 20Mi),
+#: in kubetrain as in the reference. The scenarios measure operators, not a full cluster, so
+#: every pod they create must fit at once (``contention`` is the one that fills the cluster):
+#: sized from the pod count alone, 20,000 jobs' workers would fit 2,560 at a time and the
+#: simulated scheduler's waves would be what a run measured.
+BENCH_POD_CPU_MILLI = 100
+BENCH_POD_MEMORY_MIB = 64
+
+
 class ClusterProcess(ManagedProcess):
-    """``kubetrain cluster`` on a free port with ``nodes`` simulated nodes of ``node_pods`` pods."""
+    """``kubetrain cluster`` on a free port with ``nodes`` simulated nodes, each with room for
+    ``node_pods`` pods of up to ``BENCH_POD_CPU_MILLI`` cpu and ``BENCH_POD_MEMORY_MIB`` memory
+    (and never less than the simulator's default 32 cpu and 128Gi)."""
 
     def __init__(self, *, workdir: Path, nodes: int, node_pods: int) -> None:
         self.kubeconfig = str(workdir / "cluster.kubeconfig")
+        node_cpu = max(32, math.ceil(node_pods * BENCH_POD_CPU_MILLI / 1000))
+        node_memory_gib = max(128, math.ceil(node_pods * BENCH_POD_MEMORY_MIB / 1024))
         super().__init__(
             "cluster",
             [
@@ -150,6 +165,8 @@ class ClusterProcess(ManagedProcess):
                 "--kubeconfig", self.kubeconfig,
                 "--nodes", str(nodes),
                 "--node-pods", str(node_pods),
+                "--node-cpu", str(node_cpu),
+                "--node-memory", f"{node_memory_gib}Gi",
             ],
             log_path=workdir / "cluster.log",
         )  # fmt: skip
