@@ -24,7 +24,9 @@ def test_each_node_fits_node_pods_pytorch_workers_at_once(tmp_path: Path, node_p
     template = job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]
     # A worker as kubetrain (and the reference) makes it: the bench's container plus the
     # init container that waits for the master, which is what requests cpu and memory.
-    worker = {"spec": {**template["spec"], "initContainers": [init_container(job, DomainOptions())]}}
+    worker = {
+        "spec": {**template["spec"], "initContainers": [init_container(job, DomainOptions())]}
+    }
     need = pod_requests(worker)
     assert need["cpu"] > 0 and need["memory"] > 0  # else this test checks nothing
 
