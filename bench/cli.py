@@ -37,6 +37,7 @@ DEFAULT_JOBS = {
     "backlog": (50_000, 500),
     "ttl": (5_000, QUICK_JOBS),
     "failover": (200, QUICK_JOBS),
+    "contention": (60, 12),
 }
 """Scenario -> (default --jobs, --quick --jobs) where it differs from (500, QUICK_JOBS)."""
 LARGE_JOBS = {"burst": 5_000, "backlog": 200_000, "ttl": 20_000}
@@ -52,7 +53,7 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="jobs (default: 500, --quick: 20; ttl: 5,000; failover: 200; backlog: finished "
-        "jobs, 50,000, --quick: 500)",
+        "jobs, 50,000, --quick: 500; contention: 60 on room for 64 pods, --quick: 12 on 16)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a small run (about a minute) for CI")
@@ -95,10 +96,15 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         + ", ".join(SYSTEMS)
         + " (default: "
         + ",".join(DEFAULT_SYSTEMS)
-        + "; soak, failover: kubetrain; 'reference' needs "
+        + "; soak, failover, contention: kubetrain; 'reference' needs "
         "tools/conformance/build_reference_operator.sh)",
     )
-    p.add_argument("--run-seconds", type=float, default=1.0, help="simulated pod run time")
+    p.add_argument(
+        "--run-seconds",
+        type=float,
+        default=None,
+        help="simulated pod run time (default: 1; contention: 4, so that waiting is seen)",
+    )
     p.add_argument("--timeout", type=float, default=None, help="per-system wait, seconds")
     p.add_argument("--operator-qps", type=float, default=0.0, help="kubetrain --kube-api-qps "
                    "(<= 0: no fixed cap, the operator's default adaptive limit; default: "
@@ -170,7 +176,7 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
     names = args.systems
     if names is None:
-        single = ("soak", "failover")  # scenarios only kubetrain can run
+        single = ("soak", "failover", "contention")  # scenarios only kubetrain can run
         names = "kubetrain" if args.scenario in single else ",".join(DEFAULT_SYSTEMS)
     systems = tuple(s.strip() for s in names.split(",") if s.strip())
     for s in systems:
@@ -208,7 +214,11 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         raise ValueError("--operator-kubeconfig and --probe-kubeconfig need --kubeconfig")
     return BenchOptions(
         jobs=jobs,
-        shape=JobShape(run_seconds=args.run_seconds),
+        shape=JobShape(
+            run_seconds=args.run_seconds
+            if args.run_seconds is not None
+            else (4.0 if args.scenario == "contention" else 1.0)
+        ),
         systems=systems,
         timeout_seconds=timeout,
         settle_seconds=1.0 if args.quick else 2.0,
@@ -226,6 +236,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         sample_interval_seconds=2.0 if soak and not args.quick else 1.0,
         soak_restart_seconds=restart_every,
         soak_warmup_seconds=5.0 if args.quick else 30.0,
+        contention_capacity_pods=16 if args.quick else 64,
+        contention_variants=2 if args.quick else 3,
         probe=None if args.no_probe else ProbeOptions(idle_seconds=2.0 if args.quick else 5.0),
         system=SystemOptions(
             operator_qps=args.operator_qps,
@@ -263,6 +275,8 @@ async def run_scenario(
         pods = options.jobs * options.shape.pods + 16
         if scenario in ("churn", "soak"):  # up to 8 pods a job, rate x duration jobs
             pods = int(options.churn_rate * options.churn_seconds + 2) * 8 + 16
+        if scenario == "contention":  # too little room, on purpose
+            pods = options.contention_capacity_pods
         if scenario == "backlog":  # backlog pods sit on no node; the new jobs need room
             pods = (options.new_jobs + 2) * options.shape.pods * len(options.systems) + 16
         nodes = 4

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import backlog, burst, chaos, churn, failover, soak, ttl
+from . import backlog, burst, chaos, churn, contention, failover, soak, ttl
 from .context import BenchContext
 
 __all__ = ["SCENARIOS"]
@@ -16,6 +16,7 @@ SCENARIOS: dict[str, Callable[[BenchContext], Awaitable[dict[str, Any]]]] = {
     "burst": burst.run,
     "chaos": chaos.run,
     "churn": churn.run,
+    "contention": contention.run,
     "failover": failover.run,
     "soak": soak.run,
     "ttl": ttl.run,

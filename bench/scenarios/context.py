@@ -92,6 +92,13 @@ class BenchOptions:
     soak_warmup_seconds: float = 30.0
     """soak scenario: samples this long (or 20 % of the epoch, if longer) after each (re)start are
     left out of the slopes."""
+    contention_capacity_pods: int = 64
+    """contention scenario: pods the simulated cluster holds at once (4 nodes)."""
+    contention_sample_seconds: float = 0.2
+    """contention scenario: how often the harness lists the pods."""
+    contention_variants: int = 3
+    """contention scenario: how many of ``contention.GANG_VARIANTS`` to run (without gang
+    scheduling, Volcano, scheduler-plugins)."""
     probe: ProbeOptions | None = field(default_factory=ProbeOptions)
     """burst scenario: the tenant probe's pace and idle phase (``tenant_probe.py``); None: no
     probe (``--no-probe``)."""
