@@ -14,6 +14,7 @@ pod logs, and serves them over HTTP. Extension points, all to be set before ``st
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import time
@@ -30,6 +31,7 @@ from .admission import WebhookAdmission
 from .authn import BearerTokenAuthenticator
 from .builtins import DEFAULT_NAMESPACES, ClusterIPAllocator, builtin_resources
 from .discovery import Discovery
+from .fasthttp import FastServing, FastSite
 from .faults import FaultInjector
 from .gc import GarbageCollector
 from .hooks import AdmissionPlugin
@@ -123,6 +125,7 @@ class ApiServer:
         self.extra_routes.extend([*self.metrics.routes(), *self.faults.routes()])
         self.url = ""
         self._runner: web.AppRunner | None = None
+        self._fast: FastServing | None = None
         self._bootstrapped = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -149,14 +152,39 @@ class ApiServer:
                     WriteOptions(),
                 )
 
-    def make_app(self) -> web.Application:
-        """The aiohttp application (middlewares and extra routes as set now)."""
+    def _middleware_chain(self) -> list[Any]:
         # the durability wait only where there is something to wait for (--data): one
         # middleware less on every request of an in-memory server
         durable = [self._durable_middleware] if self.store.persistent else []
-        middlewares: list[Any] = [*self.middlewares, *durable, self._error_middleware]
+        return [*self.middlewares, *durable, self._error_middleware]
+
+    def _api_handler(self) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``_dispatch`` inside the middlewares, as the app runs it for ``/api`` and ``/apis``
+        (what ``fasthttp`` serves)."""
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = self._dispatch
+        for middleware in reversed(self._middleware_chain()):
+            handler = functools.partial(middleware, handler=handler)
+        return handler
+
+    def _fast_path_applies(self) -> bool:
+        """The fast path runs the server's own middlewares only, and needs ``/api/...`` and
+        ``/apis/...`` to reach ``_dispatch``: off with any other middleware, or an extra route
+        under ``/api``."""
+        own = [self.metrics.middleware, self.faults.middleware]
+        if self.authn is not None:
+            own.append(self.authn.middleware)
+        if any(m not in own for m in self.middlewares):
+            return False
+        for route in self.extra_routes:
+            path = str(getattr(route, "path", getattr(route, "prefix", "/api")))
+            if path.startswith("/api"):
+                return False
+        return True
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application (middlewares and extra routes as set now)."""
         app = web.Application(
-            middlewares=middlewares,
+            middlewares=self._middleware_chain(),
             client_max_size=self.options.max_body_bytes,
         )
         app.add_routes(self.extra_routes)
@@ -193,10 +221,17 @@ class ApiServer:
             app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
         )
         await self._runner.setup()
+        assert self._runner.server is not None
+        self._fast = FastServing(
+            self._api_handler(),
+            self._runner.server,
+            max_body_bytes=self.options.max_body_bytes,
+            enabled=self._fast_path_applies(),
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        site = web.SockSite(self._runner, sock, ssl_context=ssl_context)
+        site = FastSite(self._runner, sock, self._fast, ssl_context=ssl_context)
         await site.start()
         bound_port = sock.getsockname()[1]
         scheme = "https" if ssl_context is not None else "http"
@@ -208,6 +243,9 @@ class ApiServer:
         self.hub.close_all()
         await self.gc.stop()
         await self.namespace_controller.stop()
+        if self._fast is not None:
+            await self._fast.close()
+            self._fast = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
