@@ -61,6 +61,7 @@ from kubetrain.reconcilers.api.webhooks import (
     VALIDATING_CONFIGURATION,
     register_job_webhooks,
 )
+from kubetrain.reconcilers.gang import GangScheduler, gang_scheduler_from_flag
 from kubetrain.reconcilers.jobcontroller import (
     JobControllerOptions,
     JobReconciler,
@@ -83,6 +84,8 @@ log = logging.getLogger(__name__)
 
 #: Exit status of ``--missing-crds skip`` when no enabled kind has its CRD.
 EXIT_NO_CRDS = 3
+#: Exit status of ``--missing-crds skip`` when ``--gang-scheduler-name``'s PodGroup CRD is missing.
+EXIT_NO_PODGROUP_CRD = 4
 
 _DOMAIN_DEFAULTS = DomainOptions()
 
@@ -267,7 +270,11 @@ class OperatorOptions:
         default="",
         metadata=flag(
             "--gang-scheduler-name",
-            "accepted; gang scheduling is not implemented yet (a warning is logged when set)",
+            "gang-schedule every job: 'volcano' (any case) keeps a Volcano PodGroup "
+            "(scheduling.volcano.sh/v1beta1) per job and creates its pods once Volcano admits "
+            "it; any other name keeps a scheduler-plugins PodGroup (scheduling.x-k8s.io/"
+            "v1alpha1) and creates the pods at once with that schedulerName. The PodGroup CRD "
+            "must be installed (see --missing-crds); empty: off",
             show_default=False,
         ),
     )
@@ -317,7 +324,9 @@ class OperatorOptions:
         metadata=flag(
             "--missing-crds",
             "when the CRD of an enabled kind is not installed: wait for it (readiness fails "
-            "meanwhile) or skip that kind (start the kinds whose CRDs exist)",
+            "meanwhile) or skip that kind (start the kinds whose CRDs exist). A missing "
+            "PodGroup CRD of --gang-scheduler-name is waited for too, or with skip ends the "
+            "operator (exit status 4): jobs never run without their gang",
         ),
     )
     create_before_sync: bool = field(
@@ -380,6 +389,7 @@ class OperatorOptions:
             pytorch_init_image=self.pytorch_init_container_image,
             pytorch_init_max_tries=self.pytorch_init_container_max_tries,
             mpi_kubectl_delivery_image=self.mpi_kubectl_delivery_image,
+            gang=gang_scheduler_from_flag(self.gang_scheduler_name),
         )
 
 
@@ -478,11 +488,13 @@ class Operator:
         self.cert_watcher: CertWatcher | None = None
         if opts.webhook_server_port:
             self._add_webhooks(client, clock)
-        if opts.gang_scheduler_name:
-            log.warning(
-                "--gang-scheduler-name=%s accepted but gang scheduling is not implemented yet; "
-                "pods are created without PodGroups",
-                opts.gang_scheduler_name,
+        gang = opts.domain.gang
+        if gang is not None:
+            log.info(
+                "gang scheduling with %s: a %s per job, pods with schedulerName %s",
+                "Volcano" if gang.volcano else "scheduler-plugins",
+                gang.crd_name,
+                gang.scheduler_name,
             )
 
     def _metrics_ssl_context(self, clock: Clock) -> ssl.SSLContext:
@@ -586,6 +598,21 @@ class Operator:
 
         self.manager.add_start_gate("the CRDs of " + ", ".join(k.kind for k in kinds), gate)
 
+    def wait_for_podgroup_crd(self, *, interval: float = 2.0) -> None:
+        """Before the caches start, wait until the PodGroup CRD of ``--gang-scheduler-name`` is
+        served (``/readyz`` names it meanwhile). Call before ``run``; nothing when gang
+        scheduling is off."""
+        gang = self.options.domain.gang
+        if gang is None:
+            return
+
+        async def gate() -> None:
+            while await missing_resources(self.client, [gang.podgroup_resource]):
+                await self.manager.clock.sleep(interval)
+            log.info("the CRD %s is installed", gang.crd_name)
+
+        self.manager.add_start_gate(f"the CRD {gang.crd_name}", gate)
+
     def request_stop(self) -> None:
         self.manager.request_stop()
 
@@ -661,6 +688,24 @@ def missing_crds_message(missing: Iterable[JobKind]) -> str:
     )
 
 
+def missing_podgroup_crd_message(gang: GangScheduler) -> str:
+    """What to tell a user whose cluster lacks the PodGroup CRD of ``gang``."""
+    return (
+        f"--gang-scheduler-name={gang.scheduler_name} needs the CRD {gang.crd_name}, which the "
+        f"API server does not serve. {gang.installer_hint[0].upper()}{gang.installer_hint[1:]}, "
+        "or start the operator without --gang-scheduler-name"
+    )
+
+
+async def podgroup_crd_missing(client: ApiClient, options: OperatorOptions) -> str | None:
+    """The message for a missing PodGroup CRD of ``--gang-scheduler-name``; None when gang
+    scheduling is off or the CRD is served."""
+    gang = options.domain.gang
+    if gang is None or not await missing_resources(client, [gang.podgroup_resource]):
+        return None
+    return missing_podgroup_crd_message(gang)
+
+
 async def resolve_kinds(
     client: ApiClient, options: OperatorOptions
 ) -> tuple[OperatorOptions | None, bool]:
@@ -702,9 +747,17 @@ async def run_operator(args: argparse.Namespace) -> int:
         if resolved is None:
             return EXIT_NO_CRDS
         options = resolved
+        podgroup_missing = await podgroup_crd_missing(client, options)
+        if podgroup_missing is not None:
+            if options.missing_crds == "skip":
+                log.error("%s; gang scheduling cannot be skipped: exiting", podgroup_missing)
+                return EXIT_NO_PODGROUP_CRD
+            log.error("%s; waiting for it (readiness fails meanwhile)", podgroup_missing)
         operator = Operator(client, options, registry=registry, events_client=events_client)
         if wait:  # otherwise every CRD was there: no second discovery at start
             operator.wait_for_crds()
+        if podgroup_missing is not None:
+            operator.wait_for_podgroup_crd()
         log.info("starting operator for %s", ", ".join(k.kind for k in options.kinds or ALL_KINDS))
         try:
             status: int = await run_manager(operator.manager)

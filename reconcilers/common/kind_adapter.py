@@ -16,6 +16,7 @@ from typing import Protocol
 from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import JobKind
 from kubetrain.reconcilers.common.decision import StatusWork
+from kubetrain.reconcilers.gang.flavour import GangScheduler
 
 __all__ = ["DomainOptions", "KindAdapter"]
 
@@ -30,12 +31,14 @@ class DomainOptions:
     ``pytorch_init_image`` / ``pytorch_init_max_tries``: ``--pytorch-init-container-image`` and
     ``--pytorch-init-container-max-tries`` (the worker pods' wait-for-master init container).
     ``mpi_kubectl_delivery_image``: ``--mpi-kubectl-delivery-image`` (v1.9.4 default).
+    ``gang``: ``--gang-scheduler-name`` read once (``gang.gang_scheduler_from_flag``); None: off.
     """
 
     cluster_domain: str = ""
     pytorch_init_image: str = "alpine:3.10"
     pytorch_init_max_tries: int = 100
     mpi_kubectl_delivery_image: str = "ghcr.io/kubeflow/training-v1/kubectl-delivery:latest"
+    gang: GangScheduler | None = None
 
 
 class KindAdapter(Protocol):

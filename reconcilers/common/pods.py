@@ -32,6 +32,7 @@ from kubetrain.reconcilers.common.naming import (
     owner_reference,
     replica_labels,
 )
+from kubetrain.reconcilers.gang.decorate import decorate_pod_for_gang
 
 RESTART_ALWAYS = "Always"
 RESTART_ON_FAILURE = "OnFailure"
@@ -51,7 +52,8 @@ def build_pod(
 
     ``job`` must be defaulted. Template labels, annotations and finalizers are kept; the
     operator's labels override template labels. The kind's decoration (env, init containers,
-    volumes) is applied, then the restart policy. Raises SpecError from the decoration.
+    volumes) is applied, then the gang scheduler's (``options.gang``: schedulerName, group
+    annotations or label), then the restart policy. Raises SpecError from the decoration.
     """
     kind = adapter.kind
     rspec = replica_specs(job, kind)[rtype]
@@ -82,6 +84,8 @@ def build_pod(
     }
     adapter.decorate_pod(job, rtype, index, pod, options)
     events: list[Event] = []
+    if options.gang is not None:
+        events += decorate_pod_for_gang(options.gang, pod, job_name=job_name, rtype=rtype)
     if pod["spec"].get("restartPolicy"):
         events.append(
             Event(

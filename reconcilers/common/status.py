@@ -32,6 +32,13 @@ reference's reconcile order, with kubetrain's fixes (reference section 10):
 9. A running job with an active deadline gets ``requeue_after`` = time left (fix of quirk 3's
    no-op ``AddAfter``).
 
+Gang scheduling (``DomainOptions.gang``, reference section 3; the rules are ``reconcilers/gang``):
+a job that is neither finished nor suspended has its PodGroup in ``apply_objects`` (written only
+when it differs from the cached one) and its pods decorated; with Volcano, pods are not created
+while the cached PodGroup (``GangView.podgroup``) is absent or its phase is empty or Pending (the
+Created condition's message and a Warning event say so); the PodGroup is deleted (when cached)
+once the job finishes, fails or is suspended.
+
 Conditions use reasons ``<Kind><Reason>`` with no double prefix (MPI: ``MPIJobFailed``, event
 ``MPIJobSucceeded``: fix of quirk 13).
 
@@ -86,6 +93,9 @@ from kubetrain.reconcilers.common.runpolicy import (
 )
 from kubetrain.reconcilers.common.services import build_service, plan_services
 from kubetrain.reconcilers.common.ttl import ttl_deadline
+from kubetrain.reconcilers.gang.admission import pods_wait_for_podgroup, show_podgroup_wait
+from kubetrain.reconcilers.gang.podgroup import desired_podgroup, podgroup_reference
+from kubetrain.reconcilers.gang.view import NO_VIEW, GangView
 
 _DEFAULT_OPTIONS = DomainOptions()
 
@@ -105,14 +115,19 @@ def compute_status(
     *,
     now: datetime,
     options: DomainOptions = _DEFAULT_OPTIONS,
+    gang_view: GangView = NO_VIEW,
 ) -> StatusDecision:
-    """Decide one reconcile of ``job`` (see the module docstring). Never mutates its inputs."""
+    """Decide one reconcile of ``job`` (see the module docstring). Never mutates its inputs.
+    ``gang_view``: the job's cached PodGroup and the PriorityClass values (read only when
+    ``options.gang`` is set)."""
     kind = adapter.kind
     old_status: Obj = job.get("status") or {}
     if managed_by_other(job, kind) or job.get("metadata", {}).get("deletionTimestamp"):
         return StatusDecision(status=old_status, status_changed=False)
     if cond.is_finished(old_status):
-        return _decide_finished(adapter, job, pods, services, now=now)
+        return _decide_finished(
+            adapter, job, pods, services, now=now, options=options, gang_view=gang_view
+        )
     # A job is judged until it starts (startTime): one the operator already started was valid
     # then (by the webhook or by this check), and a stricter later kubetrain must not fail
     # running work on upgrade. Edits of a started job are the validating webhook's to refuse.
@@ -142,6 +157,9 @@ def compute_status(
 
     if is_suspended_spec(job, kind):
         _suspend(adapter, work, decision, job, pods, services)
+        _delete_podgroup(decision, job, options, gang_view)
+        if options.gang is not None:
+            show_podgroup_wait(work, options.gang, gang_view.podgroup, waiting=False)
         return _close(work, decision, old_status)
 
     if cond.is_suspended(work.status):
@@ -167,23 +185,34 @@ def compute_status(
         )
         work.fail(failure)
         _finish(adapter, work, decision, job, pods, services)
+        _delete_podgroup(decision, job, options, gang_view)
         return _close(work, decision, old_status)
 
     work.status.setdefault("startTime", format_time(now))
-    new_restarts = _reconcile_replicas(adapter, work, decision, job, pods, services, options)
+    podgroup, hold_pods = _gang_step(adapter, work, decision, job, options, gang_view)
+    new_restarts, held = _reconcile_replicas(
+        adapter, work, decision, job, pods, services, options, hold_pods=hold_pods
+    )
     if new_restarts:
         decision.job_annotations[OPERATOR_RESTARTS_ANNOTATION] = str(restarts + new_restarts)
 
     work.status["replicaStatuses"] = replica_statuses(kind, name, ordered_types(adapter, job), pods)
-    work.replicas_missing = bool(decision.create_pods)
+    work.replicas_missing = bool(decision.create_pods) or held > 0
     adapter.update_status(work, job, pods)
 
     if cond.is_finished(work.status):
         decision.create_pods.clear()
         decision.create_services.clear()
         _finish(adapter, work, decision, job, pods, services)
+        _delete_podgroup(decision, job, options, gang_view)
         return _close(work, decision, old_status)
 
+    if options.gang is not None:
+        # held for a PodGroup that cannot be built: its FailedCreatePodGroup event says why
+        waiting = held > 0 and podgroup is not None
+        show_podgroup_wait(work, options.gang, gang_view.podgroup, waiting=waiting)
+    if podgroup is not None:
+        decision.apply_objects.append(podgroup)
     decision.apply_objects.extend(adapter.extra_objects(job, pods, options))
     deadline = active_deadline(_with_status(job, work.status), kind)
     if deadline is not None:
@@ -192,11 +221,19 @@ def compute_status(
 
 
 def _decide_finished(
-    adapter: KindAdapter, job: Obj, pods: list[Obj], services: list[Obj], *, now: datetime
+    adapter: KindAdapter,
+    job: Obj,
+    pods: list[Obj],
+    services: list[Obj],
+    *,
+    now: datetime,
+    options: DomainOptions,
+    gang_view: GangView,
 ) -> StatusDecision:
     """Step 2 of the module docstring: a job already Succeeded/Failed, as cached (compacted,
     never defaulted or validated). Reads ``spec.runPolicy`` (+ MPI's deprecated
-    ``spec.cleanPodPolicy``), ``status`` and the owned pods' phase and deletionTimestamp."""
+    ``spec.cleanPodPolicy``), ``status`` and the owned pods' phase and deletionTimestamp; with
+    gang scheduling, deletes the PodGroup while the cache shows it."""
     old_status: Obj = job.get("status") or {}
     uid = uid_of(job)
     pods = [p for p in pods if is_controlled_by(p, uid)]
@@ -205,6 +242,7 @@ def _decide_finished(
     work = StatusWork(kind=adapter.kind, job=job, status=dict(old_status), now=now)
     decision = StatusDecision(status=work.status, status_changed=False)
     _finish(adapter, work, decision, job, pods, services)
+    _delete_podgroup(decision, job, options, gang_view)
     return _close(work, decision, old_status)
 
 
@@ -237,6 +275,41 @@ def _decide_invalid(
     return _close(work, decision, old_status)
 
 
+def _gang_step(
+    adapter: KindAdapter,
+    work: StatusWork,
+    decision: StatusDecision,
+    job: Obj,
+    options: DomainOptions,
+    gang_view: GangView,
+) -> tuple[Obj | None, bool]:
+    """``(the PodGroup to apply, whether pod creation waits)``; ``(None, False)`` without gang
+    scheduling. A PodGroup that cannot be built (a malformed quantity) is a spec error, and its
+    pods wait: pods of a gang must not start without their group."""
+    gang = options.gang
+    if gang is None:
+        return None, False
+    try:
+        podgroup = desired_podgroup(gang, job, adapter.kind, gang_view)
+    except SpecError as err:
+        _spec_error(work, decision, "FailedCreatePodGroup", err)
+        return None, True
+    return podgroup, pods_wait_for_podgroup(gang, gang_view.podgroup)
+
+
+def _delete_podgroup(
+    decision: StatusDecision, job: Obj, options: DomainOptions, gang_view: GangView
+) -> None:
+    """Delete the job's PodGroup when gang scheduling is on and the cache shows it (not already
+    being deleted); its deletion event wakes the job again if the cache was behind."""
+    podgroup = gang_view.podgroup
+    if options.gang is None or podgroup is None:
+        return
+    if (podgroup.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    decision.delete_objects.append(podgroup_reference(options.gang, job))
+
+
 def _reconcile_replicas(
     adapter: KindAdapter,
     work: StatusWork,
@@ -245,10 +318,15 @@ def _reconcile_replicas(
     pods: list[Obj],
     services: list[Obj],
     options: DomainOptions,
-) -> int:
-    """Fill pod and service creations/deletions; returns the number of pods re-created."""
+    *,
+    hold_pods: bool = False,
+) -> tuple[int, int]:
+    """Fill pod and service creations/deletions; returns ``(pods re-created, pods held)``:
+    with ``hold_pods`` (Volcano's PodGroup not admitted yet) missing pods are counted, not
+    built."""
     name = name_of(job)
     restarted = 0
+    held = 0
     for rtype in ordered_types(adapter, job):
         # ``plan.exited`` is not turned into ExitedWithCode events here: the controller records
         # them once per termination (``reconcilers/exits.py``), not on every reconcile.
@@ -265,6 +343,9 @@ def _reconcile_replicas(
             if verdict.exit_code is None:
                 message += f" Pod {pod['metadata']['name']}: {verdict.cause}."
             work.fail(message)
+        if hold_pods:
+            held += len(plan.create)
+            plan.create.clear()
         for index in plan.create:
             try:
                 body, events = build_pod(adapter, job, rtype, index, options=options)
@@ -283,7 +364,7 @@ def _reconcile_replicas(
             except SpecError as err:
                 _spec_error(work, decision, "FailedCreateService", err)
                 break
-    return restarted
+    return restarted, held
 
 
 def _spec_error(work: StatusWork, decision: StatusDecision, reason: str, err: SpecError) -> None:

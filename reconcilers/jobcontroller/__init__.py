@@ -9,6 +9,7 @@ One concept per file:
 - ``children.py``, ``extras.py``, ``status_writer.py``: the writes (pods and services, other
   objects, status with batching);
 - ``memory.py``: everything remembered per job, forgotten in one call;
+- ``gang_cache.py``: the cached PodGroup and PriorityClass values of gang scheduling;
 - ``protocols.py``, ``recording.py``, ``outcome.py``: what it writes through and records to;
 - ``options.py``, ``resources.py``, ``wiring.py``: knobs, resources, and ``new_job_controller``.
 """

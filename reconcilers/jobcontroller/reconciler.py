@@ -25,10 +25,12 @@ from kubetrain.reconcilers.common.kind_adapter import KindAdapter
 from kubetrain.reconcilers.common.priorities import DELETE_JOB_REQUEST_PRIORITY
 from kubetrain.reconcilers.common.status import compute_status
 from kubetrain.reconcilers.exits import ExitLog
+from kubetrain.reconcilers.gang.view import NO_VIEW
 from kubetrain.reconcilers.metrics import JobMetrics
 
 from .children import ChildWriter
 from .extras import ExtraObjects
+from .gang_cache import GangCache
 from .gates import closed_gate
 from .memory import JobMemories, JobMemory
 from .options import JobControllerOptions
@@ -52,6 +54,7 @@ class JobReconciler:
     Listers are the caller's: ``jobs`` of the kind, ``pods``/``services`` of the owned-object
     informers with the ``CONTROLLER_UID_INDEX`` index, ``extras`` keyed by resource plural.
     ``expectations`` and ``exits`` are shared with the event handlers that observe them.
+    ``gang``: the PodGroup and PriorityClass caches, needed when ``options.domain.gang`` is set.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class JobReconciler:
         extras: dict[str, Lister] | None = None,
         exits: ExitLog | None = None,
         options: JobControllerOptions | None = None,
+        gang: GangCache | None = None,
     ) -> None:
         self.adapter = adapter
         self.kind = adapter.kind
@@ -80,6 +84,12 @@ class JobReconciler:
         self.expectations = expectations
         self.exits = exits if exits is not None else ExitLog(adapter.kind.default_container)
         self.options = opts = options or JobControllerOptions()
+        if opts.domain.gang is not None and gang is None:
+            raise ValueError(
+                "JobReconciler: options.domain.gang is set but no GangCache was given "
+                "(new_job_controller wires one)"
+            )
+        self._gang = gang if opts.domain.gang is not None else None
         self._clock = opts.clock
         self.memories = JobMemories(expectations, self.exits)
         self._events = JobEvents(recorder, self.job_ref)
@@ -96,7 +106,11 @@ class JobReconciler:
             clock=opts.clock,
         )
         self._extras = ExtraObjects(
-            self.kind, client=client, listers=extras or {}, field_manager=opts.field_manager
+            self.kind,
+            client=client,
+            listers=extras or {},
+            field_manager=opts.field_manager,
+            events=self._events,
         )
         self._status = StatusWriter(
             self.job_ref,
@@ -127,7 +141,13 @@ class JobReconciler:
         services = self.services.by_index(CONTROLLER_UID_INDEX, memory.uid)
         now = self._clock.utcnow()
         decision = compute_status(
-            self.adapter, job, pods, services, now=now, options=self.options.domain
+            self.adapter,
+            job,
+            pods,
+            services,
+            now=now,
+            options=self.options.domain,
+            gang_view=self._gang.view(job) if self._gang is not None else NO_VIEW,
         )
         if decision.invalid is not None:
             return await self._fail_invalid(job, memory, decision)
@@ -159,7 +179,8 @@ class JobReconciler:
         alongside the later full reconcile because it raises the same expectations first (that
         reconcile waits until the informers have seen these objects) and because every name is
         deterministic (a child that exists after all is answered 409 and counted as observed).
-        Jobs that need more than pods and services (the MPI ConfigMap, an elastic HPA), that are
+        Jobs that need more than pods and services (the MPI ConfigMap, an elastic HPA, a
+        PodGroup: gang scheduling needs its cache), that are
         invalid, suspended, managed by another controller or being deleted are left to the full
         reconcile.
         """

@@ -51,6 +51,8 @@ rules:
   - level: None
 """
 
+GANG_ONLY = "only with --gang-scheduler-name, which this suite runs without"
+
 #: Grants the suite does not see used, each with why it is needed all the same.
 GRANTED_FOR_OTHERS: dict[tuple[str, str, str], str] = {
     ("", "pods", "get"): "granted on: the Role of an MPIJob's launcher",
@@ -71,6 +73,12 @@ GRANTED_FOR_OTHERS: dict[tuple[str, str, str], str] = {
     ("rbac.authorization.k8s.io", "rolebindings", "update"): "repairs a launcher RoleBinding",
     ("", "configmaps", "get"): "a create that finds it existing before the cache shows it",
     ("autoscaling", "horizontalpodautoscalers", "get"): "as configmaps",
+    **{
+        (group, "podgroups", verb): GANG_ONLY
+        for group in ("scheduling.volcano.sh", "scheduling.x-k8s.io")
+        for verb in ("list", "watch", "create", "update", "delete", "get")
+    },
+    **{("scheduling.k8s.io", "priorityclasses", verb): GANG_ONLY for verb in ("list", "watch")},
 }
 
 Rule = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)

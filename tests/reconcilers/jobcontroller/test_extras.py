@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import copy
 
-from fakes import RecordingJobWriter
+from fakes import RecordingJobWriter, RecordingRecorder
 from jobkit import make_job
 
 from kubetrain.base.objects import Obj
 from kubetrain.informers.lister import Lister
-from kubetrain.informers.resource import CONFIGMAPS
+from kubetrain.informers.resource import CONFIGMAPS, PODGROUPS_VOLCANO, kubeflow
 from kubetrain.informers.store import Store
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.jobcontroller.extras import ExtraObjects, contains, same_content
 from kubetrain.reconcilers.jobcontroller.memory import JobMemory
 from kubetrain.reconcilers.jobcontroller.outcome import Outcome
+from kubetrain.reconcilers.jobcontroller.recording import JobEvents
 from kubetrain.reconcilers.kinds import ADAPTERS
 
 JOB = make_job("MPIJob", {"Launcher": 1, "Worker": 1}, name="j")
@@ -105,3 +106,78 @@ async def test_delete_skips_what_the_cache_shows_gone() -> None:
     assert client.requests == [("delete", "roles", "j-launcher")]
     await writer.delete(JOB, memory, "example.com/v1", "Widget", "w", out)
     assert out.failures == ["delete example.com/v1 Widget w: unknown resource"]
+
+
+# -- the gang scheduler's PodGroup ----------------------------------------------------------------
+
+PODGROUP_API = "scheduling.volcano.sh/v1beta1"
+
+
+def podgroup(min_member: int, *, annotations: dict[str, str] | None = None) -> Obj:
+    meta: Obj = {"name": "j", "namespace": "ns"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": PODGROUP_API,
+        "kind": "PodGroup",
+        "metadata": meta,
+        "spec": {"minMember": min_member, "queue": "default"},
+    }
+
+
+def podgroup_extras(cached: Store) -> tuple[ExtraObjects, RecordingJobWriter, RecordingRecorder]:
+    client, recorder = RecordingJobWriter(), RecordingRecorder()
+    writer = ExtraObjects(
+        ADAPTERS["PyTorchJob"].kind,
+        client=client,
+        listers={PODGROUPS_VOLCANO.plural: Lister(cached)},
+        field_manager="kubetrain",
+        events=JobEvents(recorder, kubeflow("PyTorchJob")),
+    )
+    return writer, client, recorder
+
+
+def test_annotations_count_as_content() -> None:
+    cached = podgroup(2, annotations={"a": "1", "server": "x"})
+    assert same_content(cached, podgroup(2, annotations={"a": "1"}))
+    assert not same_content(cached, podgroup(2, annotations={"a": "2"}))
+
+
+async def test_a_podgroup_is_written_once_and_its_update_keeps_the_schedulers_status() -> None:
+    cache = Store()
+    writer, client, _ = podgroup_extras(cache)
+    memory, out = JobMemory("uid-1"), Outcome()
+    job = make_job("PyTorchJob", {"Master": 1, "Worker": 1})
+    await writer.apply(job, memory, podgroup(2), out)
+    assert client.requests == [("create", "podgroups", "j")]
+    stored = copy.deepcopy(client.objects[("podgroups", "ns", "j")])
+    assert stored["metadata"]["labels"] == {
+        "training.kubeflow.org/operator-name": "pytorchjob-controller",
+        "training.kubeflow.org/job-name": "j",
+    }
+    stored["status"] = {"phase": "Inqueue"}  # Volcano's
+    cache.upsert(stored)
+    await writer.apply(job, memory, podgroup(2), out)
+    assert len(client.requests) == 1, "unchanged: no write"
+    await writer.apply(job, memory, podgroup(1), out)
+    assert client.requests[1:] == [("update", "podgroups", "j")]
+    updated = client.objects[("podgroups", "ns", "j")]
+    assert updated["spec"]["minMember"] == 1
+    assert updated["status"] == {"phase": "Inqueue"}, "a CRD without status subresource keeps it"
+    assert not out.failures
+
+
+async def test_deleting_a_podgroup_records_the_references_events() -> None:
+    cache = Store()
+    cache.upsert(podgroup(2))
+    writer, client, recorder = podgroup_extras(cache)
+    job = make_job("PyTorchJob", {"Master": 1})
+    out = Outcome()
+    await writer.delete(job, JobMemory("uid-1"), PODGROUP_API, "PodGroup", "j", out)
+    assert client.requests == [("delete", "podgroups", "j")]
+    assert recorder.events == [("Normal", "SuccessfulDeletePodGroup", "Deleted PodGroup: j")]
+
+    client.errors[("delete", "j")] = ApiStatusError(500, reason="InternalError")
+    await writer.delete(job, JobMemory("uid-1"), PODGROUP_API, "PodGroup", "j", out)
+    assert recorder.events[-1][:2] == ("Warning", "FailedDeletePodGroup")
+    assert len(out.failures) == 1
