@@ -21,8 +21,10 @@ import yaml
 
 from .apiserver.options import ApiServerOptions
 from .apiserver.persistence import SqliteBackend
+from .apiserver.rest_common import WriteOptions
 from .apiserver.server import ApiServer
 from .credentials import ADMIN_USER, ClusterCredentials
+from .podgroups import DEFAULT_QUEUE, gang_crds
 
 __all__ = ["KUBECONFIG_CONTEXT", "EmbeddedCluster", "write_kubeconfig"]
 
@@ -80,7 +82,10 @@ class EmbeddedCluster:
     memory only. ``kubeconfig_path`` None writes
     a temporary file, removed on exit. ``nodes`` > 0 starts the node simulator
     (``kubetrain.cluster.nodesim``) with ``nodesim_options`` (a ``NodeSimOptions``; None: its
-    defaults; its ``nodes`` field is replaced by ``nodes``).
+    defaults; its ``nodes`` field is replaced by ``nodes``). ``gang_crds``: serve the PodGroup
+    CRDs of Volcano and scheduler-plugins and Volcano's Queue with its ``default`` queue
+    (``podgroups.py``), installed before the first request, so the simulator gang-schedules and
+    an operator with ``--gang-scheduler-name`` finds its CRD.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class EmbeddedCluster:
         options: ApiServerOptions | None = None,
         nodesim_options: Any = None,
         secure: bool = False,
+        gang_crds: bool = True,
     ) -> None:
         if secure and (options is None or options.tokens is None):
             # authentication on from the first request; start() adds the admin token to this
@@ -107,6 +113,7 @@ class EmbeddedCluster:
         self.nodes = nodes
         self.data_dir = data_dir
         self.nodesim_options = nodesim_options
+        self.gang_crds = gang_crds
         self.api = ApiServer(options)
         self.url = ""
         self._kubeconfig_given = kubeconfig_path is not None
@@ -128,6 +135,9 @@ class EmbeddedCluster:
             self.api.options.tokens.setdefault(self.credentials.token, ADMIN_USER)
             ssl_context = self.credentials.ssl_context()
         try:
+            if self.gang_crds:
+                await self.api.bootstrap()  # idempotent: start() does not load twice
+                await _install_gang_crds(self.api)
             self.url = await self.api.start(self.host, self.port, ssl_context=ssl_context)
         except BaseException:
             if self._backend is not None:
@@ -175,6 +185,19 @@ class EmbeddedCluster:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def _install_gang_crds(api: ApiServer) -> None:
+    """Create the gang-scheduling CRDs and Volcano's default Queue where absent (in process,
+    before the server serves: nobody sees a cluster without them)."""
+    crds = api.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    assert crds is not None  # a built-in resource
+    for crd in gang_crds():
+        if api.store.get(crds.storage_key, "", crd["metadata"]["name"]) is None:
+            await api.rest.create(crds, "", crd, WriteOptions())
+    queues = api.registry.lookup("scheduling.volcano.sh", "v1beta1", "queues")
+    if queues is not None and api.store.get(queues.storage_key, "", "default") is None:
+        await api.rest.create(queues, "", DEFAULT_QUEUE, WriteOptions())
 
 
 async def _start_nodesim(cluster: EmbeddedCluster) -> Any:

@@ -6,8 +6,11 @@ informer from ``kubetrain.informers``); it never imports the embedded API server
 
 - Nodes ``kubetrain-node-0..N-1`` with cpu, memory, pods and ``nvidia.com/gpu``, Ready, and a Lease
   in ``kube-node-lease`` renewed every 10 s (``nodes.py``).
-- Scheduler for pods of ``schedulerName`` default-scheduler (configurable), by free capacity,
-  tracked incrementally; Unschedulable with kube's message otherwise (``scheduler.py``).
+- Scheduler for pods of ``schedulerName`` default-scheduler, volcano and
+  scheduler-plugins-scheduler (configurable), by free capacity, tracked incrementally, higher
+  PriorityClass first; Unschedulable with kube's message otherwise (``scheduler.py``). Members
+  of a Volcano or scheduler-plugins PodGroup are bound all or nothing, and the group's status is
+  written as each project writes it (``podgroup.py``, ``gangs.py``, ``gangstatus.py``).
 - Kubelets: Pending -> Running -> Succeeded/Failed with full container statuses, in-place
   restarts, graceful deletion, logs (``kubelet.py``, ``timeline.py``, ``podstatus.py``).
 
@@ -55,11 +58,12 @@ from kubetrain.engine.config import load_kubeconfig
 
 from .behaviour import PREFIX, PodBehaviour, behaviour_of
 from .logsink import DirectLogSink, HttpLogSink, LogSink
-from .options import DEFAULT_SCHEDULER, NodeSimOptions
+from .options import DEFAULT_SCHEDULER, GANG_SCHEDULERS, NodeSimOptions
 from .simulator import NodeSimulator
 
 __all__ = [
     "DEFAULT_SCHEDULER",
+    "GANG_SCHEDULERS",
     "PREFIX",
     "DirectLogSink",
     "HttpLogSink",

@@ -4,6 +4,7 @@ The scheduler asks ``fit`` for every decision, so this must never scan pods: eac
 resources on a node is filed under its key with its node and requests, and each node keeps the sum.
 A pod holds resources from the moment the scheduler *assumes* it onto a node (before the binding
 is confirmed) until it is terminal (Succeeded/Failed) or deleted, as in kube's scheduler cache.
+The cluster-wide free total (what Volcano admits a gang against) is kept the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class NodeCapacity:
         self._nodes: dict[str, _Node] = {}
         # pod key -> (node, requests). Invariant: every entry is counted in its node's ``used``.
         self._holders: dict[str, tuple[str, Resources]] = {}
+        # Invariant: the sums over nodes of ``allocatable`` and of ``used``.
+        self._allocatable_total: Resources = {}
+        self._used_total: Resources = {}
 
     def add_node(
         self, name: str, allocatable: Mapping[str, int], labels: Mapping[str, str]
@@ -49,8 +53,10 @@ class NodeCapacity:
         if node is None:
             self._nodes[name] = _Node(name, dict(labels), dict(allocatable))
         else:
+            subtract_into(self._allocatable_total, node.allocatable)
             node.allocatable = dict(allocatable)
             node.labels = dict(labels)
+        add_into(self._allocatable_total, allocatable)
 
     def __contains__(self, node: str) -> bool:
         return node in self._nodes
@@ -72,6 +78,7 @@ class NodeCapacity:
             return
         self._holders[key] = (node, requests)
         add_into(target.used, requests)
+        add_into(self._used_total, requests)
 
     def release(self, key: str) -> bool:
         """Unfile ``key``; True if it held anything (capacity was freed)."""
@@ -81,10 +88,22 @@ class NodeCapacity:
         node = self._nodes.get(entry[0])
         if node is not None:
             subtract_into(node.used, entry[1])
+            subtract_into(self._used_total, entry[1])
         return True
 
     def used(self, node: str) -> Resources:
         return dict(self._nodes[node].used)
+
+    def held(self, key: str) -> Resources | None:
+        """What ``key`` holds (its requests), or None."""
+        entry = self._holders.get(key)
+        return entry[1] if entry else None
+
+    def free_total(self) -> Resources:
+        """Allocatable minus used, summed over nodes (a resource no node has is absent)."""
+        free = dict(self._allocatable_total)
+        subtract_into(free, self._used_total)
+        return free
 
     def fit(self, requests: Resources, node_selector: Mapping[str, str] | None = None) -> FitResult:
         """The node with the most free capacity (kube's LeastAllocated) that fits ``requests``.

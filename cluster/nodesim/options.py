@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 
 from kubetrain.base.flags import flag
 
-__all__ = ["DEFAULT_SCHEDULER", "NodeSimOptions"]
+__all__ = ["DEFAULT_SCHEDULER", "GANG_SCHEDULERS", "NodeSimOptions"]
 
 DEFAULT_SCHEDULER = "default-scheduler"
+GANG_SCHEDULERS = frozenset({"volcano", "scheduler-plugins-scheduler"})
+"""Volcano's scheduler name and the one scheduler-plugins is deployed (and the training
+operator's e2e tests run) under: pods of these names are gang-scheduled when in a PodGroup."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,10 +39,24 @@ class NodeSimOptions:
     node_labels: tuple[tuple[str, str], ...] = ()
     """Extra labels on every node, besides hostname/os/arch and ``type=kubetrain-sim``."""
     scheduler_names: frozenset[str] = field(
-        default_factory=lambda: frozenset({DEFAULT_SCHEDULER}),
+        default_factory=lambda: frozenset({DEFAULT_SCHEDULER, *GANG_SCHEDULERS}),
         metadata=flag("--scheduler-name", "schedule pods of this schedulerName"),
     )
-    """Pods whose ``spec.schedulerName`` is one of these are scheduled by the simulator."""
+    """Pods whose ``spec.schedulerName`` is one of these are scheduled by the simulator. A pod
+    of ``volcano`` with the annotation ``scheduling.k8s.io/group-name``, or of any other name
+    but ``default-scheduler`` with the label ``scheduling.x-k8s.io/pod-group``, is scheduled with
+    its PodGroup (all or nothing) when ``gang_scheduling`` is on and the server serves the
+    group's CRD; any other pod alone."""
+    gang_scheduling: bool = field(
+        default=True,
+        metadata=flag(
+            "--gang-scheduling",
+            "gang-schedule pods of Volcano and scheduler-plugins PodGroups",
+            negatable=True,
+        ),
+    )
+    """Watch PodGroups (of the flavours the server serves) and PriorityClasses; off: every pod
+    is scheduled alone, first come first served."""
     lease_renew_seconds: float = 10.0
     """How often each node renews its Lease in ``kube-node-lease`` (the kubelet's 10 s)."""
     default_run_seconds: float = field(

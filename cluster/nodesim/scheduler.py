@@ -15,6 +15,21 @@ pods behind it, asking for the same, would not fit either. A pod's requests are 
 first decided. So a cluster holding thousands of waiting pods spends a few fits per freed pod, not
 one per waiting pod (that retry of every waiting pod on every release, and the quantity parsing
 in it, was 90 % of the embedded server's CPU with 60,000 pods waiting for 2,560 places).
+
+Priority: a shape includes the pods' priority (``priorities.py``), and when capacity frees the
+shapes and the waiting groups are tried higher priority first, then oldest first. A new pod that
+fits when it arrives is bound at once, whatever waits (kube's scheduler does the same; there is
+no preemption).
+
+Gangs (``enable_gangs``; ``podgroup.py`` says which pods belong to which PodGroup and what each
+flavour's status is): a member pod is not decided alone but filed under its group
+(``gangs.py``), and the group is decided once per loop pass: its waiting members are assumed
+onto nodes one after another and, unless enough of them fit to reach ``minMember``, all of them
+are released again (all or nothing, on the same ``NodeCapacity``). A Volcano group is admitted
+first (phase ``Inqueue``) when the cluster's free total, less what the other admitted and not yet
+placed groups reserve, covers its ``minResources``; its pods are bound only once it is admitted.
+A group that waits for room is retried with the waiting shapes when capacity frees. Status is
+written by ``gangstatus.py``, only on change.
 """
 
 from __future__ import annotations
@@ -33,14 +48,26 @@ from kubetrain.informers.resource import PODS
 from kubetrain.informers.transport import ApiStatusError
 
 from .capacity import NodeCapacity
+from .gangs import GangBook, Group
+from .gangstatus import GroupStatusWriter
+from .podgroup import (
+    VOLCANO,
+    Flavour,
+    GroupKey,
+    group_of,
+    member_state,
+    plugins_status,
+    volcano_status,
+)
 from .podstatus import rfc3339
-from .quantity import Resources, pod_requests
+from .priorities import Priorities
+from .quantity import Resources, pod_requests, subtract_into
 
 __all__ = ["TERMINAL_PHASES", "Scheduler"]
 
-_Shape = tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]
-"""What a pod asks of a node: its requests and its node selector, sorted. Pods of one shape fit
-on the same nodes."""
+_Shape = tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...], int]
+"""What a pod asks of a node: its requests and its node selector, sorted, and its priority. Pods
+of one shape fit on the same nodes and go in the same order."""
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _RETRY_SECONDS = 1.0
@@ -86,6 +113,31 @@ class Scheduler:
         self._binding_supported = True
         self.bound = 0
         """Pods bound so far (for tests and progress)."""
+        # order in which waiting shapes appeared: oldest first among equal priorities
+        self._shape_seq: dict[_Shape, int] = {}
+        self._seq = 0
+        self.priorities = Priorities()
+        # -- gangs (enable_gangs) --
+        self._flavours: frozenset[Flavour] = frozenset()
+        self.gangs = GangBook()
+        self._decide: set[GroupKey] = set()  # groups to decide in the next pass
+        self._status: set[GroupKey] = set()  # groups whose status may have changed
+        self._blocked: set[GroupKey] = set()  # groups waiting for capacity to free
+        self._reserving: set[GroupKey] = set()  # Volcano: admitted, fewer than minMember placed
+        self.group_status = GroupStatusWriter(
+            client, slots=self._bind_slots, spawn=self._spawn, retry=self._touch, clock=clock
+        )
+
+    def enable_gangs(self, flavours: frozenset[Flavour], priorities: Priorities) -> None:
+        """Schedule members of PodGroups of ``flavours`` (the CRDs the server serves) with their
+        group, and order by ``priorities``. Before the first pod is observed."""
+        self._flavours = flavours
+        self.priorities = priorities
+
+    @property
+    def gang_flavours(self) -> frozenset[Flavour]:
+        """The PodGroup flavours scheduled with their group."""
+        return self._flavours
 
     # -- informer side (synchronous, never awaits) ---------------------------------------------
 
@@ -105,9 +157,12 @@ class Scheduler:
         spec = pod.get("spec") or {}
         node = spec.get("nodeName")
         phase = (pod.get("status") or {}).get("phase")
+        if self._flavours:
+            self._observe_member(key, pod)
         if node:
             self._binding.discard(key)
             self._unfile(key)
+            self.gangs.unfile(key)
             decided = self._decided.pop(key, None)
             if phase in TERMINAL_PHASES or node not in self.capacity:
                 self._released(key)
@@ -121,7 +176,7 @@ class Scheduler:
             return
         if key not in self._binding:
             self._released(key)
-        if self.wants(pod) and key not in self._waiting_shape:
+        if self.wants(pod) and key not in self._waiting_shape and not self.gangs.is_filed(key):
             self._enqueue(key)
 
     def forget(self, key: str) -> None:
@@ -129,7 +184,50 @@ class Scheduler:
         self._binding.discard(key)
         self._unfile(key)
         self._decided.pop(key, None)
+        group = self.gangs.group_of_member(key)
+        if group is not None:
+            self.gangs.set_member(key, None, None)
+            self._touch(group)
         self._released(key)
+
+    def _observe_member(self, key: str, pod: Mapping[str, Any]) -> None:
+        group = group_of(pod, self._flavours)
+        state = member_state(pod)
+        if state == "waiting" and key in self._binding:
+            state = "binding"
+        before = self.gangs.group_of_member(key)
+        if group is None and before is None:
+            return
+        if self.gangs.set_member(key, group, state):
+            for touched in {before, group}:
+                if touched is not None:
+                    self._touch(touched)
+
+    # -- groups (informer side) ----------------------------------------------------------------
+
+    def observe_group(self, key: GroupKey, obj: Mapping[str, Any]) -> None:
+        """A PodGroup was added or changed."""
+        self.group_status.observed(key, obj)
+        _, changed = self.gangs.observe_group(key, obj)
+        if changed:
+            self._decide.add(key)
+        self._touch(key)
+
+    def forget_group(self, key: GroupKey) -> None:
+        """A PodGroup was deleted."""
+        self.gangs.forget_group(key)
+        self.group_status.forget(key)
+        self._decide.discard(key)
+        self._status.discard(key)
+        self._blocked.discard(key)
+        if key in self._reserving:
+            self._reserving.discard(key)
+            self._capacity_freed_for_groups()
+
+    def _touch(self, key: GroupKey) -> None:
+        """The group's status may have changed: recompute it in the next pass."""
+        self._status.add(key)
+        self._wake.set()
 
     @property
     def waiting(self) -> int:
@@ -141,6 +239,9 @@ class Scheduler:
         if self._waiting_shape.get(key) == shape:
             return
         self._unfile(key)
+        if shape not in self._waiting:
+            self._seq += 1
+            self._shape_seq[shape] = self._seq
         self._waiting.setdefault(shape, {})[key] = None
         self._waiting_shape[key] = shape
 
@@ -151,13 +252,20 @@ class Scheduler:
             del group[key]
             if not group:
                 del self._waiting[shape]
+                del self._shape_seq[shape]
 
     def _released(self, key: str) -> None:
         if self.capacity.release(key):
             self._capacity_freed()
 
     def _capacity_freed(self) -> None:
-        if self._waiting:
+        if self._waiting or self._blocked:
+            self._flush = True
+            self._wake.set()
+
+    def _capacity_freed_for_groups(self) -> None:
+        """A reservation ended: groups waiting for admission may now be admitted."""
+        if self._blocked:
             self._flush = True
             self._wake.set()
 
@@ -187,6 +295,8 @@ class Scheduler:
                     self._schedule_one(key)
                     if len(self._tasks) > self._max_in_flight:
                         await asyncio.sleep(0)  # let binders drain a long burst
+                if self._decide or self._status:
+                    self._groups_pass()
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -194,11 +304,26 @@ class Scheduler:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _retry_waiting(self) -> None:
-        """Capacity freed: each shape's waiting pods, oldest first, until one fits nowhere."""
-        for shape in list(self._waiting):
-            while (group := self._waiting.get(shape)) is not None:
-                key = next(iter(group))
-                if self._schedule_one(key) is False and self._waiting_shape.get(key) == shape:
+        """Capacity freed: shapes and waiting groups, higher priority first, then oldest; each
+        shape's waiting pods, oldest first, until one fits nowhere."""
+        order: list[tuple[int, int, _Shape | None, GroupKey | None]] = [
+            (-shape[2], self._shape_seq[shape], shape, None) for shape in self._waiting
+        ]
+        for blocked in self._blocked:
+            group = self.gangs.group(blocked)
+            if group is not None:
+                order.append((-self._group_priority(group), group.seq, None, blocked))
+        order.sort(key=lambda entry: entry[:2])
+        for _, _, shape, group_key in order:
+            if group_key is not None:
+                self._schedule_group(group_key)
+                continue
+            while shape is not None and (group_ := self._waiting.get(shape)) is not None:
+                pod_key = next(iter(group_))
+                if (
+                    self._schedule_one(pod_key) is False
+                    and self._waiting_shape.get(pod_key) == shape
+                ):
                     break  # it keeps its place; the pods behind it ask for the same
 
     def _schedule_one(self, key: str) -> bool | None:
@@ -208,34 +333,219 @@ class Scheduler:
         pod = self._pods.get(ns, name)
         if pod is None or not self.wants(pod) or key in self._binding:
             self._unfile(key)
+            self.gangs.unfile(key)
             return None
-        uid = pod["metadata"].get("uid", "")
-        decided = self._decided.get(key)
-        if decided is None or decided[0] != uid:
-            try:
-                requests = pod_requests(pod)
-            except ValueError as e:
-                self._mark_unschedulable(
-                    pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}.", None
-                )
-                return False
-            selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-            shape: _Shape = (
-                tuple(sorted(requests.items())),
-                tuple(sorted((str(k), str(v)) for k, v in selector.items())),
+        group = self._gang_of(pod)
+        if group is not None:  # decided with its group, in the next pass
+            self._unfile(key)
+            if self.gangs.group_of_member(key) != group:
+                self.gangs.set_member(key, group, "waiting")
+            self.gangs.file(key)
+            self._decide.add(group)
+            return False
+        try:
+            requests, shape = self._requests(key, pod)
+        except ValueError as e:
+            self._mark_unschedulable(
+                pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}.", None
             )
-            decided = self._decided[key] = (uid, requests, shape)
-        _, requests, shape = decided
+            return False
         fit = self.capacity.fit(requests, dict(shape[1]) or None)
         if fit.node is None:
             self._mark_unschedulable(pod, fit.message, shape)
             return False
-        self._unfile(key)
-        self._decided.pop(key, None)
-        self.capacity.hold(key, fit.node, requests)
-        self._binding.add(key)
-        self._spawn(self._bind(pod, fit.node))
+        self._assume(pod, fit.node, requests)
         return True
+
+    def _requests(self, key: str, pod: Mapping[str, Any]) -> tuple[Resources, _Shape]:
+        """The pod's requests and shape, parsed once per pod; ValueError for a malformed one."""
+        uid = pod["metadata"].get("uid", "")
+        decided = self._decided.get(key)
+        if decided is None or decided[0] != uid:
+            requests = pod_requests(pod)
+            selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+            shape: _Shape = (
+                tuple(sorted(requests.items())),
+                tuple(sorted((str(k), str(v)) for k, v in selector.items())),
+                self.priorities.of_pod(pod),
+            )
+            decided = self._decided[key] = (uid, requests, shape)
+        return decided[1], decided[2]
+
+    def _assume(self, pod: Mapping[str, Any], node: str, requests: Resources) -> None:
+        """Hold ``requests`` on ``node`` for the pod and bind it."""
+        key = _pod_key(pod)
+        self._unfile(key)
+        self.gangs.unfile(key)
+        self._decided.pop(key, None)
+        self.capacity.hold(key, node, requests)
+        self._binding.add(key)
+        group = self.gangs.group_of_member(key)
+        if group is not None and self.gangs.set_member(key, group, "binding"):
+            self._touch(group)
+        self._spawn(self._bind(pod, node))
+
+    # -- groups (decisions) --------------------------------------------------------------------
+
+    def _gang_of(self, pod: Mapping[str, Any]) -> GroupKey | None:
+        """The group the pod is scheduled with; its pods wait while it does not exist (Volcano
+        waits for the group; scheduler-plugins' Permit denies a pod whose PodGroup is not
+        found)."""
+        if not self._flavours:
+            return None
+        return group_of(pod, self._flavours)
+
+    def _group_priority(self, group: Group) -> int:
+        if group.spec.priority_class:
+            return self.priorities.value(group.spec.priority_class)
+        for key in self.gangs.filed(group.key)[:1]:
+            pod = self._pods.get(*split_key(key))
+            if pod is not None:
+                return self.priorities.of_pod(pod)
+        return self.priorities.value("")
+
+    def _groups_pass(self) -> None:
+        """Decide for the groups that changed (higher priority first, then oldest), then bring
+        the others' status up to date."""
+        decide, self._decide = self._decide, set()
+        groups = [g for key in decide if (g := self.gangs.group(key)) is not None]
+        groups.sort(key=lambda g: (-self._group_priority(g), g.seq))
+        for group in groups:
+            self._schedule_group(group.key)
+        status, self._status = self._status, set()
+        for key in status - decide:
+            group_ = self.gangs.group(key)
+            if group_ is not None:
+                self._refresh(group_)
+
+    def _schedule_group(self, key: GroupKey) -> None:
+        """Admit (Volcano) and place the group's waiting members, all or nothing."""
+        group = self.gangs.group(key)
+        if group is None:
+            self._blocked.discard(key)
+            return
+        counts = self.gangs.counts(key)
+        reason = ""
+        if key[0] == VOLCANO and not group.admitted:
+            if counts.placed >= max(group.spec.min_member, 1) or self._admits(group):
+                group.admitted = True
+            else:
+                reason = "NotEnoughResources"
+        if not reason:
+            reason = self._place(group, counts.placed)
+        group.reason = reason
+        if reason == "NotEnoughResources" or (reason == "" and self.gangs.filed(key)):
+            self._blocked.add(key)  # retried when capacity frees
+        else:
+            self._blocked.discard(key)
+        self._refresh(group)
+
+    def _admits(self, group: Group) -> bool:
+        """Volcano's enqueue: the free total, less the other admitted groups' outstanding
+        reservations, covers this group's ``minResources``."""
+        if not group.spec.valid:
+            return False
+        free = self.capacity.free_total()
+        for other in self._reserving:
+            if other != group.key and (reserving := self.gangs.group(other)) is not None:
+                subtract_into(free, self._outstanding(reserving))
+        return all(free.get(name, 0) >= want for name, want in group.spec.reservation.items())
+
+    def _outstanding(self, group: Group) -> Resources:
+        """What an admitted group still reserves: its ``minResources`` less what its placed
+        members hold (never below zero)."""
+        left = dict(group.spec.reservation)
+        for member in self.gangs.members(group.key):
+            held = self.capacity.held(member)
+            if held:
+                subtract_into(left, held)
+        return {name: value for name, value in left.items() if value > 0}
+
+    def _place(self, group: Group, placed: int) -> str:
+        """Bind the group's waiting members if, with those placed, ``minMember`` fit at once;
+        "" when nothing more blocks the group, else why it waits."""
+        keys = self.gangs.filed(group.key)
+        need = group.spec.min_member - placed
+        if need <= 0:  # the gang runs: further members go alone
+            for key in keys:
+                self._place_alone(key)
+            return ""
+        if len(keys) < need:
+            return "NotEnoughTasks"
+        tentative: list[tuple[Mapping[str, Any], str, Resources]] = []
+        for i, key in enumerate(keys):
+            if len(tentative) + len(keys) - i < need:
+                break  # the rest cannot make up the difference
+            pod = self._pods.get(*split_key(key))
+            if pod is None or not self.wants(pod) or key in self._binding:
+                self.gangs.unfile(key)
+                continue
+            try:
+                requests, shape = self._requests(key, pod)
+            except ValueError as e:
+                self._say_unschedulable(
+                    pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}."
+                )
+                continue
+            fit = self.capacity.fit(requests, dict(shape[1]) or None)
+            if fit.node is not None:
+                self.capacity.hold(key, fit.node, requests)  # assumed, for the next fits
+                tentative.append((pod, fit.node, requests))
+        if len(tentative) >= need:
+            for member, node, requests in tentative:
+                self._assume(member, node, requests)
+            return ""
+        for member, _, _ in tentative:
+            self.capacity.release(_pod_key(member))  # none of them: all or nothing
+        message = (
+            f"pod group is not ready, {group.spec.min_member} minAvailable: "
+            f"{need} of its pods cannot be placed at once"
+        )
+        for key in self.gangs.filed(group.key):
+            waiting = self._pods.get(*split_key(key))
+            if waiting is not None:
+                self._say_unschedulable(waiting, message)
+        return "NotEnoughResources"
+
+    def _place_alone(self, key: str) -> None:
+        pod = self._pods.get(*split_key(key))
+        if pod is None or not self.wants(pod) or key in self._binding:
+            self.gangs.unfile(key)
+            return
+        try:
+            requests, shape = self._requests(key, pod)
+        except ValueError as e:
+            self._say_unschedulable(
+                pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}."
+            )
+            return
+        fit = self.capacity.fit(requests, dict(shape[1]) or None)
+        if fit.node is None:
+            self._say_unschedulable(pod, fit.message)
+        else:
+            self._assume(pod, fit.node, requests)
+
+    def _refresh(self, group: Group) -> None:
+        """Write the group's status if it changed; keep ``_reserving`` right."""
+        key = group.key
+        counts = self.gangs.counts(key)
+        if key[0] == VOLCANO:
+            if group.admitted and counts.placed < group.spec.min_member:
+                self._reserving.add(key)
+            elif key in self._reserving:
+                self._reserving.discard(key)
+                self._capacity_freed_for_groups()
+            desired = volcano_status(
+                self.group_status.known(key, group.obj),
+                group.spec,
+                counts,
+                admitted=group.admitted,
+                reason=group.reason,
+                now=rfc3339(self._clock.utcnow().timestamp()),
+            )
+        else:
+            desired = plugins_status(self.group_status.known(key, group.obj), group.spec, counts)
+        self.group_status.sync(key, group.obj, desired)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -248,7 +558,11 @@ class Scheduler:
         """File the pod as waiting (a malformed one, ``shape`` None, under its own shape: its
         requests cannot be read, so only a change to the pod brings it back) and say why."""
         key = _pod_key(pod)
-        self._file(key, shape if shape is not None else ((("", 0),), (("key", key),)))
+        self._file(key, shape if shape is not None else ((("", 0),), (("key", key),), 0))
+        self._say_unschedulable(pod, message)
+
+    def _say_unschedulable(self, pod: Mapping[str, Any], message: str) -> None:
+        """Write ``PodScheduled=False`` with ``message`` unless the pod says so already."""
         for cond in (pod.get("status") or {}).get("conditions") or []:
             if (
                 cond.get("type") == "PodScheduled"
@@ -320,6 +634,9 @@ class Scheduler:
                 log.warning("binding pod %s to %s failed: %s", key, node, e)
         # Transient failure: give the capacity back and try again later.
         self._binding.discard(key)
+        group = self.gangs.group_of_member(key)
+        if group is not None and self.gangs.set_member(key, group, "waiting"):
+            self._touch(group)
         self._released(key)
         self._clock.call_at(self._clock.monotonic() + _RETRY_SECONDS, lambda: self._enqueue(key))
 

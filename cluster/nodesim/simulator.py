@@ -1,8 +1,10 @@
 """``NodeSimulator``: nodes, scheduler and kubelets wired to one pod informer and one API client.
 
 Everything goes through HTTP (``ApiClient``) and a shared pod informer, so the simulator works
-against any API server. Start order: register nodes (so capacity is known), start the informer
-and wait for its first list, then the scheduler loop, kubelet workers and lease heartbeats.
+against any API server. Start order: register nodes (so capacity is known), ask discovery which
+PodGroup CRDs and PriorityClasses the server serves (a server without them gets no watch on
+them: pods are then scheduled alone), start the informers and wait for their first list, then
+the scheduler loop, kubelet workers and lease heartbeats.
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from kubetrain.base.clock import REAL_CLOCK, Clock
-from kubetrain.base.objects import Obj, object_key
+from kubetrain.base.objects import Obj, object_key, split_key
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import ClientConfig
+from kubetrain.engine.discovery import missing_resources
 from kubetrain.informers.event_handlers import EventHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.resource import PODS
+from kubetrain.informers.resource import (
+    PODGROUPS_SCHEDULER_PLUGINS,
+    PODGROUPS_VOLCANO,
+    PODS,
+    PRIORITYCLASSES,
+    ResourceRef,
+)
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 
 from .capacity import NodeCapacity
@@ -28,6 +37,8 @@ from .kubelet import Kubelet
 from .logsink import HttpLogSink, LogSink
 from .nodes import NodeRegistrar, host_ip, node_allocatable, node_labels, pod_cidr_prefix
 from .options import NodeSimOptions
+from .podgroup import PLUGINS, VOLCANO, Flavour
+from .priorities import Priorities
 from .scheduler import Scheduler
 
 __all__ = ["NodeSimulator"]
@@ -58,6 +69,35 @@ class _PodEvents(EventHandler):
         key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else object_key(obj)
         self._scheduler.forget(key)
         self._kubelet.forget(key)
+
+
+class _GroupEvents(EventHandler):
+    """PodGroup events of one flavour to the scheduler."""
+
+    def __init__(self, scheduler: Scheduler, flavour: Flavour) -> None:
+        self._scheduler = scheduler
+        self._flavour = flavour
+
+    def on_add(self, obj: Obj, is_in_initial_list: bool) -> None:
+        self._changed(obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self._changed(new)  # a resync too: the status may need writing again
+
+    def _changed(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        self._scheduler.observe_group((self._flavour, meta.get("namespace", ""), meta["name"]), obj)
+
+    def on_delete(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else object_key(obj)
+        ns, name = split_key(key)
+        self._scheduler.forget_group((self._flavour, ns or "", name))
+
+
+_FLAVOURS: tuple[tuple[Flavour, ResourceRef], ...] = (
+    (VOLCANO, PODGROUPS_VOLCANO),
+    (PLUGINS, PODGROUPS_SCHEDULER_PLUGINS),
+)
 
 
 class NodeSimulator:
@@ -138,6 +178,8 @@ class NodeSimulator:
     async def start(self, *, sync_timeout: float | None = 60.0) -> None:
         """Register nodes, sync the pod cache, start scheduling and running pods."""
         await self._nodes.register()
+        if self.options.gang_scheduling:
+            await self._watch_gangs()
         self._informer.add_event_handler(_PodEvents(self.scheduler, self.kubelet))
         self._factory.start()
         if not await self._factory.wait_for_sync(sync_timeout):
@@ -147,7 +189,30 @@ class NodeSimulator:
         self._tasks.append(
             asyncio.create_task(self._nodes.heartbeat_forever(), name="nodesim leases")
         )
-        log.info("nodesim: %d nodes registered and running", self.options.nodes)
+        gangs = sorted(self.scheduler.gang_flavours)
+        log.info(
+            "nodesim: %d nodes registered and running%s",
+            self.options.nodes,
+            f"; gang scheduling PodGroups of {', '.join(gangs)}" if gangs else "",
+        )
+
+    async def _watch_gangs(self) -> None:
+        """Informers on the PodGroups and PriorityClasses the server serves (one discovery
+        request per group/version); the scheduler gang-schedules the flavours found."""
+        refs = [ref for _, ref in _FLAVOURS] + [PRIORITYCLASSES]
+        missing = set(await missing_resources(self.client, refs))
+        flavours: set[Flavour] = set()
+        for flavour, ref in _FLAVOURS:
+            if ref not in missing:
+                informer = self._factory.informer_for(ref, namespace=None)
+                informer.add_event_handler(_GroupEvents(self.scheduler, flavour))
+                flavours.add(flavour)
+        priorities = Priorities()
+        if PRIORITYCLASSES not in missing:
+            priorities = Priorities(
+                self._factory.informer_for(PRIORITYCLASSES, namespace=None).lister
+            )
+        self.scheduler.enable_gangs(frozenset(flavours), priorities)
 
     async def stop(self) -> None:
         """Stop every loop; nodes stay registered (as when kubelets stop)."""

@@ -60,7 +60,7 @@ async def test_cpu_and_pod_count_capacity_and_foreign_scheduler() -> None:
     options = NodeSimOptions(nodes=1, cpu="2", pods=3, default_run_seconds=60)
     async with simulated(options) as (_cluster, _sim, http):
         await http.create(pod("big", requests={"cpu": "3"}))
-        await http.create(pod("other", scheduler_name="volcano"))
+        await http.create(pod("other", scheduler_name="other-scheduler"))
         for i in range(3):
             await http.create(pod(f"small-{i}", requests={"cpu": "500m"}))
         for i in range(3):
@@ -80,3 +80,32 @@ async def test_cpu_and_pod_count_capacity_and_foreign_scheduler() -> None:
         other = await http.get_pod("other")
         assert other is not None and not other["spec"].get("nodeName")
         assert not message(other)  # another scheduler's pod is left alone
+
+
+async def test_waiting_pods_of_higher_priority_class_go_first() -> None:
+    options = NodeSimOptions(nodes=1, gpus=1, default_run_seconds=60)
+    async with simulated(options) as (_cluster, _sim, http):
+        for name, value in (("low", 10), ("high", 1000)):
+            status, body = await http.call(
+                "POST",
+                "/apis/scheduling.k8s.io/v1/priorityclasses",
+                {
+                    "apiVersion": "scheduling.k8s.io/v1",
+                    "kind": "PriorityClass",
+                    "metadata": {"name": name},
+                    "value": value,
+                },
+            )
+            assert status == 201, body
+        await http.create(pod("blocker", requests={"nvidia.com/gpu": "1"}))
+        await http.wait_pod("blocker", lambda p: p["spec"].get("nodeName"))
+        for name in ("low", "high"):  # the low one waits longer
+            manifest = pod(name, requests={"nvidia.com/gpu": "1"})
+            manifest["spec"]["priorityClassName"] = name
+            await http.create(manifest)
+            await http.wait_pod(name, lambda p: (p.get("status") or {}).get("conditions"))
+        status, _ = await http.call("DELETE", "/api/v1/namespaces/default/pods/blocker")
+        assert status == 200
+        await http.wait_pod("high", lambda p: p["spec"].get("nodeName"))
+        low = await http.get_pod("low")
+        assert low is not None and not low["spec"].get("nodeName")
