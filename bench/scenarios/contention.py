@@ -18,7 +18,7 @@ variant (``GangTally``):
   ``HALF_SCHEDULED_SECONDS`` (0 with gang scheduling);
 - ``held_pod_seconds``: room held by those jobs' bound pods meanwhile;
 - ``idle_capacity_while_waiting``: the share of the cluster's pod places left empty while some
-  pod waited for one.
+  job waited for all its pods to be bound.
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ class GangTally:
 
     capacity_pods: int
     pods_per_job: int
+    expected_jobs: int
+    """Jobs of the workload: until each has had all its pods bound, jobs wait (with Volcano a
+    waiting job has no pods at all yet)."""
     all_bound_at: dict[str, float] = field(default_factory=dict)
     half_scheduled: set[str] = field(default_factory=set)
     held_pod_seconds: float = 0.0
@@ -114,6 +117,8 @@ class GangTally:
     _idle_while_waiting: float = 0.0
     _last_at: float | None = None
     _last_idle: float | None = None
+    _started: bool = False
+    """A pod of the workload was seen: from then on, jobs without all their pods bound wait."""
     """Share of the room empty at the last sample, None when no pod waited then."""
 
     def observe(self, at: float, pods: list[tuple[str, bool, bool]]) -> None:
@@ -121,20 +126,22 @@ class GangTally:
         sample shows is taken to hold until the next one."""
         bound: dict[str, int] = {}
         occupied = 0
-        unbound_waiting = 0
         for job, is_bound, terminal in pods:
             if is_bound:
                 bound[job] = bound.get(job, 0) + 1
                 occupied += not terminal
-            elif not terminal:
-                unbound_waiting += 1
+        self._started = self._started or bool(pods)
+        complete = self.all_bound_at.keys() | {
+            j for j, n in bound.items() if n >= self.pods_per_job
+        }
+        jobs_waiting = self._started and len(complete) < self.expected_jobs
         if self._last_at is not None and self._last_idle is not None:
             dt = max(0.0, at - self._last_at)
             self._waiting_seconds += dt
             self._idle_while_waiting += self._last_idle * dt
         self._last_at = at
         self._last_idle = (
-            max(0, self.capacity_pods - occupied) / self.capacity_pods if unbound_waiting else None
+            max(0, self.capacity_pods - occupied) / self.capacity_pods if jobs_waiting else None
         )
         for job, spell in list(self._spells.items()):
             self.held_pod_seconds += spell.bound * max(0.0, at - spell.last)
@@ -245,7 +252,11 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
                 f"[contention/{label}] {opts.jobs} jobs of {shape.pods} pods on room for "
                 f"{opts.contention_capacity_pods} pods"
             )
-            tally = GangTally(capacity_pods=opts.contention_capacity_pods, pods_per_job=shape.pods)
+            tally = GangTally(
+                capacity_pods=opts.contention_capacity_pods,
+                pods_per_job=shape.pods,
+                expected_jobs=opts.jobs,
+            )
             sampler = asyncio.create_task(
                 _sample(ctx, namespace, tally, set(priority_of), opts.contention_sample_seconds)
             )
