@@ -476,17 +476,10 @@ class Scheduler:
         for i, key in enumerate(keys):
             if len(tentative) + len(keys) - i < need:
                 break  # the rest cannot make up the difference
-            pod = self._pods.get(*split_key(key))
-            if pod is None or not self.wants(pod) or key in self._binding:
-                self.gangs.unfile(key)
+            decidable = self._member_to_place(key)
+            if decidable is None:
                 continue
-            try:
-                requests, shape = self._requests(key, pod)
-            except ValueError as e:
-                self._say_unschedulable(
-                    pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}."
-                )
-                continue
+            pod, requests, shape = decidable
             fit = self.capacity.fit(requests, dict(shape[1]) or None)
             if fit.node is not None:
                 self.capacity.hold(key, fit.node, requests)  # assumed, for the next fits
@@ -507,18 +500,27 @@ class Scheduler:
                 self._say_unschedulable(waiting, message)
         return "NotEnoughResources"
 
-    def _place_alone(self, key: str) -> None:
+    def _member_to_place(self, key: str) -> tuple[Mapping[str, Any], Resources, _Shape] | None:
+        """A filed member's pod, requests and shape; None (unfiled when gone, bound or being
+        bound; said Unschedulable when its requests cannot be read) when it cannot be placed."""
         pod = self._pods.get(*split_key(key))
         if pod is None or not self.wants(pod) or key in self._binding:
             self.gangs.unfile(key)
-            return
+            return None
         try:
             requests, shape = self._requests(key, pod)
         except ValueError as e:
             self._say_unschedulable(
                 pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}."
             )
+            return None
+        return pod, requests, shape
+
+    def _place_alone(self, key: str) -> None:
+        member = self._member_to_place(key)
+        if member is None:
             return
+        pod, requests, shape = member
         fit = self.capacity.fit(requests, dict(shape[1]) or None)
         if fit.node is None:
             self._say_unschedulable(pod, fit.message)

@@ -74,6 +74,21 @@ class Http:
         assert status == 201, body
         return dict(body)
 
+    async def create_priority_classes(self, values: dict[str, int]) -> None:
+        """PriorityClasses ``name -> value``."""
+        for name, value in values.items():
+            status, body = await self.call(
+                "POST",
+                "/apis/scheduling.k8s.io/v1/priorityclasses",
+                {
+                    "apiVersion": "scheduling.k8s.io/v1",
+                    "kind": "PriorityClass",
+                    "metadata": {"name": name},
+                    "value": value,
+                },
+            )
+            assert status == 201, body
+
     async def get_pod(self, name: str) -> dict[str, Any] | None:
         status, body = await self.call("GET", f"{PODS_PATH}/{name}")
         return dict(body) if status == 200 else None

@@ -207,18 +207,7 @@ async def test_two_groups_competing_for_too_little_room_are_never_half_bound(fla
 @pytest.mark.parametrize("flavour", ["volcano", "plugins"])
 async def test_higher_priority_group_goes_first_when_room_frees(flavour: str) -> None:
     async with simulated(options(nodes=1, gpus=3)) as (_c, _sim, http):
-        for name, value in (("low", 10), ("high", 1000)):
-            code, body = await http.call(
-                "POST",
-                "/apis/scheduling.k8s.io/v1/priorityclasses",
-                {
-                    "apiVersion": "scheduling.k8s.io/v1",
-                    "kind": "PriorityClass",
-                    "metadata": {"name": name},
-                    "value": value,
-                },
-            )
-            assert code == 201, body
+        await http.create_priority_classes({"low": 10, "high": 1000})
         await block(http, "blocker", 3)
         names = {g: [f"{g}-{i}" for i in range(3)] for g in ("low", "high")}
         for g in ("low", "high"):  # the low one is older

@@ -85,18 +85,7 @@ async def test_cpu_and_pod_count_capacity_and_foreign_scheduler() -> None:
 async def test_waiting_pods_of_higher_priority_class_go_first() -> None:
     options = NodeSimOptions(nodes=1, gpus=1, default_run_seconds=60)
     async with simulated(options) as (_cluster, _sim, http):
-        for name, value in (("low", 10), ("high", 1000)):
-            status, body = await http.call(
-                "POST",
-                "/apis/scheduling.k8s.io/v1/priorityclasses",
-                {
-                    "apiVersion": "scheduling.k8s.io/v1",
-                    "kind": "PriorityClass",
-                    "metadata": {"name": name},
-                    "value": value,
-                },
-            )
-            assert status == 201, body
+        await http.create_priority_classes({"low": 10, "high": 1000})
         await http.create(pod("blocker", requests={"nvidia.com/gpu": "1"}))
         await http.wait_pod("blocker", lambda p: p["spec"].get("nodeName"))
         for name in ("low", "high"):  # the low one waits longer
