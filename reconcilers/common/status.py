@@ -157,7 +157,7 @@ def compute_status(
 
     if is_suspended_spec(job, kind):
         _suspend(adapter, work, decision, job, pods, services)
-        _delete_podgroup(decision, job, options, gang_view)
+        _delete_podgroup(work, decision, job, options, gang_view, terminated=False)
         if options.gang is not None:
             show_podgroup_wait(work, options.gang, gang_view.podgroup, waiting=False)
         return _close(work, decision, old_status)
@@ -185,7 +185,7 @@ def compute_status(
         )
         work.fail(failure)
         _finish(adapter, work, decision, job, pods, services)
-        _delete_podgroup(decision, job, options, gang_view)
+        _delete_podgroup(work, decision, job, options, gang_view, terminated=True)
         return _close(work, decision, old_status)
 
     work.status.setdefault("startTime", format_time(now))
@@ -204,7 +204,7 @@ def compute_status(
         decision.create_pods.clear()
         decision.create_services.clear()
         _finish(adapter, work, decision, job, pods, services)
-        _delete_podgroup(decision, job, options, gang_view)
+        _delete_podgroup(work, decision, job, options, gang_view, terminated=True)
         return _close(work, decision, old_status)
 
     if options.gang is not None:
@@ -242,7 +242,7 @@ def _decide_finished(
     work = StatusWork(kind=adapter.kind, job=job, status=dict(old_status), now=now)
     decision = StatusDecision(status=work.status, status_changed=False)
     _finish(adapter, work, decision, job, pods, services)
-    _delete_podgroup(decision, job, options, gang_view)
+    _delete_podgroup(work, decision, job, options, gang_view, terminated=True)
     return _close(work, decision, old_status)
 
 
@@ -298,15 +298,27 @@ def _gang_step(
 
 
 def _delete_podgroup(
-    decision: StatusDecision, job: Obj, options: DomainOptions, gang_view: GangView
+    work: StatusWork,
+    decision: StatusDecision,
+    job: Obj,
+    options: DomainOptions,
+    gang_view: GangView,
+    *,
+    terminated: bool,
 ) -> None:
     """Delete the job's PodGroup when gang scheduling is on and the cache shows it (not already
-    being deleted); its deletion event wakes the job again if the cache was behind."""
+    being deleted); its deletion event wakes the job again if the cache was behind. A
+    ``terminated`` job (finished or failed, not suspended) first gets the reference's Normal
+    ``JobTerminated`` event with each deletion: normally once, since the deletion is decided only
+    while the cache shows the group (the reference emitted it on every reconcile of a finished
+    job)."""
     podgroup = gang_view.podgroup
     if options.gang is None or podgroup is None:
         return
     if (podgroup.get("metadata") or {}).get("deletionTimestamp"):
         return
+    if terminated:
+        work.event(NORMAL, "JobTerminated", "Job has been terminated. Deleting PodGroup")
     decision.delete_objects.append(podgroup_reference(options.gang, job))
 
 

@@ -147,6 +147,9 @@ def test_the_podgroup_is_deleted_when_the_job_succeeds_and_while_it_is_cached() 
     d = step(job, done, options=PLUGINS, podgroup=podgroup, dt=2)
     assert cond.is_succeeded(job["status"])
     assert d.delete_objects == [("scheduling.x-k8s.io/v1alpha1", "PodGroup", "j")]
+    assert ("Normal", "JobTerminated", "Job has been terminated. Deleting PodGroup") in [
+        (e.type, e.reason, e.message) for e in d.events
+    ]
     assert not [o for o in d.apply_objects if o["kind"] == "PodGroup"]
     # a finished job: deleted again while the cache still shows it, nothing once it is gone
     d = step(job, done, options=PLUGINS, podgroup=podgroup, dt=3)
@@ -164,6 +167,7 @@ def test_the_podgroup_is_deleted_when_the_job_fails_by_backoff() -> None:
     d = step(job, crashed, options=VOLCANO, podgroup=with_phase(podgroup, "Running"), dt=1)
     assert cond.is_failed(job["status"])
     assert d.delete_objects == [("scheduling.volcano.sh/v1beta1", "PodGroup", "j")]
+    assert "JobTerminated" in [e.reason for e in d.events]
 
 
 def test_a_suspended_job_deletes_its_podgroup_and_clears_the_wait_message() -> None:
@@ -174,6 +178,7 @@ def test_a_suspended_job_deletes_its_podgroup_and_clears_the_wait_message() -> N
     d = step(job, [], options=VOLCANO, podgroup=podgroup, dt=1)
     assert cond.is_suspended(job["status"])
     assert d.delete_objects == [("scheduling.volcano.sh/v1beta1", "PodGroup", "j")]
+    assert "JobTerminated" not in [e.reason for e in d.events]  # suspended, not terminated
     assert d.apply_objects == [] and d.create_pods == []
     assert created_message(job) == "PyTorchJob j is created."
     # not cached (any more): nothing to delete
