@@ -181,15 +181,20 @@ async def poll(
 
 
 async def open_env(
-    nodes: int = 4, *, apiserver: str = "embedded", plane_options: Any = None
+    nodes: int = 4,
+    *,
+    apiserver: str = "embedded",
+    plane_options: Any = None,
+    nodesim_options: NodeSimOptions | None = None,
 ) -> AsyncIterator[Env]:
     """Cluster + client + CRDs (no operator yet). ``apiserver``: ``embedded`` or ``real``;
-    ``plane_options``: the real control plane's ``ControlPlaneOptions``."""
+    ``plane_options``: the real control plane's ``ControlPlaneOptions``; ``nodesim_options``:
+    the embedded cluster's simulated nodes (their room, say)."""
     if apiserver == "real":
         async for env in _open_real_env(nodes, plane_options):
             yield env
         return
-    async with EmbeddedCluster(nodes=nodes) as cluster:
+    async with EmbeddedCluster(nodes=nodes, nodesim_options=nodesim_options) as cluster:
         async for env in _open_client_env(cluster, real=False):
             yield env
 

@@ -6,7 +6,8 @@ PodGroup write while nothing changed.
 
 The cluster has no simulated nodes: nothing but these tests writes a PodGroup's status or a pod's
 phase, so each step is the test's own (the node simulator's gang scheduling is tested with it).
-The PodGroup CRDs are installed here (kept when the cluster already serves them).
+The PodGroup CRDs are the embedded cluster's own (``cluster/podgroups.py``: Volcano's without a
+status subresource, scheduler-plugins' with one, as upstream).
 """
 
 from __future__ import annotations
@@ -40,58 +41,14 @@ KIND = "PyTorchJob"
 SP_SCHEDULER = "sp-scheduler"
 
 
-def podgroup_crd(ref: ResourceRef, *, status_subresource: bool) -> Obj:
-    """A PodGroup CRD as the projects ship it, schema left open (Volcano's has no status
-    subresource; scheduler-plugins' has one)."""
-    open_object = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": ref.group_resource},
-        "spec": {
-            "group": ref.group,
-            "scope": "Namespaced",
-            "names": {
-                "plural": ref.plural,
-                "singular": "podgroup",
-                "kind": ref.kind,
-                "listKind": "PodGroupList",
-            },
-            "versions": [
-                {
-                    "name": ref.version,
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {"spec": open_object, "status": open_object},
-                        }
-                    },
-                    "subresources": {"status": {}} if status_subresource else {},
-                }
-            ],
-        },
-    }
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def cluster_client() -> AsyncIterator[tuple[EmbeddedCluster, ApiClient]]:
     async with EmbeddedCluster(nodes=0) as cluster:
         config = await load_kubeconfig(cluster.kubeconfig_path)
         options = ClientOptions(qps=0, registry=new_registry(process_metrics=False))
         async with ApiClient(config, options) as client:
-            crds = [
-                *all_crds(),
-                podgroup_crd(PODGROUPS_VOLCANO, status_subresource=False),
-                podgroup_crd(PODGROUPS_SCHEDULER_PLUGINS, status_subresource=True),
-            ]
-            for crd in crds:
-                try:
-                    await client.create(CRDS, crd)
-                except ApiStatusError as e:
-                    if not e.is_already_exists:
-                        raise
+            for crd in all_crds():
+                await client.create(CRDS, crd)
             yield cluster, client
 
 

@@ -14,15 +14,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from jobkit_e2e import CRDS, Env, condition_types, job_manifest, poll
+from jobkit_e2e import Env, condition_types, job_manifest, open_env, poll
 
-from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.cluster.nodesim.options import NodeSimOptions
-from kubetrain.engine.client import ApiClient, ClientOptions
-from kubetrain.engine.config import load_kubeconfig
-from kubetrain.engine.metrics import new_registry
 from kubetrain.informers.resource import PRIORITYCLASSES, kubeflow
-from kubetrain.reconcilers.api.crds import all_crds
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -34,29 +29,18 @@ FLAVOURS = {"volcano": "volcano", "scheduler-plugins": "scheduler-plugins-schedu
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def env() -> AsyncIterator[Env]:
     # Room for 4 pods in all: two 3-pod jobs cannot both run.
-    sim = NodeSimOptions(nodes=2, pods=2)
-    async with EmbeddedCluster(nodes=2, nodesim_options=sim) as cluster:
-        config = await load_kubeconfig(cluster.kubeconfig_path)
-        async with ApiClient(
-            config, ClientOptions(qps=0, registry=new_registry(process_metrics=False))
-        ) as client:
-            for crd in all_crds():
-                await client.create(CRDS, crd)
-            for name, value in (("gang-high", 1000), ("gang-low", 10)):
-                await client.create(
-                    PRIORITYCLASSES,
-                    {
-                        "apiVersion": "scheduling.k8s.io/v1",
-                        "kind": "PriorityClass",
-                        "metadata": {"name": name},
-                        "value": value,
-                    },
-                )
-            e = Env(cluster, client)
-            try:
-                yield e
-            finally:
-                await e.stop_operator()
+    async for e in open_env(nodes=2, nodesim_options=NodeSimOptions(nodes=2, pods=2)):
+        for name, value in (("gang-high", 1000), ("gang-low", 10)):
+            await e.client.create(
+                PRIORITYCLASSES,
+                {
+                    "apiVersion": "scheduling.k8s.io/v1",
+                    "kind": "PriorityClass",
+                    "metadata": {"name": name},
+                    "value": value,
+                },
+            )
+        yield e
 
 
 def pytorchjob(name: str, ns: str, workers: int, *, run_seconds: float, **policy: Any) -> Obj:
