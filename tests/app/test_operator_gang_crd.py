@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
 
 import aiohttp
 import pytest
-from test_operator_missing_crds import CRDS, KUBETRAIN, free_port, job, operator, readyz
+from test_operator_missing_crds import (
+    CRDS,
+    KUBETRAIN,
+    free_port,
+    job,
+    operator,
+    readyz,
+    wait_ready,
+)
 
 from kubetrain.cluster.embedded import EmbeddedCluster
+from kubetrain.cluster.podgroups import VOLCANO_PODGROUP_CRD
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
-from kubetrain.engine.discovery import missing_resources
 from kubetrain.engine.metrics import new_registry
 from kubetrain.informers.resource import PODGROUPS_VOLCANO, kubeflow
 from kubetrain.informers.transport import ApiStatusError
@@ -26,52 +33,13 @@ from kubetrain.reconcilers.api.kinds import PYTORCHJOB
 
 pytestmark = pytest.mark.skipif(not KUBETRAIN, reason="kubetrain entry point not installed")
 
-VOLCANO_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "podgroups.scheduling.volcano.sh"},
-    "spec": {
-        "group": "scheduling.volcano.sh",
-        "scope": "Namespaced",
-        "names": {"plural": "podgroups", "singular": "podgroup", "kind": "PodGroup"},
-        "versions": [
-            {
-                "name": "v1beta1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
-
-
-async def without_podgroup_crd(client: ApiClient) -> None:
-    """Remove Volcano's PodGroup CRD if the cluster serves it, and wait until it is gone."""
-    try:
-        await client.delete(CRDS, None, VOLCANO_CRD["metadata"]["name"])
-    except ApiStatusError as e:
-        if not e.is_not_found:
-            raise
-    for _ in range(100):
-        if await missing_resources(client, [PODGROUPS_VOLCANO]):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the PodGroup CRD is still served")
-
 
 async def test_skip_exits_naming_the_crd_and_the_fix() -> None:
-    async with EmbeddedCluster() as cluster:
+    async with EmbeddedCluster(gang_crds=False) as cluster:
         config = await load_kubeconfig(cluster.kubeconfig_path)
         options = ClientOptions(registry=new_registry(process_metrics=False))
         async with ApiClient(config, options) as client:
             await client.create(CRDS, crd(PYTORCHJOB))
-            await without_podgroup_crd(client)
             proc = await operator(
                 cluster.kubeconfig_path,
                 free_port(),
@@ -91,12 +59,11 @@ async def test_skip_exits_naming_the_crd_and_the_fix() -> None:
 
 
 async def test_wait_fails_readiness_until_the_crd_is_installed() -> None:
-    async with EmbeddedCluster() as cluster:
+    async with EmbeddedCluster(gang_crds=False) as cluster:
         config = await load_kubeconfig(cluster.kubeconfig_path)
         options = ClientOptions(registry=new_registry(process_metrics=False))
         async with ApiClient(config, options) as client, aiohttp.ClientSession() as session:
             await client.create(CRDS, crd(PYTORCHJOB))
-            await without_podgroup_crd(client)
             health = free_port()
             proc = await operator(
                 cluster.kubeconfig_path,
@@ -109,13 +76,8 @@ async def test_wait_fails_readiness_until_the_crd_is_installed() -> None:
             try:
                 status, text = await readyz(session, health)
                 assert status == 500 and "podgroups.scheduling.volcano.sh" in text, text
-                await client.create(CRDS, VOLCANO_CRD)
-                for _ in range(100):
-                    status, text = await readyz(session, health)
-                    if status == 200:
-                        break
-                    await asyncio.sleep(0.1)
-                assert status == 200, text
+                await client.create(CRDS, VOLCANO_PODGROUP_CRD)
+                await wait_ready(session, health)
                 await client.create(kubeflow("PyTorchJob"), job("gang"))
                 for _ in range(100):
                     try:

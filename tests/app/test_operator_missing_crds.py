@@ -80,6 +80,16 @@ async def readyz(session: aiohttp.ClientSession, port: int) -> tuple[int, str]:
     raise AssertionError("/readyz never answered")
 
 
+async def wait_ready(session: aiohttp.ClientSession, port: int) -> None:
+    """Poll ``/readyz`` until it answers 200 (10 s); fail with its last answer."""
+    for _ in range(100):
+        status, text = await readyz(session, port)
+        if status == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"/readyz still {status}: {text}")
+
+
 async def first_pod(client: ApiClient) -> list[str]:
     for _ in range(300):
         pods = [p["metadata"]["name"] for p in (await client.list(PODS, "default"))["items"]]
@@ -100,12 +110,7 @@ async def test_waits_for_the_crds_and_says_which_are_missing() -> None:
                 status, text = await readyz(session, health)
                 assert status == 500 and "waiting for the CRDs of PyTorchJob" in text, text
                 await client.create(CRDS, crd(PYTORCHJOB))
-                for _ in range(100):
-                    status, text = await readyz(session, health)
-                    if status == 200:
-                        break
-                    await asyncio.sleep(0.1)
-                assert status == 200, text
+                await wait_ready(session, health)
                 await client.create(kubeflow("PyTorchJob"), job("late"))
                 assert await first_pod(client) == ["late-master-0"]
             finally:
