@@ -130,19 +130,10 @@ class GangTally:
             if is_bound:
                 bound[job] = bound.get(job, 0) + 1
                 occupied += not terminal
-        self._started = self._started or bool(pods)
-        complete = self.all_bound_at.keys() | {
-            j for j, n in bound.items() if n >= self.pods_per_job
-        }
-        jobs_waiting = self._started and len(complete) < self.expected_jobs
         if self._last_at is not None and self._last_idle is not None:
             dt = max(0.0, at - self._last_at)
             self._waiting_seconds += dt
             self._idle_while_waiting += self._last_idle * dt
-        self._last_at = at
-        self._last_idle = (
-            max(0, self.capacity_pods - occupied) / self.capacity_pods if jobs_waiting else None
-        )
         for job, spell in list(self._spells.items()):
             self.held_pod_seconds += spell.bound * max(0.0, at - spell.last)
             spell.last = at
@@ -157,6 +148,12 @@ class GangTally:
                 self.all_bound_at.setdefault(job, at)
             elif job not in self._spells:
                 self._spells[job] = _Spell(since=at, last=at, bound=n)
+        self._started = self._started or bool(pods)
+        jobs_waiting = self._started and len(self.all_bound_at) < self.expected_jobs
+        self._last_at = at
+        self._last_idle = (
+            max(0, self.capacity_pods - occupied) / self.capacity_pods if jobs_waiting else None
+        )
 
     def admission_seconds(
         self, created: dict[str, float], priority_of: dict[str, str]
