@@ -338,6 +338,7 @@ class _Connection(asyncio.Protocol):
         self._writing_paused = False
         self._reading_paused = False
         self._eof = False
+        self._half_close = True  # set per transport in connection_made
         self._closed = False
         self._idle_since = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -352,6 +353,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        # TLS has no half-close: asyncio closes the transport after eof_received whatever it
+        # returns, and warns when it returns True
+        self._half_close = transport.get_extra_info("sslcontext") is None
         self._serving.connections.add(self)
         self._idle_since = self._loop.time()
         self._arm_idle_timer(self._serving.keepalive_timeout)
@@ -382,12 +386,12 @@ class _Connection(asyncio.Protocol):
         if self._handover is not None:
             self._handover_eof = True
             self._maybe_hand_over()
-            return True
+            return self._half_close or None
         # half-closed: answer what is queued, then close
         self._eof = True
         if self._task is None and not self._queue:
             self.close()
-        return True
+        return self._half_close or None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True

@@ -339,3 +339,32 @@ def test_encode_response_writes_headers_as_aiohttp_does() -> None:
     )
     closing = encode_response(web.Response(status=204), "DELETE", "1.1", False).decode()
     assert "Content-Length" not in closing and closing.endswith("Connection: close\r\n\r\n")
+
+
+async def test_a_tls_client_closing_its_side_brings_no_asyncio_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """TLS has no half-close: the fast path must not ask asyncio to keep the transport open
+    (asyncio warns "returning true from eof_received() has no effect when using ssl", once per
+    connection of every ``kubetrain up``)."""
+    import ssl
+
+    from kubetrain.cluster.embedded import EmbeddedCluster
+
+    async with EmbeddedCluster(secure=True) as cluster:
+        assert cluster.credentials is not None
+        context = ssl.create_default_context(cadata=cluster.credentials.ca_pem.decode())
+        host, port = cluster.url.removeprefix("https://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port), ssl=context)
+        writer.write(
+            b"GET /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + cluster.credentials.token.encode() + b"\r\n\r\n"
+        )
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        with caplog.at_level("WARNING", logger="asyncio"):
+            writer.close()  # close_notify, then EOF
+            await writer.wait_closed()
+            await asyncio.sleep(0.2)
+    assert not [r for r in caplog.records if "eof_received" in r.getMessage()]
