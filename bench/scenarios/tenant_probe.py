@@ -242,7 +242,9 @@ class Prober:
     """The rounds, in the probe process. ``mark(phase)`` starts them when they are stopped and
     tags those started from now on with ``phase``; ``end()`` stops starting them and returns
     every phase marked since the last ``end`` once their outstanding rounds have finished.
-    Invariant: rounds run only while ``phases`` is not empty; the last one gets new rounds."""
+    Invariant: rounds run only while ``phases`` is not empty; the last one gets new rounds. A
+    phase that closes before its first tick gets one round as it closes (a burst of a few jobs can
+    have every pod before the last create returns): every phase has a sample."""
 
     def __init__(
         self, client: ApiClient, namespace: str, configmap: str, options: ProbeOptions
@@ -261,6 +263,7 @@ class Prober:
         now = time.monotonic()
         if self.phases:
             self.phases[-1].seconds = now - self._marked
+            self._at_least_one_round(self.phases[-1])
         self.phases.append(PhaseSamples(phase=phase))
         self._marked = now
         if self._ticker is None:
@@ -274,6 +277,7 @@ class Prober:
             await self._ticker
         self._ticker = None
         self.phases[-1].seconds = time.monotonic() - self._marked
+        self._at_least_one_round(self.phases[-1])
         if self._rounds:
             await asyncio.wait(set(self._rounds))
         phases, self.phases = self.phases, []
@@ -284,16 +288,23 @@ class Prober:
         while True:
             samples = self.phases[-1]
             if len(self._rounds) < self.options.max_outstanding:
-                samples.rounds += 1
-                task = asyncio.create_task(self._round(samples))
-                self._rounds.add(task)
-                task.add_done_callback(self._rounds.discard)
+                self._start_round(samples)
             else:
                 samples.skipped += 1
             due += self.options.interval_seconds
             # a late tick (a stalled loop) starts one round, not the ones it missed
             due = max(due, time.monotonic())
             await asyncio.sleep(due - time.monotonic())
+
+    def _start_round(self, samples: PhaseSamples) -> None:
+        samples.rounds += 1
+        task = asyncio.create_task(self._round(samples))
+        self._rounds.add(task)
+        task.add_done_callback(self._rounds.discard)
+
+    def _at_least_one_round(self, samples: PhaseSamples) -> None:
+        if samples.rounds == 0 and samples.skipped == 0:
+            self._start_round(samples)
 
     async def _round(self, samples: PhaseSamples) -> None:
         self._counter += 1

@@ -143,6 +143,24 @@ async def test_rounds_keep_their_pace_while_answers_are_slow() -> None:
     assert len(server.calls) == 3 * rounds  # nothing starts after end()
 
 
+async def test_a_phase_closed_before_its_first_tick_still_gets_a_round() -> None:
+    """A burst of a few jobs can have every pod before the harness's last create returns: the
+    reconciling phase then closes at once, and still reports a sample."""
+    server = SlowServer(0.001)
+    prober = Prober(
+        server,  # type: ignore[arg-type]
+        "ns",
+        "cm",
+        ProbeOptions(interval_seconds=10.0, max_outstanding=6),
+    )
+    prober.mark("creating")
+    await asyncio.sleep(0)  # the first tick: one round for "creating"
+    prober.mark("reconciling")
+    first, got = await prober.end()  # before "reconciling" saw a tick
+    assert first.rounds == 1 and got.rounds == 1
+    assert len(got.latencies["GET configmaps"]) == 1
+
+
 @pytest.mark.e2e
 async def test_the_probe_process_against_the_embedded_cluster(tmp_path: Path) -> None:
     async with EmbeddedCluster() as cluster:
