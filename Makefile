@@ -37,12 +37,13 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache
 
-## Build the real control plane (kube-apiserver, kube-controller-manager, etcd) and the reference
-## operator from the Go module proxy, once: cached in ~/.cache/kubetrain/conformance; and the
+## Build the real control plane (kube-apiserver, kube-controller-manager, etcd), the reference
+## operator and Kueue from the Go module proxy, once: cached in ~/.cache/kubetrain/conformance; and the
 ## install's tools (helm, kustomize, promtool): cached in ~/.cache/kubetrain/tools.
 conformance-build:
 	tools/conformance/build.sh
 	tools/conformance/build_reference_operator.sh
+	tools/conformance/build_kueue.sh
 	tools/deploy/build_tools.sh
 
 ## The conformance tier: the HTTP-level API tests and the per-kind job tests against a real

@@ -1,0 +1,203 @@
+"""kubetrain next to the real Kueue (v0.17, built by ``tools/conformance/build_kueue.sh``) on a real
+control plane with simulated nodes (issue 16).
+
+The scenario of the issue: a ClusterQueue with quota for ``QUOTA_PODS`` pods, PyTorchJobs for
+twice as many submitted at once to its LocalQueue (label ``kueue.x-k8s.io/queue-name``). Kueue's
+webhook suspends each job at creation and its controller unsuspends a job when its Workload is
+admitted. The test watches, from outside, that:
+
+- every job was suspended before it ran (kubetrain's ``Suspended`` condition) and then resumed
+  (``Suspended`` False, then ``Running`` and ``Succeeded``): kubetrain honoured both writes;
+- no pod of a job ever exists while that job is suspended and not yet admitted;
+- the pods that exist and are not finished never need more than the quota (sampled every 50 ms
+  from the API server: pods and jobs listed together);
+- every Workload ends ``Finished`` and the ClusterQueue's usage returns to zero.
+
+Runs only in the conformance tier (``--apiserver=real``): Kueue needs a real kube-apiserver
+(conversion webhooks, aggregated discovery it checks at start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from conformance.apiserver_switch import selected_apiserver
+from conformance.kueue import find_kueue, kueue_root, running_kueue
+from jobkit_e2e import Env, has_condition, job_manifest, open_env, poll
+
+from kubetrain.informers.resource import PODS, ResourceRef, kubeflow
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.conformance]
+
+KIND = "PyTorchJob"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+QUOTA_PODS = 4
+POD_CPU_MILLI = 500
+JOBS = 4  # of 2 pods each: twice the quota
+RUN_SECONDS = 2.0
+
+RESOURCE_FLAVORS = ResourceRef(
+    "kueue.x-k8s.io", "v1beta2", "resourceflavors", False, "ResourceFlavor"
+)
+CLUSTER_QUEUES = ResourceRef("kueue.x-k8s.io", "v1beta2", "clusterqueues", False, "ClusterQueue")
+LOCAL_QUEUES = ResourceRef("kueue.x-k8s.io", "v1beta2", "localqueues", True, "LocalQueue")
+WORKLOADS = ResourceRef("kueue.x-k8s.io", "v1beta2", "workloads", True, "Workload")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Env]:
+    if selected_apiserver(request.config) != "real":
+        pytest.skip("Kueue runs against the real control plane (--apiserver=real)")
+    if find_kueue() is None:
+        pytest.fail(f"Kueue is not built in {kueue_root()}: run tools/conformance/build_kueue.sh")
+    work = Path(tmp_path_factory.mktemp("kueue"))
+    async for e in open_env(apiserver="real"):
+        async with running_kueue(e.client, e.cluster.kubeconfig_path, work):
+            await e.start_operator(enable_schemes=("pytorchjob",))
+            yield e
+
+
+def queued_job(name: str, ns: str) -> dict:
+    job = job_manifest(
+        KIND,
+        "pytorchReplicaSpecs",
+        "pytorch",
+        {"Master": 1, "Worker": 1},
+        name=name,
+        namespace=ns,
+        run_seconds=RUN_SECONDS,
+    )
+    job["metadata"]["labels"] = {QUEUE_LABEL: "lq"}
+    for spec in job["spec"]["pytorchReplicaSpecs"].values():
+        for c in spec["template"]["spec"]["containers"]:
+            c["resources"] = {"requests": {"cpu": f"{POD_CPU_MILLI}m"}}
+    return job
+
+
+async def make_queues(env: Env, ns: str) -> None:
+    await env.client.create(
+        RESOURCE_FLAVORS,
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ResourceFlavor",
+            "metadata": {"name": "default"},
+        },
+    )
+    await env.client.create(
+        CLUSTER_QUEUES,
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ClusterQueue",
+            "metadata": {"name": "cq"},
+            "spec": {
+                "namespaceSelector": {},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu"],
+                        "flavors": [
+                            {
+                                "name": "default",
+                                "resources": [
+                                    {
+                                        "name": "cpu",
+                                        "nominalQuota": f"{QUOTA_PODS * POD_CPU_MILLI}m",
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    await env.client.create(
+        LOCAL_QUEUES,
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "LocalQueue",
+            "metadata": {"name": "lq", "namespace": ns},
+            "spec": {"clusterQueue": "cq"},
+        },
+    )
+
+    async def active() -> bool:
+        cq = await env.client.get(CLUSTER_QUEUES, None, "cq")
+        return has_condition(cq, "Active")
+
+    await poll(active, timeout=30, what="ClusterQueue cq Active")
+
+
+async def test_kueue_admits_within_quota_and_kubetrain_honours_suspend(env: Env) -> None:
+    ns = await env.namespace("kueue")
+    await make_queues(env, ns)
+    names = [f"q{i}" for i in range(JOBS)]
+    for name in names:
+        created = await env.create_job(queued_job(name, ns))
+        # Kueue's mutating webhook suspended it on the way in
+        assert created["spec"]["runPolicy"].get("suspend") is True, created["spec"]["runPolicy"]
+
+    max_active_pods = 0
+    pods_while_suspended: list[str] = []
+    seen_suspended: set[str] = set()
+    seen_resumed: set[str] = set()
+    done: set[str] = set()
+    deadline = time.monotonic() + 120
+    while len(done) < JOBS:
+        assert time.monotonic() < deadline, f"jobs not all Succeeded in 120 s: {sorted(done)}"
+        jobs = {j["metadata"]["name"]: j for j in await env.client.list_all(kubeflow(KIND), ns)}
+        pods = await env.client.list_all(PODS, ns)
+        active = [
+            p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        max_active_pods = max(max_active_pods, len(active))
+        for name, job in jobs.items():
+            conds = {c["type"]: c["status"] for c in job.get("status", {}).get("conditions") or []}
+            if conds.get("Suspended") == "True":
+                seen_suspended.add(name)
+            elif name in seen_suspended and conds.get("Suspended") == "False":
+                seen_resumed.add(name)
+            if conds.get("Succeeded") == "True":
+                done.add(name)
+            never_ran = job["spec"]["runPolicy"].get("suspend") and name not in seen_resumed
+            if never_ran:
+                pods_while_suspended += [
+                    p["metadata"]["name"]
+                    for p in pods
+                    if p["metadata"].get("labels", {}).get("training.kubeflow.org/job-name") == name
+                ]
+        await asyncio.sleep(0.05)
+
+    print(f"kueue: max active pods {max_active_pods} of quota {QUOTA_PODS}")
+    assert pods_while_suspended == []
+    assert max_active_pods <= QUOTA_PODS, f"{max_active_pods} pods active, quota {QUOTA_PODS}"
+    assert max_active_pods > 0
+    assert seen_suspended == set(names), "kubetrain showed Suspended for every queued job"
+    assert seen_resumed == set(names), "and resumed each when Kueue admitted it"
+
+    workloads = await env.client.list_all(WORKLOADS, ns)
+    assert len(workloads) == JOBS
+    for workload in workloads:
+        assert has_condition(workload, "Admitted") or has_condition(workload, "Finished")
+
+    async def finished() -> bool:
+        wls = await env.client.list_all(WORKLOADS, ns)
+        return all(has_condition(w, "Finished") for w in wls)
+
+    await poll(finished, timeout=30, what="every Workload Finished")
+
+    async def released() -> bool:
+        cq = await env.client.get(CLUSTER_QUEUES, None, "cq")
+        usage = (cq.get("status") or {}).get("flavorsUsage") or []
+        return (
+            all(r.get("total") in ("0", 0, None) for f in usage for r in f.get("resources") or [])
+            and (cq.get("status") or {}).get("admittedWorkloads", 0) == 0
+        )
+
+    await poll(released, timeout=30, what="ClusterQueue usage back to 0")
