@@ -11,7 +11,10 @@ admitted. The test watches, from outside, that:
 - no pod of a job ever exists while that job is suspended and not yet admitted;
 - the pods that exist and are not finished never need more than the quota (sampled every 50 ms
   from the API server: pods and jobs listed together);
-- every Workload ends ``Finished`` and the ClusterQueue's usage returns to zero.
+- every Workload ends ``Finished`` and the ClusterQueue's usage returns to zero;
+- with preemption (a ClusterQueue with ``withinClusterQueue: LowerPriority``, two
+  WorkloadPriorityClasses), Kueue suspends a *running* low-priority job for a high-priority one:
+  kubetrain deletes its pods and shows it Suspended, and resumes it when it is admitted again.
 
 Runs only in the conformance tier (``--apiserver=real``): Kueue needs a real kube-apiserver
 (conversion webhooks, aggregated discovery it checks at start).
@@ -20,6 +23,7 @@ Runs only in the conformance tier (``--apiserver=real``): Kueue needs a real kub
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,11 +35,13 @@ from conformance.kueue import find_kueue, kueue_root, running_kueue
 from jobkit_e2e import Env, has_condition, job_manifest, open_env, poll
 
 from kubetrain.informers.resource import PODS, ResourceRef, kubeflow
+from kubetrain.informers.transport import ApiStatusError
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.conformance]
 
 KIND = "PyTorchJob"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+JOB_NAME_LABEL = "training.kubeflow.org/job-name"
 QUOTA_PODS = 4
 POD_CPU_MILLI = 500
 JOBS = 4  # of 2 pods each: twice the quota
@@ -64,15 +70,21 @@ async def env(
             yield e
 
 
-def queued_job(name: str, ns: str) -> dict:
+def queued_job(
+    name: str,
+    ns: str,
+    *,
+    replicas: dict[str, int] | None = None,
+    run_seconds: float = RUN_SECONDS,
+) -> dict:
     job = job_manifest(
         KIND,
         "pytorchReplicaSpecs",
         "pytorch",
-        {"Master": 1, "Worker": 1},
+        replicas or {"Master": 1, "Worker": 1},
         name=name,
         namespace=ns,
-        run_seconds=RUN_SECONDS,
+        run_seconds=run_seconds,
     )
     job["metadata"]["labels"] = {QUEUE_LABEL: "lq"}
     for spec in job["spec"]["pytorchReplicaSpecs"].values():
@@ -81,22 +93,27 @@ def queued_job(name: str, ns: str) -> dict:
     return job
 
 
-async def make_queues(env: Env, ns: str) -> None:
-    await env.client.create(
-        RESOURCE_FLAVORS,
-        {
-            "apiVersion": "kueue.x-k8s.io/v1beta2",
-            "kind": "ResourceFlavor",
-            "metadata": {"name": "default"},
-        },
-    )
+async def make_queues(
+    env: Env, ns: str, *, cluster_queue: str = "cq", preemption: bool = False
+) -> None:
+    with contextlib.suppress(ApiStatusError):  # one per cluster; the module's tests share it
+        await env.client.create(
+            RESOURCE_FLAVORS,
+            {
+                "apiVersion": "kueue.x-k8s.io/v1beta2",
+                "kind": "ResourceFlavor",
+                "metadata": {"name": "default"},
+            },
+        )
+    extra = {"preemption": {"withinClusterQueue": "LowerPriority"}} if preemption else {}
     await env.client.create(
         CLUSTER_QUEUES,
         {
             "apiVersion": "kueue.x-k8s.io/v1beta2",
             "kind": "ClusterQueue",
-            "metadata": {"name": "cq"},
+            "metadata": {"name": cluster_queue},
             "spec": {
+                **extra,
                 "namespaceSelector": {},
                 "resourceGroups": [
                     {
@@ -123,15 +140,15 @@ async def make_queues(env: Env, ns: str) -> None:
             "apiVersion": "kueue.x-k8s.io/v1beta2",
             "kind": "LocalQueue",
             "metadata": {"name": "lq", "namespace": ns},
-            "spec": {"clusterQueue": "cq"},
+            "spec": {"clusterQueue": cluster_queue},
         },
     )
 
     async def active() -> bool:
-        cq = await env.client.get(CLUSTER_QUEUES, None, "cq")
+        cq = await env.client.get(CLUSTER_QUEUES, None, cluster_queue)
         return has_condition(cq, "Active")
 
-    await poll(active, timeout=30, what="ClusterQueue cq Active")
+    await poll(active, timeout=30, what=f"ClusterQueue {cluster_queue} Active")
 
 
 async def test_kueue_admits_within_quota_and_kubetrain_honours_suspend(env: Env) -> None:
@@ -170,7 +187,7 @@ async def test_kueue_admits_within_quota_and_kubetrain_honours_suspend(env: Env)
                 pods_while_suspended += [
                     p["metadata"]["name"]
                     for p in pods
-                    if p["metadata"].get("labels", {}).get("training.kubeflow.org/job-name") == name
+                    if p["metadata"].get("labels", {}).get(JOB_NAME_LABEL) == name
                 ]
         await asyncio.sleep(0.05)
 
@@ -201,3 +218,72 @@ async def test_kueue_admits_within_quota_and_kubetrain_honours_suspend(env: Env)
         )
 
     await poll(released, timeout=30, what="ClusterQueue usage back to 0")
+
+
+WORKLOAD_PRIORITY_CLASSES = ResourceRef(
+    "kueue.x-k8s.io", "v1beta2", "workloadpriorityclasses", False, "WorkloadPriorityClass"
+)
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
+
+async def test_kueue_preemption_suspends_a_running_job_and_resumes_it(env: Env) -> None:
+    """A running low-priority job is evicted by Kueue (``suspend`` set while it runs) for a
+    high-priority one that needs the whole quota: kubetrain deletes its pods and shows it
+    Suspended; the high one runs; then the low one is admitted again and succeeds."""
+    ns = await env.namespace("kueue-preempt")
+    await make_queues(env, ns, cluster_queue="cq-preempt", preemption=True)
+    for name, value in (("wl-low", 10), ("wl-high", 1000)):
+        await env.client.create(
+            WORKLOAD_PRIORITY_CLASSES,
+            {
+                "apiVersion": "kueue.x-k8s.io/v1beta2",
+                "kind": "WorkloadPriorityClass",
+                "metadata": {"name": name},
+                "value": value,
+            },
+        )
+    low = queued_job("low", ns, replicas={"Master": 1, "Worker": 3}, run_seconds=8.0)
+    low["metadata"]["labels"][PRIORITY_LABEL] = "wl-low"
+    await env.create_job(low)
+    await env.wait_condition(KIND, ns, "low", "Running", timeout=30)
+
+    high = queued_job("high", ns, replicas={"Master": 1, "Worker": 3})
+    high["metadata"]["labels"][PRIORITY_LABEL] = "wl-high"
+    await env.create_job(high)
+
+    max_active_pods = 0
+    low_pods_while_high_ran: list[str] = []
+    low_suspended_while_running = False
+    deadline = time.monotonic() + 90
+    while True:
+        assert time.monotonic() < deadline, "high then low did not both succeed in 90 s"
+        jobs = {j["metadata"]["name"]: j for j in await env.client.list_all(kubeflow(KIND), ns)}
+        pods = await env.client.list_all(PODS, ns)
+        active = [
+            p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        max_active_pods = max(max_active_pods, len(active))
+        if has_condition(jobs["low"], "Suspended"):
+            low_suspended_while_running = True
+        high_running = has_condition(jobs["high"], "Running")
+        if high_running:
+            low_pods_while_high_ran += [
+                p["metadata"]["name"]
+                for p in active
+                if p["metadata"].get("labels", {}).get(JOB_NAME_LABEL) == "low"
+            ]
+        if has_condition(jobs["high"], "Succeeded") and has_condition(jobs["low"], "Succeeded"):
+            break
+        await asyncio.sleep(0.05)
+
+    print(f"kueue preemption: max active pods {max_active_pods} of quota {QUOTA_PODS}")
+    assert low_suspended_while_running, "kubetrain showed the evicted job Suspended"
+    assert low_pods_while_high_ran == [], "the evicted job's pods were deleted"
+    assert max_active_pods <= QUOTA_PODS
+    low_job = await env.get_job(KIND, ns, "low")
+    assert low_job is not None
+    suspended = next(c for c in low_job["status"]["conditions"] if c["type"] == "Suspended")
+    assert suspended["status"] == "False"  # resumed before it succeeded
+    events = await env.events(ns)
+    reasons = {e.get("reason") for e in events if e["involvedObject"].get("name") == "low"}
+    assert "Preempted" in reasons or "Evicted" in reasons or "Stopped" in reasons, reasons
