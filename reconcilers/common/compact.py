@@ -14,7 +14,9 @@ So the informers' ingest transforms keep just that:
   values are one shared object. A running job is only stripped of managedFields and the
   last-applied annotation.
 - ``slim_pod`` (the owned-pod informer's transform): every pod loses ``spec`` and annotations and
-  keeps the status fields the state machine reads; a pod in phase Succeeded/Failed further keeps
+  keeps the status fields the state machine reads (and a ``PodScheduled=False`` condition: why
+  the scheduler cannot place it, shown on the job under gang scheduling); a pod in phase
+  Succeeded/Failed further keeps
   only name, namespace, uid, resourceVersion, labels, ownerReferences and deletionTimestamp, and a
   status of phase, reason and per container only its name, restartCount (when not 0) and terminated
   exitCode (init containers only when they restarted or failed). Equal finished statuses (most
@@ -205,6 +207,13 @@ def slim_pod(obj: Obj) -> Obj:
     meta.pop("managedFields", None)
     meta.pop("annotations", None)
     slim_status: Obj = {k: status[k] for k in _POD_STATUS_KEEP if k in status}
+    unplaced = [
+        {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+        for c in status.get("conditions") or ()
+        if c.get("type") == "PodScheduled" and c.get("status") == "False"
+    ]
+    if unplaced:  # why the scheduler cannot place it (gang/admission.py shows it on the job)
+        slim_status["conditions"] = unplaced
     for key in ("containerStatuses", "initContainerStatuses"):
         if key in slim_status:
             slim_status[key] = [

@@ -210,7 +210,7 @@ def compute_status(
     if options.gang is not None:
         # held for a PodGroup that cannot be built: its FailedCreatePodGroup event says why
         waiting = held > 0 and podgroup is not None
-        show_podgroup_wait(work, options.gang, gang_view.podgroup, waiting=waiting)
+        show_podgroup_wait(work, options.gang, gang_view.podgroup, waiting=waiting, pods=pods)
     if podgroup is not None:
         decision.apply_objects.append(podgroup)
     decision.apply_objects.extend(adapter.extra_objects(job, pods, options))

@@ -11,6 +11,7 @@ from jobkit import T0, adapter_of, cond_list, make_job, make_pod
 
 from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.common import conditions as cond
+from kubetrain.reconcilers.common.compact import slim_pod
 from kubetrain.reconcilers.common.decision import StatusDecision
 from kubetrain.reconcilers.common.kind_adapter import DomainOptions
 from kubetrain.reconcilers.common.status import compute_status
@@ -124,6 +125,56 @@ def test_scheduler_plugins_creates_decorated_pods_at_once() -> None:
         assert pod["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == "j"
     assert created_message(job) == "PyTorchJob j is created."
     assert not [e for e in d.events if e.reason == "WaitingForPodGroup"]
+
+
+def unschedulable(pod: Obj, message: str) -> Obj:
+    pod["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+    ]
+    return slim_pod(pod)  # what the controller's cache holds
+
+
+def test_pods_the_gang_scheduler_cannot_place_are_shown_until_the_job_runs() -> None:
+    """scheduler-plugins creates the pods at once; while the gang does not fit, the Created
+    message says how many wait and the scheduler's reason, with one Warning when it begins."""
+    job = make_job(
+        "PyTorchJob",
+        {"Master": 1, "Worker": 1},
+        run_policy={"schedulingPolicy": {"minAvailable": 10}},
+    )
+    step(job, [], options=PLUGINS)
+    reason = "pod group is not ready, 10 minAvailable: 8 of its pods cannot be placed at once"
+    pods = [
+        unschedulable(make_pod(job, "Master", 0, "Pending"), reason),
+        unschedulable(make_pod(job, "Worker", 0, "Pending"), reason),
+    ]
+    d = step(job, pods, options=PLUGINS, dt=1)
+    assert d.status_changed
+    assert created_message(job) == (
+        f"PyTorchJob j is created. 2 of 2 pods wait for sp-scheduler to place them: {reason}"
+    )
+    assert cond_list(job["status"]) == [("Created", "True", "PyTorchJobCreated")]
+    warnings = [(e.type, e.message) for e in d.events if e.reason == "PodsUnschedulable"]
+    assert warnings == [("Warning", f"2 pods of ns/j cannot be placed by sp-scheduler: {reason}")]
+
+    # nothing changed: no write, no second event
+    d = step(job, pods, options=PLUGINS, dt=2)
+    assert not d.status_changed
+    assert not [e for e in d.events if e.reason == "PodsUnschedulable"]
+
+    # placed and running: the usual message again
+    running = [make_pod(job, "Master", 0, "Running"), make_pod(job, "Worker", 0, "Running")]
+    d = step(job, running, options=PLUGINS, dt=3)
+    assert created_message(job) == "PyTorchJob j is created."
+    assert "Running" in [c[0] for c in cond_list(job["status"])]
+
+
+def test_unschedulable_pods_are_not_shown_without_gang_scheduling() -> None:
+    job = make_job("PyTorchJob", {"Master": 1})
+    step(job, [], options=DomainOptions())
+    pods = [unschedulable(make_pod(job, "Master", 0, "Pending"), "0/1 nodes are available")]
+    step(job, pods, options=DomainOptions(), dt=1)
+    assert created_message(job) == "PyTorchJob j is created."
 
 
 def test_another_scheduler_in_a_template_is_kept_with_a_warning_per_pod() -> None:
