@@ -12,6 +12,8 @@ admitted. The test watches, from outside, that:
 - the pods that exist and are not finished never need more than the quota (sampled every 50 ms
   from the API server: pods and jobs listed together);
 - every Workload ends ``Finished`` and the ClusterQueue's usage returns to zero;
+- each kubeflow.org v1 kind Kueue integrates (all but MPIJob, whose Kueue integration is
+  v2beta1) is suspended by its webhook and runs once admitted, one PodSet per replica type;
 - with preemption (a ClusterQueue with ``withinClusterQueue: LowerPriority``, two
   WorkloadPriorityClasses), Kueue suspends a *running* low-priority job for a high-priority one:
   kubetrain deletes its pods and shows it Suspended, and resumes it when it is admitted again.
@@ -36,6 +38,7 @@ from jobkit_e2e import Env, has_condition, job_manifest, open_env, poll
 
 from kubetrain.informers.resource import PODS, ResourceRef, kubeflow
 from kubetrain.informers.transport import ApiStatusError
+from kubetrain.reconcilers.api.kinds import ALL_KINDS, JobKind
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.conformance]
 
@@ -46,6 +49,16 @@ QUOTA_PODS = 4
 POD_CPU_MILLI = 500
 JOBS = 4  # of 2 pods each: twice the quota
 RUN_SECONDS = 2.0
+
+# Kueue's kubeflow.org integrations for the v1 API (its kubeflow.org/mpijob is MPIJob v2beta1)
+KUEUE_KINDS = tuple(k for k in ALL_KINDS if k.kind != "MPIJob")
+ONE_JOB_REPLICAS = {
+    "TFJob": {"Worker": 2},
+    "PyTorchJob": {"Master": 1, "Worker": 1},
+    "XGBoostJob": {"Master": 1, "Worker": 1},
+    "PaddleJob": {"Master": 1, "Worker": 1},
+    "JAXJob": {"Worker": 2},
+}
 
 RESOURCE_FLAVORS = ResourceRef(
     "kueue.x-k8s.io", "v1beta2", "resourceflavors", False, "ResourceFlavor"
@@ -65,8 +78,9 @@ async def env(
         pytest.fail(f"Kueue is not built in {kueue_root()}: run tools/conformance/build_kueue.sh")
     work = Path(tmp_path_factory.mktemp("kueue"))
     async for e in open_env(apiserver="real"):
-        async with running_kueue(e.client, e.cluster.kubeconfig_path, work):
-            await e.start_operator(enable_schemes=("pytorchjob",))
+        frameworks = [f"kubeflow.org/{kind.kind.lower()}" for kind in KUEUE_KINDS]
+        async with running_kueue(e.client, e.cluster.kubeconfig_path, work, frameworks=frameworks):
+            await e.start_operator(enable_schemes=tuple(k.kind.lower() for k in KUEUE_KINDS))
             yield e
 
 
@@ -76,18 +90,19 @@ def queued_job(
     *,
     replicas: dict[str, int] | None = None,
     run_seconds: float = RUN_SECONDS,
+    kind: JobKind = ALL_KINDS[1],
 ) -> dict:
     job = job_manifest(
-        KIND,
-        "pytorchReplicaSpecs",
-        "pytorch",
+        kind.kind,
+        kind.replica_field,
+        kind.default_container,
         replicas or {"Master": 1, "Worker": 1},
         name=name,
         namespace=ns,
         run_seconds=run_seconds,
     )
     job["metadata"]["labels"] = {QUEUE_LABEL: "lq"}
-    for spec in job["spec"]["pytorchReplicaSpecs"].values():
+    for spec in job["spec"][kind.replica_field].values():
         for c in spec["template"]["spec"]["containers"]:
             c["resources"] = {"requests": {"cpu": f"{POD_CPU_MILLI}m"}}
     return job
@@ -287,3 +302,24 @@ async def test_kueue_preemption_suspends_a_running_job_and_resumes_it(env: Env) 
     events = await env.events(ns)
     reasons = {e.get("reason") for e in events if e["involvedObject"].get("name") == "low"}
     assert "Preempted" in reasons or "Evicted" in reasons or "Stopped" in reasons, reasons
+
+
+@pytest.mark.parametrize("kind", KUEUE_KINDS, ids=lambda k: k.kind)
+async def test_every_v1_kind_is_suspended_by_kueue_and_runs_once_admitted(
+    env: Env, kind: JobKind
+) -> None:
+    """Kueue's webhook for each kubeflow.org v1 kind suspends the job; its Workload is admitted
+    (one PodSet per replica type) and kubetrain runs the job to Succeeded."""
+    ns = await env.namespace(f"kueue-{kind.kind.lower()}")
+    await make_queues(env, ns, cluster_queue=f"cq-{kind.kind.lower()}")
+    replicas = ONE_JOB_REPLICAS[kind.kind]
+    created = await env.create_job(queued_job("one", ns, replicas=replicas, kind=kind))
+    assert created["spec"]["runPolicy"].get("suspend") is True
+    await env.wait_condition(kind.kind, ns, "one", "Succeeded", timeout=60)
+    job = await env.get_job(kind.kind, ns, "one")
+    assert job is not None
+    suspended = next(c for c in job["status"]["conditions"] if c["type"] == "Suspended")
+    assert suspended["status"] == "False"  # it was suspended, then resumed
+    (workload,) = await env.client.list_all(WORKLOADS, ns)
+    pod_sets = {p["name"]: p["count"] for p in workload["spec"]["podSets"]}
+    assert pod_sets == {rtype.lower(): n for rtype, n in replicas.items()}
