@@ -167,6 +167,8 @@ class ClusterProcess(ManagedProcess):
                 "--node-pods", str(node_pods),
                 "--node-cpu", str(node_cpu),
                 "--node-memory", f"{node_memory_gib}Gi",
+                # the v1 scenarios create no batch/v1 Job: no Job controller watching every pod
+                "--no-kube-controllers",
             ],
             log_path=workdir / "cluster.log",
         )  # fmt: skip

@@ -85,7 +85,11 @@ class EmbeddedCluster:
     defaults; its ``nodes`` field is replaced by ``nodes``). ``gang_crds``: serve the PodGroup
     CRDs of Volcano and scheduler-plugins and Volcano's Queue with its ``default`` queue
     (``podgroups.py``), installed before the first request, so the simulator gang-schedules and
-    an operator with ``--gang-scheduler-name`` finds its CRD.
+    an operator with ``--gang-scheduler-name`` finds its CRD. ``kube_controllers``: run what a
+    real cluster's kube-controller-manager does for batch/v1 Jobs (``kubetrain.cluster.kcm``: the
+    Job controller and the TTL-after-finished controller, HTTP clients of the server like the
+    simulated nodes); off by default, as ``nodes`` is 0 (a bare server for tests: Jobs stored
+    and never run); ``kubetrain cluster`` and ``kubetrain up`` turn it on.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class EmbeddedCluster:
         nodesim_options: Any = None,
         secure: bool = False,
         gang_crds: bool = True,
+        kube_controllers: bool = False,
     ) -> None:
         if secure and (options is None or options.tokens is None):
             # authentication on from the first request; start() adds the admin token to this
@@ -114,6 +119,8 @@ class EmbeddedCluster:
         self.data_dir = data_dir
         self.nodesim_options = nodesim_options
         self.gang_crds = gang_crds
+        self.kube_controllers = kube_controllers
+        self._kcm: Any = None
         self.api = ApiServer(options)
         self.url = ""
         self._kubeconfig_given = kubeconfig_path is not None
@@ -152,6 +159,10 @@ class EmbeddedCluster:
         else:
             token, ca_pem = next(iter(self.api.options.tokens or {DUMMY_TOKEN: ""})), None
         write_kubeconfig(self.kubeconfig_path, self.url, token=token, ca_pem=ca_pem)
+        if self.kube_controllers:
+            from .kcm import start_for_cluster  # imported only by clusters that run Jobs
+
+            self._kcm = await start_for_cluster(self)
         # --- node simulator hook (kubetrain.cluster.nodesim) --------------------------------
         if self.nodes > 0:
             self._nodesim = await _start_nodesim(self)
@@ -164,6 +175,9 @@ class EmbeddedCluster:
             if stop is not None:
                 await stop()
             self._nodesim = None
+        if self._kcm is not None:
+            kcm, self._kcm = self._kcm, None
+            await kcm.stop()
         await self.api.stop()
         if self._backend is not None:
             backend, self._backend = self._backend, None

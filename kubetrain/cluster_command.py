@@ -72,6 +72,15 @@ class ClusterOptions:
             show_default=False,
         ),
     )
+    kube_controllers: bool = field(
+        default=True,
+        metadata=flag(
+            "--kube-controllers",
+            "run batch/v1 Jobs as kube-controller-manager does (the Job and TTL-after-finished "
+            "controllers; --no-kube-controllers stores Jobs and never runs them)",
+            negatable=True,
+        ),
+    )
     nodesim_options: NodeSimOptions = field(default_factory=NodeSimOptions)
     """The simulated nodes' options (from the simulator's flags); ``nodes`` above replaces
     their ``nodes``."""
@@ -120,6 +129,7 @@ def new_cluster(options: ClusterOptions) -> EmbeddedCluster:
         data_dir=options.data_dir,
         kubeconfig_path=options.kubeconfig_path,
         nodesim_options=options.nodesim_options,
+        kube_controllers=options.kube_controllers,
     )
 
 

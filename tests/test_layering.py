@@ -31,6 +31,11 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "kubetrain.cluster.nodesim",
         ("kubetrain.base", "kubetrain.engine", "kubetrain.informers"),
     ),
+    # kube-controller-manager's controllers: clients of the API server like the simulator.
+    "cluster/kcm": (
+        "kubetrain.cluster.kcm",
+        ("kubetrain.base", "kubetrain.engine", "kubetrain.informers"),
+    ),
     "cluster": (
         "kubetrain.cluster",
         ("kubetrain.base", "kubetrain.engine", "kubetrain.informers"),

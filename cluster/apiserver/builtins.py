@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .jobs import default_job
 from .resources import ALL_VERBS, BASE_FIELD_SELECTORS, ResourceInfo
 from .webhookconfigs import (
     default_mutating_webhook_configuration,
@@ -338,6 +339,17 @@ def builtin_resources() -> list[ResourceInfo]:
             categories=("all",),
             subresources=frozenset({"status"}),
             merge_keys=_TEMPLATE_KEYS,
+        ),
+        # defaults on decode (jobs.py); selector generation and validation: jobs_validation.py
+        _res(
+            "batch",
+            "v1",
+            "jobs",
+            "Job",
+            categories=("all",),
+            subresources=frozenset({"status"}),
+            merge_keys={**_TEMPLATE_KEYS, ("status", "conditions"): "type"},
+            defaulter=default_job,
         ),
     ]
 

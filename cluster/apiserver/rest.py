@@ -23,6 +23,7 @@ from ._kubetext import go_quote
 from .builtins import ClusterIPAllocator, default_namespace, default_pod
 from .decoding import check_binding_types, check_body_types
 from .hooks import AdmissionPlugin, AdmissionRequest
+from .jobs_validation import job_causes
 from .objectmeta import object_meta_causes
 from .resources import ResourceInfo, ResourceRegistry, infos_from_crd
 from .rest_common import (
@@ -47,6 +48,7 @@ __all__ = ["ObjectService", "served_bytes"]
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apiserver's SimpleNameGenerator alphabet
 DEPLOYMENT_KEY = ("apps", "deployments")
+JOB_KEY = ("batch", "jobs")
 
 
 def served_bytes(rec: Record, api_version: str) -> bytes:
@@ -184,7 +186,15 @@ class ObjectService:
             opts.warnings.extend(f"unknown field {go_quote(p)}" for p in removed)
         schema.apply_defaults(obj)
 
-    def _validate(self, info: ResourceInfo, obj: dict[str, Any], *, creating: bool) -> None:
+    def _validate(
+        self,
+        info: ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        creating: bool,
+        old: dict[str, Any] | None = None,
+        subresource: str = "",
+    ) -> None:
         meta = object_meta(obj)
         name = meta.get("name", "")
         causes = object_meta_causes(info.storage_key, meta, creating=creating)
@@ -192,6 +202,9 @@ class ObjectService:
             causes.extend(c.to_dict() for c in info.schema.validate(obj))
         elif info.builtin and info.storage_key == DEPLOYMENT_KEY:
             causes.extend(validate_deployment(obj))
+        elif info.builtin and info.storage_key == JOB_KEY:
+            # on create also the strategy's selector generation (after mutating admission)
+            causes.extend(job_causes(obj, old, subresource=subresource))
         if info.validator is not None:
             causes.extend(info.validator(obj))
         if causes:
@@ -201,7 +214,7 @@ class ObjectService:
         if info.builtin:
             if info.storage_key in (POD_KEY, SVC_KEY, NS_KEY, CRD_KEY):
                 obj.pop("status", None)
-            if info.storage_key == DEPLOYMENT_KEY:
+            if info.storage_key in (DEPLOYMENT_KEY, JOB_KEY):
                 obj.pop("status", None)
         elif info.has_status:
             obj.pop("status", None)
@@ -483,7 +496,7 @@ class ObjectService:
         admitted = await self.admit(request, mutating=True)
         assert admitted is not None
         new = admitted
-        self._validate(info, new, creating=False)
+        self._validate(info, new, creating=False, old=old, subresource=subresource)
         if info.storage_key == CRD_KEY:
             infos_from_crd(new)
         request.obj = new

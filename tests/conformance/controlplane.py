@@ -156,6 +156,8 @@ class ControlPlaneOptions:
         "namespace",
         "serviceaccount",
         "serviceaccount-token",
+        "job",
+        "ttl-after-finished",
     )
     start_timeout_seconds: float = 120.0
     work_dir: Path | None = None

@@ -186,15 +186,19 @@ async def open_env(
     apiserver: str = "embedded",
     plane_options: Any = None,
     nodesim_options: NodeSimOptions | None = None,
+    kube_controllers: bool = False,
 ) -> AsyncIterator[Env]:
     """Cluster + client + CRDs (no operator yet). ``apiserver``: ``embedded`` or ``real``;
     ``plane_options``: the real control plane's ``ControlPlaneOptions``; ``nodesim_options``:
-    the embedded cluster's simulated nodes (their room, say)."""
+    the embedded cluster's simulated nodes (their room, say); ``kube_controllers``: the
+    embedded cluster runs batch/v1 Jobs (the real plane's controller manager always does)."""
     if apiserver == "real":
         async for env in _open_real_env(nodes, plane_options):
             yield env
         return
-    async with EmbeddedCluster(nodes=nodes, nodesim_options=nodesim_options) as cluster:
+    async with EmbeddedCluster(
+        nodes=nodes, nodesim_options=nodesim_options, kube_controllers=kube_controllers
+    ) as cluster:
         async for env in _open_client_env(cluster, real=False):
             yield env
 
