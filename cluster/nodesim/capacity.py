@@ -105,6 +105,10 @@ class NodeCapacity:
         subtract_into(free, self._used_total)
         return free
 
+    def allocatable_total(self) -> Resources:
+        """Allocatable summed over nodes (Volcano's cluster total)."""
+        return dict(self._allocatable_total)
+
     def fit(self, requests: Resources, node_selector: Mapping[str, str] | None = None) -> FitResult:
         """The node with the most free capacity (kube's LeastAllocated) that fits ``requests``.
 

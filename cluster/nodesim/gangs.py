@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .podgroup import Counts, GroupKey, GroupSpec, MemberState
+from .podgroup import VOLCANO, Counts, GroupKey, GroupSpec, MemberState
 
 __all__ = ["GangBook", "Group"]
 
@@ -31,7 +31,10 @@ class Group:
     admitted: bool = False
     """Volcano: room was found for its ``minResources`` (phase Inqueue or later)."""
     reason: str = ""
-    """Why it does not run yet (``NotEnoughResources``, ``NotEnoughTasks``), "" if nothing."""
+    """Why it does not run yet (``NotEnoughResources``, ``NotEnoughTasks``, ``QueueNotFound``,
+    ``QueueClosed``), "" if nothing."""
+    message: str = ""
+    """The condition's message when ``reason`` is not the gang plugin's own ("" for that)."""
 
 
 class GangBook:
@@ -57,7 +60,7 @@ class GangBook:
 
     def observe_group(self, key: GroupKey, obj: Mapping[str, Any]) -> tuple[Group, bool]:
         """File the group's latest object; True when it is new or its spec changed."""
-        spec = GroupSpec.of(obj)
+        spec = GroupSpec.of(obj, volcano=key[0] == VOLCANO)
         group = self._groups.get(key)
         if group is None:
             self._seq += 1

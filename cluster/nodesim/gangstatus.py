@@ -1,4 +1,5 @@
-"""Writes a PodGroup's status, only when it changes, at most one write per group in flight.
+"""Writes a PodGroup's (or a Volcano Queue's) status, only when it changes, at most one write per
+object in flight.
 
 Why a merge PATCH: Volcano's PodGroup CRD has no status subresource (status is written with the
 object), scheduler-plugins' has one; a merge patch of ``status`` works for both (to the object,
@@ -14,27 +15,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Hashable, Mapping
+from typing import Any, Generic, TypeVar
 
 from kubetrain.base.clock import Clock
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.resource import (
     PODGROUPS_SCHEDULER_PLUGINS,
     PODGROUPS_VOLCANO,
+    ResourceRef,
 )
 from kubetrain.informers.transport import ApiStatusError
 
 from .podgroup import VOLCANO, GroupKey
 
-__all__ = ["GroupStatusWriter"]
+__all__ = ["GroupStatusWriter", "StatusWriter", "Target"]
 
 log = logging.getLogger(__name__)
 _RETRY_SECONDS = 1.0
 
+K = TypeVar("K", bound=Hashable)
+Target = tuple[ResourceRef, str | None, str, str | None]
+"""Where a status is written: resource, namespace, name, subresource (None: the object)."""
 
-class GroupStatusWriter:
-    """``sync(key, obj, desired)`` writes ``desired`` unless the group already shows it."""
+
+def _group_target(key: GroupKey) -> Target:
+    flavour, ns, name = key
+    if flavour == VOLCANO:
+        return PODGROUPS_VOLCANO, ns, name, None
+    return PODGROUPS_SCHEDULER_PLUGINS, ns, name, "status"
+
+
+class StatusWriter(Generic[K]):
+    """``sync(key, obj, desired)`` writes ``desired`` unless the object already shows it;
+    ``target(key)`` says where."""
 
     def __init__(
         self,
@@ -42,36 +56,38 @@ class GroupStatusWriter:
         *,
         slots: asyncio.Semaphore,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
-        retry: Callable[[GroupKey], None],
+        retry: Callable[[K], None],
         clock: Clock,
+        target: Callable[[K], Target],
     ) -> None:
         self._client = client
+        self._target = target
         self._slots = slots
         self._spawn = spawn
         self._retry = retry
         self._clock = clock
         # key -> (resourceVersion of the write, None while in flight; the status sent)
-        self._sent: dict[GroupKey, tuple[int | None, dict[str, Any]]] = {}
-        self._next: dict[GroupKey, dict[str, Any]] = {}  # to write once the one in flight ends
+        self._sent: dict[K, tuple[int | None, dict[str, Any]]] = {}
+        self._next: dict[K, dict[str, Any]] = {}  # to write once the one in flight ends
         self.writes = 0
         """Status writes sent (for tests)."""
 
-    def observed(self, key: GroupKey, obj: Mapping[str, Any]) -> None:
+    def observed(self, key: K, obj: Mapping[str, Any]) -> None:
         """The cache shows ``obj``: once it holds our write (or later), forget what was sent."""
         sent = self._sent.get(key)
         if sent is not None and sent[0] is not None and _rv(obj) >= sent[0]:
             del self._sent[key]
 
-    def forget(self, key: GroupKey) -> None:
+    def forget(self, key: K) -> None:
         self._sent.pop(key, None)
         self._next.pop(key, None)
 
-    def known(self, key: GroupKey, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    def known(self, key: K, obj: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status as it is or is about to be."""
         sent = self._sent.get(key)
         return sent[1] if sent is not None else (obj.get("status") or {})
 
-    def sync(self, key: GroupKey, obj: Mapping[str, Any], desired: dict[str, Any]) -> None:
+    def sync(self, key: K, obj: Mapping[str, Any], desired: dict[str, Any]) -> None:
         known = self.known(key, obj)
         if desired == known:
             self._next.pop(key, None)
@@ -80,17 +96,13 @@ class GroupStatusWriter:
         if sent is not None and sent[0] is None:  # one in flight: write this after it
             self._next[key] = desired
             return
-        patch: dict[str, Any] = dict(desired)
-        for name in known:
-            if name not in desired:
-                patch[name] = None  # merge patch: remove
+        patch = _merge_patch(known, desired)
         self._sent[key] = (None, desired)
         self._spawn(self._write(key, patch, desired))
 
-    async def _write(self, key: GroupKey, patch: dict[str, Any], desired: dict[str, Any]) -> None:
-        flavour, ns, name = key
-        ref = PODGROUPS_VOLCANO if flavour == VOLCANO else PODGROUPS_SCHEDULER_PLUGINS
-        sub = None if flavour == VOLCANO else "status"
+    async def _write(self, key: K, patch: dict[str, Any], desired: dict[str, Any]) -> None:
+        ref, ns, name, sub = self._target(key)
+        what = f"{ref.kind} {ns}/{name}" if ns else f"{ref.kind} {name}"
         ok = False
         async with self._slots:
             try:
@@ -102,15 +114,49 @@ class GroupStatusWriter:
                 if e.is_not_found:
                     self.forget(key)
                     return
-                log.warning("writing the status of PodGroup %s/%s failed: %s", ns, name, e)
+                log.warning("writing the status of %s failed: %s", what, e)
             except (ConnectionError, TimeoutError) as e:
-                log.warning("writing the status of PodGroup %s/%s failed: %s", ns, name, e)
+                log.warning("writing the status of %s failed: %s", what, e)
         nxt = self._next.pop(key, None)
         if not ok:
             self._sent.pop(key, None)
             self._clock.call_at(self._clock.monotonic() + _RETRY_SECONDS, lambda: self._retry(key))
         elif nxt is not None and nxt != desired:
             self._retry(key)  # decided again while this was in flight
+
+
+class GroupStatusWriter(StatusWriter[GroupKey]):
+    """PodGroups of both flavours: Volcano's with the object (its CRD has no status
+    subresource), scheduler-plugins' to ``/status``."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        slots: asyncio.Semaphore,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        retry: Callable[[GroupKey], None],
+        clock: Clock,
+    ) -> None:
+        super().__init__(
+            client, slots=slots, spawn=spawn, retry=retry, clock=clock, target=_group_target
+        )
+
+
+def _merge_patch(known: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch turning ``known`` into ``desired``: a key ``known`` has and ``desired``
+    lacks is removed (null), at any depth of nested maps (a merge patch merges maps)."""
+    patch: dict[str, Any] = {}
+    for name, value in desired.items():
+        before = known.get(name)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[name] = _merge_patch(before, value)
+        else:
+            patch[name] = value
+    for name in known:
+        if name not in desired:
+            patch[name] = None
+    return patch
 
 
 def _rv(obj: Mapping[str, Any]) -> int:

@@ -57,6 +57,19 @@ class NodeSimOptions:
     )
     """Watch PodGroups (of the flavours the server serves) and PriorityClasses; off: every pod
     is scheduled alone, first come first served."""
+    preemption: bool = field(
+        default=False,
+        metadata=flag(
+            "--preemption",
+            "let a pod or gang that fits nowhere evict lower-priority pods (whole groups)",
+        ),
+    )
+    """Off (the default): a pod that fits nowhere waits, whatever its priority. On: as
+    kube-scheduler's DefaultPreemption, it evicts strictly lower-priority pods (a gang member:
+    its whole group) when that makes it fit (victims get ``DisruptionTarget`` and are deleted),
+    is nominated (``status.nominatedNodeName``) and keeps that room until they are gone;
+    ``preemptionPolicy: Never`` opts a pod (or its PriorityClass) out. A Volcano group may then
+    be admitted against what lower-priority pods hold."""
     lease_renew_seconds: float = 10.0
     """How often each node renews its Lease in ``kube-node-lease`` (the kubelet's 10 s)."""
     default_run_seconds: float = field(

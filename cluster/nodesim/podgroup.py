@@ -98,17 +98,23 @@ def member_state(pod: Mapping[str, Any]) -> MemberState | None:
 @dataclass(frozen=True, slots=True)
 class GroupSpec:
     """What a PodGroup asks for. ``reservation``: what Volcano admits it against (its
-    ``minResources``, with at least one ``pods`` per member); ``valid`` False when
-    ``minResources`` does not parse (the group then waits, as Volcano cannot admit it)."""
+    ``minResources``, with at least one ``pods`` per member); ``min_resources``: the
+    ``minResources`` as written (None when absent: Volcano's queue capability does not apply);
+    ``queue``: a Volcano group's queue (``default`` when unset), "" for scheduler-plugins;
+    ``valid`` False when ``minResources`` does not parse (the group then waits, as Volcano cannot
+    admit it)."""
 
     min_member: int
     reservation: Resources
     priority_class: str
     created: str
     valid: bool = True
+    queue: str = ""
+    min_resources: Resources | None = None
 
     @classmethod
-    def of(cls, obj: Mapping[str, Any]) -> GroupSpec:
+    def of(cls, obj: Mapping[str, Any], *, volcano: bool = False) -> GroupSpec:
+        """The spec of ``obj``; ``volcano``: a Volcano group (it has a queue)."""
         spec = obj.get("spec") or {}
         try:
             min_member = max(0, int(spec.get("minMember") or 0))
@@ -116,11 +122,13 @@ class GroupSpec:
             min_member = 0
         reservation: Resources = {}
         valid = True
+        raw = spec.get("minResources")
         try:
-            for name, value in (spec.get("minResources") or {}).items():
+            for name, value in (raw if isinstance(raw, Mapping) else {}).items():
                 reservation[str(name)] = milli(value, field=f"spec.minResources[{name}]")
         except ValueError:
             valid = False
+        written = dict(reservation) if isinstance(raw, Mapping) and valid else None
         reservation[PODS] = max(reservation.get(PODS, 0), min_member * 1000)
         return cls(
             min_member=min_member,
@@ -128,6 +136,8 @@ class GroupSpec:
             priority_class=str(spec.get("priorityClassName") or ""),
             created=str(obj["metadata"].get("creationTimestamp") or ""),
             valid=valid,
+            queue=str(spec.get("queue") or "default") if volcano else "",
+            min_resources=written,
         )
 
 
@@ -182,9 +192,11 @@ def volcano_status(
     admitted: bool,
     reason: str,
     now: str,
+    message: str = "",
 ) -> dict[str, Any]:
     """The status Volcano would show; ``reason`` why the group is not running yet
-    (``NotEnoughResources``, ``NotEnoughTasks``) or "" when nothing blocks it. Unchanged parts
+    (``NotEnoughResources``, ``NotEnoughTasks``, ``QueueNotFound``, ``QueueClosed``) or "" when
+    nothing blocks it, ``message`` the condition's message when not the gang plugin's. Unchanged parts
     of ``observed`` (a condition's ``lastTransitionTime``) are kept, so the result equals
     ``observed`` when nothing changed."""
     status = {k: v for k, v in observed.items() if k not in ("phase", "conditions")}
@@ -212,7 +224,8 @@ def volcano_status(
             "type": "Unschedulable",
             "status": "True",
             "reason": reason,
-            "message": f"pod group is not ready, {spec.min_member} minAvailable: {blocked}",
+            "message": message
+            or f"pod group is not ready, {spec.min_member} minAvailable: {blocked}",
         }
     else:
         want = {}

@@ -48,6 +48,20 @@ class Priorities:
             return int(spec["priority"])
         return self._global_default()
 
+    def never_preempts(self, pod: Mapping[str, Any] | None, class_name: str = "") -> bool:
+        """True when ``preemptionPolicy`` is ``Never``: on the pod's spec (kube's Priority
+        admission copies it there from the class), else on its (or ``class_name``'s)
+        PriorityClass."""
+        spec = (pod.get("spec") or {}) if pod is not None else {}
+        if spec.get("preemptionPolicy"):
+            return bool(spec["preemptionPolicy"] == "Never")
+        name = class_name or str(spec.get("priorityClassName") or "")
+        if name and self._classes is not None:
+            found = self._classes.get(None, name)
+            if found is not None:
+                return bool(found.get("preemptionPolicy") == "Never")
+        return False
+
     def _global_default(self) -> int:
         if self._classes is None:
             return 0

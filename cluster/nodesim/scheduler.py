@@ -30,6 +30,16 @@ first (phase ``Inqueue``) when the cluster's free total, less what the other adm
 placed groups reserve, covers its ``minResources``; its pods are bound only once it is admitted.
 A group that waits for room is retried with the waiting shapes when capacity frees. Status is
 written by ``gangstatus.py``, only on change.
+
+Volcano queues (``enable_queues``, ``queues.py``): a Volcano group is admitted only when its
+queue exists, is open and stays within its capability; waiting groups of several queues are
+tried queue by queue, the queue with the lowest share (by weight) first, then by priority and
+age within a queue. What each queue holds is charged per pod as pods start and stop holding
+capacity, and each Queue's status is written, only on change.
+
+Preemption (``preemption``, off by default; ``preemption.py``, ``evictions.py``): a pod, or a
+gang, that fits nowhere evicts lower-priority pods (whole lower-priority groups) when that makes
+it fit, is nominated, and keeps the room it was nominated for until its victims are gone.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kubetrain.base.clock import REAL_CLOCK, Clock
@@ -48,8 +58,9 @@ from kubetrain.informers.resource import PODS
 from kubetrain.informers.transport import ApiStatusError
 
 from .capacity import NodeCapacity
+from .evictions import Evictor
 from .gangs import GangBook, Group
-from .gangstatus import GroupStatusWriter
+from .gangstatus import GroupStatusWriter, StatusWriter
 from .podgroup import (
     VOLCANO,
     Flavour,
@@ -60,8 +71,17 @@ from .podgroup import (
     volcano_status,
 )
 from .podstatus import rfc3339
+from .preemption import (
+    Holders,
+    Nomination,
+    Nominations,
+    Unit,
+    choose_victims,
+    reservation_key,
+)
 from .priorities import Priorities
-from .quantity import Resources, pod_requests, subtract_into
+from .quantity import Resources, add_into, pod_requests, subtract_into
+from .queues import QUEUES, QueueBook, queue_status, refusal
 
 __all__ = ["TERMINAL_PHASES", "Scheduler"]
 
@@ -87,6 +107,7 @@ class Scheduler:
         scheduler_names: frozenset[str],
         bind_concurrency: int,
         clock: Clock = REAL_CLOCK,
+        preemption: bool = False,
     ) -> None:
         self._client = client
         self._clock = clock
@@ -127,12 +148,33 @@ class Scheduler:
         self.group_status = GroupStatusWriter(
             client, slots=self._bind_slots, spawn=self._spawn, retry=self._touch, clock=clock
         )
+        # -- Volcano queues (enable_queues) --
+        self.queues: QueueBook | None = None
+        self.queue_status: StatusWriter[str] = StatusWriter(
+            client,
+            slots=self._bind_slots,
+            spawn=self._spawn,
+            retry=self._queue_touched,
+            clock=clock,
+            target=lambda name: (QUEUES, None, name, "status"),
+        )
+        # -- preemption --
+        self.preemption = preemption
+        self._holders = Holders()  # pods holding capacity, by priority (preemption only)
+        self.nominations = Nominations()
+        self._evicting: dict[str, str] = {}  # victim key -> uid, until it is gone
+        self.evictor = Evictor(client, slots=self._bind_slots, spawn=self._spawn, clock=clock)
 
     def enable_gangs(self, flavours: frozenset[Flavour], priorities: Priorities) -> None:
         """Schedule members of PodGroups of ``flavours`` (the CRDs the server serves) with their
         group, and order by ``priorities``. Before the first pod is observed."""
         self._flavours = flavours
         self.priorities = priorities
+
+    def enable_queues(self) -> None:
+        """Admit Volcano groups by their Queue (``observe_queue``). Before the first group is
+        observed."""
+        self.queues = QueueBook()
 
     @property
     def gang_flavours(self) -> frozenset[Flavour]:
@@ -159,6 +201,11 @@ class Scheduler:
         phase = (pod.get("status") or {}).get("phase")
         if self._flavours:
             self._observe_member(key, pod)
+        evicting = self._evicting.get(key)
+        if evicting is not None:
+            if evicting == pod["metadata"].get("uid", "") and node and phase not in TERMINAL_PHASES:
+                return  # a victim on its way out: it holds nothing any more
+            self._victim_gone(key)
         if node:
             self._binding.discard(key)
             self._unfile(key)
@@ -170,7 +217,7 @@ class Scheduler:
                 try:
                     uid = pod["metadata"].get("uid", "")
                     requests = decided[1] if decided and decided[0] == uid else pod_requests(pod)
-                    self.capacity.hold(key, node, requests)
+                    self._hold(key, node, requests, pod)
                 except ValueError as e:
                     log.warning("pod %s on %s: %s", key, node, e)
             return
@@ -184,6 +231,10 @@ class Scheduler:
         self._binding.discard(key)
         self._unfile(key)
         self._decided.pop(key, None)
+        if key in self._evicting:
+            self._victim_gone(key)
+        if self._drop_nomination(key):
+            self._capacity_freed()
         group = self.gangs.group_of_member(key)
         if group is not None:
             self.gangs.set_member(key, None, None)
@@ -208,9 +259,16 @@ class Scheduler:
     def observe_group(self, key: GroupKey, obj: Mapping[str, Any]) -> None:
         """A PodGroup was added or changed."""
         self.group_status.observed(key, obj)
-        _, changed = self.gangs.observe_group(key, obj)
+        before = self.gangs.group(key)
+        queue = before.spec.queue if before is not None else None
+        group, changed = self.gangs.observe_group(key, obj)
         if changed:
             self._decide.add(key)
+        if self.queues is not None and key[0] == VOLCANO and group.spec.queue != queue:
+            for member in self.gangs.members(key):  # held before the group was known, or moved
+                held = self.capacity.held(member)
+                if held is not None:
+                    self.queues.charge(member, group.spec.queue, held)
         self._touch(key)
 
     def forget_group(self, key: GroupKey) -> None:
@@ -220,6 +278,11 @@ class Scheduler:
         self._decide.discard(key)
         self._status.discard(key)
         self._blocked.discard(key)
+        if self.queues is not None:
+            self.queues.forget_group(key)
+            self._wake.set()
+        if self._drop_nomination(key):
+            self._capacity_freed()
         if key in self._reserving:
             self._reserving.discard(key)
             self._capacity_freed_for_groups()
@@ -254,7 +317,22 @@ class Scheduler:
                 del self._waiting[shape]
                 del self._shape_seq[shape]
 
+    def _hold(self, key: str, node: str, requests: Resources, pod: Mapping[str, Any]) -> None:
+        """``key`` holds ``requests`` on ``node``: charged to its queue, filed by priority."""
+        self.capacity.hold(key, node, requests)
+        if self.queues is not None:
+            queue = self._queue_of_member(key)
+            if queue is not None:
+                self.queues.charge(key, queue, requests)
+                self._wake.set()
+        if self.preemption:
+            self._holders.add(key, self._holder_priority(key, pod), requests)
+
     def _released(self, key: str) -> None:
+        if self.queues is not None and self.queues.charged_to(key) is not None:
+            self.queues.uncharge(key)
+            self._wake.set()
+        self._holders.discard(key)
         if self.capacity.release(key):
             self._capacity_freed()
 
@@ -297,6 +375,8 @@ class Scheduler:
                         await asyncio.sleep(0)  # let binders drain a long burst
                 if self._decide or self._status:
                     self._groups_pass()
+                if self.queues is not None and self.queues.dirty:
+                    self._sync_queues()
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -304,27 +384,25 @@ class Scheduler:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _retry_waiting(self) -> None:
-        """Capacity freed: shapes and waiting groups, higher priority first, then oldest; each
-        shape's waiting pods, oldest first, until one fits nowhere."""
-        order: list[tuple[int, int, _Shape | None, GroupKey | None]] = [
-            (-shape[2], self._shape_seq[shape], shape, None) for shape in self._waiting
-        ]
-        for blocked in self._blocked:
-            group = self.gangs.group(blocked)
-            if group is not None:
-                order.append((-self._group_priority(group), group.seq, None, blocked))
-        order.sort(key=lambda entry: entry[:2])
-        for _, _, shape, group_key in order:
-            if group_key is not None:
-                self._schedule_group(group_key)
-                continue
-            while shape is not None and (group_ := self._waiting.get(shape)) is not None:
-                pod_key = next(iter(group_))
-                if (
-                    self._schedule_one(pod_key) is False
-                    and self._waiting_shape.get(pod_key) == shape
-                ):
-                    break  # it keeps its place; the pods behind it ask for the same
+        """Capacity freed: shapes and waiting groups, higher priority first, then oldest (groups
+        of several Volcano queues: queue by queue, see ``_ordered``); each shape's waiting pods,
+        oldest first, until one fits nowhere."""
+        shapes = sorted((-shape[2], self._shape_seq[shape], shape) for shape in self._waiting)
+        i = 0
+        for group in self._ordered(self._blocked):
+            rank = (-self._group_priority(group), group.seq)
+            while i < len(shapes) and shapes[i][:2] < rank:
+                self._retry_shape(shapes[i][2])
+                i += 1
+            self._schedule_group(group.key)
+        for _, _, shape in shapes[i:]:
+            self._retry_shape(shape)
+
+    def _retry_shape(self, shape: _Shape) -> None:
+        while (group_ := self._waiting.get(shape)) is not None:
+            pod_key = next(iter(group_))
+            if self._schedule_one(pod_key) is False and self._waiting_shape.get(pod_key) == shape:
+                break  # it keeps its place; the pods behind it ask for the same
 
     def _schedule_one(self, key: str) -> bool | None:
         """Decide for one pod: True bound (assumed), False waiting for capacity, None nothing to
@@ -350,8 +428,15 @@ class Scheduler:
                 pod, f"0/{len(self.capacity.node_names)} nodes are available: {e}.", None
             )
             return False
+        nomination = self.nominations.get(key)
+        if nomination is not None:
+            if nomination.victims:  # its room is held until they are gone
+                self._file(key, shape)
+                return False
+            self._drop_nomination(key)
         fit = self.capacity.fit(requests, dict(shape[1]) or None)
         if fit.node is None:
+            self._preempt_for_pod(pod, requests, shape)
             self._mark_unschedulable(pod, fit.message, shape)
             return False
         self._assume(pod, fit.node, requests)
@@ -378,7 +463,7 @@ class Scheduler:
         self._unfile(key)
         self.gangs.unfile(key)
         self._decided.pop(key, None)
-        self.capacity.hold(key, node, requests)
+        self._hold(key, node, requests, pod)
         self._binding.add(key)
         group = self.gangs.group_of_member(key)
         if group is not None and self.gangs.set_member(key, group, "binding"):
@@ -408,9 +493,7 @@ class Scheduler:
         """Decide for the groups that changed (higher priority first, then oldest), then bring
         the others' status up to date."""
         decide, self._decide = self._decide, set()
-        groups = [g for key in decide if (g := self.gangs.group(key)) is not None]
-        groups.sort(key=lambda g: (-self._group_priority(g), g.seq))
-        for group in groups:
+        for group in self._ordered(decide):
             self._schedule_group(group.key)
         status, self._status = self._status, set()
         for key in status - decide:
@@ -424,32 +507,65 @@ class Scheduler:
         if group is None:
             self._blocked.discard(key)
             return
+        nomination = self.nominations.get(key)
+        if nomination is not None:
+            if nomination.victims:  # its room is held until they are gone
+                self._blocked.add(key)
+                self._refresh(group)
+                return
+            self._drop_nomination(key)
         counts = self.gangs.counts(key)
-        reason = ""
+        reason = message = ""
         if key[0] == VOLCANO and not group.admitted:
-            if counts.placed >= max(group.spec.min_member, 1) or self._admits(group):
+            refused = None
+            if counts.placed < max(group.spec.min_member, 1):
+                refused = self._queue_refusal(group)
+                if refused is None and not self._admits(group):
+                    refused = ("NotEnoughResources", "")
+            if refused is None:
                 group.admitted = True
             else:
-                reason = "NotEnoughResources"
+                reason, message = refused
         if not reason:
             reason = self._place(group, counts.placed)
-        group.reason = reason
-        if reason == "NotEnoughResources" or (reason == "" and self.gangs.filed(key)):
-            self._blocked.add(key)  # retried when capacity frees
+        group.reason, group.message = reason, message
+        if reason not in ("", "NotEnoughTasks") or (reason == "" and self.gangs.filed(key)):
+            self._blocked.add(key)  # retried when capacity frees or its queue changes
         else:
             self._blocked.discard(key)
         self._refresh(group)
 
     def _admits(self, group: Group) -> bool:
         """Volcano's enqueue: the free total, less the other admitted groups' outstanding
-        reservations, covers this group's ``minResources``."""
+        reservations, covers this group's ``minResources``. With preemption, what
+        lower-priority pods hold and lower-priority groups reserve counts as free: the group
+        may reclaim it once admitted."""
         if not group.spec.valid:
             return False
         free = self.capacity.free_total()
+        priority: int | None = None
+        if self.preemption and not self._group_never_preempts(group):
+            priority = self._group_priority(group)
+            add_into(free, self._holders.reclaimable(priority))
         for other in self._reserving:
-            if other != group.key and (reserving := self.gangs.group(other)) is not None:
+            reserving = self.gangs.group(other) if other != group.key else None
+            if reserving is not None and (
+                priority is None or self._group_priority(reserving) >= priority
+            ):
                 subtract_into(free, self._outstanding(reserving))
         return all(free.get(name, 0) >= want for name, want in group.spec.reservation.items())
+
+    def _queue_refusal(self, group: Group) -> tuple[str, str] | None:
+        """Why the group's Volcano queue does not admit it now (``queues.refusal``)."""
+        if self.queues is None:
+            return None
+        name = group.spec.queue
+        inqueue: Resources = {}
+        for other in self._reserving:
+            reserving = self.gangs.group(other)
+            if other != group.key and reserving is not None and reserving.spec.queue == name:
+                add_into(inqueue, self._outstanding(reserving))
+        return refusal(name, self.queues.spec(name), group.spec, self.queues.held(name), inqueue)
 
     def _outstanding(self, group: Group) -> Resources:
         """What an admitted group still reserves: its ``minResources`` less what its placed
@@ -471,7 +587,52 @@ class Scheduler:
                 self._place_alone(key)
             return ""
         if len(keys) < need:
+            self._say_too_few(group, keys, placed)
             return "NotEnoughTasks"
+        tentative = self._tentative(keys, need)
+        if tentative is not None:
+            for member, node, requests in tentative:
+                self._assume(member, node, requests)
+            return ""
+        self._preempt_for_group(group, keys, need)
+        message = (
+            f"pod group is not ready, {group.spec.min_member} minAvailable: "
+            f"{need} of its pods cannot be placed at once"
+        )
+        for key in self.gangs.filed(group.key):
+            waiting = self._pods.get(*split_key(key))
+            if waiting is not None:
+                self._say_unschedulable(waiting, message)
+        return "NotEnoughResources"
+
+    def _say_too_few(self, group: Group, keys: list[str], placed: int) -> None:
+        """Fewer members exist than ``minMember``: each waiting one says so, as the gang
+        schedulers do (scheduler-plugins' coscheduling rejects the pod in PreFilter, and kube's
+        scheduler prefixes the node count; Volcano's gang plugin says the group is not ready)."""
+        nodes = len(self.capacity.node_names)
+        exist = len(keys) + placed
+        for key in keys:
+            waiting = self._pods.get(*split_key(key))
+            if waiting is None:
+                continue
+            if group.key[0] == VOLCANO:
+                message = (
+                    f"pod group is not ready, {exist} Pending, {group.spec.min_member} minAvailable"
+                )
+            else:
+                message = (
+                    f"0/{nodes} nodes are available: pre-filter pod {split_key(key)[1]} cannot "
+                    f"find enough sibling pods, current pods number: {exist}, minMember of "
+                    f"group: {group.spec.min_member}."
+                )
+            self._say_unschedulable(waiting, message)
+
+    def _tentative(
+        self, keys: list[str], need: int, *, only_need: bool = False
+    ) -> list[tuple[Mapping[str, Any], str, Resources]] | None:
+        """Hold room for at least ``need`` of the members ``keys`` at once (every one that fits,
+        or only ``need`` with ``only_need``); the holds are left for the caller to assume or
+        release. None (nothing held) when fewer than ``need`` fit."""
         tentative: list[tuple[Mapping[str, Any], str, Resources]] = []
         for i, key in enumerate(keys):
             if len(tentative) + len(keys) - i < need:
@@ -484,21 +645,13 @@ class Scheduler:
             if fit.node is not None:
                 self.capacity.hold(key, fit.node, requests)  # assumed, for the next fits
                 tentative.append((pod, fit.node, requests))
+                if only_need and len(tentative) >= need:
+                    break
         if len(tentative) >= need:
-            for member, node, requests in tentative:
-                self._assume(member, node, requests)
-            return ""
+            return tentative
         for member, _, _ in tentative:
             self.capacity.release(_pod_key(member))  # none of them: all or nothing
-        message = (
-            f"pod group is not ready, {group.spec.min_member} minAvailable: "
-            f"{need} of its pods cannot be placed at once"
-        )
-        for key in self.gangs.filed(group.key):
-            waiting = self._pods.get(*split_key(key))
-            if waiting is not None:
-                self._say_unschedulable(waiting, message)
-        return "NotEnoughResources"
+        return None
 
     def _member_to_place(self, key: str) -> tuple[Mapping[str, Any], Resources, _Shape] | None:
         """A filed member's pod, requests and shape; None (unfiled when gone, bound or being
@@ -544,10 +697,259 @@ class Scheduler:
                 admitted=group.admitted,
                 reason=group.reason,
                 now=rfc3339(self._clock.utcnow().timestamp()),
+                message=group.message,
             )
+            if self.queues is not None:
+                self.queues.set_phase(key, group.spec.queue, str(desired["phase"]))
         else:
             desired = plugins_status(self.group_status.known(key, group.obj), group.spec, counts)
         self.group_status.sync(key, group.obj, desired)
+
+    # -- Volcano queues -----------------------------------------------------------------------
+
+    def observe_queue(self, name: str, obj: Mapping[str, Any]) -> None:
+        """A Queue was added or changed: groups it refused may now be admitted."""
+        if self.queues is None:
+            return
+        self.queue_status.observed(name, obj)
+        if self.queues.observe(name, obj):
+            self._capacity_freed_for_groups()
+        self.queues.dirty.add(name)  # a resync too: the status may need writing again
+        self._wake.set()
+
+    def forget_queue(self, name: str) -> None:
+        if self.queues is not None:
+            self.queues.forget(name)
+            self.queue_status.forget(name)
+
+    def _queue_touched(self, name: str) -> None:
+        if self.queues is not None:
+            self.queues.dirty.add(name)
+            self._wake.set()
+
+    def _queue_of_member(self, key: str) -> str | None:
+        """The Volcano queue the pod's group is in (None: not in a known Volcano group)."""
+        group_key = self.gangs.group_of_member(key)
+        if group_key is None or group_key[0] != VOLCANO:
+            return None
+        group = self.gangs.group(group_key)
+        return group.spec.queue if group is not None else None
+
+    def _ordered(self, keys: set[GroupKey]) -> Iterator[Group]:
+        """The groups of ``keys``: of one queue (or none), higher priority first, then oldest;
+        of several Volcano queues, Volcano's allocate order: the queue first by
+        ``QueueOrderFn`` (priority, then the lowest share), recomputed after each group as the
+        groups placed change what the queue holds, then by priority and age within it."""
+        groups = [g for key in keys if (g := self.gangs.group(key)) is not None]
+        by_queue: dict[str, list[tuple[int, int, Group]]] = {}
+        for group in groups:
+            queue = group.spec.queue if self.queues is not None else ""
+            by_queue.setdefault(queue, []).append((-self._group_priority(group), group.seq, group))
+        if len(by_queue) <= 1 or self.queues is None:
+            groups.sort(key=lambda g: (-self._group_priority(g), g.seq))
+            yield from groups
+            return
+        asks: dict[str, Resources] = {q: {} for q in by_queue}
+        for queue, entries in by_queue.items():
+            entries.sort(key=lambda entry: entry[:2], reverse=True)  # popped from the end
+            for _, _, group in entries:
+                if not group.admitted or self.gangs.filed(group.key):
+                    add_into(asks[queue], group.spec.reservation)
+        deserved = self.queues.deserved(self.capacity.allocatable_total(), asks)
+        queues = self.queues
+        while by_queue:
+            queue = min(by_queue, key=lambda q: queues.order_key(q, deserved) if q else (0, 0.0, q))
+            entries = by_queue[queue]
+            yield entries.pop()[2]
+            if not entries:
+                del by_queue[queue]
+
+    def _sync_queues(self) -> None:
+        """Write the status of the queues whose counts or holdings changed, where it differs."""
+        assert self.queues is not None
+        dirty, self.queues.dirty = self.queues.dirty, set()
+        for name in dirty:
+            obj = self.queues.obj(name)
+            spec = self.queues.spec(name)
+            if obj is None or spec is None:
+                continue
+            desired = queue_status(
+                self.queue_status.known(name, obj),
+                spec,
+                self.queues.phases(name),
+                self.queues.held(name),
+            )
+            self.queue_status.sync(name, obj, desired)
+
+    # -- preemption ----------------------------------------------------------------------------
+
+    def _holder_priority(self, key: str, pod: Mapping[str, Any]) -> int:
+        """The priority a holder is evicted at: its group's, else its own."""
+        group_key = self.gangs.group_of_member(key)
+        group = self.gangs.group(group_key) if group_key is not None else None
+        if group is not None and group.spec.priority_class:
+            return self.priorities.value(group.spec.priority_class)
+        return self.priorities.of_pod(pod)
+
+    def _group_never_preempts(self, group: Group) -> bool:
+        members = self.gangs.filed(group.key)[:1] or self.gangs.members(group.key)[:1]
+        pod = self._pods.get(*split_key(members[0])) if members else None
+        return self.priorities.never_preempts(pod, group.spec.priority_class)
+
+    def _preempt_for_pod(self, pod: Mapping[str, Any], requests: Resources, shape: _Shape) -> bool:
+        """Evict lower-priority pods so that ``pod`` fits; True when it was nominated."""
+        key = _pod_key(pod)
+        priority = shape[2]
+        if (
+            not self.preemption
+            or not self._holders.any_below(priority)
+            or self.priorities.never_preempts(pod)
+        ):
+            return False
+        ahead = next(iter(self._waiting.get(shape) or ()), key)
+        if ahead != key and self.nominations.get(ahead) is None:
+            return False  # an older pod asking the same found no victims: neither would this one
+        selector = dict(shape[1]) or None
+
+        def fits() -> bool:
+            return self.capacity.fit(requests, selector).node is not None
+
+        victims = self._choose(priority, None, fits)
+        if victims is None:
+            return False
+        node = self.capacity.fit(requests, selector).node
+        assert node is not None
+        self._commit(key, {key: (node, requests)}, victims, pod, gang=False)
+        return True
+
+    def _preempt_for_group(self, group: Group, keys: list[str], need: int) -> bool:
+        """Evict lower-priority groups and pods so that ``need`` of the group's waiting members
+        fit at once; True when they were nominated."""
+        if not self.preemption or self.nominations.get(group.key) is not None:
+            return False
+        priority = self._group_priority(group)
+        if not self._holders.any_below(priority) or self._group_never_preempts(group):
+            return False
+
+        def fits() -> bool:
+            placed = self._tentative(keys, need, only_need=True)
+            for member, _, _ in placed or ():
+                self.capacity.release(_pod_key(member))
+            return placed is not None
+
+        victims = self._choose(priority, group.key, fits)
+        if victims is None:
+            return False
+        placed = self._tentative(keys, need, only_need=True)
+        assert placed is not None
+        for member, _, _ in placed:
+            self.capacity.release(_pod_key(member))
+        nodes = {_pod_key(member): (node, requests) for member, node, requests in placed}
+        self._commit(group.key, nodes, victims, placed[0][0], gang=True)
+        return True
+
+    def _choose(
+        self, priority: int, own: GroupKey | None, fits: Callable[[], bool]
+    ) -> list[Unit] | None:
+        """``choose_victims`` among what holds capacity below ``priority`` (not ``own`` group's
+        members): whole groups for gang members."""
+        stash: dict[str, tuple[str, Resources]] = {}
+
+        def release(unit: Unit) -> None:
+            for key in unit.pods:
+                node, held = self.capacity.holder(key), self.capacity.held(key)
+                if node is not None and held is not None:
+                    stash[key] = (node, held)
+                    self.capacity.release(key)
+
+        def restore(unit: Unit) -> None:
+            for key in unit.pods:
+                if key in stash:
+                    self.capacity.hold(key, *stash.pop(key))
+
+        return choose_victims(self._units_below(priority, own), release, restore, fits)
+
+    def _units_below(self, priority: int, own: GroupKey | None) -> Iterator[Unit]:
+        seen: set[GroupKey] = set()
+        for key in self._holders.below(priority):
+            pod = self._pods.get(*split_key(key))
+            if pod is None or pod["metadata"].get("deletionTimestamp"):
+                continue  # going away already
+            group_key = self.gangs.group_of_member(key)
+            if group_key is None or self.gangs.group(group_key) is None:
+                yield Unit(key, self._holders.priority(key) or 0, [key])
+                continue
+            if group_key == own or group_key in seen:
+                continue
+            seen.add(group_key)
+            members = [
+                m
+                for m in self.gangs.members(group_key)
+                if self.capacity.held(m) is not None and m not in self._evicting
+            ]
+            yield Unit(group_key, self._holders.priority(key) or 0, members)
+
+    def _commit(
+        self,
+        preemptor: str | GroupKey,
+        nodes: dict[str, tuple[str, Resources]],
+        victims: list[Unit],
+        representative: Mapping[str, Any],
+        *,
+        gang: bool,
+    ) -> None:
+        """Evict ``victims`` (their room is free already), hold the room of the preemptor's
+        pods on ``nodes`` and nominate them there."""
+        waiting: set[str] = set()
+        for unit in victims:
+            for key in unit.pods:
+                self._holders.discard(key)
+                if self.queues is not None:
+                    self.queues.uncharge(key)
+                self._binding.discard(key)
+                victim = self._pods.get(*split_key(key))
+                if victim is None:
+                    continue
+                self._evicting[key] = victim["metadata"].get("uid", "")
+                waiting.add(key)
+                self.evictor.evict(victim, representative, gang=gang, gone=self._victim_gone)
+        for key, (node, requests) in nodes.items():
+            self.capacity.hold(reservation_key(key), node, requests)
+            pod = self._pods.get(*split_key(key))
+            if pod is not None:
+                self.evictor.nominate(pod, node)
+        self.nominations.add(preemptor, Nomination({k: n for k, (n, _) in nodes.items()}, waiting))
+        log.info(
+            "preemption: %s evicts %s",
+            preemptor if isinstance(preemptor, str) else "/".join(preemptor),
+            ", ".join(sorted(waiting)) or "nothing",
+        )
+        if not waiting:
+            self._nominee_ready(preemptor)
+
+    def _victim_gone(self, key: str) -> None:
+        """A victim is gone (or will never go): its preemptor is decided once its last is."""
+        self._evicting.pop(key, None)
+        preemptor = self.nominations.victim_gone(key)
+        if preemptor is not None:
+            self._nominee_ready(preemptor)  # type: ignore[arg-type]
+            self._capacity_freed()
+
+    def _nominee_ready(self, preemptor: str | GroupKey) -> None:
+        if isinstance(preemptor, str):
+            self._enqueue(preemptor)
+        else:
+            self._decide.add(preemptor)
+            self._wake.set()
+
+    def _drop_nomination(self, preemptor: str | GroupKey) -> bool:
+        """Give back the room held for ``preemptor``; True when it held any."""
+        nomination = self.nominations.drop(preemptor)
+        if nomination is None:
+            return False
+        for key in nomination.nodes:
+            self.capacity.release(reservation_key(key))
+        return True
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -2,7 +2,7 @@
 
 Everything goes through HTTP (``ApiClient``) and a shared pod informer, so the simulator works
 against any API server. Start order: register nodes (so capacity is known), ask discovery which
-PodGroup CRDs and PriorityClasses the server serves (a server without them gets no watch on
+PodGroup CRDs, Volcano Queues and PriorityClasses the server serves (a server without them gets no watch on
 them: pods are then scheduled alone), start the informers and wait for their first list, then
 the scheduler loop, kubelet workers and lease heartbeats.
 """
@@ -39,6 +39,7 @@ from .nodes import NodeRegistrar, host_ip, node_allocatable, node_labels, pod_ci
 from .options import NodeSimOptions
 from .podgroup import PLUGINS, VOLCANO, Flavour
 from .priorities import Priorities
+from .queues import QUEUES
 from .scheduler import Scheduler
 
 __all__ = ["NodeSimulator"]
@@ -94,6 +95,23 @@ class _GroupEvents(EventHandler):
         self._scheduler.forget_group((self._flavour, ns or "", name))
 
 
+class _QueueEvents(EventHandler):
+    """Volcano Queue events to the scheduler."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def on_add(self, obj: Obj, is_in_initial_list: bool) -> None:
+        self._scheduler.observe_queue(obj["metadata"]["name"], obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self._scheduler.observe_queue(new["metadata"]["name"], new)
+
+    def on_delete(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else object_key(obj)
+        self._scheduler.forget_queue(split_key(key)[1])
+
+
 _FLAVOURS: tuple[tuple[Flavour, ResourceRef], ...] = (
     (VOLCANO, PODGROUPS_VOLCANO),
     (PLUGINS, PODGROUPS_SCHEDULER_PLUGINS),
@@ -135,6 +153,7 @@ class NodeSimulator:
             scheduler_names=self.options.scheduler_names,
             bind_concurrency=self.options.bind_concurrency,
             clock=clock,
+            preemption=self.options.preemption,
         )
         self.kubelet = Kubelet(
             client,
@@ -197,9 +216,10 @@ class NodeSimulator:
         )
 
     async def _watch_gangs(self) -> None:
-        """Informers on the PodGroups and PriorityClasses the server serves (one discovery
-        request per group/version); the scheduler gang-schedules the flavours found."""
-        refs = [ref for _, ref in _FLAVOURS] + [PRIORITYCLASSES]
+        """Informers on the PodGroups, Volcano Queues and PriorityClasses the server serves (one
+        discovery request per group/version); the scheduler gang-schedules the flavours found,
+        and admits Volcano groups by their queue when Queues are served."""
+        refs = [ref for _, ref in _FLAVOURS] + [PRIORITYCLASSES, QUEUES]
         missing = set(await missing_resources(self.client, refs))
         flavours: set[Flavour] = set()
         for flavour, ref in _FLAVOURS:
@@ -213,6 +233,10 @@ class NodeSimulator:
                 self._factory.informer_for(PRIORITYCLASSES, namespace=None).lister
             )
         self.scheduler.enable_gangs(frozenset(flavours), priorities)
+        if VOLCANO in flavours and QUEUES not in missing:
+            self.scheduler.enable_queues()
+            informer = self._factory.informer_for(QUEUES, namespace=None)
+            informer.add_event_handler(_QueueEvents(self.scheduler))
 
     async def stop(self) -> None:
         """Stop every loop; nodes stay registered (as when kubelets stop)."""

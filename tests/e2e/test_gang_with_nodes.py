@@ -24,6 +24,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 Obj = dict[str, Any]
 PYTORCHJOBS = kubeflow("PyTorchJob")
 FLAVOURS = {"volcano": "volcano", "scheduler-plugins": "scheduler-plugins-scheduler"}
+WAIT_SHOWN = {  # flavour -> (the Warning event's reason, what the Created message says)
+    "volcano": ("WaitingForPodGroup", "Pods are created once volcano admits PodGroup big"),
+    "scheduler-plugins": (
+        "PodsUnschedulable",
+        "2 of 2 pods wait for scheduler-plugins-scheduler to place them: 0/2 nodes are "
+        "available: pre-filter pod big-master-0 cannot find enough sibling pods, current pods "
+        "number: 2, minMember of group: 10.",
+    ),
+}
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -84,6 +93,12 @@ async def test_min_available_above_the_job_stays_created_then_lowered_succeeds(
             job = await env.get_job("PyTorchJob", ns, "big")
             assert job is not None and condition_types(job) == ["Created"], job.get("status")
             assert await bound_pods(env, ns, "big") == 0
+        # ... and says why: Volcano holds the pods back, scheduler-plugins cannot place them
+        created = next(c for c in job["status"]["conditions"] if c["type"] == "Created")
+        reason, says = WAIT_SHOWN[flavour]
+        assert says in created["message"], created["message"]
+        events = [e for e in await env.events(ns) if e.get("reason") == reason]
+        assert len(events) == 1 and events[0]["type"] == "Warning", events
         await env.client.patch(
             PYTORCHJOBS,
             ns,
