@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .jobs import default_job
+from .podspec_defaults import default_pod_spec
 from .resources import ALL_VERBS, BASE_FIELD_SELECTORS, ResourceInfo
 from .webhookconfigs import (
     default_mutating_webhook_configuration,
@@ -392,38 +393,14 @@ def pod_qos_class(spec: Mapping[str, Any]) -> str:
     return "Burstable"
 
 
-def _image_pull_policy(image: str) -> str:
-    tail = image.rsplit("/", 1)[-1]
-    if "@" in tail:
-        return "IfNotPresent"
-    if ":" not in tail or tail.endswith(":latest"):
-        return "Always"
-    return "IfNotPresent"
-
-
 def default_pod(pod: dict[str, Any]) -> None:
     """Fill pod defaults in place (``pod`` is a fresh copy the caller owns)."""
     spec = _object_field(pod, "spec")
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
+    default_pod_spec(spec)
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    spec.setdefault("securityContext", {})
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("priority", 0)
-    for key in ("containers", "initContainers"):
-        for c in spec.get(key) or []:
-            if isinstance(c, dict):
-                c.setdefault("terminationMessagePath", "/dev/termination-log")
-                c.setdefault("terminationMessagePolicy", "File")
-                c.setdefault("resources", {})
-                if isinstance(c.get("image"), str):
-                    c.setdefault("imagePullPolicy", _image_pull_policy(c["image"]))
-                for port in c.get("ports") or []:
-                    if isinstance(port, dict):
-                        port.setdefault("protocol", "TCP")
     status = _object_field(pod, "status")
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", pod_qos_class(spec))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .podspec_defaults import default_pod_spec
+
 __all__ = [
     "CONTROLLER_UID_LABEL",
     "JOB_NAME_LABEL",
@@ -38,37 +40,6 @@ def _obj(parent: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         value = parent[key] = {}
     return value
-
-
-def _image_pull_policy(image: str) -> str:
-    tail = image.rsplit("/", 1)[-1]
-    if "@" in tail:
-        return "IfNotPresent"
-    if ":" not in tail or tail.endswith(":latest"):
-        return "Always"
-    return "IfNotPresent"
-
-
-def _default_template_spec(spec: dict[str, Any]) -> None:
-    """core/v1 ``SetDefaults_PodSpec`` and the container defaults, as for any pod template
-    (no service account, priority or status: those come from the pod's own admission)."""
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    for key in ("initContainers", "containers"):
-        for c in spec.get(key) or ():
-            if not isinstance(c, dict):
-                continue
-            c.setdefault("terminationMessagePath", "/dev/termination-log")
-            c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault("resources", {})
-            if isinstance(c.get("image"), str):
-                c.setdefault("imagePullPolicy", _image_pull_policy(c["image"]))
-            for port in c.get("ports") or ():
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
 
 
 def default_job(job: dict[str, Any]) -> None:
@@ -107,7 +78,7 @@ def default_job(job: dict[str, Any]) -> None:
                     pattern["status"] = "True"
     if spec.get("podReplacementPolicy") is None:
         spec["podReplacementPolicy"] = "Failed" if policy is not None else "TerminatingOrFailed"
-    _default_template_spec(_obj(template, "spec"))
+    default_pod_spec(_obj(template, "spec"))
 
 
 def generate_selector(job: dict[str, Any]) -> None:
