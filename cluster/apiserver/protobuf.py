@@ -1,9 +1,12 @@
 """Decoding of the few protobuf request bodies kubectl sends, into JSON-shaped dicts.
 
-kubectl's generator commands (``kubectl create namespace|configmap|secret|serviceaccount``) use
+kubectl's generator commands (``kubectl create namespace|configmap|secret|serviceaccount|job``) use
 typed client-go clients, which send ``application/vnd.kubernetes.protobuf`` bodies and do not
 fall back to JSON. The server is JSON-only otherwise; this module turns those bodies into the
-dicts the JSON path would have received. Kinds without a field table here get 415.
+dicts the JSON path would have received. Kinds without a field table here get 415. A batch/v1
+Job is decoded with the fields ``kubectl create job`` sets and the common ones of its spec and
+pod template (name, image, command, args, workingDir, env values, resources, restartPolicy,
+nodeSelector, serviceAccountName); other fields of a typed client's Job are not read.
 
 Wire format: ``k8s\\x00`` + ``runtime.Unknown{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw}``
 where ``raw`` is the object's message (field numbers from k8s.io/api generated.proto).
@@ -152,7 +155,57 @@ _META = ("metadata", _scalar(_OBJECT_META))
 _NAME_REF = _message({1: ("name", _STR)})
 _OBJECT_REF = _message({1: ("kind", _STR), 2: ("namespace", _STR), 3: ("name", _STR)})
 
+_QUANTITY = _message({1: ("string", _STR)})
+_QUANTITY_MAP = _map(lambda raw: _QUANTITY(raw).get("string", ""))
+_MESSAGE = _scalar  # an embedded message: present on the wire -> present in JSON, even empty
+_CONTAINER = _message(
+    {
+        1: ("name", _STR),
+        2: ("image", _STR),
+        3: ("command", _repeated(_str)),
+        4: ("args", _repeated(_str)),
+        5: ("workingDir", _STR),
+        7: ("env", _repeated(_message({1: ("name", _STR), 2: ("value", _STR)}))),
+        8: (
+            "resources",
+            _MESSAGE(_message({1: ("limits", _QUANTITY_MAP), 2: ("requests", _QUANTITY_MAP)})),
+        ),
+        13: ("terminationMessagePath", _STR),
+        14: ("imagePullPolicy", _STR),
+        20: ("terminationMessagePolicy", _STR),
+    }
+)
+_POD_SPEC = _message(
+    {
+        2: ("containers", _repeated(_CONTAINER)),
+        3: ("restartPolicy", _STR),
+        7: ("nodeSelector", _STR_MAP),
+        8: ("serviceAccountName", _STR),
+        20: ("initContainers", _repeated(_CONTAINER)),
+    }
+)
+_POD_TEMPLATE_SPEC = _message({1: _META, 2: ("spec", _MESSAGE(_POD_SPEC))})
+_JOB_SPEC = _message(
+    {
+        1: ("parallelism", _scalar(int)),
+        2: ("completions", _scalar(int)),
+        3: ("activeDeadlineSeconds", _scalar(int)),
+        4: ("selector", _MESSAGE(_message({1: ("matchLabels", _STR_MAP)}))),
+        5: ("manualSelector", _BOOL),
+        6: ("template", _MESSAGE(_POD_TEMPLATE_SPEC)),
+        7: ("backoffLimit", _scalar(int)),
+        8: ("ttlSecondsAfterFinished", _scalar(int)),
+        9: ("completionMode", _STR),
+        10: ("suspend", _BOOL),
+        12: ("backoffLimitPerIndex", _scalar(int)),
+        13: ("maxFailedIndexes", _scalar(int)),
+        14: ("podReplacementPolicy", _STR),
+        15: ("managedBy", _STR),
+    }
+)
+
 _KINDS: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
+    ("batch/v1", "Job"): _message({1: _META, 2: ("spec", _MESSAGE(_JOB_SPEC))}),
     ("v1", "ConfigMap"): _message(
         {1: _META, 2: ("data", _STR_MAP), 3: ("binaryData", _map(_b64)), 4: ("immutable", _BOOL)}
     ),

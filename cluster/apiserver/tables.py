@@ -41,15 +41,26 @@ def wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
+def _epoch(timestamp: str | None) -> float | None:
+    if not timestamp:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
 def age(timestamp: str | None, now: float | None = None) -> str:
     """kube's ``HumanDuration`` of the time since ``timestamp`` (e.g. 5s, 3m2s, 4h, 2d)."""
-    if not timestamp:
+    created = _epoch(timestamp)
+    if created is None:
         return "<unknown>"
-    try:
-        created = calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
-    except ValueError:
-        return "<unknown>"
-    secs = max(0, int((now if now is not None else time.time()) - created))
+    return human_duration((now if now is not None else time.time()) - created)
+
+
+def human_duration(seconds: float) -> str:
+    """kube's ``duration.HumanDuration`` (e.g. 5s, 3m2s, 4h, 2d)."""
+    secs = max(0, int(seconds))
     if secs < 120:
         return f"{secs}s"
     minutes = secs // 60
@@ -108,6 +119,62 @@ _POD_COLS = [
 ]
 
 
+def _has(conditions: list[Mapping[str, Any]], ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True" for c in conditions)
+
+
+def _job_cells(obj: Mapping[str, Any], now: float) -> list[Any]:
+    """kubectl's Job columns (kube's ``printJob``): status, completions, duration, and for
+    ``-o wide`` containers, images and selector."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    conditions = status.get("conditions") or []
+    if _has(conditions, "Complete"):
+        state = "Complete"
+    elif _has(conditions, "Failed"):
+        state = "Failed"
+    elif (obj.get("metadata") or {}).get("deletionTimestamp"):
+        state = "Terminating"
+    elif _has(conditions, "Suspended"):
+        state = "Suspended"
+    elif _has(conditions, "FailureTarget"):
+        state = "FailureTarget"
+    elif _has(conditions, "SuccessCriteriaMet"):
+        state = "SuccessCriteriaMet"
+    else:
+        state = "Running"
+    succeeded = int(status.get("succeeded") or 0)
+    completions, parallelism = spec.get("completions"), spec.get("parallelism")
+    if completions is not None:
+        done = f"{succeeded}/{completions}"
+    elif parallelism is not None and int(parallelism) > 1:
+        done = f"{succeeded}/1 of {parallelism}"
+    else:
+        done = f"{succeeded}/1"
+    started, finished = _epoch(status.get("startTime")), _epoch(status.get("completionTime"))
+    took = "" if started is None else human_duration((finished or now) - started)
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    selector = ",".join(
+        f"{k}={v}" for k, v in ((spec.get("selector") or {}).get("matchLabels") or {}).items()
+    )
+    return [
+        state,
+        done,
+        took,
+        ",".join(str(c.get("name", "")) for c in containers),
+        ",".join(str(c.get("image", "")) for c in containers),
+        selector,
+    ]
+
+
+def _column(name: str, priority: int = 0) -> dict[str, Any]:
+    return {"name": name, "type": "string", "format": "", "description": "", "priority": priority}
+
+
+_JOB_COLS = [_column(n) for n in ("Status", "Completions", "Duration")]
+_JOB_WIDE_COLS = [_column(n, 1) for n in ("Containers", "Images", "Selector")]
+
+
 def to_table(
     info: ResourceInfo, items: list[dict[str, Any]], list_meta: dict[str, Any], request: web.Request
 ) -> dict[str, Any]:
@@ -116,6 +183,7 @@ def to_table(
     columns: list[dict[str, Any]] = [_NAME_COL]
     printer = [c for c in info.printer_columns if c.get("jsonPath")]
     is_pod = info.builtin and info.storage_key == ("", "pods")
+    is_job = info.builtin and info.storage_key == ("batch", "jobs")
     if printer:
         columns += [
             {
@@ -129,9 +197,13 @@ def to_table(
         ]
     elif is_pod:
         columns += _POD_COLS
+    elif is_job:
+        columns += _JOB_COLS
     has_age = any(c.get("jsonPath") == ".metadata.creationTimestamp" for c in printer)
     if not has_age:
         columns.append(_AGE_COL)
+    if is_job and not printer:  # kube's wide columns come after AGE
+        columns += _JOB_WIDE_COLS
     include_object = request.query.get("includeObject", "Metadata")
     rows = []
     for obj in items:
@@ -145,8 +217,14 @@ def to_table(
                 cells.append(value)
         elif is_pod:
             cells += _pod_cells(obj)
+        job_wide: list[Any] = []
+        if is_job and not printer:
+            job_cells = _job_cells(obj, now)
+            cells += job_cells[:3]
+            job_wide = job_cells[3:]
         if not has_age:
             cells.append(age(meta.get("creationTimestamp"), now))
+        cells += job_wide
         if include_object == "None":
             row_obj: Any = None
         elif include_object == "Object":

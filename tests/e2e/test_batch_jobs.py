@@ -301,6 +301,7 @@ async def test_suspend_and_resume(env: Env) -> None:
 
     job = await poll(suspended_again, timeout=30, what="suspended again, pods gone")
     assert not job["status"].get("failed")  # pods removed by suspension are not failures
+    assert "startTime" not in job["status"]  # cleared while suspended, as kube v1.36 does
     await env.client.patch(JOBS, ns, "sus", {"spec": {"suspend": False}})
     job = await poll(resumed, timeout=30, what="resumed again")
     assert stamp(job["status"]["startTime"]) > first_start  # reset on every resume

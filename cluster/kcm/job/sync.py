@@ -269,6 +269,8 @@ async def sync_job(deps: Deps, key: str, cached: Mapping[str, Any] | None) -> No
                 ):
                     suspend_changed = True
                     deps.event(job, "Normal", "Suspended", "Job suspended")
+                # a suspended Job has no startTime (kube v1.36 clears it; resuming sets it anew)
+                suspend_changed = status.pop("startTime", None) is not None or suspend_changed
             elif ensure_condition(status, SUSPENDED, "False", "JobResumed", "Job resumed", now):
                 suspend_changed = True
                 deps.event(job, "Normal", "Resumed", "Job resumed")
