@@ -88,8 +88,9 @@ class EmbeddedCluster:
     an operator with ``--gang-scheduler-name`` finds its CRD. ``kube_controllers``: run what a
     real cluster's kube-controller-manager does for batch/v1 Jobs (``kubetrain.cluster.kcm``: the
     Job controller and the TTL-after-finished controller, HTTP clients of the server like the
-    simulated nodes); off by default, as ``nodes`` is 0 (a bare server for tests: Jobs stored
-    and never run); ``kubetrain cluster`` and ``kubetrain up`` turn it on.
+    simulated nodes) and JobSet (``kubetrain.cluster.jobset``: its CRD, its webhooks as
+    admission plugins, its controller); off by default, as ``nodes`` is 0 (a bare server for
+    tests: Jobs stored and never run); ``kubetrain cluster`` and ``kubetrain up`` turn it on.
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class EmbeddedCluster:
         self.gang_crds = gang_crds
         self.kube_controllers = kube_controllers
         self._kcm: Any = None
+        self._jobset: Any = None
         self.api = ApiServer(options)
         self.url = ""
         self._kubeconfig_given = kubeconfig_path is not None
@@ -145,6 +147,11 @@ class EmbeddedCluster:
             if self.gang_crds:
                 await self.api.bootstrap()  # idempotent: start() does not load twice
                 await _install_gang_crds(self.api)
+            if self.kube_controllers:
+                from .jobset import install_jobset  # the CRD and JobSet's webhooks
+
+                await self.api.bootstrap()
+                await install_jobset(self.api)
             self.url = await self.api.start(self.host, self.port, ssl_context=ssl_context)
         except BaseException:
             if self._backend is not None:
@@ -163,6 +170,9 @@ class EmbeddedCluster:
             from .kcm import start_for_cluster  # imported only by clusters that run Jobs
 
             self._kcm = await start_for_cluster(self)
+            from .jobset import start_for_cluster as start_jobset
+
+            self._jobset = await start_jobset(self)
         # --- node simulator hook (kubetrain.cluster.nodesim) --------------------------------
         if self.nodes > 0:
             self._nodesim = await _start_nodesim(self)
@@ -175,6 +185,9 @@ class EmbeddedCluster:
             if stop is not None:
                 await stop()
             self._nodesim = None
+        if self._jobset is not None:
+            jobset, self._jobset = self._jobset, None
+            await jobset.stop()
         if self._kcm is not None:
             kcm, self._kcm = self._kcm, None
             await kcm.stop()
