@@ -38,12 +38,13 @@ clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache
 
 ## Build the real control plane (kube-apiserver, kube-controller-manager, etcd), the reference
-## operator and Kueue from the Go module proxy, once: cached in ~/.cache/kubetrain/conformance; and the
+## operator, Kueue and JobSet from the Go module proxy, once: cached in ~/.cache/kubetrain/conformance; and the
 ## install's tools (helm, kustomize, promtool): cached in ~/.cache/kubetrain/tools.
 conformance-build:
 	tools/conformance/build.sh
 	tools/conformance/build_reference_operator.sh
 	tools/conformance/build_kueue.sh
+	tools/conformance/build_jobset.sh
 	tools/deploy/build_tools.sh
 
 ## The conformance tier: the HTTP-level API tests and the per-kind job tests against a real

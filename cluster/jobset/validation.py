@@ -4,8 +4,8 @@
 Webhook causes are ``field.Error``s: ``field.Invalid`` for the name and subdomain checks, and
 ``field.InternalError(nil, err)`` (field ``<nil>``, ``Internal error: ...``) for every plain
 ``fmt.Errorf`` of the webhook, as its ``toFieldErrorList`` wraps them. CEL causes are what
-kube-apiserver reports for the CRD's ``x-kubernetes-validations`` (``Invalid value: "object":
-Value is immutable``); they are checked before the webhook, as the server validates the schema
+kube-apiserver v1.36 reports for the CRD's ``x-kubernetes-validations`` (``Invalid value:
+Value is immutable``, checked on the conformance plane); they are checked before the webhook, as the server validates the schema
 before calling validating webhooks. Feature gates are v0.12's defaults: InPlaceRestart,
 RestartJob and ElasticJobSet off. Not checked: volumeClaimPolicies against existing PVCs.
 """
@@ -375,12 +375,9 @@ def update_causes(old: Obj, new: Obj) -> list[Cause]:
 _IMMUTABLE = ("failurePolicy", "network", "startupPolicy", "successPolicy", "volumeClaimPolicies")
 
 
-def _cel(field: str, type_name: str, message: str) -> Cause:
-    return {
-        "reason": "FieldValueInvalid",
-        "message": f'Invalid value: "{type_name}": {message}',
-        "field": field,
-    }
+def _cel(field: str, message: str) -> Cause:
+    """A CEL rule's failure as kube-apiserver v1.36 words it (no value printed)."""
+    return {"reason": "FieldValueInvalid", "message": f"Invalid value: {message}", "field": field}
 
 
 def cel_causes(new: Obj, old: Obj | None) -> list[Cause]:
@@ -392,21 +389,16 @@ def cel_causes(new: Obj, old: Obj | None) -> list[Cause]:
     if (spec.get("startupPolicy") or {}).get("startupPolicyOrder") == IN_ORDER and any(
         "dependsOn" in r for r in _rjobs(new)
     ):
-        causes.append(
-            _cel("spec", "object", "StartupPolicy and DependsOn APIs are mutually exclusive")
-        )
+        causes.append(_cel("spec", "StartupPolicy and DependsOn APIs are mutually exclusive"))
     if old is None:
         return causes
     old_spec = _spec(old)
     for key in _IMMUTABLE:
         if key in spec and key in old_spec and spec[key] != old_spec[key]:
-            kind = "array" if isinstance(spec[key], list) else "object"
-            causes.append(_cel(f"spec.{key}", kind, "Value is immutable"))
+            causes.append(_cel(f"spec.{key}", "Value is immutable"))
     old_deps = {r.get("name"): r.get("dependsOn") for r in _rjobs(old) if "dependsOn" in r}
     for index, rjob in enumerate(_rjobs(new)):
         name = rjob.get("name")
         if "dependsOn" in rjob and name in old_deps and rjob["dependsOn"] != old_deps[name]:
-            causes.append(
-                _cel(f"spec.replicatedJobs[{index}].dependsOn", "array", "Value is immutable")
-            )
+            causes.append(_cel(f"spec.replicatedJobs[{index}].dependsOn", "Value is immutable"))
     return causes

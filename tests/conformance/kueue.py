@@ -21,38 +21,38 @@ as a process of this machine, as a cluster would run it in a pod:
   writing the Secret's keys into Kueue's certificate folder.
 
 ``running_kueue`` waits for ``/readyz`` (certificates in place, caches synced) and then for the
-webhook to answer, and stops the process on exit; its log is in ``KueueProcess.log_path``.
+webhook to answer, and stops the process on exit; its log is in ``ManagerProcess.log_path``.
+What any such manager needs (CRDs, webhook endpoint, the Secret volume, the process) is
+``outside_manager.py``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import os
-import signal
-import ssl
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
-from conformance.controlplane import cache_root, free_port, host_address
+from conformance.controlplane import cache_root, free_port
+from conformance.outside_manager import (
+    ManagerProcess,
+    WebhookEndpoint,
+    hook_rules,
+    install_crds,
+    install_webhooks,
+    running_manager,
+    webhook_configurations,
+)
 
 from kubetrain.base.objects import Obj
 from kubetrain.engine.client import ApiClient
-from kubetrain.informers.resource import NAMESPACES, SERVICES, ResourceRef
-from kubetrain.informers.transport import ApiStatusError
 
 __all__ = [
     "KUEUE_VERSION",
-    "KueueProcess",
     "find_kueue",
+    "kueue_root",
     "running_kueue",
 ]
 
@@ -66,26 +66,6 @@ KUEUE_GROUP = "kueue.x-k8s.io"
 CONVERTED_CRDS = frozenset(
     f"{plural}.{KUEUE_GROUP}"
     for plural in ("localqueues", "clusterqueues", "cohorts", "workloads", "multikueueclusters")
-)
-
-CRDS = ResourceRef(
-    "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
-)
-SECRETS = ResourceRef("", "v1", "secrets", True, "Secret")
-ENDPOINTSLICES = ResourceRef("discovery.k8s.io", "v1", "endpointslices", True, "EndpointSlice")
-MUTATING = ResourceRef(
-    "admissionregistration.k8s.io",
-    "v1",
-    "mutatingwebhookconfigurations",
-    False,
-    "MutatingWebhookConfiguration",
-)
-VALIDATING = ResourceRef(
-    "admissionregistration.k8s.io",
-    "v1",
-    "validatingwebhookconfigurations",
-    False,
-    "ValidatingWebhookConfiguration",
 )
 
 
@@ -127,128 +107,6 @@ def kueue_crds(module: Path) -> list[Obj]:
     return crds
 
 
-def kueue_webhook_configurations(module: Path, resources: Iterable[str]) -> list[Obj]:
-    """Kueue's two webhook configurations, named as its certificate rotator expects, with the
-    webhooks of Kueue's own group and of ``resources`` (plurals, e.g. ``pytorchjobs``) only."""
-    wanted = set(resources)
-    configurations: list[Obj] = []
-    path = module / "config/components/webhook/manifests.yaml"
-    for doc in yaml.safe_load_all(path.read_text()):
-        if not doc:
-            continue
-        kind = doc["kind"]
-        hooks = []
-        for hook in doc.get("webhooks") or []:
-            rules = hook.get("rules") or []
-            groups = {g for rule in rules for g in rule.get("apiGroups") or []}
-            plurals = {r for rule in rules for r in rule.get("resources") or []}
-            if groups == {KUEUE_GROUP} or plurals & wanted:
-                hook["clientConfig"]["service"].update(namespace=NAMESPACE, name=SERVICE, port=443)
-                hooks.append(hook)
-        base = SERVICE.removesuffix("-webhook-service")
-        suffix = "mutating" if kind == "MutatingWebhookConfiguration" else "validating"
-        configurations.append(
-            {
-                "apiVersion": doc["apiVersion"],
-                "kind": kind,
-                "metadata": {"name": f"{base}-{suffix}-webhook-configuration"},
-                "webhooks": hooks,
-            }
-        )
-    return configurations
-
-
-@dataclass
-class KueueProcess:
-    """A started Kueue: its process, log and ports."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    health_port: int
-    webhook_port: int
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-async def _established(client: ApiClient, name: str) -> bool:
-    crd = await client.get(CRDS, None, name)
-    return any(
-        c.get("type") == "Established" and c.get("status") == "True"
-        for c in (crd.get("status") or {}).get("conditions") or []
-    )
-
-
-async def _create(client: ApiClient, ref: ResourceRef, obj: Obj) -> None:
-    try:
-        await client.create(ref, obj)
-    except ApiStatusError as e:
-        if not e.is_already_exists:
-            raise
-
-
-async def install_kueue(
-    client: ApiClient, module: Path, *, webhook_port: int, resources: Iterable[str]
-) -> None:
-    """Namespace, CRDs (Established), webhook Service and EndpointSlice, webhook configs."""
-    await _create(
-        client,
-        NAMESPACES,
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-    )
-    crds = kueue_crds(module)
-    for crd in crds:
-        await _create(client, CRDS, crd)
-    deadline = time.monotonic() + 60
-    for crd in crds:
-        while not await _established(client, crd["metadata"]["name"]):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"CRD {crd['metadata']['name']} not Established in 60 s")
-            await asyncio.sleep(0.1)
-    await _create(
-        client,
-        SERVICES,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
-            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": webhook_port}]},
-        },
-    )
-    await _create(
-        client,
-        ENDPOINTSLICES,
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{SERVICE}-host",
-                "namespace": NAMESPACE,
-                "labels": {"kubernetes.io/service-name": SERVICE},
-            },
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [host_address()], "conditions": {"ready": True}}],
-            "ports": [{"name": "https", "port": webhook_port, "protocol": "TCP"}],
-        },
-    )
-    await _create(  # the rotator fills it; it refuses to create it (config/components/internalcert)
-        client,
-        SECRETS,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": NAMESPACE},
-            "type": "Opaque",
-        },
-    )
-    for configuration in kueue_webhook_configurations(module, resources):
-        ref = MUTATING if configuration["kind"] == "MutatingWebhookConfiguration" else VALIDATING
-        await _create(client, ref, configuration)
-
-
 def kueue_configuration(
     *, health_port: int, webhook_port: int, cert_dir: Path, frameworks: Iterable[str]
 ) -> dict[str, Any]:
@@ -277,8 +135,9 @@ async def running_kueue(
     *,
     frameworks: Iterable[str] = ("kubeflow.org/pytorchjob",),
     start_timeout: float = 90.0,
-) -> AsyncIterator[KueueProcess]:
-    """Install Kueue into the cluster of ``client`` and run it until the block ends."""
+) -> AsyncIterator[ManagerProcess]:
+    """Install Kueue into the cluster of ``client`` and run it until the block ends: its
+    webhooks for Kueue's own group and the ``frameworks``' resources only."""
     found = find_kueue()
     if found is None:
         raise FileNotFoundError(
@@ -287,114 +146,37 @@ async def running_kueue(
         )
     exe, module = found
     frameworks = tuple(frameworks)
-    resources = [f"{name.rsplit('/', 1)[1]}s" for name in frameworks]
-    health_port, webhook_port, visibility_port = free_port(), free_port(), free_port()
-    await install_kueue(client, module, webhook_port=webhook_port, resources=resources)
-    process, log_path = await asyncio.to_thread(
-        _start_process,
-        exe,
-        work_dir,
-        kubeconfig_path,
-        kueue_configuration(
-            health_port=health_port,
-            webhook_port=webhook_port,
-            cert_dir=work_dir / "certs",
-            frameworks=frameworks,
-        ),
-        visibility_port,
+    wanted = {f"{name.rsplit('/', 1)[1]}s" for name in frameworks}
+    endpoint = WebhookEndpoint(NAMESPACE, SERVICE, SECRET, free_port())
+
+    def keep(hook: Obj) -> bool:
+        groups, plurals = hook_rules(hook)
+        return groups == {KUEUE_GROUP} or bool(plurals & wanted)
+
+    await install_webhooks(
+        client,
+        endpoint,
+        webhook_configurations(module / "config/components/webhook/manifests.yaml", endpoint, keep),
     )
-    kueue = KueueProcess(process, log_path, health_port, webhook_port)
-    mount = asyncio.create_task(_mount_secret(client, work_dir / "certs"))
-    try:
-        await _wait_ready(kueue, start_timeout)
+    await install_crds(client, kueue_crds(module))
+    health_port = free_port()
+    cert_dir = work_dir / "certs"
+    config = kueue_configuration(
+        health_port=health_port,
+        webhook_port=endpoint.port,
+        cert_dir=cert_dir,
+        frameworks=frameworks,
+    )
+    argv = [str(exe), f"--kubeconfig={kubeconfig_path}", f"--visibility-server-port={free_port()}"]
+    async with running_manager(
+        "kueue",
+        argv,
+        client=client,
+        endpoint=endpoint,
+        work_dir=work_dir,
+        cert_dir=cert_dir,
+        health_port=health_port,
+        config=config,
+        start_timeout=start_timeout,
+    ) as kueue:
         yield kueue
-    finally:
-        mount.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await mount
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.to_thread(process.wait, 15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await asyncio.to_thread(process.wait)
-
-
-async def _mount_secret(client: ApiClient, cert_dir: Path) -> None:
-    """Play the kubelet's Secret volume: write each key of Kueue's certificate Secret to a file
-    of ``cert_dir`` whenever it changes (the rotator writes the Secret, then waits until the
-    files it serves from match it)."""
-    written: dict[str, bytes] = {}
-    while True:
-        try:
-            secret = await client.get(SECRETS, NAMESPACE, SECRET)
-        except ApiStatusError as e:
-            if not e.is_not_found:
-                raise
-            secret = {}
-        for key, encoded in (secret.get("data") or {}).items():
-            value = base64.b64decode(encoded)
-            if written.get(key) != value:
-                await asyncio.to_thread(_write_atomically, cert_dir / key, value)
-                written[key] = value
-        await asyncio.sleep(0.5)
-
-
-def _write_atomically(path: Path, value: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(value)
-    partial.replace(path)
-
-
-def _start_process(
-    exe: Path, work_dir: Path, kubeconfig_path: str, config: dict[str, Any], visibility_port: int
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """Write the configuration and start Kueue in a session of its own, logging to a file."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    config_path = work_dir / "kueue-config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    log_path = work_dir / "kueue.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(exe),
-                f"--config={config_path}",
-                f"--kubeconfig={kubeconfig_path}",
-                f"--visibility-server-port={visibility_port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return process, log_path
-
-
-async def _wait_ready(kueue: KueueProcess, timeout: float) -> None:
-    """``/readyz`` answers 200 and the webhook server accepts TLS connections."""
-    deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{kueue.health_port}/readyz"
-    insecure = ssl.create_default_context()
-    insecure.check_hostname = False
-    insecure.verify_mode = ssl.CERT_NONE
-    last = ""
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if kueue.process.poll() is not None:
-                raise RuntimeError(
-                    f"kueue exited with status {kueue.process.returncode}:\n{kueue.log_tail()}"
-                )
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                    last = f"readyz {resp.status}"
-                    if resp.status == 200:
-                        hook = f"https://127.0.0.1:{kueue.webhook_port}/"
-                        async with session.get(hook, ssl=insecure) as answer:
-                            last = f"webhook {answer.status}"
-                            return
-            except (aiohttp.ClientError, TimeoutError) as e:
-                last = repr(e)
-            await asyncio.sleep(0.25)
-    raise TimeoutError(f"kueue not ready within {timeout:g} s ({last}); log:\n{kueue.log_tail()}")

@@ -1,6 +1,7 @@
 """JobSets run end to end on a cluster with simulated nodes: what a client sees through the API
 of a JobSet, its child Jobs, their pods and the headless Service (the embedded cluster's
-``kubetrain.cluster.jobset`` over the kcm Job controller).
+``kubetrain.cluster.jobset`` over the kcm Job controller; under ``--apiserver=real`` the real
+JobSet v0.12 controller over kube-controller-manager's Job controller).
 
 Each test has its own namespace; the simulator's annotations (``sim.kubetrain.dev/``) make the
 pods succeed, fail with an exit code, or run long.
@@ -9,11 +10,13 @@ pods succeed, fail with an exit code, or run long.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from conformance.apiserver_switch import selected_apiserver
+from conformance.jobset import find_jobset, jobset_root, running_jobset
 from jobkit_e2e import SIM, Env, open_env, poll
 
 from kubetrain.informers.resource import PODS, SERVICES, ResourceRef
@@ -28,11 +31,24 @@ P = "jobset.sigs.k8s.io/"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    async for e in open_env(
-        nodes=4, apiserver=selected_apiserver(request.config), kube_controllers=True
-    ):
-        yield e
+async def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Env]:
+    """The embedded cluster's JobSet, or under ``--apiserver=real`` the real JobSet controller
+    (``conformance/jobset.py``) next to the real plane, whose controller manager runs the child
+    Jobs."""
+    apiserver = selected_apiserver(request.config)
+    if apiserver == "real" and find_jobset() is None:
+        pytest.fail(
+            f"JobSet is not built in {jobset_root()}: run tools/conformance/build_jobset.sh"
+        )
+    async for e in open_env(nodes=4, apiserver=apiserver, kube_controllers=True):
+        if apiserver != "real":
+            yield e
+            continue
+        work = Path(tmp_path_factory.mktemp("jobset"))
+        async with running_jobset(e.client, e.cluster.kubeconfig_path, work):
+            yield e
 
 
 def rjob(
@@ -138,9 +154,7 @@ async def test_defaults_and_validation(env: Env) -> None:
     current["spec"]["successPolicy"] = {"operator": "Any"}
     with pytest.raises(ApiStatusError) as info:
         await env.client.update(JOBSETS, current)
-    assert 'spec.successPolicy: Invalid value: "object": Value is immutable' in str(
-        info.value.message
-    )
+    assert "spec.successPolicy: Invalid value: Value is immutable" in str(info.value.message)
 
 
 async def test_children_labels_service_and_completion(env: Env) -> None:

@@ -131,10 +131,8 @@ def test_cel_rules() -> None:
     both = js("x", rjob("a"), rjob("b", dependsOn=[{"name": "a", "status": "Ready"}]))
     both["spec"]["startupPolicy"] = {"startupPolicyOrder": "InOrder"}
     assert messages(cel_causes(both, None)) == [
-        'spec: Invalid value: "object": StartupPolicy and DependsOn APIs are mutually exclusive'
+        "spec: Invalid value: StartupPolicy and DependsOn APIs are mutually exclusive"
     ]
     old, new = js("x"), js("x")
     new["spec"]["network"] = {"enableDNSHostnames": False, "publishNotReadyAddresses": True}
-    assert messages(cel_causes(new, old)) == [
-        'spec.network: Invalid value: "object": Value is immutable'
-    ]
+    assert messages(cel_causes(new, old)) == ["spec.network: Invalid value: Value is immutable"]
