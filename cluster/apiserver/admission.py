@@ -46,14 +46,12 @@ import asyncio
 import base64
 import binascii
 import logging
-import os
 import ssl
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
 from . import errors
@@ -62,6 +60,7 @@ from .patch import PatchError, json_patch
 from .resources import ResourceInfo, ResourceRegistry
 from .selectors import LabelSelector, SelectorError, label_selector_from_dict
 from .store import ObjectStore
+from .webhook_client import WebhookCallError, WebhookClient, ssl_context
 
 __all__ = [
     "MutatingWebhooks",
@@ -78,7 +77,6 @@ GROUP = "admissionregistration.k8s.io"
 VALIDATING_KEY = (GROUP, "validatingwebhookconfigurations")
 MUTATING_KEY = (GROUP, "mutatingwebhookconfigurations")
 _NS_KEY = ("", "namespaces")
-_SVC_KEY = ("", "services")
 _OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
 
 
@@ -171,13 +169,6 @@ def _rule(raw: Mapping[str, Any]) -> _Rule:
     )
 
 
-def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-    if not ca_bundle:
-        return ssl.create_default_context()
-    pem = base64.b64decode(ca_bundle, validate=True).decode("ascii")
-    return ssl.create_default_context(cadata=pem)
-
-
 def compile_webhooks(config: Mapping[str, Any], *, mutating: bool) -> list[Webhook]:
     """The webhooks of one configuration object, with v1 defaults applied."""
     config_name = str((config.get("metadata") or {}).get("name") or "")
@@ -192,7 +183,7 @@ def compile_webhooks(config: Mapping[str, Any], *, mutating: bool) -> list[Webho
         service = client.get("service")
         ctx: ssl.SSLContext | None = None
         try:
-            ctx = _ssl_context(client.get("caBundle"))
+            ctx = ssl_context(client.get("caBundle"))
         except (binascii.Error, ValueError, ssl.SSLError) as exc:
             error = f"invalid clientConfig.caBundle: {exc}"
         if url is None and service is None:
@@ -254,14 +245,15 @@ class WebhookAdmission:
         store: ObjectStore,
         registry: ResourceRegistry,
         options: WebhookOptions | None = None,
+        client: WebhookClient | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.options = options or WebhookOptions()
+        self.client = client or WebhookClient(store=store, service_host=self.options.service_host)
         self._configs: dict[tuple[tuple[str, str], str], list[Webhook]] = {}
         self.mutating_hooks: list[Webhook] = []
         self.validating_hooks: list[Webhook] = []
-        self._session: aiohttp.ClientSession | None = None
         self.mutating = MutatingWebhooks(self)
         self.validating = ValidatingWebhooks(self)
         self._listening = False
@@ -284,9 +276,7 @@ class WebhookAdmission:
         if self._listening:
             self._listening = False
             self.store.remove_listener(self._on_change)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.client.close()
 
     # -- cache -------------------------------------------------------------------------------
 
@@ -400,38 +390,6 @@ class WebhookAdmission:
             body["requestSubResource"] = request.subresource
         return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": body}
 
-    def _endpoint(self, hook: Webhook) -> tuple[str, str | None]:
-        """(URL to post to, TLS server name to verify or None for the URL's host)."""
-        if hook.url is not None:
-            return hook.url, None
-        svc_ref = hook.service or {}
-        ns = str(svc_ref.get("namespace") or "")
-        name = str(svc_ref.get("name") or "")
-        port = int(svc_ref.get("port") or 443)
-        path = str(svc_ref.get("path") or "/")
-        svc = self.store.get(_SVC_KEY, ns, name)
-        if svc is None:
-            raise _CallFailed(f'service "{ns}/{name}" not found')
-        target: int | None = None
-        for p in (svc.get("spec") or {}).get("ports") or ():
-            if p.get("port") == port:
-                tp = p.get("targetPort")
-                target = tp if isinstance(tp, int) else port
-                break
-        if target is None:
-            raise _CallFailed(f'service "{ns}/{name}" has no port {port}')
-        if not path.startswith("/"):
-            path = "/" + path
-        return f"https://{self.options.service_host}:{target}{path}", f"{name}.{ns}.svc"
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                json_serialize=lambda o: orjson.dumps(o).decode(),
-                connector=aiohttp.TCPConnector(limit=0),
-            )
-        return self._session
-
     async def call(self, hook: Webhook, review: dict[str, Any]) -> dict[str, Any]:
         """POST ``review`` to ``hook``; return the validated ``response`` object.
 
@@ -440,44 +398,20 @@ class WebhookAdmission:
         """
         if hook.error is not None:
             raise _CallFailed(hook.error)
-        url, server_name = self._endpoint(hook)
-        timeout = hook.timeout_seconds
-        sep = "&" if "?" in url else "?"
-        url = f"{url}{sep}timeout={timeout:g}s"
         try:
-            async with self._http().post(
-                url,
-                data=orjson.dumps(review),
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                ssl=hook.ssl_context if hook.ssl_context is not None else True,
-                server_hostname=server_name,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    text = raw.decode("utf-8", "replace").strip()[:500]
-                    raise _CallFailed(
-                        f'failed to call webhook: an error on the server ("{text}") has prevented '
-                        f"the request from succeeding (HTTP {resp.status})"
-                    )
-        except TimeoutError:
-            raise _CallFailed(
-                f'failed to call webhook: Post "{url}": context deadline exceeded'
-            ) from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise _CallFailed(
-                f'failed to call webhook: Post "{url}": tls: failed to verify certificate: '
-                f"{exc.certificate_error}"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            errno = exc.os_error.errno
-            reason = os.strerror(errno).lower() if errno else str(exc.os_error)
-            raise _CallFailed(
-                f'failed to call webhook: Post "{url}": dial tcp {exc.host}:{exc.port}: '
-                f"connect: {reason}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise _CallFailed(f'failed to call webhook: Post "{url}": {exc}') from None
+            url, server_name = self.client.endpoint(url=hook.url, service=hook.service)
+            raw = await self.client.post(
+                url=url,
+                server_name=server_name,
+                context=hook.ssl_context,
+                body=orjson.dumps(review),
+                timeout=hook.timeout_seconds,
+            )
+        except WebhookCallError as exc:
+            text = str(exc)
+            if text.startswith("service "):
+                raise _CallFailed(text) from None
+            raise _CallFailed(f"failed to call webhook: {text}") from None
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -36,7 +36,7 @@ from .rest import served_bytes
 from .rest_common import DeleteOptions, WriteOptions
 from .reviews import REVIEW_RESOURCES, answer_review
 from .serving import ResourcePath, ServerParts, parse_selectors
-from .store import DATA, Record
+from .store import API_VERSION, DATA, Record
 from .streams import serve_log, serve_watch
 from .tables import to_table, wants_table
 
@@ -125,13 +125,20 @@ async def handle_resource(
         raise errors.method_not_supported(info, _verb(method, collection=True))
     if method == "GET":
         parse_resource_version(request.query)
+        if info.conversion is not None:
+            return json_bytes_response(await server.rest.get_converted(info, rp.ns, rp.name))
         return json_bytes_response(server.rest.get_encoded(info, rp.ns, rp.name))
     if method == "PUT":
         opts = _write_options(request)
         body = await read_json(request)
         obj = await server.rest.update(info, rp.ns, rp.name, body, opts, owned=True)
         return json_bytes_response(
-            server.rest.encode(info, obj), headers=_warn_headers(opts.warnings)
+            (
+                server.rest.encode(info, obj)
+                if info.conversion is None
+                else await server.rest.encode_converted(info, obj)
+            ),
+            headers=_warn_headers(opts.warnings),
         )
     if method == "PATCH":
         return await _patch(server, request, rp, subresource="")
@@ -204,6 +211,14 @@ async def _list(server: ServerParts, request: web.Request, rp: ResourcePath) -> 
         meta["continue"] = encode_continue(list_rv, last)
         if remaining is not None:
             meta["remainingItemCount"] = remaining
+    if info.conversion is not None and any(rec[API_VERSION] != info.api_version for rec in records):
+        assert server.rest.converter is not None
+        objs = [orjson.loads(rec[DATA]) for rec in records]
+        items = await server.rest.converter.convert(info, objs, info.version, as_list=True)
+        if wants_table(request):
+            return json_response(to_table(info, items, meta, request))
+        head = {"apiVersion": info.api_version, "kind": info.list_kind, "metadata": meta}
+        return json_response({**head, "items": items})
     if wants_table(request):
         items = [server.rest.present(info, orjson.loads(rec[DATA])) for rec in records]
         return json_response(to_table(info, items, meta, request))
@@ -218,7 +233,13 @@ async def _create(server: ServerParts, request: web.Request, rp: ResourcePath) -
     body = await read_json(request)
     obj = await server.rest.create(info, rp.ns, body, opts, owned=True)
     return json_bytes_response(
-        server.rest.encode(info, obj), status=201, headers=_warn_headers(opts.warnings)
+        (
+            server.rest.encode(info, obj)
+            if info.conversion is None
+            else await server.rest.encode_converted(info, obj)
+        ),
+        status=201,
+        headers=_warn_headers(opts.warnings),
     )
 
 
@@ -238,7 +259,11 @@ async def _patch(
         parse_json=_patch_json,
     )
     return json_bytes_response(
-        server.rest.encode(rp.info, obj),
+        (
+            server.rest.encode(rp.info, obj)
+            if rp.info.conversion is None
+            else await server.rest.encode_converted(rp.info, obj)
+        ),
         status=201 if created else 200,
         headers=_warn_headers(opts.warnings),
     )
@@ -291,6 +316,8 @@ def _body_delete_options(body: Any, opts: DeleteOptions) -> None:
 async def _delete(server: ServerParts, request: web.Request, rp: ResourcePath) -> web.Response:
     options = await _delete_options(request)
     result, _gone = await server.rest.delete(rp.info, rp.ns, rp.name, options)
+    if rp.info.conversion is not None and result.get("kind") == rp.info.kind:
+        result = await server.rest.converted(rp.info, result)
     return json_response(result)
 
 
@@ -357,6 +384,8 @@ async def _handle_subresource(
         return await _scale(server, request, rp)
     if sub in ("status", "finalize"):
         if method == "GET" and sub == "status":
+            if info.conversion is not None:
+                return json_bytes_response(await server.rest.get_converted(info, rp.ns, rp.name))
             return json_bytes_response(server.rest.get_encoded(info, rp.ns, rp.name))
         if method == "PUT":
             opts = _write_options(request)
@@ -365,7 +394,12 @@ async def _handle_subresource(
                 info, rp.ns, rp.name, body, opts, subresource=sub, require_rv=False, owned=True
             )
             return json_bytes_response(
-                server.rest.encode(info, obj), headers=_warn_headers(opts.warnings)
+                (
+                    server.rest.encode(info, obj)
+                    if info.conversion is None
+                    else await server.rest.encode_converted(info, obj)
+                ),
+                headers=_warn_headers(opts.warnings),
             )
         if method == "PATCH" and sub == "status":
             return await _patch(server, request, rp, subresource="status")

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from . import errors
+from .conversion_spec import ConversionWebhook, conversion_causes, webhook_of
 from .schema import SchemaError, StructuralSchema
 
 __all__ = [
@@ -96,6 +97,8 @@ class ResourceInfo:
     tracks_generation: bool = False
     defaulter: Callable[[dict[str, Any]], None] | None = None
     validator: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None
+    conversion: ConversionWebhook | None = None
+    """Set when the CRD converts through a webhook (``conversion.py``); None: relabeling."""
 
     @cached_property
     def api_version(self) -> str:
@@ -339,8 +342,21 @@ def infos_from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
             f"Invalid value: {len(storage)}: must have exactly one version marked as storage version",
         )
     _check_selectable_fields_placement(crd, versions)
-    infos: list[ResourceInfo] = []
+    causes = conversion_causes(spec)
+    if causes:
+        raise errors.invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
+    schemas: dict[str, StructuralSchema | None] = {}
     for i, ver in enumerate(versions):
+        raw_schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+        try:
+            schemas[ver["name"]] = StructuralSchema(raw_schema) if raw_schema else None
+        except SchemaError as exc:
+            raise _crd_invalid(
+                crd, f"spec.versions[{i}].schema.openAPIV3Schema", f"Invalid value: {exc}"
+            ) from exc
+    conversion = webhook_of(crd, schemas)
+    infos: list[ResourceInfo] = []
+    for ver in versions:
         if not ver.get("served", True):
             continue
         subs = ver.get("subresources") or {}
@@ -357,14 +373,7 @@ def infos_from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
                 label_selector=sc.get("labelSelectorPath"),
             )
         raw_schema = (ver.get("schema") or {}).get("openAPIV3Schema")
-        schema: StructuralSchema | None = None
-        if raw_schema:
-            try:
-                schema = StructuralSchema(raw_schema)
-            except SchemaError as exc:
-                raise _crd_invalid(
-                    crd, f"spec.versions[{i}].schema.openAPIV3Schema", f"Invalid value: {exc}"
-                ) from exc
+        schema = schemas[ver["name"]]
         selectable = {
             _jsonpath_field(f["jsonPath"])
             for f in ver.get("selectableFields") or []
@@ -390,6 +399,7 @@ def infos_from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
                 storage_version=storage[0],
                 builtin=False,
                 tracks_generation=True,
+                conversion=conversion,
             )
         )
     return infos

@@ -21,6 +21,8 @@ from kubetrain.base.jsoncopy import json_copy
 from . import errors
 from ._kubetext import go_quote
 from .builtins import ClusterIPAllocator, default_namespace, default_pod
+from .conversion import Converter
+from .conversion_spec import default_conversion
 from .decoding import check_binding_types, check_body_types
 from .hooks import AdmissionPlugin, AdmissionRequest
 from .jobs_validation import job_causes
@@ -79,6 +81,8 @@ class ObjectService:
         self.admission = admission
         self.cluster_ips = cluster_ips
         self.clock = clock
+        self.converter: Converter | None = None
+        """Set by the server: converts objects of CRDs with a conversion webhook."""
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -106,6 +110,37 @@ class ObjectService:
         if obj.get("apiVersion") != info.api_version:
             return {**obj, "apiVersion": info.api_version}
         return obj
+
+    # -- conversion webhooks (``conversion.py``; only for ``info.conversion`` set) ------------
+
+    async def converted(
+        self, info: ResourceInfo, obj: dict[str, Any], version: str = ""
+    ) -> dict[str, Any]:
+        """``obj`` in ``version`` (default ``info``'s): ``obj`` itself when it is in it, else
+        a new object the webhook converted (500 when it fails)."""
+        version = version or info.version
+        if obj.get("apiVersion") == f"{info.group}/{version}":
+            return obj
+        if self.converter is None:
+            raise errors.internal("no converter for a CRD with a conversion webhook")
+        (out,) = await self.converter.convert(info, [json_copy(obj)], version, as_list=False)
+        return out
+
+    async def get_converted(self, info: ResourceInfo, namespace: str, name: str) -> bytes:
+        """``get_encoded`` for a resource converted by a webhook: the stored bytes when they
+        are in ``info``'s version, else the object converted."""
+        rec = self.store.record(info.storage_key, namespace, name)
+        if rec is None:
+            raise errors.not_found(info, name)
+        if rec[API_VERSION] == info.api_version:
+            return rec[DATA]
+        return orjson.dumps(await self.converted(info, orjson.loads(rec[DATA])))
+
+    async def encode_converted(self, info: ResourceInfo, obj: dict[str, Any]) -> bytes:
+        """``encode`` for a resource converted by a webhook."""
+        if obj.get("apiVersion") == info.api_version:
+            return self.encode(info, obj)
+        return orjson.dumps(await self.converted(info, obj))
 
     def stored_copy(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
         """A deep copy of ``obj``, for a write to change: parsed afresh from the stored bytes
@@ -239,8 +274,10 @@ class ObjectService:
             obj.setdefault("type", "Opaque")
         elif key == NS_KEY and old is None:
             default_namespace(obj)
-        elif key == CRD_KEY and old is None:
-            obj["status"] = _crd_status(obj, self.now())
+        elif key == CRD_KEY:
+            default_conversion(obj)
+            if old is None:
+                obj["status"] = _crd_status(obj, self.now())
         if info.defaulter is not None:
             info.defaulter(obj)
 
@@ -263,7 +300,9 @@ class ObjectService:
         body = self.check_type(info, body)
         obj: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind}
         obj.update(body if owned else json_copy(body))
-        obj["apiVersion"] = info.storage_api_version
+        obj["apiVersion"] = (
+            info.storage_api_version if info.conversion is None else info.api_version
+        )
         obj["kind"] = info.kind
         meta = _own_metadata(obj)
         if info.namespaced:
@@ -330,6 +369,9 @@ class ObjectService:
         request.obj = obj
         await self.admit(request, mutating=False)
         opts.warnings.extend(request.warnings)
+        if info.conversion is not None:
+            obj = await self.converted(info, obj, info.storage_version)
+            meta = obj["metadata"]
         if opts.dry_run:
             if self.store.contains(info.storage_key, meta.get("namespace", ""), meta["name"]):
                 raise errors.already_exists(info, meta["name"])
@@ -383,7 +425,9 @@ class ObjectService:
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
-        old = self.get_existing(info, ns, name)
+        old = stored_old = self.get_existing(info, ns, name)
+        if info.conversion is not None:
+            old = await self.converted(info, old)
         rv = meta_in.get("resourceVersion")
         if not rv:
             if require_rv if require_rv is not None else not info.builtin:
@@ -407,7 +451,9 @@ class ObjectService:
                 self._default_builtin(info, new, old)
         else:
             self._prepare_custom(info, new, opts)
-        return await self._persist_update(info, old, new, opts, subresource=subresource)
+        return await self._persist_update(
+            info, old, new, opts, subresource=subresource, stored_old=stored_old
+        )
 
     def _merge_for_update(
         self, info: ResourceInfo, old: dict[str, Any], new: dict[str, Any], subresource: str
@@ -428,7 +474,9 @@ class ObjectService:
             if "status" in new:
                 merged["status"] = new["status"]
             return merged
-        new["apiVersion"] = info.storage_api_version
+        new["apiVersion"] = (
+            info.storage_api_version if info.conversion is None else info.api_version
+        )
         new["kind"] = info.kind
         meta = _own_metadata(new)
         for f in ("name", "namespace", "uid", "creationTimestamp", "generation"):
@@ -458,7 +506,10 @@ class ObjectService:
         opts: WriteOptions,
         *,
         subresource: str,
+        stored_old: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Admit, validate and store ``new`` over ``old`` (both in ``info``'s version);
+        ``stored_old``: the stored object when ``old`` is it converted (webhook conversion)."""
         old_meta = old["metadata"]
         meta = new["metadata"]
         name = meta["name"]
@@ -502,6 +553,11 @@ class ObjectService:
         request.obj = new
         await self.admit(request, mutating=False)
         opts.warnings.extend(request.warnings)
+        if info.conversion is not None and stored_old is not None:
+            new = await self.converted(info, new, info.storage_version)
+            meta = new["metadata"]
+            if new == stored_old:
+                return old  # no-op, as below (compared in the storage version, as kube)
         if new == old:
             return old  # no-op: kube writes nothing and keeps the resourceVersion
         if opts.dry_run:

@@ -129,6 +129,10 @@ class ObjectWrites(Protocol):
 
     def present(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]: ...
 
+    async def converted(
+        self, info: ResourceInfo, obj: dict[str, Any], version: str = ""
+    ) -> dict[str, Any]: ...
+
     def check_type(self, info: ResourceInfo, body: Any) -> dict[str, Any]: ...
 
     async def admit(

@@ -49,6 +49,8 @@ async def patch_object(
         raise errors.unsupported_media_type(content_type, accepted)
     ns = namespace if info.namespaced else ""
     old = svc.store.get(info.storage_key, ns, name)
+    if old is not None and info.conversion is not None:
+        old = await svc.converted(info, old)  # patched in the request's version, as kube
     try:
         if content_type == APPLY_PATCH:
             return await _apply(svc, info, namespace, name, old, body, opts, subresource)

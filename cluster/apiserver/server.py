@@ -30,6 +30,7 @@ from . import errors
 from .admission import WebhookAdmission
 from .authn import BearerTokenAuthenticator
 from .builtins import DEFAULT_NAMESPACES, ClusterIPAllocator, builtin_resources
+from .conversion import Converter
 from .discovery import Discovery
 from .fasthttp import FastServing, FastSite
 from .faults import FaultInjector
@@ -101,6 +102,7 @@ class ApiServer:
         )
         self.webhooks = WebhookAdmission(store=self.store, registry=self.registry)
         self.admission.extend([self.webhooks.mutating, self.webhooks.validating])
+        self.rest.converter = Converter(client=self.webhooks.client)
         self.gc = GarbageCollector(
             store=self.store, registry=self.registry, rest=self.rest, options=self.options.gc
         )

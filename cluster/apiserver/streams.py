@@ -20,13 +20,14 @@ from aiohttp import web
 
 from . import errors
 from .query import parse_bool, parse_int, parse_resource_version
+from .resources import ResourceInfo
 from .rest import served_bytes
 from .serving import ResourcePath, ServerParts, parse_selectors
 from .store import DATA
 from .tables import to_table, wants_table
-from .watch import ADDED, BOOKMARK, ERROR, Watcher, event_line
+from .watch import ADDED, BOOKMARK, DELETED, ERROR, MODIFIED, Watcher, event_line
 
-__all__ = ["serve_log", "serve_watch"]
+__all__ = ["convert_lines", "serve_log", "serve_watch"]
 
 _TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _COALESCE_TURNS = 2  # loop turns a woken watch waits for more events before it writes
@@ -59,6 +60,7 @@ async def serve_watch(
     )
     namespace = rp.namespace if info.namespaced else None
     api_version = info.api_version  # events stored under another version are rewritten
+    converting = info.conversion is not None  # then sent as stored, converted at each write
     render: Callable[[dict[str, Any]], bytes] | None = None
     if wants_table(request):
 
@@ -72,7 +74,7 @@ async def serve_watch(
         namespace=namespace,
         label_selector=lsel,
         field_selector=fsel,
-        api_version=api_version,
+        api_version=None if converting else api_version,
         max_buffer=opts.watch_buffer_size,
         render=render,
     )
@@ -91,6 +93,8 @@ async def serve_watch(
             data = (
                 render(orjson.loads(rec[DATA]))
                 if render is not None
+                else rec[DATA]
+                if converting
                 else served_bytes(rec, info.api_version)
             )
             watcher.push_line(event_line(ADDED, data))
@@ -131,7 +135,13 @@ async def serve_watch(
                 for _ in range(_COALESCE_TURNS):
                     await asyncio.sleep(0)
             if watcher.buffer:
-                await response.write(watcher.drain())
+                data = watcher.drain()
+                if converting:
+                    data, failed = await convert_lines(server, info, data)
+                    if failed:
+                        await response.write(data)
+                        break
+                await response.write(data)
             if watcher.closed:
                 break
             if not got and bookmarks and time.monotonic() < deadline:
@@ -145,6 +155,26 @@ async def serve_watch(
     except ConnectionResetError:
         pass
     return response
+
+
+async def convert_lines(server: ServerParts, info: ResourceInfo, data: bytes) -> tuple[bytes, bool]:
+    """Watch event lines with their objects converted to ``info``'s version by its conversion
+    webhook, one event at a time; (lines, failed): a failed conversion ends the lines with an
+    ERROR event carrying the 500 (kube's watch then ends)."""
+    out: list[bytes] = []
+    for line in data.splitlines():
+        event = orjson.loads(line)
+        obj = event.get("object")
+        if event.get("type") in (ADDED, MODIFIED, DELETED) and isinstance(obj, dict):
+            try:
+                event["object"] = await server.rest.converted(info, obj)
+            except errors.ApiError as exc:
+                out.append(event_line(ERROR, orjson.dumps(exc.to_status())))
+                return b"".join(out), True
+            out.append(orjson.dumps(event) + b"\n")
+        else:
+            out.append(line + b"\n")
+    return b"".join(out), False
 
 
 async def serve_log(
