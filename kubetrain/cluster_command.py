@@ -133,14 +133,16 @@ def new_cluster(options: ClusterOptions) -> EmbeddedCluster:
     )
 
 
-async def _wait_for_stop_signal() -> None:
-    """Return on SIGINT or SIGTERM, so ``finally`` blocks (clean shutdown) run."""
+def _stop_on_signals() -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM, so ``finally`` blocks (clean shutdown) run. Installed
+    before the cluster starts: a signal while it starts (its controllers sync) stops it once
+    started, rather than killing the process."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 async def run_cluster(args: argparse.Namespace) -> int:
@@ -151,6 +153,7 @@ async def run_cluster(args: argparse.Namespace) -> int:
         print(f"kubetrain cluster: error: {exc}", file=sys.stderr, flush=True)
         return 2
     cluster = new_cluster(options)
+    stop = _stop_on_signals()
     try:
         await cluster.start()
     except (PersistenceError, OSError) as exc:  # a locked --data dir, a --port in use
@@ -160,7 +163,7 @@ async def run_cluster(args: argparse.Namespace) -> int:
         print(f"kubetrain cluster serving at {cluster.url}", flush=True)
         print(f"kubeconfig: {cluster.kubeconfig_path}", flush=True)
         print(f"try: kubectl --kubeconfig {cluster.kubeconfig_path} get nodes", flush=True)
-        await _wait_for_stop_signal()
+        await stop.wait()
         print("stopping", flush=True)
     finally:
         await cluster.stop()

@@ -80,7 +80,12 @@ async def serve_watch(
     )
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except ConnectionResetError:
+        # the client went away before the answer started (a controller stopping): nothing
+        # to serve, and nothing wrong with the server
+        return response
 
     # -- synchronous section: snapshot or replay, then register ---------------------------
     expired_line: bytes | None = None
