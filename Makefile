@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# pytest-xdist workers: the suites mostly wait (timers, simulated pods, servers), so 3 workers
+# on CI's 2 cores took the default suite from 12.4 to 8.0 minutes and the conformance tier to
+# 4.4; PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 3
 
 .PHONY: up test unit lint typecheck bench conformance conformance-build clean
 
@@ -21,7 +25,7 @@ up: $(STAMP)
 
 ## Lint, type-check and run the default test suite.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -50,5 +54,5 @@ conformance-build:
 ## The conformance tier: the HTTP-level API tests and the per-kind job tests against a real
 ## control plane with simulated nodes (tests marked http_api; see tests/conformance).
 conformance: $(STAMP) conformance-build
-	$(BIN)/pytest -q --apiserver=real --timeout=120 tests/cluster/apiserver tests/conformance tests/e2e \
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --apiserver=real --timeout=120 tests/cluster/apiserver tests/conformance tests/e2e \
 		tests/bench/test_real_cluster_service_accounts.py
