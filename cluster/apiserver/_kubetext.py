@@ -13,6 +13,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 _GO_ESCAPES = {
     "\a": "\\a",
     "\b": "\\b",
@@ -65,6 +67,20 @@ def go_value(value: Any) -> str:
     if isinstance(value, float):
         return go_float(value)
     return go_syntax(value)
+
+
+def typed_value(value: Any, *, sort_keys: bool = True) -> str:
+    """A bad value as ``field.Error`` prints a *typed* Go value: booleans and numbers with
+    ``%v``, strings ``%q``-quoted, anything else (a struct, a map) as JSON, the closest text to
+    Go's struct printing (byte-identical for scalars only)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return go_quote(value)
+    option = orjson.OPT_SORT_KEYS if sort_keys else 0
+    return orjson.dumps(value, option=option).decode()
 
 
 def go_syntax(value: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ._kubetext import go_quote, is_dns1123_label
+from ._kubetext import go_quote, is_dns1123_label, typed_value
 from .jobs import (
     CONTROLLER_UID_LABEL,
     JOB_NAME_LABEL,
@@ -49,20 +49,10 @@ _OPERATORS = ("In", "NotIn")
 _CONDITION_STATUSES = ("False", "True", "Unknown")
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return go_quote(value)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def _invalid(field: str, value: Any, detail: str) -> Cause:
     return {
         "reason": "FieldValueInvalid",
-        "message": f"Invalid value: {_value(value)}: {detail}",
+        "message": f"Invalid value: {typed_value(value)}: {detail}",
         "field": field,
     }
 
@@ -76,7 +66,7 @@ def _not_supported(field: str, value: Any, supported: tuple[str, ...]) -> Cause:
     valid = ", ".join(go_quote(s) for s in supported)
     return {
         "reason": "FieldValueNotSupported",
-        "message": f"Unsupported value: {_value(value)}: supported values: {valid}",
+        "message": f"Unsupported value: {typed_value(value)}: supported values: {valid}",
         "field": field,
     }
 

@@ -24,6 +24,7 @@ from kubetrain.cluster.apiserver._kubetext import (
     is_dns1123_subdomain,
     is_valid_label_value,
     regex_error,
+    typed_value,
 )
 
 from .constants import (
@@ -64,20 +65,15 @@ _HTTP_PATH_FMT = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+"
 _HTTP_PATH_RE = re.compile(_HTTP_PATH_FMT)
 
 
-def _body_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return go_quote(value)
-    return orjson.dumps(value).decode()
+def _typed(value: Any) -> str:
+    """A typed value as JobSet's ``field.Error``s print it (JSON in the struct's order)."""
+    return typed_value(value, sort_keys=False)
 
 
 def invalid(field: str, value: Any, detail: str) -> Cause:
     return {
         "reason": "FieldValueInvalid",
-        "message": f"Invalid value: {_body_value(value)}: {detail}",
+        "message": f"Invalid value: {_typed(value)}: {detail}",
         "field": field,
     }
 
