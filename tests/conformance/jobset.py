@@ -26,6 +26,7 @@ from conformance.controlplane import cache_root, free_port
 from conformance.outside_manager import (
     ManagerProcess,
     WebhookEndpoint,
+    find_built,
     hook_rules,
     install_crds,
     install_webhooks,
@@ -52,11 +53,7 @@ def jobset_root() -> Path:
 
 def find_jobset() -> tuple[Path, Path] | None:
     """(binary, module source) when ``build_jobset.sh`` has built them, else None."""
-    root = jobset_root()
-    exe, module = root / "bin" / "jobset", root / "module"
-    if exe.is_file() and os.access(exe, os.X_OK) and (module / "config" / "components").is_dir():
-        return exe, module
-    return None
+    return find_built(jobset_root(), "jobset")
 
 
 def jobset_crds(module: Path) -> list[Obj]:

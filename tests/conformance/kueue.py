@@ -39,6 +39,7 @@ from conformance.controlplane import cache_root, free_port
 from conformance.outside_manager import (
     ManagerProcess,
     WebhookEndpoint,
+    find_built,
     hook_rules,
     install_crds,
     install_webhooks,
@@ -76,11 +77,7 @@ def kueue_root() -> Path:
 
 def find_kueue() -> tuple[Path, Path] | None:
     """(binary, module source) when ``build_kueue.sh`` has built them, else None."""
-    root = kueue_root()
-    exe, module = root / "bin" / "kueue", root / "module"
-    if exe.is_file() and os.access(exe, os.X_OK) and (module / "config" / "components").is_dir():
-        return exe, module
-    return None
+    return find_built(kueue_root(), "kueue")
 
 
 def kueue_crds(module: Path) -> list[Obj]:

@@ -46,6 +46,7 @@ __all__ = [
     "ManagerProcess",
     "WebhookEndpoint",
     "create_if_absent",
+    "find_built",
     "install_crds",
     "install_webhooks",
     "running_manager",
@@ -71,6 +72,15 @@ VALIDATING = ResourceRef(
     False,
     "ValidatingWebhookConfiguration",
 )
+
+
+def find_built(root: Path, exe_name: str) -> tuple[Path, Path] | None:
+    """(``root/bin/<exe_name>``, ``root/module``: the module's source) when a
+    ``tools/conformance/build_*.sh`` script has left both in ``root``, else None."""
+    exe, module = root / "bin" / exe_name, root / "module"
+    if exe.is_file() and os.access(exe, os.X_OK) and (module / "config" / "components").is_dir():
+        return exe, module
+    return None
 
 
 @dataclass(frozen=True)
