@@ -29,7 +29,14 @@ from kubetrain.cluster.nodesim.simulator import NodeSimulator
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.metrics import new_registry
-from kubetrain.informers.resource import EVENTS, PODS, SERVICES, ResourceRef, kubeflow
+from kubetrain.informers.resource import (
+    EVENTS,
+    PODS,
+    PRIORITYCLASSES,
+    SERVICES,
+    ResourceRef,
+    kubeflow,
+)
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.operator import Operator, OperatorOptions
 from kubetrain.reconcilers.api.crds import all_crds
@@ -90,6 +97,19 @@ class Env:
         if self.running is not None:
             await self.running.stop()
             self.running = None
+
+    async def priority_classes(self, values: dict[str, int]) -> None:
+        """Create a PriorityClass per ``name -> value``."""
+        for name, value in values.items():
+            await self.client.create(
+                PRIORITYCLASSES,
+                {
+                    "apiVersion": "scheduling.k8s.io/v1",
+                    "kind": "PriorityClass",
+                    "metadata": {"name": name},
+                    "value": value,
+                },
+            )
 
     async def namespace(self, prefix: str) -> str:
         self._ns += 1

@@ -17,7 +17,6 @@ import pytest_asyncio
 from jobkit_e2e import Env, has_condition, job_manifest, open_env, poll
 
 from kubetrain.cluster.nodesim.options import NodeSimOptions
-from kubetrain.informers.resource import PRIORITYCLASSES
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.embedded_only]
 
@@ -30,16 +29,7 @@ async def env() -> AsyncIterator[Env]:
     # Room for 4 pods in all: a 3-pod job holding it leaves no room for another.
     options = NodeSimOptions(nodes=2, pods=2, preemption=True)
     async for e in open_env(nodes=2, nodesim_options=options):
-        for name, value in (("preempt-high", 1000), ("preempt-low", 10)):
-            await e.client.create(
-                PRIORITYCLASSES,
-                {
-                    "apiVersion": "scheduling.k8s.io/v1",
-                    "kind": "PriorityClass",
-                    "metadata": {"name": name},
-                    "value": value,
-                },
-            )
+        await e.priority_classes({"preempt-high": 1000, "preempt-low": 10})
         yield e
 
 

@@ -17,7 +17,7 @@ import pytest_asyncio
 from jobkit_e2e import Env, condition_types, job_manifest, open_env, poll
 
 from kubetrain.cluster.nodesim.options import NodeSimOptions
-from kubetrain.informers.resource import PRIORITYCLASSES, kubeflow
+from kubetrain.informers.resource import kubeflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -39,16 +39,7 @@ WAIT_SHOWN = {  # flavour -> (the Warning event's reason, what the Created messa
 async def env() -> AsyncIterator[Env]:
     # Room for 4 pods in all: two 3-pod jobs cannot both run.
     async for e in open_env(nodes=2, nodesim_options=NodeSimOptions(nodes=2, pods=2)):
-        for name, value in (("gang-high", 1000), ("gang-low", 10)):
-            await e.client.create(
-                PRIORITYCLASSES,
-                {
-                    "apiVersion": "scheduling.k8s.io/v1",
-                    "kind": "PriorityClass",
-                    "metadata": {"name": name},
-                    "value": value,
-                },
-            )
+        await e.priority_classes({"gang-high": 1000, "gang-low": 10})
         yield e
 
 
