@@ -6,15 +6,16 @@ informer from ``kubetrain.informers``); it never imports the embedded API server
 
 - Nodes ``kubetrain-node-0..N-1`` with cpu, memory, pods and ``nvidia.com/gpu``, Ready, and a Lease
   in ``kube-node-lease`` renewed every 10 s (``nodes.py``).
-- Scheduler for pods of ``schedulerName`` default-scheduler, volcano and
-  scheduler-plugins-scheduler (configurable), by free capacity, tracked incrementally, higher
-  PriorityClass first; Unschedulable with kube's message otherwise (``scheduler.py``). Members
-  of a Volcano or scheduler-plugins PodGroup are bound all or nothing, and the group's status is
-  written as each project writes it (``podgroup.py``, ``gangs.py``, ``gangstatus.py``); a
-  Volcano group is admitted by its Queue (state, capability; queues take freed room by weight),
-  and each Queue's status is written (``queues.py``). With ``preemption`` (``--preemption``,
-  off by default) a pod or gang that fits nowhere evicts lower-priority pods, whole groups for
-  gangs (``preemption.py``, ``evictions.py``).
+- Scheduler for pods of ``schedulerName`` default-scheduler, volcano and scheduler-plugins-scheduler
+  (configurable), by free capacity, tracked incrementally, higher PriorityClass first; Unschedulable
+  with kube's message otherwise (``scheduler.py``, ``shapes.py``, ``podwrites.py``). Members of a
+  Volcano or scheduler-plugins PodGroup are bound all or nothing, and the group's status is written
+  as each project writes it (``gang_decisions.py``, ``podgroup.py``, ``gangs.py``,
+  ``gangstatus.py``); a Volcano group is admitted by its Queue (state, capability; queues take freed
+  room by weight), and each Queue's status is written (``volcano_queues.py``, ``queues.py``). With
+  ``preemption`` (``--preemption``, off by default) a pod or gang that fits nowhere evicts
+  lower-priority pods, whole groups for gangs (``preemptor.py``, ``preemption.py``,
+  ``evictions.py``).
 - Kubelets: Pending -> Running -> Succeeded/Failed with full container statuses, in-place
   restarts, graceful deletion, logs (``kubelet.py``, ``timeline.py``, ``podstatus.py``).
 
