@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -144,8 +145,14 @@ async def test_a_real_prometheus_gets_data_for_every_panel(tmp_path: Path) -> No
     try:
         async with aiohttp.ClientSession() as session:
             await _until_ready(session, f"{base}/-/ready", server)
+
+            async def scraped(successes: int) -> None:
+                await _until_scraped(session, base, successes)
+
             running_at = await run_jobs_through_an_operator(
-                new_registry(), metrics_bind_address=f"127.0.0.1:{metrics_port}"
+                new_registry(),
+                metrics_bind_address=f"127.0.0.1:{metrics_port}",
+                scraped=scraped,
             )
             empty: list[str] = []
             for query in dashboard_queries():
@@ -160,6 +167,23 @@ async def test_a_real_prometheus_gets_data_for_every_panel(tmp_path: Path) -> No
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def _until_scraped(session: aiohttp.ClientSession, base: str, successes: int) -> None:
+    """Wait until Prometheus has at least ``successes`` successful scrapes of the operator in
+    the last minute (a scrape of a loaded machine can miss its 1 s timeout: fixed sleeps left
+    rate() panels without their second sample in one CI run)."""
+    query = 'sum_over_time(up{job="kubetrain-metrics"}[1m])'
+    last: object = None
+    for _ in range(600):
+        async with session.get(f"{base}/api/v1/query", params={"query": query}) as resp:
+            answer = await resp.json()
+        result = answer.get("data", {}).get("result") or []
+        last = result
+        if result and float(result[0]["value"][1]) >= successes:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"Prometheus did not scrape the operator {successes} times: {last}")
 
 
 async def _until_ready(
@@ -178,12 +202,17 @@ async def _until_ready(
 
 
 async def run_jobs_through_an_operator(
-    registry: CollectorRegistry, *, metrics_bind_address: str
+    registry: CollectorRegistry,
+    *,
+    metrics_bind_address: str,
+    scraped: Callable[[int], Awaitable[None]] | None = None,
 ) -> float:
     """An operator (webhooks, leader election; metrics in ``registry``, served at
     ``metrics_bind_address``) through a job deleted by its TTL and a failed one; returns the
     wall time just before the operator stopped (queries at that instant see its gauges, which
-    go stale with the first failed scrape after)."""
+    go stale with the first failed scrape after). ``scraped(n)``: waits until the operator has
+    been scraped successfully ``n`` times (before the jobs, so rates have a first sample, and
+    after them)."""
     service = WebhookService(namespace="kubeflow")
     async for env in open_env(nodes=2):
         # free_port() may hand back the metrics port (free until the operator binds it)
@@ -208,6 +237,8 @@ async def run_jobs_through_an_operator(
             try:
                 await wait_until_admitting(env.client)
                 await asyncio.sleep(2)  # scrapes before the jobs: rates need a first sample
+                if scraped is not None:
+                    await scraped(2)
                 ok = job_manifest(
                     "TFJob", "tfReplicaSpecs", "tensorflow", {"Worker": 1}, name="ok",
                     namespace="default", run_policy={"ttlSecondsAfterFinished": 0},
@@ -225,6 +256,8 @@ async def run_jobs_through_an_operator(
                         break
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(4)  # a few more scrapes
+                if scraped is not None:
+                    await scraped(6)
                 running_at = time.time()
             finally:
                 operator.request_stop()
