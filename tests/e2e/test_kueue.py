@@ -184,8 +184,10 @@ async def test_kueue_admits_within_quota_and_kubetrain_honours_suspend(env: Env)
     deadline = time.monotonic() + 120
     while len(done) < JOBS:
         assert time.monotonic() < deadline, f"jobs not all Succeeded in 120 s: {sorted(done)}"
-        jobs = {j["metadata"]["name"]: j for j in await env.client.list_all(kubeflow(KIND), ns)}
+        # pods first: a pod listed before a job that still says suspend (and never resumed)
+        # was made while it was suspended; the other order races Kueue's unsuspend
         pods = await env.client.list_all(PODS, ns)
+        jobs = {j["metadata"]["name"]: j for j in await env.client.list_all(kubeflow(KIND), ns)}
         active = [
             p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
