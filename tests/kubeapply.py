@@ -32,7 +32,7 @@ def render(overlay: str) -> list[dict[str, Any]]:
         check=True,
         timeout=60,
     ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
 
 
 def kubectl(

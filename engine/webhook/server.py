@@ -12,7 +12,12 @@ handshakes fail and ``check_ready`` raises, so a pod is not ready before it can 
 
 Each path answers ``POST`` of an ``AdmissionReview`` (admission.k8s.io/v1, JSON) with one; a body
 that is not one gets HTTP 400, a handler exception a 500 refusal inside a 200 review (the API
-server then applies the webhook's ``failurePolicy``). Metrics have controller-runtime's names:
+server then applies the webhook's ``failurePolicy``). A path registered with
+``register_conversion`` answers a CRD's ``ConversionReview`` (apiextensions.k8s.io/v1,
+``conversion.py``) instead: every object through the converter, a Success with the objects in
+order or a Failure with a message (a converter exception too: logged, never a dropped request);
+a malformed review gets 400. Both kinds of path share the listener, the certificate and the
+metrics (labelled by path). Metrics have controller-runtime's names:
 ``controller_runtime_webhook_requests_total{webhook,code}``,
 ``controller_runtime_webhook_latency_seconds{webhook}`` and
 ``controller_runtime_webhook_requests_in_flight{webhook}``.
@@ -38,6 +43,13 @@ from kubetrain.engine.webhook.admission import (
     errored,
 )
 from kubetrain.engine.webhook.certs import ServerCertificate, server_ssl_context
+from kubetrain.engine.webhook.conversion import (
+    BadConversionReview,
+    Converter,
+    answer_conversion,
+    conversion_failure,
+    review_uid,
+)
 
 __all__ = ["WebhookServer", "WebhookServerOptions"]
 
@@ -96,6 +108,7 @@ class WebhookServer:
         self.options = options if options is not None else WebhookServerOptions()
         self._metrics = once_per_registry(_Metrics, registry)
         self._handlers: dict[str, Handler] = {}
+        self._converters: dict[str, Converter] = {}
         self._ssl = server_ssl_context()
         self._certificate: ServerCertificate | None = None
         self._runner: web.AppRunner | None = None
@@ -105,17 +118,27 @@ class WebhookServer:
 
     def register(self, path: str, handler: Handler) -> None:
         """Serve ``handler`` at ``path`` (``/validate-...``). Call before ``start``."""
+        self._check_new_path("register", path)
+        self._handlers[path] = handler
+
+    def register_conversion(self, path: str, converter: Converter) -> None:
+        """Answer ConversionReviews at ``path`` (``/convert``) with ``converter``, called once
+        per object with the review's ``desiredAPIVersion``. Call before ``start``."""
+        self._check_new_path("register_conversion", path)
+        self._converters[path] = converter
+
+    def _check_new_path(self, caller: str, path: str) -> None:
         if self._runner is not None:
-            raise RuntimeError("WebhookServer.register: register paths before start()")
+            raise RuntimeError(f"WebhookServer.{caller}: register paths before start()")
         if not path.startswith("/"):
             raise ValueError(f"webhook path must start with '/', got {path!r}")
-        if path in self._handlers:
+        if path in self._handlers or path in self._converters:
             raise ValueError(f"webhook path {path} is already registered")
-        self._handlers[path] = handler
 
     @property
     def paths(self) -> list[str]:
-        return sorted(self._handlers)
+        """Every registered path, admission and conversion."""
+        return sorted([*self._handlers, *self._converters])
 
     def use_certificate(self, certificate: ServerCertificate) -> None:
         """Serve ``certificate`` from the next TLS handshake on (raises ``CertificateError``
@@ -152,7 +175,7 @@ class WebhookServer:
     async def start(self) -> None:
         """Bind and serve. Raises ``OSError`` (address in use, ...) naming the address."""
         app = web.Application(client_max_size=MAX_REVIEW_BYTES)
-        for path in self._handlers:
+        for path in self.paths:
             app.router.add_post(path, self._serve)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -206,10 +229,14 @@ class WebhookServer:
             return _bad_request(
                 f"contentType={content_type or '(none)'}, expected application/json"
             )
+        converter = self._converters.get(path)
+        what = "ConversionReview" if converter is not None else "AdmissionReview"
         try:
             review = orjson.loads(await request.read())
         except orjson.JSONDecodeError as e:
-            return _bad_request(f"couldn't decode the AdmissionReview: {e}")
+            return _bad_request(f"couldn't decode the {what}: {e}")
+        if converter is not None:
+            return self._convert(path, review, converter)
         if not isinstance(review, dict) or review.get("apiVersion") != ADMISSION_API_VERSION:
             got = review.get("apiVersion") if isinstance(review, dict) else type(review).__name__
             return _bad_request(f"expected an {ADMISSION_API_VERSION} AdmissionReview, got {got!r}")
@@ -221,6 +248,19 @@ class WebhookServer:
             return _bad_request("the AdmissionReview's request has no uid")
         response = await self._decide(path, req)
         return 200, orjson.dumps(response.review(uid))
+
+    def _convert(self, path: str, review: object, converter: Converter) -> tuple[int, bytes]:
+        try:
+            answer = answer_conversion(review, converter)
+        except BadConversionReview as e:
+            return _bad_request(str(e))
+        except Exception as e:  # a converter bug must not take the server down
+            log.exception("conversion webhook %s failed", path)
+            answer = conversion_failure(
+                review_uid(review),
+                f"internal error in conversion webhook {path}: {type(e).__name__}: {e}",
+            )
+        return 200, orjson.dumps(answer)
 
     async def _decide(self, path: str, req: dict[str, Any]) -> AdmissionResponse:
         handler = self._handlers[path]

@@ -10,6 +10,20 @@ refused at ``kubectl apply`` with its field path.
 
 The CRDs are several hundred kilobytes: install them with ``kubectl apply --server-side`` (a
 client-side apply stores the whole object in an annotation, which is limited to 256 KiB).
+
+``mpijobs.kubeflow.org`` serves two versions in one CRD: ``v1`` (training-operator's MPIJob, the
+storage version, unchanged) and ``v2beta1`` (mpi-operator v0.8.2's MPIJob, served, not stored).
+Why one CRD: a group/plural is one CRD, and both APIs are ``kubeflow.org`` ``mpijobs``. The
+v2beta1 schema follows mpi-operator's ``manifests/base/kubeflow.org_mpijobs.yaml`` field for
+field (names, types, enums, schema defaults, required; ``status`` subresource, no scale, no
+printer columns), built with the same helpers; the v1 schema also names v2beta1's
+``runLauncherAsWorker``, ``sshAuthMountPath``, ``launcherCreationPolicy`` and
+``mpiImplementation``, without defaults or enums, so that the API server does not prune them
+from v2beta1 jobs on their way to storage. ``spec.conversion`` is ``Webhook`` (review version
+v1) at kubetrain's webhook server, path ``/convert`` (``mpi_conversion.py``; the rules in
+``mpi_v2beta1.py``): through the webhook Service (``webhooks.WebhookService``) by default, or a
+URL; ``caBundle`` is left out, the operator injects it as it does into the webhook
+configurations.
 """
 
 from __future__ import annotations
@@ -22,6 +36,15 @@ from typing import Any
 
 from kubetrain.base.jsoncopy import json_copy
 from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, VERSION, JobKind
+from kubetrain.reconcilers.api.mpi_conversion import CONVERSION_PATH
+from kubetrain.reconcilers.api.mpi_v2beta1 import (
+    DEFAULT_LAUNCHER_CREATION_POLICY,
+    DEFAULT_MPI_IMPLEMENTATION,
+    DEFAULT_SLOTS_PER_WORKER,
+    DEFAULT_SSH_AUTH_MOUNT_PATH,
+    V2BETA1,
+)
+from kubetrain.reconcilers.api.webhooks import WebhookService
 
 Schema = dict[str, Any]
 
@@ -222,8 +245,28 @@ def _kind_spec_fields(kind: JobKind) -> dict[str, Schema]:
             "slotsPerWorker": _INT32,
             "cleanPodPolicy": {"type": "string", "enum": ["All", "Running", "None"]},
             "mainContainer": _STR,
+            # kubeflow.org/v2beta1's fields, stored for jobs written in v2beta1 (see the module
+            # docstring); no defaults or enums here: v1 jobs do not have them.
+            **{
+                name: {**schema, "description": f"{_V2BETA1_ONLY} {what}"}
+                for name, schema, what in (
+                    ("runLauncherAsWorker", _BOOL, "Run the launcher as a worker too."),
+                    ("sshAuthMountPath", _STR, "Where the SSH credentials are mounted."),
+                    (
+                        "launcherCreationPolicy",
+                        _STR,
+                        "AtStartup or WaitForWorkersReady: when the launcher is created.",
+                    ),
+                    ("mpiImplementation", _STR, "OpenMPI, Intel or MPICH."),
+                )
+            },
         }
     return {}
+
+
+_V2BETA1_ONLY = (
+    "kubeflow.org/v2beta1 only (kept here because v1 is the storage version; v1 jobs ignore it)."
+)
 
 
 def job_schema(kind: JobKind) -> Schema:
@@ -246,8 +289,164 @@ def job_schema(kind: JobKind) -> Schema:
     )
 
 
-def crd(kind: JobKind) -> dict[str, Any]:
-    """The CustomResourceDefinition object of one kind."""
+# -- kubeflow.org/v2beta1 MPIJob (mpi-operator v0.8.2's CRD, built with the helpers above)
+
+#: resource.Quantity's pattern, as controller-gen writes it for a ResourceList.
+_QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?"
+    r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
+def _label_selector() -> Schema:
+    requirement = _obj(
+        {
+            "key": _STR,
+            "operator": _STR,
+            "values": {"type": "array", "items": _STR, "x-kubernetes-list-type": "atomic"},
+        },
+        required=["key", "operator"],
+    )
+    return _obj(
+        {
+            "matchExpressions": {
+                "type": "array",
+                "items": requirement,
+                "x-kubernetes-list-type": "atomic",
+            },
+            "matchLabels": _map_of(_STR),
+        },
+        extensions={"x-kubernetes-map-type": "atomic"},
+    )
+
+
+def _mpi_v2beta1_status() -> Schema:
+    condition = _obj(
+        {
+            "lastTransitionTime": _TIME,
+            "lastUpdateTime": _TIME,
+            "message": _STR,
+            "reason": _STR,
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "type": _STR,
+        },
+        required=["status", "type"],
+    )
+    replica_status = _obj(
+        {
+            "active": _INT32,
+            "failed": _INT32,
+            "labelSelector": _label_selector(),
+            "selector": _STR,
+            "succeeded": _INT32,
+        }
+    )
+    return _obj(
+        {
+            "completionTime": _TIME,
+            "conditions": {
+                "type": "array",
+                "items": condition,
+                "x-kubernetes-list-map-keys": ["type"],
+                "x-kubernetes-list-type": "map",
+            },
+            "lastReconcileTime": _TIME,
+            "replicaStatuses": _map_of(replica_status),
+            "startTime": _TIME,
+        }
+    )
+
+
+def mpijob_v2beta1_schema() -> Schema:
+    """The openAPIV3Schema of ``kubeflow.org/v2beta1`` MPIJob (mpi-operator v0.8.2's)."""
+    replica = _obj({"replicas": _INT32, "restartPolicy": _STR, "template": _pod_template()})
+    run_policy = _obj(
+        {
+            "activeDeadlineSeconds": _INT64,
+            "backoffLimit": _INT32,
+            "cleanPodPolicy": _STR,
+            "managedBy": _STR,
+            "schedulingPolicy": _obj(
+                {
+                    "minAvailable": _INT32,
+                    "minResources": _map_of({**_QUANTITY, "pattern": _QUANTITY_PATTERN}),
+                    "priorityClass": _STR,
+                    "queue": _STR,
+                    "scheduleTimeoutSeconds": _INT32,
+                }
+            ),
+            "suspend": {"type": "boolean", "default": False},
+            "ttlSecondsAfterFinished": _INT32,
+        }
+    )
+    spec = _obj(
+        {
+            "launcherCreationPolicy": {
+                "type": "string",
+                "default": DEFAULT_LAUNCHER_CREATION_POLICY,
+            },
+            "mpiImplementation": {
+                "type": "string",
+                "default": DEFAULT_MPI_IMPLEMENTATION,
+                "enum": ["OpenMPI", "Intel", "MPICH"],
+            },
+            "mpiReplicaSpecs": _map_of(replica),
+            "runLauncherAsWorker": {"type": "boolean", "default": False},
+            "runPolicy": run_policy,
+            "slotsPerWorker": {**_INT32, "default": DEFAULT_SLOTS_PER_WORKER},
+            "sshAuthMountPath": {"type": "string", "default": DEFAULT_SSH_AUTH_MOUNT_PATH},
+        },
+        required=["mpiReplicaSpecs"],
+    )
+    return _obj(
+        {
+            "apiVersion": _STR,
+            "kind": _STR,
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": _mpi_v2beta1_status(),
+        }
+    )
+
+
+def _conversion(
+    service: WebhookService | None, url: str | None, ca_bundle: str | None
+) -> dict[str, Any]:
+    """``spec.conversion``: Webhook, review version v1, at ``CONVERSION_PATH``."""
+    client_config: dict[str, Any]
+    if url is not None:
+        client_config = {"url": url.rstrip("/") + CONVERSION_PATH}
+    else:
+        svc = service if service is not None else WebhookService()
+        client_config = {
+            "service": {
+                "namespace": svc.namespace,
+                "name": svc.name,
+                "path": CONVERSION_PATH,
+                "port": svc.port,
+            }
+        }
+    if ca_bundle:
+        client_config["caBundle"] = ca_bundle
+    return {
+        "strategy": "Webhook",
+        "webhook": {"clientConfig": client_config, "conversionReviewVersions": ["v1"]},
+    }
+
+
+def crd(
+    kind: JobKind,
+    *,
+    service: WebhookService | None = None,
+    url: str | None = None,
+    ca_bundle: str | None = None,
+) -> dict[str, Any]:
+    """The CustomResourceDefinition object of one kind.
+
+    MPIJob's also serves ``v2beta1`` and converts through kubetrain's webhook server, reached
+    through ``service`` (default ``WebhookService()``) or at ``url`` (``https://host:port``) +
+    ``/convert``; ``ca_bundle`` (base64 PEM) is left out by default (the operator injects it).
+    The other kinds ignore these."""
     subresources: dict[str, Any] = {"status": {}}
     if kind.scalable:
         field = kind.replica_field
@@ -256,43 +455,61 @@ def crd(kind: JobKind) -> dict[str, Any]:
             "statusReplicasPath": ".status.replicaStatuses.Worker.active",
             "labelSelectorPath": ".status.replicaStatuses.Worker.selector",
         }
+    spec: dict[str, Any] = {
+        "group": GROUP,
+        "names": {
+            "kind": kind.kind,
+            "listKind": f"{kind.kind}List",
+            "plural": kind.plural,
+            "singular": kind.singular,
+            "categories": ["kubeflow", "training"],
+        },
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "additionalPrinterColumns": [
+                    {
+                        "name": "State",
+                        "type": "string",
+                        "jsonPath": ".status.conditions[-1:].type",
+                    },
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": job_schema(kind)},
+                "subresources": subresources,
+            }
+        ],
+    }
+    if kind.kind == "MPIJob":
+        spec["versions"].append(
+            {
+                "name": V2BETA1,
+                "served": True,
+                "storage": False,
+                "schema": {"openAPIV3Schema": mpijob_v2beta1_schema()},
+                "subresources": {"status": {}},
+            }
+        )
+        spec["conversion"] = _conversion(service, url, ca_bundle)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{kind.plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": kind.kind,
-                "listKind": f"{kind.kind}List",
-                "plural": kind.plural,
-                "singular": kind.singular,
-                "categories": ["kubeflow", "training"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": [
-                        {
-                            "name": "State",
-                            "type": "string",
-                            "jsonPath": ".status.conditions[-1:].type",
-                        },
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {"openAPIV3Schema": job_schema(kind)},
-                    "subresources": subresources,
-                }
-            ],
-        },
+        "spec": spec,
     }
 
 
-def all_crds() -> list[dict[str, Any]]:
-    return [crd(k) for k in ALL_KINDS]
+def all_crds(
+    *,
+    service: WebhookService | None = None,
+    url: str | None = None,
+    ca_bundle: str | None = None,
+) -> list[dict[str, Any]]:
+    """``crd`` of every kind (the conversion settings reach MPIJob's)."""
+    return [crd(k, service=service, url=url, ca_bundle=ca_bundle) for k in ALL_KINDS]
 
 
 def crd_file_name(kind: JobKind) -> str:

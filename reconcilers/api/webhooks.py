@@ -19,6 +19,22 @@ be labelled or deleted.
 
 ``python -m kubetrain.reconcilers.api.webhooks deploy/webhooks`` writes the configurations for a
 cluster install (``clientConfig.service``); ``kubetrain up`` installs the same objects.
+
+MPIJob in two versions: the configurations name ``kubeflow.org/v1`` only, with ``matchPolicy:
+Equivalent``, so a ``kubeflow.org/v2beta1`` request reaches the same MPIJob webhooks converted to
+v1 by the CRD's conversion webhook, which stamps the version it was written in
+(``mpi_v2beta1.ORIGIN_ANNOTATION``). Why one pair of webhooks rather than v2beta1 ones: the
+stored object is v1 and the annotation, not the request's version, is what a job is (a v1 job
+read and written back through v2beta1 is still a v1 job). So both handlers dispatch on
+``written_as_v2beta1``: such a job gets mpi-operator v2's defaulting and validation
+(``mpi_v2beta1.py``), every other MPIJob exactly the v1 rules. An API server that relabels rather
+than converts for an equivalent webhook (the embedded one) sends the v2beta1 object without the
+annotation; there a request whose ``requestKind`` is v2beta1 and whose object has no annotation
+is a v2beta1 job, and the defaulter adds the annotation to its patch. The annotation is checked
+for both versions: ``v1`` or ``v2beta1``, and immutable on update (a 422 naming
+``metadata.annotations[kubetrain.kubeflow.org/api-version]``). With MPIJob among the kinds,
+``register_job_webhooks`` also serves the CRD's conversion at ``/convert``
+(``mpi_conversion.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +57,19 @@ from kubetrain.engine.webhook.admission import (
 )
 from kubetrain.engine.webhook.server import WebhookServer
 from kubetrain.reconcilers.api.defaults import default_job
-from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, VERSION, JobKind
+from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, MPIJOB, VERSION, JobKind
+from kubetrain.reconcilers.api.mpi_conversion import CONVERSION_PATH, convert_mpijob
+from kubetrain.reconcilers.api.mpi_v2beta1 import (
+    ORIGIN_ANNOTATION,
+    V2BETA1,
+    default_mpijob_v2beta1,
+    transition_errors_v2beta1,
+    validate_mpijob_v2beta1,
+    validate_mpijob_v2beta1_update,
+    validate_origin,
+    validate_origin_update,
+    written_as_v2beta1,
+)
 from kubetrain.reconcilers.api.validation import (
     FieldError,
     aggregate_message,
@@ -59,6 +87,7 @@ __all__ = [
     "job_validator",
     "mutate_path",
     "register_job_webhooks",
+    "v2beta1_request",
     "validate_path",
     "webhook_configurations",
 ]
@@ -91,13 +120,39 @@ def mutate_path(kind: JobKind) -> str:
 # -- handlers ----------------------------------------------------------------------------------
 
 
+def v2beta1_request(request: Request, obj: Obj) -> bool:
+    """Whether the MPIJob ``obj`` of ``request`` is a v2beta1 job: its annotation says so, or
+    it has none and the request was made in v2beta1 (an API server that did not convert it for
+    the webhook; see the module docstring)."""
+    if written_as_v2beta1(obj):
+        return True
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if isinstance(annotations, dict) and annotations.get(ORIGIN_ANNOTATION) is not None:
+        return False
+    request_kind = request.get("requestKind")
+    return isinstance(request_kind, dict) and request_kind.get("version") == V2BETA1
+
+
+def _stamped_v2beta1(obj: Obj) -> Obj:
+    """``obj`` with ``ORIGIN_ANNOTATION: v2beta1`` (a copy; ``obj`` is not modified)."""
+    meta = dict(obj.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), ORIGIN_ANNOTATION: V2BETA1}
+    return {**obj, "metadata": meta}
+
+
 def job_defaulter(kind: JobKind) -> Handler:
-    """Mutating handler: a JSONPatch from the submitted job to ``default_job`` of it."""
+    """Mutating handler: a JSONPatch from the submitted job to ``default_job`` of it (a v2beta1
+    MPIJob: ``default_mpijob_v2beta1``, the annotation added when missing)."""
 
     def default(request: Request) -> AdmissionResponse:
         obj = request.get("object")
         if not isinstance(obj, dict):
             return allowed()
+        if kind is MPIJOB and v2beta1_request(request, obj):
+            target = default_mpijob_v2beta1(obj)
+            if not written_as_v2beta1(obj):
+                target = _stamped_v2beta1(target)
+            return patched(json_patch(obj, target))
         return patched(json_patch(obj, default_job(kind, obj)))
 
     return default
@@ -105,13 +160,15 @@ def job_defaulter(kind: JobKind) -> Handler:
 
 def job_validator(kind: JobKind) -> Handler:
     """Validating handler: every rule on CREATE; on UPDATE the update rules, plus every rule
-    when ``spec`` changed."""
+    when ``spec`` changed (MPIJob: the v2beta1 rules for a v2beta1 job)."""
 
     def check(request: Request) -> AdmissionResponse:
         obj = request.get("object")
         if not isinstance(obj, dict):
             return allowed()
         old = request.get("oldObject")
+        if kind is MPIJOB:
+            return _check_mpijob(request, obj, old if isinstance(old, dict) else None)
         if request.get("operation") == "UPDATE" and isinstance(old, dict):
             if old.get("spec") == obj.get("spec"):
                 errors = transition_errors(old, obj)  # ratcheted: spec as it was stored
@@ -125,6 +182,35 @@ def job_validator(kind: JobKind) -> Handler:
         return invalid(kind, obj, errors, notes=notes)
 
     return check
+
+
+def _check_mpijob(request: Request, obj: Obj, old: Obj | None) -> AdmissionResponse:
+    """The MPIJob validator: the origin annotation's rules, then the rules of the version the
+    job was written in (ratcheted on updates that leave ``spec`` as it was)."""
+    update = request.get("operation") == "UPDATE" and old is not None
+    v2 = v2beta1_request(request, obj)
+    if v2:
+        if update and old is not None:
+            if old.get("spec") == obj.get("spec"):
+                errors = transition_errors_v2beta1(old, obj)
+            else:
+                errors = validate_mpijob_v2beta1_update(old, obj)
+        else:
+            errors = validate_origin(obj) + validate_mpijob_v2beta1(obj)
+        notes: list[str] = []
+    else:
+        if update and old is not None:
+            origin = validate_origin_update(old, obj)
+            if old.get("spec") == obj.get("spec"):
+                errors = origin + transition_errors(old, obj)
+            else:
+                errors = origin + validate_update(MPIJOB, old, obj)
+        else:
+            errors = validate_origin(obj) + validate(MPIJOB, obj)
+        notes = warnings(MPIJOB, obj)
+    if not errors:
+        return allowed(warnings=notes)
+    return invalid(MPIJOB, obj, errors, notes=notes)
 
 
 def invalid(
@@ -154,10 +240,13 @@ def invalid(
 
 
 def register_job_webhooks(server: WebhookServer, kinds: Iterable[JobKind] = ALL_KINDS) -> None:
-    """Serve the defaulting and validating webhooks of ``kinds`` from ``server``."""
+    """Serve the defaulting and validating webhooks of ``kinds`` from ``server``, and with
+    MPIJob among them the CRD's conversion webhook at ``/convert``."""
     for kind in kinds:
         server.register(mutate_path(kind), job_defaulter(kind))
         server.register(validate_path(kind), job_validator(kind))
+        if kind is MPIJOB:
+            server.register_conversion(CONVERSION_PATH, convert_mpijob)
 
 
 # -- configurations ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def template(*values: str) -> list[dict[str, Any]]:
     out = helm(
         "template", "kubetrain", str(CHART), "--namespace", "kubeflow", "--include-crds", *values
     ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
 
 
 def by_key(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -95,7 +95,7 @@ def test_helm_monitoring_renders_what_deploy_monitoring_renders() -> None:
         [KUBECTL, "kustomize", str(ROOT / "deploy" / "monitoring")],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
-    monitoring = by_key([d for d in yaml.safe_load_all(out) if d])
+    monitoring = by_key([d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d])
     assert sorted(extra) == sorted(monitoring)
     for key, obj in monitoring.items():
         assert extra[key] == obj, f"{key} differs"
@@ -119,7 +119,7 @@ def test_helm_secure_monitoring_renders_what_deploy_monitoring_secure_renders() 
         [KUBECTL, "kustomize", str(ROOT / "deploy" / "monitoring-secure")],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
-    monitoring = by_key([d for d in yaml.safe_load_all(out) if d])
+    monitoring = by_key([d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d])
     assert sorted(extra) == sorted(monitoring)
     for key, obj in monitoring.items():
         assert extra[key] == obj, f"{key} differs"

@@ -129,7 +129,7 @@ def test_the_kustomize_release_renders_what_kubectl_renders(overlay: str) -> Non
         check=True,
         timeout=60,
     ).stdout
-    assert [d for d in yaml.safe_load_all(out) if d] == render(overlay)
+    assert [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d] == render(overlay)
 
 
 def test_ha_runs_two_leader_elected_replicas() -> None:
@@ -181,7 +181,7 @@ def test_the_secure_service_monitor_scrapes_https_with_its_token() -> None:
         [KUBECTL, "kustomize", str(ROOT / "deploy" / "monitoring-secure")],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
-    docs = [d for d in yaml.safe_load_all(out) if d]
+    docs = [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
     (endpoint,) = one(docs, "ServiceMonitor", "kubetrain")["spec"]["endpoints"]
     assert endpoint == {
         "port": "metrics",
