@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BATCH_JOBS",
     "CONFIGMAPS",
+    "CUSTOM_RESOURCE_DEFINITIONS",
     "EVENTS",
     "EVENTS_V1",
     "LEASES",
@@ -94,6 +96,10 @@ EVENTS = ResourceRef("", "v1", "events", True, "Event")
 EVENTS_V1 = ResourceRef("events.k8s.io", "v1", "events", True, "Event")
 CONFIGMAPS = ResourceRef("", "v1", "configmaps", True, "ConfigMap")
 SECRETS = ResourceRef("", "v1", "secrets", True, "Secret")
+BATCH_JOBS = ResourceRef("batch", "v1", "jobs", True, "Job")
+CUSTOM_RESOURCE_DEFINITIONS = ResourceRef(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition"
+)
 SERVICEACCOUNTS = ResourceRef("", "v1", "serviceaccounts", True, "ServiceAccount")
 NAMESPACES = ResourceRef("", "v1", "namespaces", False, "Namespace")
 NODES = ResourceRef("", "v1", "nodes", False, "Node")

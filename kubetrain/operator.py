@@ -54,8 +54,8 @@ from kubetrain.engine.webhook.rotator import (
 from kubetrain.engine.webhook.server import WebhookServer, WebhookServerOptions
 from kubetrain.informers.event_handlers import FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.resource import kubeflow
-from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, JobKind, kinds_for_schemes
+from kubetrain.informers.resource import CUSTOM_RESOURCE_DEFINITIONS, kubeflow
+from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, MPIJOB, JobKind, kinds_for_schemes
 from kubetrain.reconcilers.api.webhooks import (
     MUTATING_CONFIGURATION,
     VALIDATING_CONFIGURATION,
@@ -70,6 +70,9 @@ from kubetrain.reconcilers.jobcontroller import (
 from kubetrain.reconcilers.kinds import ADAPTERS
 from kubetrain.reconcilers.kinds.base import DomainOptions
 from kubetrain.reconcilers.metrics import JobMetrics
+from kubetrain.reconcilers.mpiv2.metrics import MPIOperatorMetrics
+from kubetrain.reconcilers.mpiv2.reconciler import MPIJobV2Options, MPIJobV2Reconciler
+from kubetrain.reconcilers.mpiv2.wiring import MPI_OPERATOR_COMPONENT, new_mpiv2_controller
 from kubetrain.reconcilers.presync_jobs import NewJobPreSync
 
 __all__ = [
@@ -84,6 +87,8 @@ log = logging.getLogger(__name__)
 
 #: Exit status of ``--missing-crds skip`` when no enabled kind has its CRD.
 EXIT_NO_CRDS = 3
+#: The CRD both MPI APIs share; its v2beta1 is converted by this operator's webhook server.
+MPIJOB_CRD = f"{MPIJOB.plural}.{GROUP}"
 #: Exit status of ``--missing-crds skip`` when ``--gang-scheduler-name``'s PodGroup CRD is missing.
 EXIT_NO_PODGROUP_CRD = 4
 
@@ -309,7 +314,11 @@ class OperatorOptions:
     )
     cluster_domain: str = field(
         default="",
-        metadata=flag(None, "suffix of TF_CONFIG host names", env="CUSTOM_CLUSTER_DOMAIN"),
+        metadata=flag(
+            None,
+            "suffix of TF_CONFIG and MPIJob v2beta1 hostfile host names",
+            env="CUSTOM_CLUSTER_DOMAIN",
+        ),
     )
     create_concurrency: int = field(
         default=64,
@@ -479,6 +488,9 @@ class Operator:
                 self.manager.add_presync(
                     NewJobPreSync(reconciler, client=client, namespace=opts.namespace)
                 )
+        self.mpiv2: MPIJobV2Reconciler | None = None
+        if MPIJOB in opts.kinds:
+            self._add_mpiv2(client, events_client or client, controller_options, clock)
         if self.metrics_cert_watcher is not None:
             self.manager.add_runnable(
                 LoopRunnable("metrics certificate watcher", self.metrics_cert_watcher.run)
@@ -496,6 +508,33 @@ class Operator:
                 gang.crd_name,
                 gang.scheduler_name,
             )
+
+    def _add_mpiv2(
+        self,
+        client: ApiClient,
+        events_client: ApiClient,
+        controller_options: ControllerOptions,
+        clock: Clock,
+    ) -> None:
+        """The controller of MPIJobs written as ``kubeflow.org/v2beta1`` (mpi-operator's
+        semantics), beside the v1 MPIJob controller: both APIs share the MPIJob CRD."""
+        recorder = EventRecorder(
+            events_client,
+            MPI_OPERATOR_COMPONENT,
+            self.options.component_host,
+            options=EventRecorderOptions(registry=self.registry, clock=clock),
+        )
+        self.recorders.append(recorder)
+        controller, self.mpiv2 = new_mpiv2_controller(
+            client=client,
+            informers=self.manager.informers,
+            recorder=recorder,
+            metrics=self.metrics,
+            mpi_metrics=MPIOperatorMetrics(self.registry),
+            options=MPIJobV2Options(cluster_domain=self.options.cluster_domain, clock=clock),
+            controller_options=controller_options,
+        )
+        self.manager.add(controller)
 
     def _metrics_ssl_context(self, clock: Clock) -> ssl.SSLContext:
         """The TLS 1.2+ context of the secure ``/metrics``: the ``--metrics-cert-dir`` pair
@@ -550,6 +589,7 @@ class Operator:
                     service_name=opts.webhook_service_name,
                     validating_configurations=(VALIDATING_CONFIGURATION,),
                     mutating_configurations=(MUTATING_CONFIGURATION,),
+                    conversion_crds=(MPIJOB_CRD,) if MPIJOB in opts.kinds else (),
                     cert_validity=opts.webhook_cert_validity,
                     ca_validity=opts.webhook_ca_validity,
                     ca_propagation_delay=opts.webhook_ca_propagation_delay,
@@ -570,6 +610,12 @@ class Operator:
                     ref, field_selector=f"metadata.name={name}", metadata_only=True
                 )
                 informer.add_event_handler(wake)
+            if MPIJOB in opts.kinds:  # a re-installed CRD lost its conversion caBundle
+                self.manager.informers.informer_for(
+                    CUSTOM_RESOURCE_DEFINITIONS,
+                    field_selector=f"metadata.name={MPIJOB_CRD}",
+                    metadata_only=True,
+                ).add_event_handler(wake)
             keeper = LoopRunnable("webhook certificate rotator", rotator.run)
         self.manager.add_runnable(keeper)
         self.manager.add_runnable(server)

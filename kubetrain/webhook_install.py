@@ -3,7 +3,8 @@
 Why: ``kubetrain up`` runs the operator in-process next to the embedded cluster, and tests run it
 next to the embedded or a real control plane; either way the API server must reach the operator's
 webhook server through the objects a cluster install would have: the webhook Service (port 443 to
-the server's port), the two webhook configurations (``deploy/webhooks``), and, for a real
+the server's port), the two webhook configurations (``deploy/webhooks``), the MPIJob CRD's
+conversion webhook (its v2beta1 is converted by the operator, ``reconcilers/api/mpi_conversion.py``), and, for a real
 kube-apiserver (which dials a Service's endpoints, never loopback), an EndpointSlice with an
 address of this machine. ``wait_until_admitting`` returns once the API server really consults the
 webhooks (the operator injected the CA and serves a certificate).
@@ -19,12 +20,19 @@ from typing import Any
 from kubetrain.base.objects import Obj
 from kubetrain.engine.client import ApiClient
 from kubetrain.engine.webhook.rotator import MUTATING_CONFIGURATIONS, VALIDATING_CONFIGURATIONS
-from kubetrain.informers.resource import NAMESPACES, SERVICES, ResourceRef, kubeflow
+from kubetrain.informers.resource import (
+    CUSTOM_RESOURCE_DEFINITIONS,
+    NAMESPACES,
+    SERVICES,
+    ResourceRef,
+    kubeflow,
+)
 from kubetrain.informers.transport import ApiStatusError
-from kubetrain.reconcilers.api.kinds import ALL_KINDS, API_VERSION, JobKind
+from kubetrain.reconcilers.api.kinds import ALL_KINDS, API_VERSION, GROUP, MPIJOB, JobKind
+from kubetrain.reconcilers.api.mpi_conversion import CONVERSION_PATH
 from kubetrain.reconcilers.api.webhooks import WebhookService, webhook_configurations
 
-__all__ = ["install_webhooks", "wait_until_admitting"]
+__all__ = ["install_webhooks", "route_mpijob_conversion", "wait_until_admitting"]
 
 ENDPOINTSLICES = ResourceRef("discovery.k8s.io", "v1", "endpointslices", True, "EndpointSlice")
 
@@ -73,9 +81,52 @@ async def install_webhooks(
                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
             },
         )
+    kinds = list(kinds)
     mutating, validating = webhook_configurations(kinds, service=service)
     await _apply(client, MUTATING_CONFIGURATIONS, mutating, keep_ca_bundle=True)
     await _apply(client, VALIDATING_CONFIGURATIONS, validating, keep_ca_bundle=True)
+    if MPIJOB in kinds:
+        await route_mpijob_conversion(client, service)
+
+
+async def route_mpijob_conversion(client: ApiClient, service: WebhookService) -> None:
+    """Point the MPIJob CRD's conversion webhook (v1 <-> v2beta1) at ``service``'s
+    ``/convert``, keeping the ``caBundle`` the operator injected. A cluster without the CRD is
+    left alone (the operator then reports the missing CRD)."""
+    name = f"{MPIJOB.plural}.{GROUP}"
+    for _ in range(5):
+        try:
+            crd = await client.get(CUSTOM_RESOURCE_DEFINITIONS, None, name)
+        except ApiStatusError as e:
+            if e.is_not_found:
+                return
+            raise
+        conversion = crd["spec"].get("conversion") or {}
+        old_config = (conversion.get("webhook") or {}).get("clientConfig") or {}
+        client_config: dict[str, Any] = {
+            "service": {
+                "namespace": service.namespace,
+                "name": service.name,
+                "path": CONVERSION_PATH,
+                "port": service.port,
+            }
+        }
+        if old_config.get("caBundle"):
+            client_config["caBundle"] = old_config["caBundle"]
+        wanted = {
+            "strategy": "Webhook",
+            "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client_config},
+        }
+        if conversion == wanted:
+            return
+        crd["spec"]["conversion"] = wanted
+        try:
+            await client.update(CUSTOM_RESOURCE_DEFINITIONS, crd)
+            return
+        except ApiStatusError as e:
+            if not e.is_conflict:
+                raise
+    raise RuntimeError(f"CRD {name} kept changing while its conversion webhook was routed")
 
 
 async def wait_until_admitting(

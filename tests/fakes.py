@@ -112,6 +112,16 @@ class RecordingJobWriter:
         self._request("update", ref, obj["metadata"]["name"])
         return self._store(ref, obj)
 
+    async def update_status(
+        self, ref: ResourceRef, obj: Mapping[str, Any], *, field_manager: str | None = None
+    ) -> Obj:
+        """A PUT of the status subresource (``MPIJobWriter``): stored like ``update``, its
+        status appended to ``status_writes``."""
+        self._request("update/status", ref, obj["metadata"]["name"])
+        stored = self._store(ref, obj)
+        self.status_writes.append(copy.deepcopy(stored.get("status") or {}))
+        return stored
+
     async def patch(
         self,
         ref: ResourceRef,

@@ -43,7 +43,7 @@ from kubetrain.engine.webhook.certs import (
     make_ca,
     split_pem,
 )
-from kubetrain.informers.resource import SECRETS, ResourceRef
+from kubetrain.informers.resource import CUSTOM_RESOURCE_DEFINITIONS, SECRETS, ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 
 __all__ = [
@@ -91,6 +91,10 @@ class CertRotatorOptions:
     validating_configurations: tuple[str, ...] = ()
     """Names of the ValidatingWebhookConfigurations whose webhooks get the ``caBundle``."""
     mutating_configurations: tuple[str, ...] = ()
+    conversion_crds: tuple[str, ...] = ()
+    """Names of the CustomResourceDefinitions whose conversion webhook
+    (``spec.conversion.webhook.clientConfig``) gets the ``caBundle``; one without a webhook
+    conversion is left alone."""
     ca_common_name: str = "kubetrain-webhook-ca"
     ca_validity: datetime.timedelta = 10 * _YEAR
     cert_validity: datetime.timedelta = _YEAR
@@ -385,6 +389,35 @@ class CertRotator:
         ):
             for name in names:
                 await self._inject_one(ref, name, encoded)
+        for name in self.options.conversion_crds:
+            await self._inject_crd(name, encoded)
+
+    async def _inject_crd(self, name: str, encoded: str) -> None:
+        ref = CUSTOM_RESOURCE_DEFINITIONS
+        for _ in range(3):  # a conflict means someone else just wrote it: read again
+            try:
+                crd = await self.client.get(ref, None, name)
+            except ApiStatusError as e:
+                if e.is_not_found:
+                    log.debug("CRD %s not installed; no caBundle to inject", name)
+                    return
+                raise
+            webhook = ((crd.get("spec") or {}).get("conversion") or {}).get("webhook")
+            if not isinstance(webhook, dict):
+                return  # no webhook conversion (strategy None): nothing trusts our CA
+            client_config = webhook.setdefault("clientConfig", {})
+            if client_config.get("caBundle") == encoded:
+                return
+            client_config["caBundle"] = encoded
+            try:
+                await self.client.update(ref, crd)
+            except ApiStatusError as e:
+                if e.is_conflict:
+                    continue
+                raise
+            log.info("caBundle injected into the conversion webhook of CRD %s", name)
+            return
+        raise RuntimeError(f"CRD {name} kept changing while injecting the caBundle")
 
     async def _inject_one(self, ref: ResourceRef, name: str, encoded: str) -> None:
         for _ in range(3):  # a conflict means someone else just wrote it: read again

@@ -15,7 +15,8 @@ So the informers' ingest transforms keep just that:
   last-applied annotation.
 - ``slim_pod`` (the owned-pod informer's transform): every pod loses ``spec`` and annotations and
   keeps the status fields the state machine reads (and a ``PodScheduled=False`` condition: why
-  the scheduler cannot place it, shown on the job under gang scheduling); a pod in phase
+  the scheduler cannot place it, shown on the job under gang scheduling; and ``Ready=True``, without
+  its times, which MPIJob v2beta1's ``WaitForWorkersReady`` counts); a pod in phase
   Succeeded/Failed further keeps
   only name, namespace, uid, resourceVersion, labels, ownerReferences and deletionTimestamp, and a
   status of phase, reason and per container only its name, restartCount (when not 0) and terminated
@@ -97,6 +98,8 @@ def compact_job(obj: Obj) -> Obj:
     return out
 
 
+#: The one (shared, never mutated) value of a kept ``Ready=True`` pod condition.
+_READY: Obj = {"type": "Ready", "status": "True"}
 _POD_STATUS_KEEP = ("phase", "reason", "message", "containerStatuses", "initContainerStatuses")
 _CONTAINER_STATUS_KEEP = ("name", "state", "lastState", "restartCount")
 _FINISHED_PHASES = frozenset(("Succeeded", "Failed"))
@@ -207,13 +210,15 @@ def slim_pod(obj: Obj) -> Obj:
     meta.pop("managedFields", None)
     meta.pop("annotations", None)
     slim_status: Obj = {k: status[k] for k in _POD_STATUS_KEEP if k in status}
-    unplaced = [
-        {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
-        for c in status.get("conditions") or ()
-        if c.get("type") == "PodScheduled" and c.get("status") == "False"
-    ]
-    if unplaced:  # why the scheduler cannot place it (gang/admission.py shows it on the job)
-        slim_status["conditions"] = unplaced
+    kept: list[Obj] = []
+    for c in status.get("conditions") or ():
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            # why the scheduler cannot place it (gang/admission.py shows it on the job)
+            kept.append({k: c[k] for k in ("type", "status", "reason", "message") if k in c})
+        elif c.get("type") == "Ready" and c.get("status") == "True":
+            kept.append(_READY)  # MPIJob v2beta1's WaitForWorkersReady counts ready workers
+    if kept:
+        slim_status["conditions"] = kept
     for key in ("containerStatuses", "initContainerStatuses"):
         if key in slim_status:
             slim_status[key] = [

@@ -38,6 +38,7 @@ from .outcome import Outcome
 from .protocols import EventSink, JobWriter
 from .recording import JobEvents
 from .status_writer import StatusWriter
+from .triggers import reconciled_as_v1
 
 __all__ = ["JobReconciler", "JobSpecError"]
 
@@ -123,7 +124,7 @@ class JobReconciler:
     async def reconcile(self, request: Request) -> Result:
         key = request.key
         job = self.jobs.get(request.namespace, request.name)
-        if job is None:
+        if job is None or not reconciled_as_v1(self.kind, job):
             self.memories.forget(key)
             return Result()
         meta = job.get("metadata") or {}
@@ -186,7 +187,7 @@ class JobReconciler:
         """
         meta = job.get("metadata") or {}
         uid = str(meta.get("uid") or "")
-        if not uid or not self.expectations.satisfied(uid):
+        if not uid or not self.expectations.satisfied(uid) or not reconciled_as_v1(self.kind, job):
             return 0
         # compute_status and the expectations (ChildWriter.create) come before the first await:
         # a full reconcile of this job that starts later already finds them raised.

@@ -13,6 +13,7 @@ from kubetrain.engine.enqueue import EnqueueForObject, EnqueueForOwner, KeyQueue
 from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
 from kubetrain.reconcilers.api.kinds import JobKind
+from kubetrain.reconcilers.api.mpi_v2beta1 import written_as_v2beta1
 from kubetrain.reconcilers.common import conditions as cond
 from kubetrain.reconcilers.common.expectations import Expectations
 from kubetrain.reconcilers.common.priorities import (
@@ -29,6 +30,7 @@ __all__ = [
     "OwnedObjectHandler",
     "became_finished",
     "only_version_moved",
+    "reconciled_as_v1",
 ]
 
 
@@ -43,6 +45,12 @@ class AtLeast:
 
     def add(self, key: str, *, priority: int = NORMAL_PRIORITY) -> None:
         self._queue.add(key, priority=max(priority, self._floor))
+
+
+def reconciled_as_v1(kind: JobKind, job: Obj) -> bool:
+    """The job is this (v1) controller's: every job but an MPIJob written as v2beta1, which
+    ``reconcilers/mpiv2`` reconciles by mpi-operator's semantics (both share one CRD)."""
+    return kind.kind != "MPIJob" or not written_as_v2beta1(job)
 
 
 def became_finished(old: Obj, new: Obj) -> bool:
@@ -86,9 +94,12 @@ class JobHandler:
         self._kind = kind
 
     def on_add(self, obj: Obj, is_in_initial_list: bool, queue: KeyQueue) -> None:
-        self._enqueue.on_add(obj, is_in_initial_list, queue)
+        if reconciled_as_v1(self._kind, obj):
+            self._enqueue.on_add(obj, is_in_initial_list, queue)
 
     def on_update(self, old: Obj, new: Obj, queue: KeyQueue) -> None:
+        if not reconciled_as_v1(self._kind, new):
+            return
         if became_finished(old, new) and ttl_seconds(new, self._kind) is not None:
             queue = AtLeast(queue, TTL_PRIORITY)
         self._enqueue.on_update(old, new, queue)

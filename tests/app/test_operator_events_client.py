@@ -28,6 +28,6 @@ def _operator(client: ApiClient, events_client: ApiClient | None = None) -> Oper
 def test_recorders_write_through_the_events_client() -> None:
     client, events = _client(), _client()
     operator = _operator(client, events)
-    assert len(operator.recorders) == 6
+    assert len(operator.recorders) == 7  # one per v1 kind, and MPIJob v2beta1's
     assert all(r.client is events for r in operator.recorders)
     assert all(r.client is client for r in _operator(client).recorders)

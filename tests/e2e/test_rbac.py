@@ -31,7 +31,7 @@ from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import ClientConfig
 from kubetrain.engine.metrics import new_registry
 from kubetrain.example_jobs import load_examples
-from kubetrain.informers.resource import NAMESPACES, kubeflow
+from kubetrain.informers.resource import NAMESPACES, ResourceRef, kubeflow
 from kubetrain.operator import Operator, OperatorOptions
 from kubetrain.reconcilers.api.kinds import BY_KIND
 from kubetrain.up import free_port
@@ -50,6 +50,8 @@ rules:
     users: ["{SERVICE_ACCOUNT}"]
   - level: None
 """
+
+MPIJOBS_V2BETA1 = ResourceRef("kubeflow.org", "v2beta1", "mpijobs", True, "MPIJob")
 
 GANG_ONLY = "only with --gang-scheduler-name, which this suite runs without"
 
@@ -72,6 +74,8 @@ GRANTED_FOR_OTHERS: dict[tuple[str, str, str], str] = {
     ("rbac.authorization.k8s.io", "rolebindings", "get"): "after a restart, as serviceaccounts",
     ("rbac.authorization.k8s.io", "rolebindings", "update"): "repairs a launcher RoleBinding",
     ("", "configmaps", "get"): "a create that finds it existing before the cache shows it",
+    ("", "services", "update"): "an MPIJob v2beta1 Service whose selector changed",
+    ("batch", "jobs/status", "update"): "resuming an MPIJob v2beta1 whose launcher had started",
     ("autoscaling", "horizontalpodautoscalers", "get"): "as configmaps",
     **{
         (group, "podgroups", verb): GANG_ONLY
@@ -264,6 +268,19 @@ async def test_the_deployed_rbac_grants_exactly_what_the_operator_uses(env: Env)
             )  # fmt: skip
             for long_job in (elastic, mpi):
                 await env.create_job(long_job)
+            # An MPIJob v2beta1 (conversion webhook; its Secret, ConfigMap, Service, workers and
+            # launcher Job), created suspended and resumed: the launcher Job is updated.
+            v2 = job_manifest(
+                "MPIJob", "mpiReplicaSpecs", "mpi", {"Launcher": 1, "Worker": 1}, name="v2",
+                namespace=ns, run_seconds=120, run_policy={"suspend": True},
+                annotations={"Launcher": {SIM + "run-seconds": "1"}},
+            )  # fmt: skip
+            v2["apiVersion"] = "kubeflow.org/v2beta1"
+            await env.client.create(MPIJOBS_V2BETA1, v2)
+            await env.wait_condition("MPIJob", ns, "v2", "Suspended", timeout=60)
+            await env.client.patch(
+                kubeflow("MPIJob"), ns, "v2", {"spec": {"runPolicy": {"suspend": False}}}
+            )
             await env.wait_condition("PyTorchJob", ns, "elastic", "Running", timeout=60)
             await env.wait_condition("MPIJob", ns, "scaled", "Running", timeout=60)
             await env.client.patch(
@@ -282,6 +299,7 @@ async def test_the_deployed_rbac_grants_exactly_what_the_operator_uses(env: Env)
             )
             await env.wait_condition("PyTorchJob", ns, "elastic", "Suspended", timeout=60)
             await env.wait_condition("MPIJob", ns, "scaled", "Succeeded", timeout=90)
+            await env.wait_condition("MPIJob", ns, "v2", "Succeeded", timeout=90)
             for job in jobs:
                 kind, name = job["kind"], job["metadata"]["name"]
                 if name == "ttl":
