@@ -10,7 +10,7 @@ A WATCH is counted when its stream ends (kube's rule), so long-lived watches mos
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -81,19 +81,30 @@ def delta(before: Mapping[str, int], after: Mapping[str, int]) -> RequestCounts:
     return {k: v for k, v in sorted(out.items()) if v}
 
 
-def _is_other(verb: str, resource: str) -> bool:
+def _is_other(verb: str, resource: str, others: Sequence[tuple[str, str]]) -> bool:
     plural, slash, sub = resource.partition("/")
     bare = plural.split(".", 1)[0] + slash + sub
-    return any(v in ("*", verb) and r == bare for v, r in NOT_OPERATOR)
+    return any(v in ("*", verb) and r == bare for v, r in others)
 
 
-def operator_writes(counts: Mapping[str, int]) -> RequestCounts:
-    """The write requests of ``counts`` that the measured system made (see ``NOT_OPERATOR``)."""
+def operator_writes(
+    counts: Mapping[str, int],
+    *,
+    also_not_operator: Sequence[tuple[str, str]] = (),
+    minus: Mapping[str, int] | None = None,
+) -> RequestCounts:
+    """The write requests of ``counts`` that the measured system made: less ``NOT_OPERATOR`` and
+    ``also_not_operator`` (same rule), and less ``minus`` (``"VERB resource"`` -> requests the
+    harness knows another client made, e.g. the launcher pods the Job controller created; a
+    count never goes below zero)."""
+    others = (*NOT_OPERATOR, *also_not_operator)
     out: RequestCounts = {}
     for key, n in counts.items():
         verb, _, resource = key.partition(" ")
-        if verb in WRITE_VERBS and not _is_other(verb, resource):
-            out[key] = n
+        if verb in WRITE_VERBS and not _is_other(verb, resource, others):
+            n -= (minus or {}).get(key, 0)
+            if n > 0:
+                out[key] = n
     return out
 
 

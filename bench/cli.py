@@ -20,7 +20,7 @@ from kubetrain.engine.config import load_kubeconfig
 from kubetrain.informers.resource import ResourceRef
 
 from .harness import ClusterProcess, HarnessError, server_url
-from .jobs import JobShape
+from .jobs import JOB_KINDS, PYTORCHJOB, JobShape
 from .report import machine_description, versions, write_report
 from .scenarios import SCENARIOS
 from .scenarios.context import BenchContext, BenchOptions
@@ -100,6 +100,15 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         "tools/conformance/build_reference_operator.sh)",
     )
     p.add_argument(
+        "--job-kind",
+        choices=sorted(JOB_KINDS),
+        default=PYTORCHJOB.name,
+        help="burst: what the jobs are: pytorchjob (1 Master + 3 Workers) or mpijob-v2beta1 "
+        "(mpi-operator's kubeflow.org/v2beta1 MPIJob, 1 Launcher + 3 Workers, created through "
+        "kubetrain's conversion webhook; kubetrain only, on a cluster running its Job "
+        "controller for the launcher Job; default: %(default)s)",
+    )
+    p.add_argument(
         "--run-seconds",
         type=float,
         default=None,
@@ -174,14 +183,27 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    job_kind = getattr(args, "job_kind", None) or PYTORCHJOB.name
+    kind = JOB_KINDS[job_kind]
+    if kind is not PYTORCHJOB and args.scenario != "burst":
+        raise ValueError(f"--job-kind {job_kind}: only the burst scenario has it")
     names = args.systems
     if names is None:
         single = ("soak", "failover", "contention")  # scenarios only kubetrain can run
-        names = "kubetrain" if args.scenario in single else ",".join(DEFAULT_SYSTEMS)
+        if kind is not PYTORCHJOB:
+            names = ",".join(kind.systems)
+        else:
+            names = "kubetrain" if args.scenario in single else ",".join(DEFAULT_SYSTEMS)
     systems = tuple(s.strip() for s in names.split(",") if s.strip())
     for s in systems:
         if s not in SYSTEMS:
             raise ValueError(f"--systems: unknown system {s!r}; choose from {', '.join(SYSTEMS)}")
+    others = [s for s in systems if s not in kind.systems]
+    if others:
+        raise ValueError(
+            f"--job-kind {job_kind}: only {', '.join(kind.systems)} can run it, not "
+            f"{', '.join(others)} (pass --systems {','.join(kind.systems)})"
+        )
     full, quick = DEFAULT_JOBS.get(args.scenario, (500, QUICK_JOBS))
     large = bool(getattr(args, "large", False))
     if large and args.scenario not in LARGE_JOBS:
@@ -239,6 +261,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         contention_capacity_pods=16 if args.quick else 64,
         contention_variants=2 if args.quick else 3,
         probe=None if args.no_probe else ProbeOptions(idle_seconds=2.0 if args.quick else 5.0),
+        job_kind=job_kind,
         system=SystemOptions(
             operator_qps=args.operator_qps,
             operator_burst=args.operator_burst,
@@ -280,7 +303,12 @@ async def run_scenario(
         if scenario == "backlog":  # backlog pods sit on no node; the new jobs need room
             pods = (options.new_jobs + 2) * options.shape.pods * len(options.systems) + 16
         nodes = 4
-        cluster = ClusterProcess(workdir=workdir, nodes=nodes, node_pods=math.ceil(pods / nodes))
+        cluster = ClusterProcess(
+            workdir=workdir,
+            nodes=nodes,
+            node_pods=math.ceil(pods / nodes),
+            kube_controllers=options.kind.kube_controllers,
+        )
         print(f"starting kubetrain cluster ({nodes} simulated nodes)", flush=True)
         await cluster.start()
         kubeconfig = cluster.kubeconfig
@@ -327,6 +355,7 @@ async def run_scenario(
             "scenario": scenario,
             "cluster": "kubetrain cluster (process)" if cluster is not None else url,
             "systems": list(options.systems),
+            "job_kind": options.job_kind,
             "operator_kubeconfig": operator_kubeconfig or "the cluster's (as the harness)",
             "probe_kubeconfig": probe_kubeconfig or "the cluster's (as the harness)",
             "create_concurrency": options.create_concurrency,

@@ -149,9 +149,12 @@ BENCH_POD_MEMORY_MIB = 64
 class ClusterProcess(ManagedProcess):
     """``kubetrain cluster`` on a free port with ``nodes`` simulated nodes, each with room for
     ``node_pods`` pods of up to ``BENCH_POD_CPU_MILLI`` cpu and ``BENCH_POD_MEMORY_MIB`` memory
-    (and never less than the simulator's default 32 cpu and 128Gi)."""
+    (and never less than the simulator's default 32 cpu and 128Gi); with ``kube_controllers``
+    its Job controller (and JobSet's) run too."""
 
-    def __init__(self, *, workdir: Path, nodes: int, node_pods: int) -> None:
+    def __init__(
+        self, *, workdir: Path, nodes: int, node_pods: int, kube_controllers: bool = False
+    ) -> None:
         self.kubeconfig = str(workdir / "cluster.kubeconfig")
         node_cpu = max(32, math.ceil(node_pods * BENCH_POD_CPU_MILLI / 1000))
         node_memory_gib = max(128, math.ceil(node_pods * BENCH_POD_MEMORY_MIB / 1024))
@@ -168,7 +171,8 @@ class ClusterProcess(ManagedProcess):
                 "--node-cpu", str(node_cpu),
                 "--node-memory", f"{node_memory_gib}Gi",
                 # the v1 scenarios create no batch/v1 Job: no Job controller watching every pod
-                "--no-kube-controllers",
+                # (MPIJob v2beta1's launcher is one: --job-kind mpijob-v2beta1 runs it)
+                "--kube-controllers" if kube_controllers else "--no-kube-controllers",
             ],
             log_path=workdir / "cluster.log",
         )  # fmt: skip

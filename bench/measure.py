@@ -69,6 +69,9 @@ class JobTimes:
     """``status.completionTime`` as written by the system (second resolution in kube)."""
     ttl_seconds: float | None = None
     deleted: float | None = None
+    pods_deleted_on_node: set[str] = field(default_factory=set)
+    """Pods deleted for good after being bound to a node: each one the final DELETE
+    (``gracePeriodSeconds=0``) of its kubelet, not of the system (MPIJob v2beta1's cleanup)."""
 
     def latencies(self) -> dict[str, float | None]:
         """The per-job figures of the burst scenario (None where a milestone is missing)."""
@@ -165,7 +168,9 @@ def latency_over_time(
 
 
 class JobWatch:
-    """Milestones of the PyTorchJobs of ``namespace``; ``pods_per_job`` pods make "all created".
+    """Milestones of the jobs of ``kind`` (``kubeflow.org/v1``) in ``namespace``; ``pods_per_job``
+    pods make "all created", ``pods_to_succeed`` (default: ``pods_per_job``) Succeeded pods "last
+    pod Succeeded".
 
     Only jobs registered with ``job_created`` are tracked (a warm-up job can be left out by not
     registering it until it matters). ``clock`` is injectable for tests.
@@ -177,11 +182,14 @@ class JobWatch:
         namespace: str,
         *,
         pods_per_job: int,
+        pods_to_succeed: int | None = None,
         kind: str = "PyTorchJob",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = namespace
         self.pods_per_job = pods_per_job
+        self.pods_to_succeed = pods_per_job if pods_to_succeed is None else pods_to_succeed
+        """Succeeded pods that make "last pod Succeeded" (an MPIJob's: its launcher's only)."""
         self.jobs: dict[str, JobTimes] = {}
         self._clock = clock
         # Pods and job states seen before the job was registered (the create response can
@@ -199,7 +207,9 @@ class JobWatch:
         )
         pods.add_event_handler(
             FunctionHandler(
-                on_add=lambda o, _i: self.on_pod(o), on_update=lambda _o, n: self.on_pod(n)
+                on_add=lambda o, _i: self.on_pod(o),
+                on_update=lambda _o, n: self.on_pod(n),
+                on_delete=self.on_pod_deleted,
             )
         )
 
@@ -272,8 +282,15 @@ class JobWatch:
             "phase"
         ) == "Succeeded" and name not in times.pods_succeeded:
             times.pods_succeeded.add(name)
-            if len(times.pods_succeeded) >= self.pods_per_job:
+            if len(times.pods_succeeded) >= self.pods_to_succeed:
                 times.last_pod_succeeded = now
+
+    def on_pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        meta = pod.get("metadata") or {}
+        times = self.jobs.get((meta.get("labels") or {}).get(JOB_NAME_LABEL) or "")
+        if times is not None and (pod.get("spec") or {}).get("nodeName"):
+            times.pods_deleted_on_node.add(meta.get("name", ""))
 
     # -- progress ---------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The measured systems and how each is started as its own process against a kubeconfig.
 
-- ``kubetrain``: ``kubetrain operator`` (PyTorchJob only, one namespace) at its defaults: the
-  adaptive in-flight limit, and a fixed rate cap only when ``operator_qps`` > 0;
+- ``kubetrain``: ``kubetrain operator`` (PyTorchJob only, one namespace; with ``--job-kind
+  mpijob-v2beta1``: MPIJob only, with its webhook server) at its defaults: the adaptive in-flight
+  limit, and a fixed rate cap only when ``operator_qps`` > 0;
 - ``raw``: ``python -m kubetrain.bench.baselines.raw``;
 - ``kopf``: ``kopf run --standalone`` of ``bench/baselines/kopf_operator.py``;
 - ``reference``: the Kubeflow Training Operator v1.9.x Go binary (``reference_operator.py``; built
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .harness import ManagedProcess
+from .jobs import JOB_KINDS, MPIJOB_V2BETA1
 from .reference_operator import ReferenceOperatorProcess
 
 __all__ = ["DEFAULT_SYSTEMS", "KOPF_OPERATOR_FILE", "SYSTEMS", "SystemOptions", "system_process"]
@@ -56,21 +58,49 @@ def system_process(
     log_path: Path,
     options: SystemOptions,
     harness_kubeconfig: str | None = None,
+    job_kind: str = "pytorchjob",
+    webhook_port: int = 0,
+    operator_namespace: str = "",
 ) -> ManagedProcess:
     """The process of system ``name`` (one of ``SYSTEMS``) watching ``namespace``, running with
     ``kubeconfig``; not started. ``harness_kubeconfig`` (default: ``kubeconfig``) is what the
-    harness itself uses to prepare a system (the reference's certificate Secret)."""
+    harness itself uses to prepare a system (the reference's certificate Secret).
+
+    ``job_kind`` (``jobs.JOB_KINDS``): ``mpijob-v2beta1`` runs kubetrain with ``--enable-scheme
+    mpijob``, its webhook server on ``webhook_port`` (the CRD's conversion, which the harness
+    routes to it) and its certificate Secret in ``operator_namespace``; only kubetrain runs it."""
     py = sys.executable
+    kind = JOB_KINDS.get(job_kind)
+    if kind is None:
+        raise ValueError(
+            f"--job-kind: unknown kind {job_kind!r}; choose from {', '.join(JOB_KINDS)}"
+        )
+    if name in SYSTEMS and name not in kind.systems:
+        raise ValueError(
+            f"--job-kind {job_kind}: system {name!r} cannot run it (only {', '.join(kind.systems)})"
+        )
     if name == "kubetrain":
+        if kind is MPIJOB_V2BETA1:
+            if not webhook_port or not operator_namespace:
+                raise ValueError(
+                    "--job-kind mpijob-v2beta1 needs the webhook server (a port and the "
+                    "operator's namespace): v2beta1 is converted by it"
+                )
+            scheme = [
+                "--enable-scheme", "mpijob",
+                "--webhook-server-port", str(webhook_port),
+                "--operator-namespace", operator_namespace,
+            ]  # fmt: skip
+        else:
+            # The v1 runs install no webhook configurations: no server, no Secret writes.
+            scheme = ["--enable-scheme", "pytorchjob", "--webhook-server-port", "0"]
         argv = [
             py, "-m", "kubetrain.cli", "operator",
             "--kubeconfig", kubeconfig,
-            "--enable-scheme", "pytorchjob",
+            *scheme,
             "--namespace", namespace,
             "--metrics-bind-address", "0",
             "--health-probe-bind-address", "0",
-            # The bench clusters install no webhook configurations: no server, no Secret writes.
-            "--webhook-server-port", "0",
             "--kube-api-qps", str(options.operator_qps),
             "--kube-api-burst", str(options.operator_burst),
             *options.operator_args,

@@ -7,6 +7,17 @@ minimal writes (pods + services + the three condition changes of each job); and,
 ``--no-probe``, the tenant probe's latency with the system idle and during the burst until every
 job's pods exist, and in the part of it after the harness's last create (``tenant_probe.py``: is
 the system fair to the API server's other clients?).
+
+``--job-kind mpijob-v2beta1`` (kubetrain only): the same shape as MPIJobs ``kubeflow.org/v2beta1``
+(1 Launcher + the workers; ``jobs.mpijob_v2beta1``), on a cluster with its Job controller. A job's
+pods are its workers and its launcher Job's pod; "last pod Succeeded" is the launcher pod's (the
+workers run until ``cleanPodPolicy: Running`` deletes them), so that latency includes the Job
+controller's status update of the launcher Job. The minimal writes are mpi-operator's
+(``BenchJobKind.minimal_writes``): Service, ConfigMap, Secret, worker pods, launcher Job, one
+ConfigMap update (the running workers in ``discover_hosts.sh``), the worker deletes and the three
+status changes; the Job controller's writes (launcher pod, its finalizer, the Job's status, its
+Events) and the kubelets' final DELETEs of the deleted workers are not the system's and are left
+out (``kube_controller_writes`` in result.json says how many).
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..apimetrics import operator_writes, without_events
-from ..jobs import pytorchjob
+from ..jobs import PYTORCHJOB, BenchJobKind
 from ..measure import JobTimes, latency_samples
 from ..stats import latency_figures
 from . import tenant_probe
@@ -48,14 +59,30 @@ def _done(t: JobTimes) -> bool:
     return t.succeeded is not None or t.failed is not None
 
 
-def figures_of(m: Measurement, *, pods: int, services: int) -> dict[str, Any]:
-    """The scenario's figures, latency samples and request tables of one measurement."""
+def figures_of(
+    m: Measurement,
+    *,
+    pods: int,
+    services: int,
+    kind: BenchJobKind = PYTORCHJOB,
+    minimal_per_job: int | None = None,
+) -> dict[str, Any]:
+    """The scenario's figures, latency samples and request tables of one measurement of jobs of
+    ``kind``; ``minimal_per_job`` (default: ``pods + services + REQUIRED_STATUS_WRITES``) is
+    what write amplification divides by."""
     samples = latency_samples(m.jobs.values(), LATENCIES)
     figures: dict[str, Any] = dict(latency_figures(samples, ("p50", "p90", "p99", "max")))
     n = len(m.jobs)
     succeeded = sum(1 for t in m.jobs.values() if t.succeeded is not None)
-    writes = operator_writes(m.requests)
-    minimal = n * (pods + services + REQUIRED_STATUS_WRITES)
+    writes = operator_writes(
+        m.requests,
+        also_not_operator=kind.not_operator,
+        minus=m.extra.get("kube_controller_writes"),
+    )
+    per_job = (
+        pods + services + REQUIRED_STATUS_WRITES if minimal_per_job is None else minimal_per_job
+    )
+    minimal = n * per_job
     total_writes = sum(writes.values())
     figures.update(
         wall_seconds_to_all_succeeded=None if m.timed_out else m.wall_seconds,
@@ -81,6 +108,11 @@ def figures_of(m: Measurement, *, pods: int, services: int) -> dict[str, Any]:
         "latency_samples": samples,
         "api_requests": m.requests,
         "operator_writes": writes,
+        **(
+            {"kube_controller_writes": m.extra["kube_controller_writes"]}
+            if "kube_controller_writes" in m.extra
+            else {}
+        ),
     }
 
 
@@ -88,6 +120,7 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     """Every system of ``ctx.options.systems`` in turn; the scenario's section of result.json."""
     opts = ctx.options
     shape = opts.shape
+    kind = opts.kind
     systems: dict[str, Any] = {}
     probe: TenantProbe | None = None
     if opts.probe is not None:
@@ -101,8 +134,8 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     try:
         for system in opts.systems:
             ns = namespace_for(ctx, "burst", system)
-            manifests = [pytorchjob(f"job-{i:05d}", ns, shape) for i in range(opts.jobs)]
-            ctx.say(f"[burst/{system}] {opts.jobs} jobs of {shape.pods} pods")
+            manifests = [kind.manifest(f"job-{i:05d}", ns, shape) for i in range(opts.jobs)]
+            ctx.say(f"[burst/{system}] {opts.jobs} {kind.kind} jobs of {shape.pods} pods")
             m = await measure_system(
                 ctx,
                 system,
@@ -111,16 +144,25 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
                 done=_done,
                 pods_per_job=shape.pods,
                 probe=probe,
+                kind=kind,
             )
-            systems[system] = figures_of(m, pods=shape.pods, services=shape.services)
+            systems[system] = figures_of(
+                m,
+                pods=shape.pods,
+                services=kind.services(shape),
+                kind=kind,
+                minimal_per_job=kind.minimal_writes(shape, status_writes=REQUIRED_STATUS_WRITES),
+            )
     finally:
         if probe is not None:
             await probe.stop()
     parameters: dict[str, Any] = {
         "jobs": opts.jobs,
+        "job_kind": kind.name,
         "masters": shape.masters,
         "workers": shape.workers,
         "run_seconds": shape.run_seconds,
+        "minimal_writes_per_job": kind.minimal_writes(shape, status_writes=REQUIRED_STATUS_WRITES),
     }
     if opts.probe is not None:
         parameters.update(

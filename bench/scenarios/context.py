@@ -26,10 +26,11 @@ from typing import Any
 import aiohttp
 
 from kubetrain.engine.client import ApiClient
+from kubetrain.informers.resource import EVENTS, PODS, kubeflow
 
 from ..apimetrics import RequestCounts, delta, scrape_request_counts
 from ..harness import HarnessError
-from ..jobs import PYTORCHJOBS, JobShape, create_jobs, create_namespace, pytorchjob
+from ..jobs import JOB_KINDS, PYTORCHJOB, BenchJobKind, JobShape, create_jobs, create_namespace
 from ..measure import JobTimes, JobWatch
 from ..systems import SystemOptions, system_process
 from .tenant_probe import (
@@ -42,7 +43,14 @@ from .tenant_probe import (
     without_probe,
 )
 
-__all__ = ["BenchContext", "BenchOptions", "Measurement", "measure_system"]
+__all__ = [
+    "OPERATOR_NAMESPACE",
+    "BenchContext",
+    "BenchOptions",
+    "Measurement",
+    "job_controller_writes",
+    "measure_system",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +110,12 @@ class BenchOptions:
     probe: ProbeOptions | None = field(default_factory=ProbeOptions)
     """burst scenario: the tenant probe's pace and idle phase (``tenant_probe.py``); None: no
     probe (``--no-probe``)."""
+    job_kind: str = "pytorchjob"
+    """burst scenario: what the jobs are (``--job-kind``, a key of ``jobs.JOB_KINDS``)."""
+
+    @property
+    def kind(self) -> BenchJobKind:
+        return JOB_KINDS[self.job_kind]
 
 
 @dataclass
@@ -140,15 +154,22 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def _warm_up(ctx: BenchContext, namespace: str, proc: Any) -> None:
-    name = "warmup"
-    await ctx.client.create(
-        PYTORCHJOBS, pytorchjob(name, namespace, JobShape(masters=1, workers=1, run_seconds=0.2))
-    )
+#: The namespace of kubetrain's webhook Service and certificate Secret when a run needs its
+#: webhook server (``--job-kind mpijob-v2beta1``).
+OPERATOR_NAMESPACE = "kubetrain-bench-system"
+WARMUP = "warmup"
+
+
+async def _warm_up(
+    ctx: BenchContext, namespace: str, proc: Any, kind: BenchJobKind = PYTORCHJOB
+) -> None:
+    name = WARMUP
+    shape = JobShape(masters=1, workers=1, run_seconds=0.2)
+    await ctx.client.create(kind.api, kind.manifest(name, namespace, shape))
     deadline = time.monotonic() + ctx.options.warmup_timeout_seconds
     while time.monotonic() < deadline:
         proc.check_alive()
-        job = await ctx.client.get(PYTORCHJOBS, namespace, name)
+        job = await ctx.client.get(kubeflow(kind.kind), namespace, name)
         conds = (job.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Succeeded" and c.get("status") == "True" for c in conds):
             return
@@ -168,30 +189,59 @@ async def measure_system(
     done: Callable[[JobTimes], bool],
     pods_per_job: int,
     probe: TenantProbe | None = None,
+    kind: BenchJobKind = PYTORCHJOB,
 ) -> Measurement:
     """Run ``manifests`` (all in namespace ``<scenario>-<system>-<run id>``, which they must name)
     through ``system`` until every job is ``done`` or the timeout; measure it. With ``probe``:
     its idle phase after the warm-up, then its creating phase from the first create and its
     reconciling phase from the last create until every job has its pods (or the end), by name
     in ``Measurement.extra["probe"]``; its requests of the last two are left out of
-    ``requests``."""
+    ``requests``.
+
+    ``kind`` (``--job-kind``): what the manifests are. One with ``webhooks`` (MPIJob v2beta1)
+    has the harness install kubetrain's webhooks (Service, configurations, the CRD's conversion)
+    before the operator starts and wait until they admit; one with ``kube_controllers`` has
+    the writes of the cluster's Job controller for the measured jobs and the kubelets' final
+    DELETEs of their deleted pods counted by the harness, in
+    ``Measurement.extra["kube_controller_writes"]`` (``job_controller_writes``,
+    ``JobTimes.pods_deleted_on_node``), to be told from the system's."""
     namespace = namespace_for(ctx, scenario, system)
     await create_namespace(ctx.client, namespace)
-    watch = JobWatch(ctx.client, namespace, pods_per_job=pods_per_job)
-    await watch.start()
-    proc = system_process(
-        system,
-        kubeconfig=ctx.operator_kubeconfig,
-        harness_kubeconfig=ctx.kubeconfig,
-        namespace=namespace,
-        log_path=ctx.workdir / f"{scenario}-{system}.log",
-        options=ctx.options.system,
+    watch = JobWatch(
+        ctx.client,
+        namespace,
+        pods_per_job=pods_per_job,
+        pods_to_succeed=kind.pods_to_succeed(pods_per_job),
+        kind=kind.kind,
     )
+    await watch.start()
+    try:
+        webhook_port = await _install_webhooks(ctx) if kind.webhooks else 0
+        proc = system_process(
+            system,
+            kubeconfig=ctx.operator_kubeconfig,
+            harness_kubeconfig=ctx.kubeconfig,
+            namespace=namespace,
+            log_path=ctx.workdir / f"{scenario}-{system}.log",
+            options=ctx.options.system,
+            job_kind=kind.name,
+            webhook_port=webhook_port,
+            operator_namespace=OPERATOR_NAMESPACE if kind.webhooks else "",
+        )
+    except ValueError as exc:
+        await watch.stop()
+        raise HarnessError(str(exc)) from exc
+    except BaseException:
+        await watch.stop()
+        raise
     await proc.start()
     phases: dict[str, PhaseSamples] = {}
     during: dict[str, PhaseSamples] | None = None
+    kube_controller_writes: RequestCounts = {}
     try:
-        await _warm_up(ctx, namespace, proc)
+        if kind.webhooks:
+            await _wait_until_admitting(ctx, namespace, proc)
+        await _warm_up(ctx, namespace, proc, kind)
         await asyncio.sleep(ctx.options.settle_seconds)
         if probe is not None:
             await probe.mark(IDLE)
@@ -209,6 +259,7 @@ async def measure_system(
                 ctx.client,
                 manifests,
                 concurrency=ctx.options.create_concurrency,
+                ref=kind.api,
                 on_created=lambda name, at: _register(watch, name, at),
             )
             if probe is not None:
@@ -231,6 +282,13 @@ async def measure_system(
             with contextlib.suppress(asyncio.CancelledError):
                 await progress
         await asyncio.sleep(ctx.options.settle_seconds)
+        if kind.kube_controllers:
+            kube_controller_writes = await job_controller_writes(
+                ctx.client, namespace, list(watch.jobs)
+            )
+            kubelet_deletes = sum(len(t.pods_deleted_on_node) for t in watch.jobs.values())
+            if kubelet_deletes:
+                kube_controller_writes["DELETE pods"] = kubelet_deletes
         after = await scrape_request_counts(ctx.session, ctx.url)
         cpu1 = proc.cpu_seconds()
         rss = proc.peak_rss_bytes()
@@ -248,8 +306,81 @@ async def measure_system(
         peak_rss_bytes=rss,
         requests=without_probe(delta(before, after), list((during or {}).values())),
         timed_out=timed_out,
-        extra={} if probe is None else {"probe": {**phases, **(during or {})}},
+        extra={
+            **({} if probe is None else {"probe": {**phases, **(during or {})}}),
+            **({"kube_controller_writes": kube_controller_writes} if kind.kube_controllers else {}),
+        },
     )
+
+
+async def _install_webhooks(ctx: BenchContext) -> int:
+    """Install kubetrain's MPIJob webhooks (Service in ``OPERATOR_NAMESPACE`` to a free port of
+    this machine, which the embedded API server dials; the configurations; the CRD's conversion
+    routed to ``/convert``); the port the operator's webhook server must bind. A real
+    kube-apiserver (``--kubeconfig``) dials a Service's endpoints, never this machine's loopback:
+    it would need ``install_webhooks``'s ``endpoint_address``, which the harness does not set."""
+    from kubetrain.reconcilers.api.kinds import MPIJOB
+    from kubetrain.reconcilers.api.webhooks import WebhookService
+    from kubetrain.up import free_port
+    from kubetrain.webhook_install import install_webhooks
+
+    port = free_port()
+    service = WebhookService(namespace=OPERATOR_NAMESPACE)
+    await install_webhooks(ctx.client, port=port, service=service, kinds=[MPIJOB])
+    return port
+
+
+async def _wait_until_admitting(ctx: BenchContext, namespace: str, proc: Any) -> None:
+    from kubetrain.reconcilers.api.kinds import MPIJOB
+    from kubetrain.webhook_install import wait_until_admitting
+
+    waiting = asyncio.create_task(
+        wait_until_admitting(ctx.client, namespace=namespace, kind=MPIJOB, timeout=60.0)
+    )
+    try:
+        while not waiting.done():
+            proc.check_alive()
+            await asyncio.sleep(0.1)
+        waiting.result()
+    except TimeoutError as exc:
+        raise HarnessError(
+            f"{proc.name}: {exc}; last lines of {proc.log_path}:\n{proc.log_tail()}"
+        ) from exc
+    finally:
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await waiting
+
+
+async def job_controller_writes(
+    client: ApiClient, namespace: str, job_names: list[str]
+) -> RequestCounts:
+    """The writes the cluster's Job controller made for the launcher Jobs (``<job>-launcher``)
+    of ``job_names``, which the API server's counters cannot tell from the system's: one
+    ``POST pods`` per launcher pod, and per Event of the controller (``source.component``
+    ``job-controller``) on those Jobs one ``POST events`` and ``count - 1`` ``PATCH events``.
+    (Its ``PATCH pods``, the tracking finalizer, and ``jobs/status`` writes are left out by
+    resource: ``BenchJobKind.not_operator``.)"""
+    launchers = {f"{name}-launcher" for name in job_names}
+    pods = (await client.list(PODS, namespace)).get("items") or []
+    launcher_pods = 0
+    for pod in pods:
+        for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
+            if owner.get("controller") and owner.get("kind") == "Job":
+                launcher_pods += owner.get("name") in launchers
+    posts = patches = 0
+    for event in (await client.list(EVENTS, namespace)).get("items") or []:
+        involved = event.get("involvedObject") or {}
+        source = (event.get("source") or {}).get("component") or event.get("reportingComponent")
+        if (
+            source == "job-controller"
+            and involved.get("kind") == "Job"
+            and involved.get("name") in launchers
+        ):
+            posts += 1
+            patches += max(0, int(event.get("count") or 1) - 1)
+    counts = {"POST pods": launcher_pods, "POST events": posts, "PATCH events": patches}
+    return {k: v for k, v in counts.items() if v}
 
 
 def _all_pods_created(watch: JobWatch) -> bool:
