@@ -531,7 +531,11 @@ class Operator:
             recorder=recorder,
             metrics=self.metrics,
             mpi_metrics=MPIOperatorMetrics(self.registry),
-            options=MPIJobV2Options(cluster_domain=self.options.cluster_domain, clock=clock),
+            options=MPIJobV2Options(
+                cluster_domain=self.options.cluster_domain,
+                gang=self.options.domain.gang,
+                clock=clock,
+            ),
             controller_options=controller_options,
         )
         self.manager.add(controller)

@@ -53,10 +53,12 @@ from kubetrain.reconcilers.api.validation import FieldError
 from kubetrain.reconcilers.common.compact import merge_patch_of
 from kubetrain.reconcilers.common.expectations import ExpectationKey, Expectations
 from kubetrain.reconcilers.common.naming import OPERATOR_NAME_LABEL
+from kubetrain.reconcilers.gang.flavour import GangScheduler
 from kubetrain.reconcilers.jobcontroller.protocols import EventSink, JobWriter
 from kubetrain.reconcilers.metrics import JobMetrics
 
 from . import objects as mpi
+from . import podgroup as pg
 from .metrics import MPIOperatorMetrics
 from .status import (
     StatusUpdate,
@@ -92,6 +94,9 @@ class MPIJobV2Options:
     """Appended to the hostfile's names (``<pod>.<job>.<ns>.svc.<domain>``); "" leaves it out,
     as mpi-operator's ``--cluster-domain`` default does."""
     field_manager: str = "kubetrain"
+    gang: GangScheduler | None = None
+    """``--gang-scheduler-name``'s scheduler: a PodGroup per job (mpi-operator's, of this
+    flavour) and pods decorated for it, as mpi-operator's ``--gang-scheduling`` does."""
     stale_job_requeue: float = 5.0
     """Seconds until a job whose cache does not show our last status write yet is retried (its
     watch event usually comes first and runs it at once)."""
@@ -130,6 +135,8 @@ class MPIJobV2Reconciler:
         secrets: Lister,
         batch_jobs: Lister,
         recorder: EventSink,
+        podgroups: Lister | None = None,
+        priority_classes: Lister | None = None,
         metrics: JobMetrics,
         mpi_metrics: MPIOperatorMetrics,
         expectations: Expectations,
@@ -142,11 +149,18 @@ class MPIJobV2Reconciler:
         self.configmaps = configmaps
         self.secrets = secrets
         self.batch_jobs = batch_jobs
+        self.podgroups = podgroups
+        self.priority_classes = priority_classes
         self.recorder = recorder
         self.metrics = metrics
         self.mpi_metrics = mpi_metrics
         self.expectations = expectations
         self.options = options or MPIJobV2Options()
+        if self.options.gang is not None and (podgroups is None or priority_classes is None):
+            raise ValueError(
+                "MPIJobV2Reconciler: options.gang is set but the PodGroup or PriorityClass "
+                "cache is missing (new_mpiv2_controller wires both)"
+            )
         # job key -> (uid, resourceVersion of our last status write): a reconcile waits until
         # the cache shows it, so nothing it recorded is decided (or counted) twice.
         self._written: dict[str, tuple[str, str]] = {}
@@ -178,6 +192,7 @@ class MPIJobV2Reconciler:
             # Compacted in the cache: only runPolicy and status are read here.
             if mpi.is_clean_up_pods(run_policy.get("cleanPodPolicy")):
                 await self._delete_workers(cached, uid, run_policy.get("cleanPodPolicy"))
+                await self._delete_pod_group(cached, uid)
                 status = with_workers_cleaned(status)
                 if not await self._write_status(
                     cached, old_status, status, keys=("replicaStatuses",)
@@ -211,6 +226,7 @@ class MPIJobV2Reconciler:
             await self._config_map(job, uid)
             await self._ssh_secret(job, uid)
             if not suspended:
+                await self._pod_group(job, uid)
                 workers = await self._workers(job, uid)
             if launcher is None and (
                 job["spec"].get("launcherCreationPolicy") != "WaitForWorkersReady"
@@ -221,8 +237,9 @@ class MPIJobV2Reconciler:
                 launcher = await self._create_launcher(job)
         if launcher is not None:
             launcher = await self._sync_launcher_suspension(job, launcher, suspended)
-        if suspended:  # cleanUpWorkerPods: by the job's cleanPodPolicy
+        if suspended:  # cleanUpWorkerPods: by the job's cleanPodPolicy, and the PodGroup
             await self._delete_workers(job, uid, run_policy.get("cleanPodPolicy"))
+            await self._delete_pod_group(job, uid)
             status = with_workers_cleaned(status)
             job = {**job, "status": status}
 
@@ -332,7 +349,7 @@ class MPIJobV2Reconciler:
             pod = self.pods.get(_ns(job), mpi.worker_name(job, i))
             if pod is None:
                 try:
-                    pod = await self._create(PODS, mpi.new_worker(job, i))
+                    pod = await self._create(PODS, self._decorated_pod(mpi.new_worker(job, i)))
                 except ApiStatusError as e:
                     self._event(job, "Warning", "MPIJobFailed", f"worker pod created failed: {e}")
                     raise
@@ -342,8 +359,12 @@ class MPIJobV2Reconciler:
         return workers
 
     async def _create_launcher(self, job: Obj) -> Obj:
+        launcher = mpi.new_launcher_job(job)
+        if self.options.gang is not None:
+            template = self._decorated_template(launcher["spec"]["template"], job)
+            launcher = {**launcher, "spec": {**launcher["spec"], "template": template}}
         try:
-            return await self._create(BATCH_JOBS, _owned(mpi.new_launcher_job(job)))
+            return await self._create(BATCH_JOBS, _owned(launcher))
         except ApiStatusError as e:
             self._event(job, "Warning", "MPIJobFailed", f"launcher pod created failed: {e}")
             raise
@@ -362,11 +383,81 @@ class MPIJobV2Reconciler:
                     field_manager=self.options.field_manager,
                 )
             launcher = mpi.sync_launcher_scheduling_directives(
-                launcher, mpi.new_launcher_pod_template(job)
+                launcher, self._decorated_template(mpi.new_launcher_pod_template(job), job)
             )
         return await self._update(
             BATCH_JOBS, {**launcher, "spec": {**launcher["spec"], "suspend": suspended}}
         )
+
+    # -- gang scheduling (mpi-operator's podgroup.go, pure in podgroup.py) -----------------------
+
+    def _decorated_template(self, template: Obj, job: Obj) -> Obj:
+        gang = self.options.gang
+        if gang is None:
+            return template
+        replaced = pg.overwritten_scheduler_name(template, gang)
+        if replaced:
+            log.warning(
+                "MPIJob %s/%s: schedulerName %r of a pod template replaced by %r (gang scheduling)",
+                _ns(job),
+                (job.get("metadata") or {}).get("name"),
+                replaced,
+                gang.scheduler_name,
+            )
+        return pg.decorate_pod_template(template, str(job["metadata"]["name"]), gang)
+
+    def _decorated_pod(self, pod: Obj) -> Obj:
+        """A worker pod with its template part decorated for the gang scheduler."""
+        gang = self.options.gang
+        if gang is None:
+            return pod
+        job_name = pod["metadata"]["labels"][mpi.JOB_NAME_LABEL]
+        template = pg.decorate_pod_template(
+            {"metadata": pod["metadata"], "spec": pod["spec"]}, job_name, gang
+        )
+        return {**pod, "metadata": template["metadata"], "spec": template["spec"]}
+
+    async def _pod_group(self, job: Obj, uid: str) -> None:
+        """getOrCreatePodGroups: create it, or bring its spec to what it should be."""
+        gang, podgroups = self.options.gang, self.podgroups
+        if gang is None or podgroups is None:
+            return
+        try:
+            desired = pg.new_pod_group(job, gang, priority_classes=self._priority_value)
+        except ValueError as e:  # a request that is not a quantity: the user's to fix
+            self._event(job, "Warning", "MPIJobFailed", f"PodGroup of the job: {e}")
+            raise
+        desired = _owned(desired)
+        current = podgroups.get(_ns(job), desired["metadata"]["name"])
+        if current is None:
+            await self._create(gang.podgroup_resource, desired)
+            return
+        self._check_owner(job, uid, current, "PodGroup")
+        if pg.pod_group_needs_update(current, desired):
+            await self._update(gang.podgroup_resource, pg.with_pod_group_spec(current, desired))
+
+    async def _delete_pod_group(self, job: Obj, uid: str) -> None:
+        """deletePodGroups: when the job is suspended or cleaned up."""
+        gang, podgroups = self.options.gang, self.podgroups
+        if gang is None or podgroups is None:
+            return
+        name = str(job["metadata"]["name"])
+        current = podgroups.get(_ns(job), name)
+        if current is None or (current.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        self._check_owner(job, uid, current, "PodGroup")
+        try:
+            await self.client.delete(
+                gang.podgroup_resource, _ns(job), name, uid=current["metadata"].get("uid")
+            )
+        except ApiStatusError as e:
+            if not (e.is_not_found or e.is_conflict):
+                raise
+
+    def _priority_value(self, name: str) -> int | None:
+        cached = self.priority_classes.get(None, name) if self.priority_classes else None
+        value = (cached or {}).get("value")
+        return int(value) if isinstance(value, int) else None
 
     async def _delete_workers(self, job: Obj, uid: str, clean_pod_policy: str | None) -> None:
         for pod in self.pods.by_index(CONTROLLER_UID_INDEX, uid):

@@ -25,6 +25,7 @@ from kubetrain.informers.resource import (
     BATCH_JOBS,
     CONFIGMAPS,
     PODS,
+    PRIORITYCLASSES,
     SECRETS,
     SERVICES,
     kubeflow,
@@ -126,6 +127,14 @@ def new_mpiv2_controller(
     )
     opts = options or MPIJobV2Options()
     expectations = Expectations(clock=opts.clock)
+    podgroups = priority_classes = None
+    if opts.gang is not None:  # the same caches the v1 controllers ask for
+        podgroups = informers.informer_for(
+            opts.gang.podgroup_resource, label_selector=OWNED_SELECTOR
+        )
+        priority_classes = informers.informer_for(
+            PRIORITYCLASSES, metadata_only=True, keep=("value",)
+        )
     reconciler = MPIJobV2Reconciler(
         client=client,
         jobs=jobs.lister,
@@ -134,6 +143,8 @@ def new_mpiv2_controller(
         configmaps=configmaps.lister,
         secrets=secrets.lister,
         batch_jobs=batch_jobs.lister,
+        podgroups=podgroups.lister if podgroups is not None else None,
+        priority_classes=priority_classes.lister if priority_classes is not None else None,
         recorder=recorder,
         metrics=metrics,
         mpi_metrics=mpi_metrics,
@@ -153,4 +164,7 @@ def new_mpiv2_controller(
         (BATCH_JOBS, batch_jobs),
     ):
         controller.watch(informer, OwnedObjectHandler(MPIJOBS, expectations, ref.plural))
+    if podgroups is not None and opts.gang is not None:
+        plural = opts.gang.podgroup_resource.plural
+        controller.watch(podgroups, OwnedObjectHandler(MPIJOBS, expectations, plural))
     return controller, reconciler

@@ -24,12 +24,16 @@ import pytest_asyncio
 import yaml
 from conformance.apiserver_switch import selected_apiserver
 from conformance.controlplane import host_address
+from conformance.outside_manager import install_crds
 from jobkit_e2e import SIM, Env, open_env, poll
 from kubeapply import kubectl
 
+from kubetrain.cluster.podgroups import gang_crds
 from kubetrain.informers.resource import (
     BATCH_JOBS,
     CONFIGMAPS,
+    PODGROUPS_SCHEDULER_PLUGINS,
+    PODGROUPS_VOLCANO,
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
@@ -494,3 +498,59 @@ async def test_metrics_count_each_job_once_in_both_families(v2: V2Env) -> None:
     reasons = [e["reason"] for e in events]
     assert reasons.count("MPIJobCreated") == 1 and reasons.count("MPIJobSucceeded") == 1, reasons
     assert all(e.get("count", 1) == 1 for e in events if e["reason"] == "MPIJobRunning"), events
+
+
+@pytest.mark.parametrize("scheduler", ["volcano", "scheduler-plugins-scheduler"])
+async def test_gang_scheduling_gives_the_job_mpi_operators_pod_group(
+    v2: V2Env, scheduler: str
+) -> None:
+    """With ``--gang-scheduler-name`` the job gets mpi-operator's PodGroup (minMember = workers
+    + the launcher) and every pod, the launcher Job's included, is the gang scheduler's; the
+    simulated nodes bind them as a group. Cleanup deletes the PodGroup with the workers."""
+    env = v2.env
+    if env.real:  # the embedded cluster serves them; a real one gets them as Volcano installs
+        await install_crds(env.client, gang_crds())
+    await env.stop_operator()
+    try:
+        await env.start_operator(
+            webhook_server_port=v2.port,
+            operator_namespace=SERVICE.namespace,
+            gang_scheduler_name=scheduler,
+        )
+        ns = await env.namespace("mpiv2-gang")
+        name = "gang"
+        job = mpijob_v2(name, ns, workers=2, launcher_seconds=2)
+        job["spec"]["runPolicy"]["schedulingPolicy"] = {"queue": "default"}
+        assert (await v2.apply(job)).returncode == 0
+        volcano = scheduler == "volcano"
+        ref = PODGROUPS_VOLCANO if volcano else PODGROUPS_SCHEDULER_PLUGINS
+        group = await poll(lambda: get(env, ref, ns, name), what="the PodGroup")
+        assert group["spec"]["minMember"] == 3
+        owner = group["metadata"]["ownerReferences"][0]
+        assert (owner["apiVersion"], owner["kind"], owner["name"]) == (
+            "kubeflow.org/v2beta1",
+            "MPIJob",
+            name,
+        )
+        if volcano:
+            assert group["spec"]["queue"] == "default"
+        await v2.wait_v2(ns, name, "Running")
+        pods = await env.client.list_all(PODS, ns)
+        assert len(pods) == 3
+        for pod in pods:
+            assert pod["spec"]["schedulerName"] == scheduler, pod["metadata"]["name"]
+            if volcano:
+                assert pod["metadata"]["annotations"]["scheduling.k8s.io/group-name"] == name
+            else:
+                assert pod["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == name
+        await v2.wait_v2(ns, name, "Succeeded")
+        await poll(
+            lambda: _gone(env, ref, ns, name), timeout=30, what="PodGroup deleted at cleanup"
+        )
+    finally:
+        await env.stop_operator()
+        await env.start_operator(webhook_server_port=v2.port, operator_namespace=SERVICE.namespace)
+
+
+async def _gone(env: Env, ref: Any, ns: str, name: str) -> bool:
+    return await get(env, ref, ns, name) is None
