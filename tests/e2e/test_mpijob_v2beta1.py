@@ -554,3 +554,47 @@ async def test_gang_scheduling_gives_the_job_mpi_operators_pod_group(
 
 async def _gone(env: Env, ref: Any, ns: str, name: str) -> bool:
     return await get(env, ref, ns, name) is None
+
+
+async def test_a_launcher_out_of_retries_fails_the_job_with_its_reason(v2: V2Env) -> None:
+    """runPolicy.backoffLimit and ttlSecondsAfterFinished go to the launcher Job; its Failed
+    condition (BackoffLimitExceeded) becomes the MPIJob's, reason suffixed with the last failed
+    pod's (mpi-operator's ``BackoffLimitExceeded/<pod reason>``); the launcher Job goes after its
+    TTL while the MPIJob stays."""
+    env = v2.env
+    ns = await env.namespace("mpiv2-fail")
+    name = "fails"
+    job = mpijob_v2(name, ns, launcher_seconds=0.2)
+    job["spec"]["runPolicy"].update(backoffLimit=1, ttlSecondsAfterFinished=3)
+    launcher_tmpl = job["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]
+    launcher_tmpl["metadata"]["annotations"][SIM + "exit-code"] = "1"
+    job["spec"]["mpiReplicaSpecs"]["Launcher"]["restartPolicy"] = "Never"
+    assert (await v2.apply(job)).returncode == 0
+    launcher = await poll(lambda: get(env, BATCH_JOBS, ns, f"{name}-launcher"), what="launcher")
+    assert launcher["spec"]["backoffLimit"] == 1
+    assert launcher["spec"]["ttlSecondsAfterFinished"] == 3
+    failed = await v2.wait_v2(ns, name, "Failed")
+    condition = {c["type"]: c for c in failed["status"]["conditions"]}["Failed"]
+    assert condition["reason"].startswith("BackoffLimitExceeded/"), condition
+    assert failed["status"].get("completionTime")
+    assert failed["status"]["replicaStatuses"]["Launcher"]["failed"] == 2
+    events = [e for e in await env.events(ns) if e["involvedObject"]["name"] == name]
+    assert any(e["reason"] == condition["reason"] for e in events), events
+    await poll(
+        lambda: _gone(env, BATCH_JOBS, ns, f"{name}-launcher"),
+        timeout=30,
+        what="the launcher Job deleted by its TTL",
+    )
+    assert (await v2.get_v2(ns, name))["metadata"]["name"] == name
+
+
+async def test_the_deadline_fails_the_job_through_its_launcher(v2: V2Env) -> None:
+    env = v2.env
+    ns = await env.namespace("mpiv2-deadline")
+    name = "slow"
+    job = mpijob_v2(name, ns, launcher_seconds=3600)
+    job["spec"]["runPolicy"]["activeDeadlineSeconds"] = 2
+    assert (await v2.apply(job)).returncode == 0
+    failed = await v2.wait_v2(ns, name, "Failed", timeout=60)
+    condition = {c["type"]: c for c in failed["status"]["conditions"]}["Failed"]
+    assert condition["reason"] == "DeadlineExceeded", condition
