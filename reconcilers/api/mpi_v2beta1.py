@@ -53,13 +53,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kubetrain.base.objects import Obj, json_type
+from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.api.kinds import GROUP
 from kubetrain.reconcilers.api.validation import (
     INVALID,
     NOT_SUPPORTED,
     REQUIRED,
     FieldError,
+    is_json_integer,
+    shown_value,
+    wrong_type,
 )
 
 __all__ = [
@@ -142,7 +145,7 @@ def validate_origin(obj: Obj) -> list[FieldError]:
     value = _annotations(obj).get(ORIGIN_ANNOTATION)
     if value is None or value in ORIGIN_VALUES:
         return []
-    return [FieldError(NOT_SUPPORTED, ORIGIN_FIELD, _shown(value), _supported(ORIGIN_VALUES))]
+    return [FieldError(NOT_SUPPORTED, ORIGIN_FIELD, shown_value(value), _supported(ORIGIN_VALUES))]
 
 
 def validate_origin_update(old: Obj, new: Obj) -> list[FieldError]:
@@ -155,7 +158,7 @@ def validate_origin_update(old: Obj, new: Obj) -> list[FieldError]:
             FieldError(
                 INVALID,
                 ORIGIN_FIELD,
-                _shown(value),
+                shown_value(value),
                 "field is immutable: an MPIJob keeps the API version it was written in "
                 f"({GROUP}/{origin_of(old)})",
             )
@@ -232,26 +235,12 @@ def _supported(values: tuple[str, ...]) -> str:
     return "supported values: " + ", ".join(f'"{v}"' for v in values)
 
 
-def _shown(value: object) -> object:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return json_type(value)
-
-
-def _wrong_type(path: str, value: object, expected: str) -> FieldError:
-    return FieldError(INVALID, path, json_type(value), f"must be of type {expected}")
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _integer(value: object, path: str, errs: list[FieldError]) -> int | None:
     """The integer at ``path``; None when absent (null) or not an integer (reported)."""
     if value is None:
         return None
-    if not _is_integer(value):
-        errs.append(_wrong_type(path, value, "integer"))
+    if not is_json_integer(value):
+        errs.append(wrong_type(path, value, "integer"))
         return None
     assert isinstance(value, int)
     return value
@@ -261,7 +250,7 @@ def _string(value: object, path: str, errs: list[FieldError]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        errs.append(_wrong_type(path, value, "string"))
+        errs.append(wrong_type(path, value, "string"))
         return None
     return value
 
@@ -270,7 +259,7 @@ def _object(value: object, path: str, errs: list[FieldError]) -> Obj | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        errs.append(_wrong_type(path, value, "object"))
+        errs.append(wrong_type(path, value, "object"))
         return None
     return value
 
@@ -330,14 +319,14 @@ def _validate_replica_spec(spec: Obj, path: str) -> list[FieldError]:
         )
     restart = spec.get("restartPolicy")
     if restart is not None and not isinstance(restart, str):
-        errs.append(_wrong_type(f"{path}.restartPolicy", restart, "string"))
+        errs.append(wrong_type(f"{path}.restartPolicy", restart, "string"))
     else:
         _enum(restart or "", f"{path}.restartPolicy", RESTART_POLICY_VALUES_V2BETA1, errs)
     template = _object(spec.get("template"), f"{path}.template", errs)
     pod_spec = _object((template or {}).get("spec"), f"{path}.template.spec", errs)
     containers = (pod_spec or {}).get("containers")
     if containers is not None and not isinstance(containers, list):
-        errs.append(_wrong_type(f"{path}.template.spec.containers", containers, "array"))
+        errs.append(wrong_type(f"{path}.template.spec.containers", containers, "array"))
     elif not containers:
         errs.append(
             FieldError(
@@ -355,7 +344,7 @@ def _validate_replica_specs(specs: object, path: str) -> list[FieldError]:
     if specs is None:
         return [FieldError(REQUIRED, path, detail="must have replica specs")]
     if not isinstance(specs, dict):
-        return [_wrong_type(path, specs, "object")]
+        return [wrong_type(path, specs, "object")]
     launcher_path = f"{path}[{LAUNCHER}]"
     launcher = _object(specs.get(LAUNCHER), launcher_path, errs)
     if specs.get(LAUNCHER) is None:
@@ -431,7 +420,7 @@ def validate_mpijob_v2beta1(obj: Obj) -> list[FieldError]:
     errs += _validate_run_policy(spec.get("runPolicy"), "spec.runPolicy")
     mount = spec.get("sshAuthMountPath")
     if mount is not None and not isinstance(mount, str):
-        errs.append(_wrong_type("spec.sshAuthMountPath", mount, "string"))
+        errs.append(wrong_type("spec.sshAuthMountPath", mount, "string"))
     elif not mount:
         errs.append(
             FieldError(
@@ -442,7 +431,7 @@ def validate_mpijob_v2beta1(obj: Obj) -> list[FieldError]:
         )
     implementation = spec.get("mpiImplementation")
     if implementation is not None and not isinstance(implementation, str):
-        errs.append(_wrong_type("spec.mpiImplementation", implementation, "string"))
+        errs.append(wrong_type("spec.mpiImplementation", implementation, "string"))
     else:
         _enum(implementation or "", "spec.mpiImplementation", MPI_IMPLEMENTATION_VALUES, errs)
     return errs
@@ -461,7 +450,10 @@ def transition_errors_v2beta1(old: Obj, new: Obj) -> list[FieldError]:
     if _managed_by(old) != new_managed_by:
         errs.append(
             FieldError(
-                INVALID, "spec.runPolicy.managedBy", _shown(new_managed_by), "field is immutable"
+                INVALID,
+                "spec.runPolicy.managedBy",
+                shown_value(new_managed_by),
+                "field is immutable",
             )
         )
     return errs

@@ -168,7 +168,7 @@ def _supported(values: tuple[str, ...]) -> str:
 # --- appends the Invalid error for a wrong type; null counts as absent, never as an error).
 
 
-def _shown(value: object) -> object:
+def shown_value(value: object) -> object:
     """``value`` as an error's bad value: itself when a JSON scalar, else its JSON type name
     (errors stay hashable and short: the webhook puts them in sets)."""
     if value is None or isinstance(value, bool | int | float | str):
@@ -176,11 +176,11 @@ def _shown(value: object) -> object:
     return json_type(value)
 
 
-def _wrong_type(path: str, value: object, expected: str) -> FieldError:
+def wrong_type(path: str, value: object, expected: str) -> FieldError:
     return FieldError(INVALID, path, json_type(value), f"must be of type {expected}")
 
 
-def _is_integer(value: object) -> bool:
+def is_json_integer(value: object) -> bool:
     """A JSON integer (``true``/``false`` are not, although Python's bool is an int)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -190,7 +190,7 @@ def _read_object(value: object, path: str, errs: list[FieldError]) -> Obj | None
         return None
     if isinstance(value, dict):
         return value
-    errs.append(_wrong_type(path, value, "object"))
+    errs.append(wrong_type(path, value, "object"))
     return None
 
 
@@ -199,7 +199,7 @@ def _read_array(value: object, path: str, errs: list[FieldError]) -> list[Any] |
         return None
     if isinstance(value, list):
         return value
-    errs.append(_wrong_type(path, value, "array"))
+    errs.append(wrong_type(path, value, "array"))
     return None
 
 
@@ -211,7 +211,7 @@ def _read_integer(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        errs.append(_wrong_type(path, value, "integer"))
+        errs.append(wrong_type(path, value, "integer"))
         return None
     if minimum is not None and value < minimum:
         errs.append(FieldError(INVALID, path, value, f"must be greater than or equal to {minimum}"))
@@ -220,12 +220,12 @@ def _read_integer(
 
 def _check_boolean(value: object, path: str, errs: list[FieldError]) -> None:
     if value is not None and not isinstance(value, bool):
-        errs.append(_wrong_type(path, value, "boolean"))
+        errs.append(wrong_type(path, value, "boolean"))
 
 
 def _check_string(value: object, path: str, errs: list[FieldError]) -> None:
     if value is not None and not isinstance(value, str):
-        errs.append(_wrong_type(path, value, "string"))
+        errs.append(wrong_type(path, value, "string"))
 
 
 def _check_enum(value: object, path: str, allowed: tuple[str, ...], errs: list[FieldError]) -> None:
@@ -233,7 +233,7 @@ def _check_enum(value: object, path: str, allowed: tuple[str, ...], errs: list[F
     if value is None:
         return
     if not isinstance(value, str):
-        errs.append(_wrong_type(path, value, "string"))
+        errs.append(wrong_type(path, value, "string"))
     elif value not in allowed:
         errs.append(FieldError(NOT_SUPPORTED, path, value, _supported(allowed)))
 
@@ -347,7 +347,7 @@ def _validate_job_name(kind: JobKind, name: object, specs: object) -> list[Field
     if name is None or name == "":
         return []
     if not isinstance(name, str):
-        return [_wrong_type("metadata.name", name, "string")]
+        return [wrong_type("metadata.name", name, "string")]
     errs = validate_name(name)
     if not errs and isinstance(specs, dict):
         errs = _validate_derived_names(kind, name, specs)
@@ -366,7 +366,7 @@ def _validate_run_policy(value: object) -> list[FieldError]:
     managed = policy.get("managedBy")
     if managed is not None:
         if not isinstance(managed, str):
-            errs.append(_wrong_type(f"{path}.managedBy", managed, "string"))
+            errs.append(wrong_type(f"{path}.managedBy", managed, "string"))
         elif managed not in MANAGED_BY_VALUES:
             errs.append(
                 FieldError(
@@ -447,7 +447,7 @@ def _validate_ports(
     for j, port in enumerate(ports):
         port_path = f"{path}[{j}]"
         if not isinstance(port, dict):
-            errs.append(_wrong_type(port_path, port, "object"))
+            errs.append(wrong_type(port_path, port, "object"))
             continue
         name = port.get("name")
         if name is None or name == "":
@@ -464,7 +464,7 @@ def _validate_ports(
                     )
                 )
         elif not isinstance(name, str):
-            errs.append(_wrong_type(f"{port_path}.name", name, "string"))
+            errs.append(wrong_type(f"{port_path}.name", name, "string"))
         else:
             problems = _port_name_problems(name)
             for problem in problems:
@@ -475,10 +475,10 @@ def _validate_ports(
                 names.add(name)
         number = port.get("containerPort")
         number_path = f"{port_path}.containerPort"
-        if number is None or (_is_integer(number) and number == 0):
+        if number is None or (is_json_integer(number) and number == 0):
             errs.append(FieldError(REQUIRED, number_path))
-        elif not _is_integer(number):
-            errs.append(_wrong_type(number_path, number, "integer"))
+        elif not is_json_integer(number):
+            errs.append(wrong_type(number_path, number, "integer"))
         elif not MIN_PORT_NUMBER <= number <= MAX_PORT_NUMBER:
             errs.append(
                 FieldError(
@@ -514,19 +514,19 @@ def _validate_container(
     """One entry of ``containers``/``initContainers``; ``seen_names`` collects the names of the
     pod's containers so far (both lists), a repeated one is Duplicate here."""
     if not isinstance(container, dict):
-        errs.append(_wrong_type(path, container, "object"))
+        errs.append(wrong_type(path, container, "object"))
         return
     image = container.get("image")
     if image is None or image == "":
         errs.append(FieldError(REQUIRED, f"{path}.image", detail="must be required"))
     elif not isinstance(image, str):
-        errs.append(_wrong_type(f"{path}.image", image, "string"))
+        errs.append(wrong_type(f"{path}.image", image, "string"))
     name = container.get("name")
     name_path = f"{path}.name"
     if name is None or name == "":
         errs.append(FieldError(REQUIRED, name_path, detail="must be required"))
     elif not isinstance(name, str):
-        errs.append(_wrong_type(name_path, name, "string"))
+        errs.append(wrong_type(name_path, name, "string"))
     else:
         for problem in _dns1123_label_problems(name):
             errs.append(FieldError(INVALID, name_path, name, problem))
@@ -609,7 +609,7 @@ def _validate_replica_spec(
     reads as an empty one (no containers)."""
     errs: list[FieldError] = []
     if rspec is not None and not isinstance(rspec, dict):
-        return [_wrong_type(role, rspec, "object")]
+        return [wrong_type(role, rspec, "object")]
     rspec = rspec or {}
     _read_integer(rspec.get("replicas"), f"{role}.replicas", errs, minimum=0)
     policy = rspec.get("restartPolicy")
@@ -636,7 +636,7 @@ def _validate_replica_specs(kind: JobKind, specs: object) -> list[FieldError]:
     if specs is None:
         return [FieldError(REQUIRED, path, detail="must be required")]
     if not isinstance(specs, dict):
-        return [_wrong_type(path, specs, "object")]
+        return [wrong_type(path, specs, "object")]
     errs: list[FieldError] = []
     first_of_lowered: dict[str, str] = {}
     for rtype, rspec in specs.items():
@@ -788,7 +788,10 @@ def transition_errors(old: Obj, new: Obj) -> list[FieldError]:
     if old_policy.get("managedBy") != new_managed_by:
         errs.append(
             FieldError(
-                INVALID, "spec.runPolicy.managedBy", _shown(new_managed_by), "field is immutable"
+                INVALID,
+                "spec.runPolicy.managedBy",
+                shown_value(new_managed_by),
+                "field is immutable",
             )
         )
     old_queue, new_queue = _queue_of(old_policy), _queue_of(new_policy)
@@ -802,7 +805,7 @@ def transition_errors(old: Obj, new: Obj) -> list[FieldError]:
             FieldError(
                 INVALID,
                 "spec.runPolicy.schedulingPolicy.queue",
-                _shown(new_queue),
+                shown_value(new_queue),
                 "field is immutable while the job is running; suspend the job to change its queue",
             )
         )
@@ -831,9 +834,12 @@ __all__ = [
     "RESTART_POLICY_VALUES",
     "FieldError",
     "aggregate_message",
+    "is_json_integer",
+    "shown_value",
     "transition_errors",
     "validate",
     "validate_name",
     "validate_update",
     "warnings",
+    "wrong_type",
 ]

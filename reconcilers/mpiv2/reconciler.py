@@ -51,6 +51,7 @@ from kubetrain.reconcilers.api.mpi_v2beta1 import (
 )
 from kubetrain.reconcilers.api.validation import FieldError
 from kubetrain.reconcilers.common.compact import merge_patch_of
+from kubetrain.reconcilers.common.conditions import is_finished
 from kubetrain.reconcilers.common.expectations import ExpectationKey, Expectations
 from kubetrain.reconcilers.common.naming import OPERATOR_NAME_LABEL
 from kubetrain.reconcilers.gang.flavour import GangScheduler
@@ -64,7 +65,6 @@ from .status import (
     StatusUpdate,
     created_status,
     get_condition,
-    is_finished,
     next_status,
     truncate_message,
     update_conditions,

@@ -21,6 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubetrain.base.objects import Obj
+from kubetrain.reconcilers.common.conditions import (
+    is_finished,
+)
 
 from .objects import (
     LAUNCHER_REPLICA_TYPE,
@@ -125,26 +128,6 @@ def get_condition(status: Mapping[str, Any], condition_type: str) -> dict[str, A
         if cond.get("type") == condition_type:
             return dict(cond)
     return None
-
-
-def has_condition(status: Mapping[str, Any], condition_type: str) -> bool:
-    """A condition of ``condition_type`` with status True exists."""
-    return any(
-        c.get("type") == condition_type and c.get("status") == TRUE for c in _conditions(status)
-    )
-
-
-def is_succeeded(status: Mapping[str, Any]) -> bool:
-    return has_condition(status, SUCCEEDED)
-
-
-def is_failed(status: Mapping[str, Any]) -> bool:
-    return has_condition(status, FAILED)
-
-
-def is_finished(status: Mapping[str, Any]) -> bool:
-    """Succeeded=True or Failed=True (the MPIJob's status, not the launcher's)."""
-    return is_succeeded(status) or is_failed(status)
 
 
 def new_condition(

@@ -545,13 +545,6 @@ def test_set_condition_rules() -> None:
     ]
 
 
-def test_finished_predicates() -> None:
-    assert not st.is_finished({})
-    assert st.is_succeeded({"conditions": [{"type": "Succeeded", "status": "True"}]})
-    assert st.is_failed({"conditions": [{"type": "Failed", "status": "True"}]})
-    assert not st.is_finished({"conditions": [{"type": "Failed", "status": "False"}]})
-
-
 def test_canonical_status() -> None:
     assert st.canonical_status(None) == {}
     assert st.canonical_status(
