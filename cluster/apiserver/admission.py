@@ -10,7 +10,8 @@ with the webhook's status: code 400 unless the webhook says >= 400, message
 What is supported of a webhook: ``rules`` (operations, apiGroups, apiVersions, resources with
 ``*``, ``*/*``, ``pods/*``, ``*/status``, ``pods/status``; scope), ``matchPolicy`` (Exact; or
 Equivalent: another served version of the same resource matches too, and the webhook gets the
-object under that version's apiVersion, no other conversion), ``namespaceSelector`` (labels of
+object in that version: converted by the CRD's conversion webhook when it has one, as kube does
+(a mutating webhook's patch applies to that object, which is converted back), else relabelled), ``namespaceSelector`` (labels of
 the request's namespace; the Namespace object's own labels for namespaces; cluster-scoped objects
 always match), ``objectSelector`` (new or old object's labels), ``failurePolicy`` (Fail, the
 default, or Ignore: a webhook that cannot be called, times out or answers nonsense is skipped),
@@ -48,7 +49,7 @@ import binascii
 import logging
 import ssl
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,6 +258,24 @@ class WebhookAdmission:
         self.mutating = MutatingWebhooks(self)
         self.validating = ValidatingWebhooks(self)
         self._listening = False
+        #: Converts an object of a CRD with a conversion webhook to another version (the
+        #: server's ``RestHandlers.converted``); None: relabel only (no conversion webhooks).
+        self.convert: Callable[[ResourceInfo, dict[str, Any], str], Awaitable[dict[str, Any]]] | (
+            None
+        ) = None
+
+    async def presented(self, matched: ResourceInfo, request: AdmissionRequest, obj: Any) -> Any:
+        """``obj`` as a webhook matched through ``matched`` sees it: in that version, converted
+        by the CRD's conversion webhook when ``matchPolicy: Equivalent`` matched another version
+        than the request's (kube converts; a relabel would hide what conversion adds)."""
+        if (
+            isinstance(obj, dict)
+            and self.convert is not None
+            and matched.version != request.info.version
+            and request.info.conversion is not None
+        ):
+            return await self.convert(request.info, obj, matched.version)
+        return _present(matched, obj)
 
     def start(self) -> None:
         """Compile the stored configurations and follow their changes (idempotent)."""
@@ -354,8 +373,14 @@ class WebhookAdmission:
     # -- calling -----------------------------------------------------------------------------
 
     def _review(
-        self, hook: Webhook, matched: ResourceInfo, request: AdmissionRequest, obj: Any
+        self,
+        hook: Webhook,
+        matched: ResourceInfo,
+        request: AdmissionRequest,
+        obj: Any,
+        old_obj: Any,
     ) -> dict[str, Any]:
+        """The AdmissionReview; ``obj`` and ``old_obj`` already in ``matched``'s version."""
         info = request.info
         body: dict[str, Any] = {
             "uid": str(uuid.uuid4()),
@@ -374,8 +399,8 @@ class WebhookAdmission:
             "name": request.name,
             "operation": request.operation,
             "userInfo": dict(self.options.user_info),
-            "object": _present(matched, obj),
-            "oldObject": _present(matched, request.old_obj),
+            "object": obj,
+            "oldObject": old_obj,
             "dryRun": request.dry_run,
             "options": {
                 "kind": _OPTIONS_KIND.get(request.operation, "CreateOptions"),
@@ -451,7 +476,14 @@ class WebhookAdmission:
         if request.dry_run and hook.side_effects not in ("None", "NoneOnDryRun"):
             raise errors.bad_request(f'admission webhook "{hook.name}" does not support dry run')
         try:
-            response = await self.call(hook, self._review(hook, matched, request, obj))
+            review = self._review(
+                hook,
+                matched,
+                request,
+                await self.presented(matched, request, obj),
+                await self.presented(matched, request, request.old_obj),
+            )
+            response = await self.call(hook, review)
         except _CallFailed as exc:
             message = f'failed calling webhook "{hook.name}": {exc}'
             if hook.failure_policy == "Ignore":
@@ -525,7 +557,8 @@ class MutatingWebhooks:
                 )
             try:
                 ops = orjson.loads(base64.b64decode(response["patch"]))
-                patched = json_patch(_present(matched, obj), ops)
+                base = await owner.presented(matched, request, obj)
+                patched = json_patch(base, ops)
             except (binascii.Error, ValueError, PatchError) as exc:
                 raise errors.internal(
                     f'admission webhook "{hook.name}": invalid patch: {exc}'
@@ -534,6 +567,13 @@ class MutatingWebhooks:
                 raise errors.internal(
                     f'admission webhook "{hook.name}": patch result is not an object'
                 )
+            converted_back = (
+                patched.get("apiVersion") != request.info.api_version
+                and owner.convert is not None
+                and request.info.conversion is not None
+            )
+            if converted_back and owner.convert is not None:  # to the request's version
+                patched = await owner.convert(request.info, patched, request.info.version)
             patched["apiVersion"] = request.info.api_version
             patched["kind"] = request.info.kind
             if request.info.schema is not None:

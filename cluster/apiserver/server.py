@@ -103,6 +103,7 @@ class ApiServer:
         self.webhooks = WebhookAdmission(store=self.store, registry=self.registry)
         self.admission.extend([self.webhooks.mutating, self.webhooks.validating])
         self.rest.converter = Converter(client=self.webhooks.client)
+        self.webhooks.convert = self.rest.converted  # Equivalent webhooks see converted objects
         self.gc = GarbageCollector(
             store=self.store, registry=self.registry, rest=self.rest, options=self.options.gc
         )

@@ -28,7 +28,8 @@ stored object is v1 and the annotation, not the request's version, is what a job
 read and written back through v2beta1 is still a v1 job). So both handlers dispatch on
 ``written_as_v2beta1``: such a job gets mpi-operator v2's defaulting and validation
 (``mpi_v2beta1.py``), every other MPIJob exactly the v1 rules. An API server that relabels rather
-than converts for an equivalent webhook (the embedded one) sends the v2beta1 object without the
+than converts for an equivalent webhook (none kubetrain runs on: kube and the embedded server
+convert) would send the v2beta1 object without the
 annotation; there a request whose ``requestKind`` is v2beta1 and whose object has no annotation
 is a v2beta1 job, and the defaulter adds the annotation to its patch. The annotation is checked
 for both versions: ``v1`` or ``v2beta1``, and immutable on update (a 422 naming

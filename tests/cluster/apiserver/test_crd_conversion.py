@@ -52,6 +52,21 @@ class ConversionHook:
     port: int = 0
     mode: str = "ok"
     requests: list[dict[str, Any]] = field(default_factory=list)
+    admitted: list[dict[str, Any]] = field(default_factory=list)
+    """The objects the mutating webhook at ``/mutate`` was shown (it adds 1 to replicas)."""
+
+    async def mutate(self, request: web.Request) -> web.Response:
+        req = orjson.loads(await request.read())["request"]
+        obj = req["object"]
+        self.admitted.append(obj)
+        response: dict[str, Any] = {"uid": req["uid"], "allowed": True}
+        replicas = (obj.get("spec") or {}).get("replicas")
+        if isinstance(replicas, int):
+            patch = [{"op": "replace", "path": "/spec/replicas", "value": replicas + 1}]
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(orjson.dumps(patch)).decode()
+        body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
+        return web.json_response({**body, "response": response})
 
     @property
     def ca_bundle(self) -> str:
@@ -138,6 +153,7 @@ def ca() -> CertificateAuthority:
 async def _serve(hook: ConversionHook) -> web.AppRunner:
     app = web.Application()
     app.router.add_post("/convert", hook.handle)
+    app.router.add_post("/mutate", hook.mutate)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     cert = hook.ca.issue_server_cert(dns_names=["convhooks.default.svc"])
@@ -354,3 +370,65 @@ async def test_an_invalid_spec_conversion_is_refused(
     assert body["message"] == (
         f'CustomResourceDefinition.apiextensions.k8s.io "{CRD_NAME}" is invalid: {message}'
     )
+
+
+MUTATING = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+
+async def test_an_equivalent_webhook_sees_the_object_converted_to_its_version(
+    hook: ConversionHook, raw: Raw
+) -> None:
+    """A mutating webhook registered for v1 (matchPolicy Equivalent) is shown a v2 create
+    converted to v1 by the CRD's conversion webhook (``spec.replicas``, not v2's ``size``), and
+    its patch applies to that object, converted back: kube's order, not a relabel."""
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "gizmo-plus-one"},
+        "webhooks": [
+            {
+                "name": "plus-one.conv.example.com",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "matchPolicy": "Equivalent",
+                "failurePolicy": "Fail",
+                "clientConfig": {
+                    "service": {
+                        "namespace": "default",
+                        "name": "convhooks",
+                        "path": "/mutate",
+                        "port": 443,
+                    },
+                    "caBundle": hook.ca_bundle,
+                },
+                "rules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["gizmos"],
+                    }
+                ],
+            }
+        ],
+    }
+    status, body, _ = await raw.post(MUTATING, config)
+    assert status == 201, body
+    try:
+
+        async def admitted() -> bool:  # a real server reads configurations through a watch
+            status, body, _ = await raw.post(f"{V2}?dryRun=All", gizmo("probe", "v2", size=1))
+            return status == 201 and body["spec"]["size"] == 2
+
+        await eventually(admitted, "the mutating webhook consulted")
+        hook.admitted.clear()
+        status, body, _ = await raw.post(V2, gizmo("plus", "v2", size=3))
+        assert status == 201, body
+        assert body["apiVersion"] == f"{GROUP}/v2" and body["spec"] == {"size": 4}
+        (shown,) = hook.admitted
+        assert shown["apiVersion"] == f"{GROUP}/v1" and shown["spec"] == {"replicas": 3}
+        status, stored, _ = await raw.get(f"{V1}/plus")
+        assert status == 200 and stored["spec"] == {"replicas": 4}
+    finally:
+        await raw.delete(f"{MUTATING}/gizmo-plus-one")
+        await raw.delete(f"{V1}/plus")
