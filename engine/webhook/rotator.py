@@ -160,11 +160,15 @@ class CertRotator:
         self.clock = clock
         self._wake = asyncio.Event()
         self._served: bytes | None = None
+        # CRD name -> the caBundle last seen injected: a CRD (a MB of schema) is read again
+        # only when the bundle changed or something woke us (a re-installed CRD lost it).
+        self._crd_bundles: dict[str, str] = {}
         self.rotations = 0
         self.ca_rotations = 0
 
     def wake(self) -> None:
         """Check the Secret and the configurations now (sync, signal-safe)."""
+        self._crd_bundles.clear()
         self._wake.set()
 
     async def run(self) -> None:
@@ -393,6 +397,8 @@ class CertRotator:
             await self._inject_crd(name, encoded)
 
     async def _inject_crd(self, name: str, encoded: str) -> None:
+        if self._crd_bundles.get(name) == encoded:
+            return
         ref = CUSTOM_RESOURCE_DEFINITIONS
         for _ in range(3):  # a conflict means someone else just wrote it: read again
             try:
@@ -406,16 +412,16 @@ class CertRotator:
             if not isinstance(webhook, dict):
                 return  # no webhook conversion (strategy None): nothing trusts our CA
             client_config = webhook.setdefault("clientConfig", {})
-            if client_config.get("caBundle") == encoded:
-                return
-            client_config["caBundle"] = encoded
-            try:
-                await self.client.update(ref, crd)
-            except ApiStatusError as e:
-                if e.is_conflict:
-                    continue
-                raise
-            log.info("caBundle injected into the conversion webhook of CRD %s", name)
+            if client_config.get("caBundle") != encoded:
+                client_config["caBundle"] = encoded
+                try:
+                    await self.client.update(ref, crd)
+                except ApiStatusError as e:
+                    if e.is_conflict:
+                        continue
+                    raise
+                log.info("caBundle injected into the conversion webhook of CRD %s", name)
+            self._crd_bundles[name] = encoded
             return
         raise RuntimeError(f"CRD {name} kept changing while injecting the caBundle")
 
