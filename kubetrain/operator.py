@@ -74,6 +74,14 @@ from kubetrain.reconcilers.mpiv2.metrics import MPIOperatorMetrics
 from kubetrain.reconcilers.mpiv2.reconciler import MPIJobV2Options, MPIJobV2Reconciler
 from kubetrain.reconcilers.mpiv2.wiring import MPI_OPERATOR_COMPONENT, new_mpiv2_controller
 from kubetrain.reconcilers.presync_jobs import NewJobPreSync
+from kubetrain.reconcilers.trainer.reconciler import TrainJobOptions, TrainJobReconciler
+from kubetrain.reconcilers.trainer.resources import (
+    CLUSTER_TRAINING_RUNTIMES,
+    JOBSETS,
+    TRAINING_RUNTIMES,
+    TRAINJOBS,
+)
+from kubetrain.reconcilers.trainer.wiring import TRAINER_COMPONENT, new_trainjob_controller
 
 __all__ = [
     "Operator",
@@ -87,6 +95,8 @@ log = logging.getLogger(__name__)
 
 #: Exit status of ``--missing-crds skip`` when no enabled kind has its CRD.
 EXIT_NO_CRDS = 3
+#: What the TrainJob controller needs served (``--trainjobs auto``).
+TRAINJOB_RESOURCES = (TRAINJOBS, TRAINING_RUNTIMES, CLUSTER_TRAINING_RUNTIMES, JOBSETS)
 #: The CRD both MPI APIs share; its v2beta1 is converted by this operator's webhook server.
 MPIJOB_CRD = f"{MPIJOB.plural}.{GROUP}"
 #: Exit status of ``--missing-crds skip`` when ``--gang-scheduler-name``'s PodGroup CRD is missing.
@@ -338,6 +348,15 @@ class OperatorOptions:
             "operator (exit status 4): jobs never run without their gang",
         ),
     )
+    trainjobs: Literal["auto", "on", "off"] = field(
+        default="auto",
+        metadata=flag(
+            "--trainjobs",
+            "run the TrainJob controller (trainer.kubeflow.org/v1alpha1, over JobSet): auto "
+            "when the API server serves TrainJobs, runtimes and JobSets (kubetrain operator "
+            "checks at start; an Operator built in Python runs it only with on)",
+        ),
+    )
     create_before_sync: bool = field(
         default=True,
         metadata=flag(
@@ -488,6 +507,9 @@ class Operator:
                 self.manager.add_presync(
                     NewJobPreSync(reconciler, client=client, namespace=opts.namespace)
                 )
+        self.trainjobs: TrainJobReconciler | None = None
+        if opts.trainjobs == "on":
+            self._add_trainjobs(client, events_client or client, controller_options, clock)
         self.mpiv2: MPIJobV2Reconciler | None = None
         if MPIJOB in opts.kinds:
             self._add_mpiv2(client, events_client or client, controller_options, clock)
@@ -508,6 +530,30 @@ class Operator:
                 gang.crd_name,
                 gang.scheduler_name,
             )
+
+    def _add_trainjobs(
+        self,
+        client: ApiClient,
+        events_client: ApiClient,
+        controller_options: ControllerOptions,
+        clock: Clock,
+    ) -> None:
+        """The TrainJob controller (Kubeflow Trainer v2's API), building a JobSet per TrainJob."""
+        recorder = EventRecorder(
+            events_client,
+            TRAINER_COMPONENT,
+            self.options.component_host,
+            options=EventRecorderOptions(registry=self.registry, clock=clock),
+        )
+        self.recorders.append(recorder)
+        controller, self.trainjobs = new_trainjob_controller(
+            client=client,
+            informers=self.manager.informers,
+            recorder=recorder,
+            options=TrainJobOptions(clock=clock),
+            controller_options=controller_options,
+        )
+        self.manager.add(controller)
 
     def _add_mpiv2(
         self,
@@ -797,6 +843,14 @@ async def run_operator(args: argparse.Namespace) -> int:
         if resolved is None:
             return EXIT_NO_CRDS
         options = resolved
+        if options.trainjobs == "auto":
+            trainer_missing = await missing_resources(client, TRAINJOB_RESOURCES)
+            if trainer_missing:
+                log.info(
+                    "no TrainJob controller: the API server does not serve %s",
+                    ", ".join(r.group_resource for r in trainer_missing),
+                )
+            options = replace(options, trainjobs="off" if trainer_missing else "on")
         podgroup_missing = await podgroup_crd_missing(client, options)
         if podgroup_missing is not None:
             if options.missing_crds == "skip":

@@ -1,6 +1,7 @@
 """``kubetrain up``: the whole system on one machine, in one process, with something to watch.
 
-It starts the embedded cluster (API server + simulated nodes), installs the CRDs, runs the
+It starts the embedded cluster (API server + simulated nodes), installs the CRDs (Kubeflow
+Trainer v2's too, with its built-in ClusterTrainingRuntimes), runs the
 operator in-process with its admission webhooks installed (``webhook_install.py``) (one event loop: Ctrl-C stops everything in order, and operator warnings go to
 the same terminal), submits the example job of every kind, shows their progress live from
 informers (a rich table on a terminal, plain lines otherwise), prints a summary, and then keeps
@@ -38,6 +39,9 @@ from kubetrain.informers.transport import ApiStatusError
 from kubetrain.operator import Operator, OperatorOptions, client_for
 from kubetrain.reconcilers.api.crds import all_crds
 from kubetrain.reconcilers.api.webhooks import WebhookService
+from kubetrain.reconcilers.trainer.crds import trainer_crds
+from kubetrain.reconcilers.trainer.resources import CLUSTER_TRAINING_RUNTIMES
+from kubetrain.reconcilers.trainer.runtimes import builtin_runtimes
 
 from .example_jobs import ExampleJob, ExamplesError, load_examples
 from .progress import JobTracker, watch_jobs
@@ -282,8 +286,12 @@ class _Session:
 
     async def _install_crds(self) -> None:
         assert self.client is not None
-        for crd in all_crds():  # existing ones are kept from an earlier run with --data
+        # Existing ones are kept from an earlier run with --data. Kubeflow Trainer v2's API
+        # (CRDs and built-in ClusterTrainingRuntimes) is installed too.
+        for crd in [*all_crds(), *trainer_crds()]:
             await self.client.create_if_absent(CRDS, crd)
+        for runtime in builtin_runtimes():
+            await self.client.create_if_absent(CLUSTER_TRAINING_RUNTIMES, runtime)
 
     async def _start_operator(self) -> str:
         """Start the operator on its own client; return its metrics URL once its caches synced
@@ -350,6 +358,7 @@ class _Session:
             f"  try         kubectl --kubeconfig {kubeconfig} get {first}",
             f"              kubectl --kubeconfig {kubeconfig} get pods",
             f"              kubectl --kubeconfig {kubeconfig} get {','.join(plurals)}",
+            f"              kubectl --kubeconfig {kubeconfig} get clustertrainingruntimes",
             f"  metrics     {metrics_url}",
         ]
         if self.webhook_url:
@@ -400,10 +409,14 @@ def _replace_operator_options(opts: UpOptions) -> OperatorOptions:
             "operator_namespace": UP_WEBHOOK_SERVICE.namespace,
             "webhook_service_name": UP_WEBHOOK_SERVICE.name,
         }
+    trainjobs = opts.operator.trainjobs
+    if trainjobs == "auto":  # up installs the Trainer CRDs; JobSet runs with the kube controllers
+        trainjobs = "on" if opts.kube_controllers else "off"
     replaced: OperatorOptions = replace(
         opts.operator,
         metrics_bind_address=opts.metrics_bind_address,
         log_level=opts.log_level,
+        trainjobs=trainjobs,
         **webhooks,
     )
     return replaced

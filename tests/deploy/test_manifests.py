@@ -86,7 +86,8 @@ def test_names_and_ports_line_up(overlay: str) -> None:
     for binding in ("ClusterRoleBinding", "RoleBinding"):
         subjects = one(docs, binding, "kubetrain")["subjects"]
         assert {"kind": "ServiceAccount", "name": sa, "namespace": "kubeflow"} in subjects
-    assert len([d for d in docs if d["kind"] == "CustomResourceDefinition"]) == 6
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == 6 + 3  # kubeflow.org/v1 and Kubeflow Trainer v2
 
 
 def test_cert_manager_overlay_mounts_the_issued_certificate() -> None:

@@ -1,0 +1,230 @@
+"""TrainJobs end to end (first slice of the Trainer v2 API): ``kubectl apply`` of a TrainJob on
+a built-in ClusterTrainingRuntime, the TrainJob controller's JobSet, the JobSet controller's Jobs
+and the simulated nodes' pods, and the status that comes back. On the embedded cluster (its
+``cluster/jobset`` and Job controllers) and, under ``--apiserver=real``, on a real kube-apiserver
+with kube-controller-manager and the real JobSet v0.12 controller when it is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from conformance.apiserver_switch import selected_apiserver
+from conformance.outside_manager import install_crds
+from jobkit_e2e import Env, open_env, poll
+from kubeapply import kubectl
+
+from kubetrain.informers.resource import PODS
+from kubetrain.informers.transport import ApiStatusError
+from kubetrain.reconcilers.trainer.crds import trainer_crds
+from kubetrain.reconcilers.trainer.resources import (
+    CLUSTER_TRAINING_RUNTIMES,
+    JOBSETS,
+    TRAINJOBS,
+)
+from kubetrain.reconcilers.trainer.runtimes import builtin_runtimes
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
+
+Obj = dict[str, Any]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    apiserver = selected_apiserver(request.config)
+    if apiserver == "real":
+        pytest.skip("the real tier's JobSet controller is wired in tests/conformance/jobset.py")
+    async for e in open_env(nodes=4, apiserver=apiserver, kube_controllers=True):
+        await install_crds(e.client, trainer_crds())
+        for runtime in builtin_runtimes():
+            if runtime["kind"] == "ClusterTrainingRuntime":
+                await e.client.create(CLUSTER_TRAINING_RUNTIMES, runtime)
+        await e.start_operator(trainjobs="on")
+        yield e
+
+
+async def run_kubectl(
+    env: Env, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(kubectl, env.cluster.kubeconfig_path, *args, stdin=stdin)
+
+
+def trainjob(name: str, ns: str, **spec: Any) -> Obj:
+    return {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"runtimeRef": {"name": "torch-distributed"}, **spec},
+    }
+
+
+async def get(env: Env, ref: Any, ns: str, name: str) -> Obj | None:
+    try:
+        return await env.client.get(ref, ns, name)
+    except ApiStatusError as e:
+        if e.is_not_found:
+            return None
+        raise
+
+
+def condition(obj: Obj, ctype: str) -> Obj | None:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == ctype and c["status"] == "True"), None)
+
+
+async def test_a_torch_trainjob_runs_as_a_jobset_and_completes(env: Env) -> None:
+    ns = await env.namespace("tj")
+    job = trainjob(
+        "mnist",
+        ns,
+        trainer={
+            "numNodes": 2,
+            "command": ["torchrun", "train.py"],
+            "resourcesPerNode": {"requests": {"cpu": "2"}},
+        },
+    )
+    out = await run_kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump(job))
+    assert out.returncode == 0, out.stderr
+
+    jobset = await poll(lambda: get(env, JOBSETS, ns, "mnist"), timeout=30, what="the JobSet")
+    owner = jobset["metadata"]["ownerReferences"][0]
+    assert (owner["apiVersion"], owner["kind"], owner["name"], owner["controller"]) == (
+        "trainer.kubeflow.org/v1alpha1",
+        "TrainJob",
+        "mnist",
+        True,
+    )
+    (node,) = [r for r in jobset["spec"]["replicatedJobs"] if r["name"] == "node"]
+    job_spec = node["template"]["spec"]
+    assert job_spec["parallelism"] == 2 and job_spec["completions"] == 2
+    container = next(c for c in job_spec["template"]["spec"]["containers"] if c["name"] == "node")
+    env_vars = {e["name"]: e for e in container["env"]}
+    assert env_vars["PET_NNODES"]["value"] == "2"
+    assert env_vars["PET_NPROC_PER_NODE"]["value"] == "2"  # auto: the cpu request, no GPU
+    assert env_vars["PET_MASTER_ADDR"]["value"] == "mnist-node-0-0.mnist"
+    assert env_vars["PET_MASTER_PORT"]["value"] == "29500"
+    assert env_vars["PET_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    )
+    assert container["command"] == ["torchrun", "train.py"]
+    assert container["resources"]["requests"]["cpu"] == "2"
+
+    async def complete() -> Obj | None:
+        tj = await get(env, TRAINJOBS, ns, "mnist")
+        return tj if tj is not None and condition(tj, "Complete") else None
+
+    done = await poll(complete, timeout=60, what="TrainJob Complete")
+    assert condition(done, "Complete")["reason"] == "AllJobsCompleted"
+    (node_status,) = done["status"]["jobsStatus"]
+    assert node_status["name"] == "node" and node_status["succeeded"] == 1
+    pods = [
+        p
+        for p in await env.client.list_all(PODS, ns)
+        if p["metadata"]["name"].startswith("mnist-node-0")
+    ]
+    assert len(pods) == 2
+    assert {p["spec"]["hostname"] for p in pods} == {"mnist-node-0-0", "mnist-node-0-1"}
+    listed = await run_kubectl(env, "get", "trainjobs", "-n", ns, "-o", "json")
+    assert json.loads(listed.stdout)["items"][0]["status"]["conditions"][-1]["type"] == "Complete"
+
+
+async def test_suspend_shows_suspended_and_resume_runs_it(env: Env) -> None:
+    ns = await env.namespace("tj-suspend")
+    job = trainjob("held", ns, suspend=True, trainer={"numNodes": 1})
+    assert (await run_kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump(job))).returncode == 0
+
+    async def suspended() -> Obj | None:
+        tj = await get(env, TRAINJOBS, ns, "held")
+        return tj if tj is not None and condition(tj, "Suspended") else None
+
+    tj = await poll(suspended, timeout=30, what="Suspended")
+    assert condition(tj, "Suspended")["reason"] == "Suspended"
+    jobset = await poll(lambda: get(env, JOBSETS, ns, "held"), what="the suspended JobSet")
+    assert jobset["spec"]["suspend"] is True
+    assert [p for p in await env.client.list_all(PODS, ns)] == []
+
+    patch = '{"spec":{"suspend":false}}'
+    out = await run_kubectl(env, "patch", "trainjob", "held", "-n", ns, "--type=merge", "-p", patch)
+    assert out.returncode == 0, out.stderr
+
+    async def complete() -> Obj | None:
+        tj = await get(env, TRAINJOBS, ns, "held")
+        return tj if tj is not None and condition(tj, "Complete") else None
+
+    done = await poll(complete, timeout=60, what="Complete after resume")
+    resumed = next(c for c in done["status"]["conditions"] if c["type"] == "Suspended")
+    assert (resumed["status"], resumed["reason"]) == ("False", "Resumed")
+
+
+async def test_the_deadline_fails_the_trainjob_and_deletes_its_jobset(env: Env) -> None:
+    ns = await env.namespace("tj-deadline")
+    job = trainjob("late", ns, activeDeadlineSeconds=2, trainer={"numNodes": 1})
+    job["spec"]["runtimePatches"] = [
+        {
+            "manager": "example.com/test",
+            "trainingRuntimeSpec": {
+                "template": {
+                    "spec": {
+                        "replicatedJobs": [
+                            {
+                                "name": "node",
+                                "template": {
+                                    "spec": {
+                                        "template": {
+                                            "metadata": {
+                                                "annotations": {
+                                                    "sim.kubetrain.dev/run-seconds": "3600"
+                                                }
+                                            }
+                                        }
+                                    }
+                                },
+                            }
+                        ]
+                    }
+                }
+            },
+        }
+    ]
+    assert (await run_kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump(job))).returncode == 0
+
+    async def failed() -> Obj | None:
+        tj = await get(env, TRAINJOBS, ns, "late")
+        return tj if tj is not None and condition(tj, "Failed") else None
+
+    tj = await poll(failed, timeout=30, what="DeadlineExceeded")
+    assert condition(tj, "Failed")["reason"] == "DeadlineExceeded"
+
+    async def jobset_gone() -> bool:
+        return await get(env, JOBSETS, ns, "late") is None
+
+    await poll(jobset_gone, timeout=30, what="the JobSet deleted")
+    await asyncio.sleep(1)  # a finished TrainJob never builds its JobSet again (trainer#3737)
+    assert await get(env, JOBSETS, ns, "late") is None
+
+
+async def test_a_missing_runtime_is_reported_and_nothing_is_built(env: Env) -> None:
+    ns = await env.namespace("tj-missing")
+    job = trainjob("orphan", ns)
+    job["spec"]["runtimeRef"] = {"name": "no-such-runtime"}
+    created = await env.client.create(TRAINJOBS, job)
+    assert created["spec"]["runtimeRef"]["kind"] == "ClusterTrainingRuntime"
+
+    async def warned() -> list[Obj]:
+        return [
+            e
+            for e in await env.events(ns)
+            if e["involvedObject"]["name"] == "orphan"
+            and e["reason"] == "TrainJobResourcesCreationFailed"
+        ]
+
+    (event, *_) = await poll(warned, timeout=30, what="the Warning event")
+    assert "no-such-runtime" in event["message"]
+    assert await get(env, JOBSETS, ns, "orphan") is None
