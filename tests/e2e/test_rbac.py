@@ -53,6 +53,7 @@ rules:
 
 MPIJOBS_V2BETA1 = ResourceRef("kubeflow.org", "v2beta1", "mpijobs", True, "MPIJob")
 
+TRAINJOBS_ONLY = "the TrainJob controller, which runs only where JobSet is installed (not here)"
 GANG_ONLY = "only with --gang-scheduler-name, which this suite runs without"
 
 #: Grants the suite does not see used, each with why it is needed all the same.
@@ -76,6 +77,16 @@ GRANTED_FOR_OTHERS: dict[tuple[str, str, str], str] = {
     ("", "configmaps", "get"): "a create that finds it existing before the cache shows it",
     ("", "services", "update"): "an MPIJob v2beta1 Service whose selector changed",
     ("batch", "jobs/status", "update"): "resuming an MPIJob v2beta1 whose launcher had started",
+    **{
+        ("trainer.kubeflow.org", resource, verb): TRAINJOBS_ONLY
+        for resource in ("trainjobs", "trainingruntimes", "clustertrainingruntimes")
+        for verb in ("list", "watch")
+    },
+    ("trainer.kubeflow.org", "trainjobs/status", "patch"): TRAINJOBS_ONLY,
+    **{
+        ("jobset.x-k8s.io", "jobsets", verb): TRAINJOBS_ONLY
+        for verb in ("list", "watch", "patch", "update", "delete")
+    },
     ("autoscaling", "horizontalpodautoscalers", "get"): "as configmaps",
     **{
         (group, "podgroups", verb): GANG_ONLY
