@@ -59,7 +59,8 @@ class ResourceInfo:
 
     ``subresources`` holds names among ``status``, ``scale``, ``log``, ``binding``.
     ``field_selectors`` are the field paths LIST/WATCH accept (always includes metadata.name and
-    metadata.namespace). ``merge_keys`` drive strategic merge patch (built-ins only).
+    metadata.namespace). ``merge_keys`` drive strategic merge patch (built-ins) and server-side apply's keyed lists
+    (built-ins; custom resources from their schemas' ``x-kubernetes-list-map-keys``).
     ``schema`` validates/prunes/defaults custom resources (None: stored as given).
     ``defaulter`` fills built-in defaults on create and update (None: nothing).
     ``validator`` returns the StatusCauses of an invalid built-in object, checked after the
@@ -400,6 +401,37 @@ def infos_from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
                 builtin=False,
                 tracks_generation=True,
                 conversion=conversion,
+                merge_keys=schema_merge_keys(raw_schema),
             )
         )
     return infos
+
+
+#: Metadata's keyed lists (as the built-ins' ``_META_KEYS``), whatever a CRD's schema says.
+_CR_META_KEYS: dict[tuple[str, ...], str] = {
+    ("metadata", "ownerReferences"): "uid",
+    ("metadata", "finalizers"): "$set",
+}
+
+
+def schema_merge_keys(schema: Any) -> dict[tuple[str, ...], str]:
+    """The keyed lists of a custom resource's schema, for server-side apply: every array with
+    ``x-kubernetes-list-type: map`` and a single ``x-kubernetes-list-map-keys`` entry, by path
+    (list items as ``*``), as kube's structured-merge-diff reads them (a list of another type,
+    or keyed by several fields, stays atomic here)."""
+    keys = dict(_CR_META_KEYS)
+
+    def walk(node: Any, path: tuple[str, ...], depth: int) -> None:
+        if not isinstance(node, Mapping) or depth > 64:
+            return
+        if node.get("type") == "array":
+            map_keys = node.get("x-kubernetes-list-map-keys") or []
+            if node.get("x-kubernetes-list-type") == "map" and len(map_keys) == 1:
+                keys[path] = str(map_keys[0])
+            walk(node.get("items"), (*path, "*"), depth + 1)
+            return
+        for name, child in (node.get("properties") or {}).items():
+            walk(child, (*path, str(name)), depth + 1)
+
+    walk(schema, (), 0)
+    return keys
