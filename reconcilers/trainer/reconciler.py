@@ -208,10 +208,10 @@ class TrainJobReconciler:
             # re-applied, which is how resumes and Kueue's patches reach it.
             if not should_apply_jobset(trainjob, current):
                 return
-            # Re-applied onto what is stored: the JobSet's webhook defaulted its Jobs at
-            # creation only, and a JobSet's replicatedJobs may change nothing but their pod
-            # templates (while suspended); so the stored spec is kept and the desired pod
-            # templates and suspend are merged into it.
+            # Merged into what is stored (a PUT at its resourceVersion): while suspended a
+            # JobSet's replicatedJobs may change only their pod templates, and what JobSet's
+            # webhook defaulted at creation (completionMode, restartPolicy) must stay. This is
+            # what Trainer's server-side apply yields, keyed by replicatedJobs' name.
             updated = _resumed(current, desired)
             if updated != current:
                 await self.client.update(JOBSETS, updated, field_manager=FIELD_MANAGER)

@@ -8,15 +8,18 @@ with kube-controller-manager and the real JobSet v0.12 controller when it is bui
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 import yaml
 from conformance.apiserver_switch import selected_apiserver
+from conformance.jobset import find_jobset, jobset_root, running_jobset
 from conformance.outside_manager import install_crds
 from jobkit_e2e import Env, open_env, poll
 from kubeapply import kubectl
@@ -37,17 +40,33 @@ Obj = dict[str, Any]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+async def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Env]:
+    """The embedded cluster's JobSet, or under ``--apiserver=real`` the real JobSet controller
+    (``conformance/jobset.py``, as ``test_jobsets.py`` runs it) next to the real plane; then the
+    Trainer CRDs, the built-in ClusterTrainingRuntimes and the operator's TrainJob controller."""
     apiserver = selected_apiserver(request.config)
-    if apiserver == "real":
-        pytest.skip("the real tier's JobSet controller is wired in tests/conformance/jobset.py")
+    if apiserver == "real" and find_jobset() is None:
+        pytest.fail(
+            f"JobSet is not built in {jobset_root()}: run tools/conformance/build_jobset.sh"
+        )
     async for e in open_env(nodes=4, apiserver=apiserver, kube_controllers=True):
-        await install_crds(e.client, trainer_crds())
-        for runtime in builtin_runtimes():
-            if runtime["kind"] == "ClusterTrainingRuntime":
-                await e.client.create(CLUSTER_TRAINING_RUNTIMES, runtime)
-        await e.start_operator(trainjobs="on")
-        yield e
+        async with contextlib.AsyncExitStack() as stack:
+            if apiserver == "real":
+                work = Path(tmp_path_factory.mktemp("jobset"))
+                await stack.enter_async_context(
+                    running_jobset(e.client, e.cluster.kubeconfig_path, work)
+                )
+            await install_crds(e.client, trainer_crds())
+            for runtime in builtin_runtimes():
+                if runtime["kind"] == "ClusterTrainingRuntime":
+                    await e.client.create(CLUSTER_TRAINING_RUNTIMES, runtime)
+            await e.start_operator(trainjobs="on")
+            try:
+                yield e
+            finally:
+                await e.stop_operator()  # before the JobSet controller and its webhooks go
 
 
 async def run_kubectl(
