@@ -485,13 +485,7 @@ class Operator:
             clock=clock,
         )
         for kind in opts.kinds:
-            recorder = EventRecorder(
-                events_client or client,
-                kind.controller_name,
-                opts.component_host,
-                options=EventRecorderOptions(registry=self.registry, clock=clock),
-            )
-            self.recorders.append(recorder)
+            recorder = self._recorder(events_client or client, kind.controller_name, clock)
             controller, reconciler = new_job_controller(
                 ADAPTERS[kind.kind],
                 client=client,
@@ -531,6 +525,17 @@ class Operator:
                 gang.scheduler_name,
             )
 
+    def _recorder(self, events_client: ApiClient, component: str, clock: Clock) -> EventRecorder:
+        """An event recorder of ``component`` (``source.component``), kept for ``close``."""
+        recorder = EventRecorder(
+            events_client,
+            component,
+            self.options.component_host,
+            options=EventRecorderOptions(registry=self.registry, clock=clock),
+        )
+        self.recorders.append(recorder)
+        return recorder
+
     def _add_trainjobs(
         self,
         client: ApiClient,
@@ -539,13 +544,7 @@ class Operator:
         clock: Clock,
     ) -> None:
         """The TrainJob controller (Kubeflow Trainer v2's API), building a JobSet per TrainJob."""
-        recorder = EventRecorder(
-            events_client,
-            TRAINER_COMPONENT,
-            self.options.component_host,
-            options=EventRecorderOptions(registry=self.registry, clock=clock),
-        )
-        self.recorders.append(recorder)
+        recorder = self._recorder(events_client, TRAINER_COMPONENT, clock)
         controller, self.trainjobs = new_trainjob_controller(
             client=client,
             informers=self.manager.informers,
@@ -564,13 +563,7 @@ class Operator:
     ) -> None:
         """The controller of MPIJobs written as ``kubeflow.org/v2beta1`` (mpi-operator's
         semantics), beside the v1 MPIJob controller: both APIs share the MPIJob CRD."""
-        recorder = EventRecorder(
-            events_client,
-            MPI_OPERATOR_COMPONENT,
-            self.options.component_host,
-            options=EventRecorderOptions(registry=self.registry, clock=clock),
-        )
-        self.recorders.append(recorder)
+        recorder = self._recorder(events_client, MPI_OPERATOR_COMPONENT, clock)
         controller, self.mpiv2 = new_mpiv2_controller(
             client=client,
             informers=self.manager.informers,

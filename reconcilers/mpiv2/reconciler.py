@@ -56,6 +56,7 @@ from kubetrain.reconcilers.common.expectations import ExpectationKey, Expectatio
 from kubetrain.reconcilers.common.naming import OPERATOR_NAME_LABEL
 from kubetrain.reconcilers.gang.flavour import GangScheduler
 from kubetrain.reconcilers.jobcontroller.protocols import EventSink, JobWriter
+from kubetrain.reconcilers.jobcontroller.written_versions import WrittenVersions, patch_status
 from kubetrain.reconcilers.metrics import JobMetrics
 
 from . import objects as mpi
@@ -161,18 +162,18 @@ class MPIJobV2Reconciler:
                 "MPIJobV2Reconciler: options.gang is set but the PodGroup or PriorityClass "
                 "cache is missing (new_mpiv2_controller wires both)"
             )
-        # job key -> (uid, resourceVersion of our last status write): a reconcile waits until
-        # the cache shows it, so nothing it recorded is decided (or counted) twice.
-        self._written: dict[str, tuple[str, str]] = {}
+        # Our last status write per job: a reconcile waits until the cache shows it, so
+        # nothing it recorded is decided (or counted) twice.
+        self._written = WrittenVersions()
 
     # -- the reconcile --------------------------------------------------------------------------
 
     async def reconcile(self, request: Request) -> Result:
         cached = self.jobs.get(request.namespace, request.name)
         if cached is None or not written_as_v2beta1(cached):
-            gone = self._written.pop(request.key, None)
+            gone = self._written.forget(request.key)
             if gone is not None:
-                self.expectations.forget(gone[0])
+                self.expectations.forget(gone)
             return Result()
         run_policy = (cached.get("spec") or {}).get("runPolicy") or {}
         managed_by = run_policy.get("managedBy")
@@ -488,17 +489,11 @@ class MPIJobV2Reconciler:
     def _closed_gate(self, key: str, uid: str, cached_rv: str) -> Result | None:
         """None when the job may be decided on; else the requeue to return (the cache has not
         shown our last status write, or our last creations and deletions, yet)."""
-        written = self._written.get(key)
-        if written is not None:
-            if written[0] != uid:
-                self.expectations.forget(written[0])  # deleted and re-created under the name
-                del self._written[key]
-            elif cached_rv == written[1] or (
-                cached_rv.isdigit() and written[1].isdigit() and int(cached_rv) > int(written[1])
-            ):
-                del self._written[key]
-            else:
-                return Result(requeue_after=self.options.stale_job_requeue)
+        previous = self._written.uid_of(key)
+        if not self._written.caught_up(key, uid, cached_rv):
+            return Result(requeue_after=self.options.stale_job_requeue)
+        if previous is not None and previous != uid:
+            self.expectations.forget(previous)  # deleted and re-created under the name
         if not self.expectations.satisfied(uid):
             wait = self.expectations.seconds_until_timeout(uid)
             return Result(requeue_after=wait) if wait else Result()
@@ -547,28 +542,15 @@ class MPIJobV2Reconciler:
         if keys:
             old = {k: old.get(k) for k in keys if k in old}
             new = {k: new.get(k) for k in keys if k in new}
-        patch = merge_patch_of(dict(old), dict(new))
-        if not patch:
-            return True
-        meta = cached["metadata"]
-        try:
-            stored = await self.client.patch(
-                MPIJOBS,
-                meta.get("namespace"),
-                meta["name"],
-                {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": patch},
-                subresource="status",
-                field_manager=self.options.field_manager,
-            )
-        except ApiStatusError as e:
-            if e.is_conflict:
-                return False
-            raise
-        rv = (stored.get("metadata") or {}).get("resourceVersion")
-        if rv:
-            key = f"{meta.get('namespace')}/{meta['name']}"
-            self._written[key] = (str(meta.get("uid") or ""), str(rv))
-        return True
+        return await patch_status(
+            self.client,
+            MPIJOBS,
+            cached,
+            old,
+            new,
+            field_manager=self.options.field_manager,
+            written=self._written,
+        )
 
     def _count(
         self, job: Obj, *, created: bool, update: StatusUpdate, old: Mapping[str, Any]

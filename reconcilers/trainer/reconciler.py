@@ -40,6 +40,7 @@ from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.common.compact import merge_patch_of
 from kubetrain.reconcilers.jobcontroller.protocols import EventSink, JobWriter
+from kubetrain.reconcilers.jobcontroller.written_versions import WrittenVersions, patch_status
 
 from .jobset_build import (
     BuildError,
@@ -117,13 +118,12 @@ class TrainJobReconciler:
         self.cluster_training_runtimes = cluster_training_runtimes
         self.recorder = recorder
         self.options = options or TrainJobOptions()
-        # key -> (uid, resourceVersion of our last status write)
-        self._written: dict[str, tuple[str, str]] = {}
+        self._written = WrittenVersions()  # our last status writes, until the cache shows them
 
     async def reconcile(self, request: Request) -> Result:
         cached = self.trainjobs.get(request.namespace, request.name)
         if cached is None:
-            self._written.pop(request.key, None)
+            self._written.forget(request.key)
             return Result()
         spec = cached.get("spec") or {}
         managed_by = spec.get("managedBy")
@@ -133,13 +133,8 @@ class TrainJobReconciler:
         if meta.get("deletionTimestamp"):
             return Result()
         uid = str(meta.get("uid") or "")
-        written = self._written.get(request.key)
-        if written is not None:
-            if written[0] == uid and not _caught_up(
-                str(meta.get("resourceVersion") or ""), written[1]
-            ):
-                return Result(requeue_after=self.options.stale_job_requeue)
-            del self._written[request.key]
+        if not self._written.caught_up(request.key, uid, str(meta.get("resourceVersion") or "")):
+            return Result(requeue_after=self.options.stale_job_requeue)
 
         now = self.options.clock.utcnow()
         status: dict[str, Any] = copy.deepcopy(cached.get("status") or {})
@@ -284,26 +279,15 @@ class TrainJobReconciler:
     async def _write_status(
         self, cached: Obj, old: Mapping[str, Any], new: Mapping[str, Any]
     ) -> bool:
-        meta = cached["metadata"]
-        patch = merge_patch_of(dict(old), dict(new))
-        try:
-            stored = await self.client.patch(
-                TRAINJOBS,
-                meta.get("namespace"),
-                meta["name"],
-                {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": patch},
-                subresource="status",
-                field_manager=FIELD_MANAGER,
-            )
-        except ApiStatusError as e:
-            if e.is_conflict:
-                return False
-            raise
-        rv = (stored.get("metadata") or {}).get("resourceVersion")
-        if rv:
-            key = f"{meta.get('namespace')}/{meta['name']}"
-            self._written[key] = (str(meta.get("uid") or ""), str(rv))
-        return True
+        return await patch_status(
+            self.client,
+            TRAINJOBS,
+            cached,
+            old,
+            new,
+            field_manager=FIELD_MANAGER,
+            written=self._written,
+        )
 
     def _event(self, trainjob: Obj, type_: str, reason: str, message: str) -> None:
         self.recorder.event(
@@ -412,12 +396,6 @@ def _resumed(current: Obj, desired: Obj) -> Obj:
         desired_template = ((want.get("template") or {}).get("spec") or {}).get("template") or {}
         job_spec["template"] = _merged(job_spec.get("template") or {}, desired_template)
     return {**current, "spec": spec}
-
-
-def _caught_up(cached_rv: str, written_rv: str) -> bool:
-    return cached_rv == written_rv or (
-        cached_rv.isdigit() and written_rv.isdigit() and int(cached_rv) > int(written_rv)
-    )
 
 
 def _format_time(t: datetime) -> str:
