@@ -658,7 +658,12 @@ class Operator:
                     CUSTOM_RESOURCE_DEFINITIONS,
                     field_selector=f"metadata.name={MPIJOB_CRD}",
                     metadata_only=True,
-                ).add_event_handler(wake)
+                ).add_event_handler(
+                    FunctionHandler(
+                        on_add=lambda _obj, _initial: rotator.wake_crds(),
+                        on_update=lambda _old, _new: rotator.wake_crds(),
+                    )
+                )
             keeper = LoopRunnable("webhook certificate rotator", rotator.run)
         self.manager.add_runnable(keeper)
         self.manager.add_runnable(server)

@@ -161,13 +161,19 @@ class CertRotator:
         self._wake = asyncio.Event()
         self._served: bytes | None = None
         # CRD name -> the caBundle last seen injected: a CRD (a MB of schema) is read again
-        # only when the bundle changed or something woke us (a re-installed CRD lost it).
+        # only when the bundle changed or ``wake_crds`` (a re-installed CRD lost it).
         self._crd_bundles: dict[str, str] = {}
         self.rotations = 0
         self.ca_rotations = 0
 
     def wake(self) -> None:
         """Check the Secret and the configurations now (sync, signal-safe)."""
+        self._wake.set()
+
+    def wake_crds(self) -> None:
+        """A converting CRD changed (re-installed, it may have lost its caBundle): read them again
+        and check now. Kept apart from ``wake``: our own injections into the configurations wake
+        the rotator, and re-reading a MB-sized CRD on each would slow a certificate renewal."""
         self._crd_bundles.clear()
         self._wake.set()
 
@@ -386,15 +392,21 @@ class CertRotator:
     # -- the configurations ----------------------------------------------------------------------
 
     async def _inject(self, bundle: list[bytes]) -> None:
+        """Every configuration and converting CRD trusts ``bundle`` when this returns. They are
+        written at once, not one after the other: a renewal waits for the slowest (a CRD is a
+        MB of schema), not for their sum."""
         encoded = base64.b64encode(b"".join(bundle)).decode()
-        for ref, names in (
-            (VALIDATING_CONFIGURATIONS, self.options.validating_configurations),
-            (MUTATING_CONFIGURATIONS, self.options.mutating_configurations),
-        ):
-            for name in names:
-                await self._inject_one(ref, name, encoded)
-        for name in self.options.conversion_crds:
-            await self._inject_crd(name, encoded)
+        await asyncio.gather(
+            *(
+                self._inject_one(ref, name, encoded)
+                for ref, names in (
+                    (VALIDATING_CONFIGURATIONS, self.options.validating_configurations),
+                    (MUTATING_CONFIGURATIONS, self.options.mutating_configurations),
+                )
+                for name in names
+            ),
+            *(self._inject_crd(name, encoded) for name in self.options.conversion_crds),
+        )
 
     async def _inject_crd(self, name: str, encoded: str) -> None:
         if self._crd_bundles.get(name) == encoded:
