@@ -60,8 +60,11 @@ from kubetrain.reconcilers.api.validation import (
     NOT_SUPPORTED,
     REQUIRED,
     FieldError,
-    is_json_integer,
+    read_integer,
+    read_object,
+    read_string,
     shown_value,
+    supported_values,
     wrong_type,
 )
 
@@ -145,7 +148,9 @@ def validate_origin(obj: Obj) -> list[FieldError]:
     value = _annotations(obj).get(ORIGIN_ANNOTATION)
     if value is None or value in ORIGIN_VALUES:
         return []
-    return [FieldError(NOT_SUPPORTED, ORIGIN_FIELD, shown_value(value), _supported(ORIGIN_VALUES))]
+    return [
+        FieldError(NOT_SUPPORTED, ORIGIN_FIELD, shown_value(value), supported_values(ORIGIN_VALUES))
+    ]
 
 
 def validate_origin_update(old: Obj, new: Obj) -> list[FieldError]:
@@ -228,52 +233,11 @@ _DNS1035_MSG = (
     "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
 )
 _MAX_DNS_LABEL_LENGTH = 63
-_NEGATIVE = "must be greater than or equal to 0"
-
-
-def _supported(values: tuple[str, ...]) -> str:
-    return "supported values: " + ", ".join(f'"{v}"' for v in values)
-
-
-def _integer(value: object, path: str, errs: list[FieldError]) -> int | None:
-    """The integer at ``path``; None when absent (null) or not an integer (reported)."""
-    if value is None:
-        return None
-    if not is_json_integer(value):
-        errs.append(wrong_type(path, value, "integer"))
-        return None
-    assert isinstance(value, int)
-    return value
-
-
-def _string(value: object, path: str, errs: list[FieldError]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        errs.append(wrong_type(path, value, "string"))
-        return None
-    return value
-
-
-def _object(value: object, path: str, errs: list[FieldError]) -> Obj | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        errs.append(wrong_type(path, value, "object"))
-        return None
-    return value
-
-
-def _nonnegative(value: object, path: str, errs: list[FieldError]) -> None:
-    """``apivalidation.ValidateNonnegativeField`` on an optional field."""
-    number = _integer(value, path, errs)
-    if number is not None and number < 0:
-        errs.append(FieldError(INVALID, path, number, _NEGATIVE))
 
 
 def _enum(value: str, path: str, allowed: tuple[str, ...], errs: list[FieldError]) -> None:
     if value not in allowed:
-        errs.append(FieldError(NOT_SUPPORTED, path, value, _supported(allowed)))
+        errs.append(FieldError(NOT_SUPPORTED, path, value, supported_values(allowed)))
 
 
 def _dns1035_problems(value: str) -> list[str]:
@@ -289,7 +253,7 @@ def _dns1035_problems(value: str) -> list[str]:
 def _validate_name(name: object, specs: object) -> list[FieldError]:
     """``validateMPIJobName``: the last worker's hostname must be a DNS-1035 label."""
     errs: list[FieldError] = []
-    job_name = _string(name, "metadata.name", errs)
+    job_name = read_string(name, "metadata.name", errs)
     if errs:
         return errs
     job_name = job_name or ""
@@ -322,8 +286,8 @@ def _validate_replica_spec(spec: Obj, path: str) -> list[FieldError]:
         errs.append(wrong_type(f"{path}.restartPolicy", restart, "string"))
     else:
         _enum(restart or "", f"{path}.restartPolicy", RESTART_POLICY_VALUES_V2BETA1, errs)
-    template = _object(spec.get("template"), f"{path}.template", errs)
-    pod_spec = _object((template or {}).get("spec"), f"{path}.template.spec", errs)
+    template = read_object(spec.get("template"), f"{path}.template", errs)
+    pod_spec = read_object((template or {}).get("spec"), f"{path}.template.spec", errs)
     containers = (pod_spec or {}).get("containers")
     if containers is not None and not isinstance(containers, list):
         errs.append(wrong_type(f"{path}.template.spec.containers", containers, "array"))
@@ -346,21 +310,21 @@ def _validate_replica_specs(specs: object, path: str) -> list[FieldError]:
     if not isinstance(specs, dict):
         return [wrong_type(path, specs, "object")]
     launcher_path = f"{path}[{LAUNCHER}]"
-    launcher = _object(specs.get(LAUNCHER), launcher_path, errs)
+    launcher = read_object(specs.get(LAUNCHER), launcher_path, errs)
     if specs.get(LAUNCHER) is None:
         errs.append(
             FieldError(REQUIRED, launcher_path, detail=f"must have {LAUNCHER} replica spec")
         )
     elif launcher is not None:
         errs += _validate_replica_spec(launcher, launcher_path)
-        replicas = _integer(launcher.get("replicas"), f"{launcher_path}.replicas", errs)
+        replicas = read_integer(launcher.get("replicas"), f"{launcher_path}.replicas", errs)
         if replicas is not None and replicas != 1:
             errs.append(FieldError(INVALID, f"{launcher_path}.replicas", replicas, "must be 1"))
     worker_path = f"{path}[{WORKER}]"
-    worker = _object(specs.get(WORKER), worker_path, errs)
+    worker = read_object(specs.get(WORKER), worker_path, errs)
     if worker is not None:
         errs += _validate_replica_spec(worker, worker_path)
-        replicas = _integer(worker.get("replicas"), f"{worker_path}.replicas", errs)
+        replicas = read_integer(worker.get("replicas"), f"{worker_path}.replicas", errs)
         if replicas is not None and replicas <= 0:
             errs.append(
                 FieldError(
@@ -376,7 +340,7 @@ def _validate_replica_specs(specs: object, path: str) -> list[FieldError]:
 def _validate_run_policy(value: object, path: str) -> list[FieldError]:
     """``validateRunPolicy``."""
     errs: list[FieldError] = []
-    policy = _object(value, path, errs)
+    policy = read_object(value, path, errs)
     if errs:
         return errs
     policy = policy or {}
@@ -385,11 +349,11 @@ def _validate_run_policy(value: object, path: str) -> list[FieldError]:
         errs.append(
             FieldError(REQUIRED, f"{path}.cleanPodPolicy", detail="must have clean Pod policy")
         )
-    elif (text := _string(clean, f"{path}.cleanPodPolicy", errs)) is not None:
+    elif (text := read_string(clean, f"{path}.cleanPodPolicy", errs)) is not None:
         _enum(text, f"{path}.cleanPodPolicy", CLEAN_POD_POLICY_VALUES_V2BETA1, errs)
     for name in ("ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit"):
-        _nonnegative(policy.get(name), f"{path}.{name}", errs)
-    managed_by = _string(policy.get("managedBy"), f"{path}.managedBy", errs)
+        read_integer(policy.get(name), f"{path}.{name}", errs, minimum=0)
+    managed_by = read_string(policy.get("managedBy"), f"{path}.managedBy", errs)
     if managed_by is not None:
         _enum(managed_by, f"{path}.managedBy", MANAGED_BY_VALUES_V2BETA1, errs)
     return errs
@@ -399,9 +363,9 @@ def validate_mpijob_v2beta1(obj: Obj) -> list[FieldError]:
     """Every rule of mpi-operator's ``ValidateMPIJob`` ``obj`` breaks, in its order; [] when
     valid. Call it on the defaulted job (``default_mpijob_v2beta1``). Never raises."""
     errs: list[FieldError] = []
-    metadata = _object(obj.get("metadata"), "metadata", errs) or {}
+    metadata = read_object(obj.get("metadata"), "metadata", errs) or {}
     spec_errs: list[FieldError] = []
-    spec = _object(obj.get("spec"), "spec", spec_errs)
+    spec = read_object(obj.get("spec"), "spec", spec_errs)
     specs = (spec or {}).get("mpiReplicaSpecs")
     errs += _validate_name(metadata.get("name"), specs)
     if spec_errs:
@@ -416,7 +380,7 @@ def validate_mpijob_v2beta1(obj: Obj) -> list[FieldError]:
             )
         )
     else:
-        _nonnegative(slots, "spec.slotsPerWorker", errs)
+        read_integer(slots, "spec.slotsPerWorker", errs, minimum=0)
     errs += _validate_run_policy(spec.get("runPolicy"), "spec.runPolicy")
     mount = spec.get("sshAuthMountPath")
     if mount is not None and not isinstance(mount, str):

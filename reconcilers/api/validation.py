@@ -160,7 +160,7 @@ def aggregate_message(errors: list[FieldError]) -> str:
     return "[" + ", ".join(str(e) for e in errors) + "]"
 
 
-def _supported(values: tuple[str, ...]) -> str:
+def supported_values(values: tuple[str, ...]) -> str:
     return "supported values: " + ", ".join(json.dumps(v) for v in values)
 
 
@@ -185,12 +185,21 @@ def is_json_integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _read_object(value: object, path: str, errs: list[FieldError]) -> Obj | None:
+def read_object(value: object, path: str, errs: list[FieldError]) -> Obj | None:
     if value is None:
         return None
     if isinstance(value, dict):
         return value
     errs.append(wrong_type(path, value, "object"))
+    return None
+
+
+def read_string(value: object, path: str, errs: list[FieldError]) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    errs.append(wrong_type(path, value, "string"))
     return None
 
 
@@ -203,7 +212,7 @@ def _read_array(value: object, path: str, errs: list[FieldError]) -> list[Any] |
     return None
 
 
-def _read_integer(
+def read_integer(
     value: object, path: str, errs: list[FieldError], *, minimum: int | None = None
 ) -> int | None:
     """The integer (also when below ``minimum``: that error is appended, the value returned so
@@ -235,7 +244,7 @@ def _check_enum(value: object, path: str, allowed: tuple[str, ...], errs: list[F
     if not isinstance(value, str):
         errs.append(wrong_type(path, value, "string"))
     elif value not in allowed:
-        errs.append(FieldError(NOT_SUPPORTED, path, value, _supported(allowed)))
+        errs.append(FieldError(NOT_SUPPORTED, path, value, supported_values(allowed)))
 
 
 # --- Kubernetes' name checks (k8s.io/apimachinery/pkg/util/validation), message for message.
@@ -360,7 +369,7 @@ def _validate_job_name(kind: JobKind, name: object, specs: object) -> list[Field
 def _validate_run_policy(value: object) -> list[FieldError]:
     path = "spec.runPolicy"
     errs: list[FieldError] = []
-    policy = _read_object(value, path, errs)
+    policy = read_object(value, path, errs)
     if policy is None:
         return errs
     managed = policy.get("managedBy")
@@ -373,19 +382,19 @@ def _validate_run_policy(value: object) -> list[FieldError]:
                     NOT_SUPPORTED,
                     f"{path}.managedBy",
                     managed,
-                    _supported(MANAGED_BY_VALUES),
+                    supported_values(MANAGED_BY_VALUES),
                 )
             )
     _check_enum(
         policy.get("cleanPodPolicy"), f"{path}.cleanPodPolicy", CLEAN_POD_POLICY_VALUES, errs
     )
     for field in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
-        _read_integer(policy.get(field), f"{path}.{field}", errs, minimum=0)
+        read_integer(policy.get(field), f"{path}.{field}", errs, minimum=0)
     _check_boolean(policy.get("suspend"), f"{path}.suspend", errs)
     scheduling_path = f"{path}.schedulingPolicy"
-    scheduling = _read_object(policy.get("schedulingPolicy"), scheduling_path, errs)
+    scheduling = read_object(policy.get("schedulingPolicy"), scheduling_path, errs)
     if scheduling is not None:
-        _read_integer(
+        read_integer(
             scheduling.get("minAvailable"), f"{scheduling_path}.minAvailable", errs, minimum=0
         )
         _check_string(scheduling.get("queue"), f"{scheduling_path}.queue", errs)
@@ -396,7 +405,7 @@ def _validate_mpi_fields(spec: Obj) -> list[FieldError]:
     """MPIJob's deprecated ``spec.cleanPodPolicy`` and ``spec.slotsPerWorker``."""
     errs: list[FieldError] = []
     _check_enum(spec.get("cleanPodPolicy"), "spec.cleanPodPolicy", CLEAN_POD_POLICY_VALUES, errs)
-    _read_integer(spec.get("slotsPerWorker"), "spec.slotsPerWorker", errs, minimum=0)
+    read_integer(spec.get("slotsPerWorker"), "spec.slotsPerWorker", errs, minimum=0)
     return errs
 
 
@@ -404,11 +413,11 @@ def _validate_elastic_policy(value: object) -> list[FieldError]:
     """PyTorchJob/PaddleJob ``spec.elasticPolicy``: the bounds the HPA and torchrun need."""
     path = "spec.elasticPolicy"
     errs: list[FieldError] = []
-    elastic = _read_object(value, path, errs)
+    elastic = read_object(value, path, errs)
     if elastic is None:
         return errs
-    low = _read_integer(elastic.get("minReplicas"), f"{path}.minReplicas", errs, minimum=1)
-    high = _read_integer(elastic.get("maxReplicas"), f"{path}.maxReplicas", errs, minimum=1)
+    low = read_integer(elastic.get("minReplicas"), f"{path}.minReplicas", errs, minimum=1)
+    high = read_integer(elastic.get("maxReplicas"), f"{path}.maxReplicas", errs, minimum=1)
     if low is not None and high is not None and low > high:
         errs.append(
             FieldError(
@@ -418,7 +427,7 @@ def _validate_elastic_policy(value: object) -> list[FieldError]:
                 f"must be less than or equal to {path}.maxReplicas ({high})",
             )
         )
-    _read_integer(elastic.get("maxRestarts"), f"{path}.maxRestarts", errs, minimum=0)
+    read_integer(elastic.get("maxRestarts"), f"{path}.maxRestarts", errs, minimum=0)
     return errs
 
 
@@ -552,10 +561,10 @@ def _validate_template(
     """``<role>.template``: containers (>= 1, one named the kind's default container but for
     MPIJob) and initContainers."""
     errs: list[FieldError] = []
-    template_obj = _read_object(template, f"{role}.template", errs)
+    template_obj = read_object(template, f"{role}.template", errs)
     if errs:
         return errs
-    pod_spec = _read_object((template_obj or {}).get("spec"), f"{role}.template.spec", errs)
+    pod_spec = read_object((template_obj or {}).get("spec"), f"{role}.template.spec", errs)
     if errs:
         return errs
     pod_spec = pod_spec or {}
@@ -611,7 +620,7 @@ def _validate_replica_spec(
     if rspec is not None and not isinstance(rspec, dict):
         return [wrong_type(role, rspec, "object")]
     rspec = rspec or {}
-    _read_integer(rspec.get("replicas"), f"{role}.replicas", errs, minimum=0)
+    read_integer(rspec.get("replicas"), f"{role}.replicas", errs, minimum=0)
     policy = rspec.get("restartPolicy")
     if policy != "":  # "" is unset, as the defaulter reads it
         _check_enum(policy, f"{role}.restartPolicy", RESTART_POLICY_VALUES, errs)
@@ -624,7 +633,7 @@ def _validate_replica_type(kind: JobKind, role: str, rtype: str) -> list[FieldEr
     if kind is not TFJOB:
         if rtype in kind.replica_types:
             return []
-        return [FieldError(NOT_SUPPORTED, role, rtype, _supported(kind.replica_types))]
+        return [FieldError(NOT_SUPPORTED, role, rtype, supported_values(kind.replica_types))]
     if rtype in kind.replica_types:  # quirk 5 kept for TF: any other key is accepted, too
         return []
     lowered = rtype.lower()
@@ -729,9 +738,9 @@ def validate(kind: JobKind, job: Obj) -> list[FieldError]:
 
     Never raises, whatever the JSON shapes; see the module docstring for the rules."""
     errs: list[FieldError] = []
-    metadata = _read_object(job.get("metadata"), "metadata", errs) or {}
+    metadata = read_object(job.get("metadata"), "metadata", errs) or {}
     spec_errs: list[FieldError] = []
-    spec = _read_object(job.get("spec"), "spec", spec_errs)
+    spec = read_object(job.get("spec"), "spec", spec_errs)
     specs = (spec or {}).get(kind.replica_field)
     errs += _validate_job_name(kind, metadata.get("name"), specs)
     if spec_errs:  # a spec that is no object: that is the one problem below ``spec``
@@ -835,7 +844,11 @@ __all__ = [
     "FieldError",
     "aggregate_message",
     "is_json_integer",
+    "read_integer",
+    "read_object",
+    "read_string",
     "shown_value",
+    "supported_values",
     "transition_errors",
     "validate",
     "validate_name",
