@@ -189,7 +189,7 @@ class MPIJobV2Reconciler:
         status: dict[str, Any] = dict(cached.get("status") or {})
         old_status = dict(status)
 
-        if _finished(status) and status.get("completionTime"):
+        if is_finished(status) and status.get("completionTime"):
             # Compacted in the cache: only runPolicy and status are read here.
             if mpi.is_clean_up_pods(run_policy.get("cleanPodPolicy")):
                 await self._delete_workers(cached, uid, run_policy.get("cleanPodPolicy"))
@@ -214,7 +214,7 @@ class MPIJobV2Reconciler:
             status = {**status, **first.status}
             events += first.events
             created = True
-        suspended = _suspended(job)
+        suspended = mpi.is_mpijob_suspended(job)
         if not status.get("startTime") and not suspended:
             status["startTime"] = now
         job = {**job, "status": status}
@@ -229,10 +229,7 @@ class MPIJobV2Reconciler:
             if not suspended:
                 await self._pod_group(job, uid)
                 workers = await self._workers(job, uid)
-            if launcher is None and (
-                job["spec"].get("launcherCreationPolicy") != "WaitForWorkersReady"
-                or _ready(workers) == len(workers)
-            ):
+            if launcher is None and mpi.should_create_launcher(job, workers):
                 if warning is not None:
                     self._event(job, *warning)
                 launcher = await self._create_launcher(job)
@@ -649,17 +646,6 @@ def _owned(obj: Obj) -> Obj:
     return {**obj, "metadata": {**meta, "labels": labels}}
 
 
-def _finished(status: Mapping[str, Any]) -> bool:
-    return any(
-        c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
-        for c in status.get("conditions") or ()
-    )
-
-
-def _suspended(job: Obj) -> bool:
-    return bool(((job.get("spec") or {}).get("runPolicy") or {}).get("suspend"))
-
-
 def _is_worker(pod: Obj) -> bool:
     labels = (pod.get("metadata") or {}).get("labels") or {}
     return bool(labels.get(mpi.JOB_ROLE_LABEL) == "worker")
@@ -676,14 +662,3 @@ def _replica_index(pod: Obj) -> int | None:
 def _first_index(job: Obj) -> int:
     """Worker replica-index labels start at 1 when the launcher also works (index 0)."""
     return 1 if job["spec"].get("runLauncherAsWorker") else 0
-
-
-def _ready(pods: Sequence[Obj]) -> int:
-    return sum(
-        1
-        for p in pods
-        if any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (p.get("status") or {}).get("conditions") or ()
-        )
-    )
