@@ -45,13 +45,14 @@ from kubetrain.reconcilers.jobcontroller.written_versions import WrittenVersions
 from .jobset_build import (
     BuildError,
     UnsupportedRuntime,
-    build_jobset,
     runtime_key,
     should_apply_jobset,
 )
+from .objects import TrainJobObjects, build_objects
 from .resources import (
     JOBSETS,
     MANAGED_BY_SELF,
+    SIDE_OBJECT_RESOURCES,
     TRAINER_GROUP,
     TRAINJOBS,
 )
@@ -185,7 +186,7 @@ class TrainJobReconciler:
             where = "" if kind == "ClusterTrainingRuntime" else f" in namespace {ns}"
             raise _RuntimeMissing(f"{kind} {name}{where} not found: create it, or fix runtimeRef")
         try:
-            desired = build_jobset(
+            built = build_objects(
                 trainjob,
                 runtime.get("spec") or {},
                 runtime_labels=(runtime.get("metadata") or {}).get("labels") or {},
@@ -193,6 +194,7 @@ class TrainJobReconciler:
         except UnsupportedRuntime as e:
             _set_condition(status, FAILED, "True", RUNTIME_NOT_SUPPORTED, str(e), now)
             return
+        desired = built.jobset
         current = self.jobsets.get(ns, trainjob["metadata"]["name"])
         if current is not None:
             if not is_controlled_by(current, uid):
@@ -203,6 +205,7 @@ class TrainJobReconciler:
             # re-applied, which is how resumes and Kueue's patches reach it.
             if not should_apply_jobset(trainjob, current):
                 return
+            await self._apply_side_objects(built)
             # Merged into what is stored (a PUT at its resourceVersion): while suspended a
             # JobSet's replicatedJobs may change only their pod templates, and what JobSet's
             # webhook defaulted at creation (completionMode, restartPolicy) must stay. This is
@@ -211,6 +214,7 @@ class TrainJobReconciler:
             if updated != current:
                 await self.client.update(JOBSETS, updated, field_manager=FIELD_MANAGER)
             return
+        await self._apply_side_objects(built)
         await self.client.patch(
             JOBSETS,
             ns,
@@ -220,6 +224,29 @@ class TrainJobReconciler:
             field_manager=FIELD_MANAGER,
             force=True,
         )
+
+    async def _apply_side_objects(self, built: TrainJobObjects) -> None:
+        """The plugins' objects, before the JobSet whose pods mount or join them: the
+        create-once ones (already there is fine: they are never updated), then the applied."""
+        for obj in built.created:
+            ref = SIDE_OBJECT_RESOURCES[(obj["apiVersion"], obj["kind"])]
+            try:
+                await self.client.create(ref, obj, field_manager=FIELD_MANAGER)
+            except ApiStatusError as e:
+                if e.code != 409:
+                    raise
+        for obj in built.applied:
+            ref = SIDE_OBJECT_RESOURCES[(obj["apiVersion"], obj["kind"])]
+            meta = obj["metadata"]
+            await self.client.patch(
+                ref,
+                meta.get("namespace"),
+                meta["name"],
+                obj,
+                patch_type="apply",
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
 
     def _copy_jobset_status(self, trainjob: Obj, uid: str, status: dict[str, Any]) -> None:
         """The JobSet plugin's Status: Completed/Failed become Complete/Failed, and jobsStatus

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from kubetrain.informers.resource import ResourceRef
+from kubetrain.informers.resource import (
+    CONFIGMAPS,
+    PODGROUPS_SCHEDULER_PLUGINS,
+    PODGROUPS_VOLCANO,
+    SECRETS,
+    ResourceRef,
+)
 
 __all__ = [
     "CLUSTER_TRAINING_RUNTIMES",
     "JOBSETS",
     "MANAGED_BY_SELF",
+    "SIDE_OBJECT_RESOURCES",
     "TRAINER_GROUP",
     "TRAINING_RUNTIMES",
     "TRAINJOBS",
@@ -25,3 +32,9 @@ JOBSETS = ResourceRef("jobset.x-k8s.io", "v1alpha2", "jobsets", True, "JobSet")
 
 #: ``spec.managedBy`` of a TrainJob this controller runs (absent means this one too).
 MANAGED_BY_SELF = "trainer.kubeflow.org/trainjob-controller"
+
+#: The resource of each kind a plugin may build beside the JobSet, by ``(apiVersion, kind)``.
+SIDE_OBJECT_RESOURCES: dict[tuple[str, str], ResourceRef] = {
+    (ref.api_version, ref.kind): ref
+    for ref in (CONFIGMAPS, SECRETS, PODGROUPS_SCHEDULER_PLUGINS, PODGROUPS_VOLCANO)
+}
