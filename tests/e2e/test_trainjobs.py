@@ -8,94 +8,27 @@ with kube-controller-manager and the real JobSet v0.12 controller when it is bui
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
 import yaml
-from conformance.apiserver_switch import selected_apiserver
-from conformance.jobset import find_jobset, jobset_root, running_jobset
-from conformance.outside_manager import install_crds
-from jobkit_e2e import Env, open_env, poll
-from kubeapply import kubectl
+from jobkit_e2e import Env, poll
+from trainjob_e2e import Obj, condition, get, open_trainer_env, run_kubectl, trainjob
 
 from kubetrain.informers.resource import PODS
-from kubetrain.informers.transport import ApiStatusError
-from kubetrain.reconcilers.trainer.crds import trainer_crds
-from kubetrain.reconcilers.trainer.resources import (
-    CLUSTER_TRAINING_RUNTIMES,
-    JOBSETS,
-    TRAINJOBS,
-)
-from kubetrain.reconcilers.trainer.runtimes import builtin_runtimes
+from kubetrain.reconcilers.trainer.resources import JOBSETS, TRAINJOBS
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
-
-Obj = dict[str, Any]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def env(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Env]:
-    """The embedded cluster's JobSet, or under ``--apiserver=real`` the real JobSet controller
-    (``conformance/jobset.py``, as ``test_jobsets.py`` runs it) next to the real plane; then the
-    Trainer CRDs, the built-in ClusterTrainingRuntimes and the operator's TrainJob controller."""
-    apiserver = selected_apiserver(request.config)
-    if apiserver == "real" and find_jobset() is None:
-        pytest.fail(
-            f"JobSet is not built in {jobset_root()}: run tools/conformance/build_jobset.sh"
-        )
-    async for e in open_env(nodes=4, apiserver=apiserver, kube_controllers=True):
-        async with contextlib.AsyncExitStack() as stack:
-            if apiserver == "real":
-                work = Path(tmp_path_factory.mktemp("jobset"))
-                await stack.enter_async_context(
-                    running_jobset(e.client, e.cluster.kubeconfig_path, work)
-                )
-            await install_crds(e.client, trainer_crds())
-            for runtime in builtin_runtimes():
-                if runtime["kind"] == "ClusterTrainingRuntime":
-                    await e.client.create(CLUSTER_TRAINING_RUNTIMES, runtime)
-            await e.start_operator(trainjobs="on")
-            try:
-                yield e
-            finally:
-                await e.stop_operator()  # before the JobSet controller and its webhooks go
-
-
-async def run_kubectl(
-    env: Env, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(kubectl, env.cluster.kubeconfig_path, *args, stdin=stdin)
-
-
-def trainjob(name: str, ns: str, **spec: Any) -> Obj:
-    return {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1",
-        "kind": "TrainJob",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"runtimeRef": {"name": "torch-distributed"}, **spec},
-    }
-
-
-async def get(env: Env, ref: Any, ns: str, name: str) -> Obj | None:
-    try:
-        return await env.client.get(ref, ns, name)
-    except ApiStatusError as e:
-        if e.is_not_found:
-            return None
-        raise
-
-
-def condition(obj: Obj, ctype: str) -> Obj | None:
-    conds = (obj.get("status") or {}).get("conditions") or []
-    return next((c for c in conds if c["type"] == ctype and c["status"] == "True"), None)
+    async for e in open_trainer_env(request, tmp_path_factory):
+        yield e
 
 
 async def test_a_torch_trainjob_runs_as_a_jobset_and_completes(env: Env) -> None:
