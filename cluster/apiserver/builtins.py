@@ -229,7 +229,14 @@ def builtin_resources() -> list[ResourceInfo]:
         _res("", "v1", "events", "Event", short=("ev",), fields=_EVENT_FIELDS),
         _res("", "v1", "configmaps", "ConfigMap", short=("cm",)),
         _res("", "v1", "secrets", "Secret", fields=BASE_FIELD_SELECTORS | {"type"}),
-        _res("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
+        _res(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            short=("sa",),
+            subresources=frozenset({"token"}),  # TokenRequest: tokenrequest.py
+        ),
         _res("", "v1", "endpoints", "Endpoints", short=("ep",)),
         _res(
             "",

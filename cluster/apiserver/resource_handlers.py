@@ -39,6 +39,7 @@ from .serving import ResourcePath, ServerParts, parse_selectors
 from .store import API_VERSION, DATA, Record
 from .streams import serve_log, serve_watch
 from .tables import to_table, wants_table
+from .tokenrequest import issue_token
 
 __all__ = ["handle_resource", "list_body", "read_json"]
 
@@ -126,8 +127,12 @@ async def handle_resource(
     if method == "GET":
         parse_resource_version(request.query)
         if info.conversion is not None:
-            return json_bytes_response(await server.rest.get_converted(info, rp.ns, rp.name))
-        return json_bytes_response(server.rest.get_encoded(info, rp.ns, rp.name))
+            encoded = await server.rest.get_converted(info, rp.ns, rp.name)
+        else:
+            encoded = server.rest.get_encoded(info, rp.ns, rp.name)
+        if wants_table(request):  # ``kubectl get KIND NAME``: one row, the CRD's columns
+            return json_response(to_table(info, [orjson.loads(encoded)], {}, request))
+        return json_bytes_response(encoded)
     if method == "PUT":
         opts = _write_options(request)
         body = await read_json(request)
@@ -382,6 +387,13 @@ async def _handle_subresource(
         return json_response(await server.rest.bind(info, rp.ns, rp.name, body), status=201)
     if sub == "scale":
         return await _scale(server, request, rp)
+    if sub == "token":  # serviceaccounts/token: a TokenRequest (tokenrequest.py)
+        if method != "POST":
+            raise errors.method_not_supported(info, _verb(method, collection=False))
+        body = await read_json(request)
+        now = server.options.clock.utcnow()
+        answer = issue_token(server.store, info, rp.ns, rp.name, body, now)
+        return json_response(answer, status=201)
     if sub in ("status", "finalize"):
         if method == "GET" and sub == "status":
             if info.conversion is not None:

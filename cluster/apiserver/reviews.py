@@ -11,10 +11,13 @@ filled, ``201 Created``, as kube-apiserver answers.
 
 Policies of the embedded server (it has no RBAC):
 
-- **TokenReview**: a token of ``ApiServerOptions.tokens`` is authenticated as its user, with the
-  group ``system:authenticated``; any other token is not (``status.error`` says why). Without a
-  tokens table every token is unauthenticated: there is nothing to check a token against, and
-  answering "yes" to anything would make ``--metrics-secure`` a no-op.
+- **TokenReview**: a service-account token this server issued (``tokenrequest.py``) is
+  reviewed there, ``spec.audiences`` included. A token of ``ApiServerOptions.tokens`` is
+  authenticated as its user, with the group ``system:authenticated``, when the review asks for
+  no audiences or for the API server's own (``API_AUDIENCE``; kube's audience-agnostic tokens);
+  any other token is not (``status.error`` says why). Without a tokens table every other token
+  is unauthenticated: there is nothing to check a token against, and answering "yes" to
+  anything would make ``--metrics-secure`` a no-op.
 - **SubjectAccessReview**: ``ApiServerOptions.authorizer`` decides when set (a function of the
   review's ``spec`` returning ``(allowed, reason)``; tests use it to deny someone); else every
   subject in the group ``system:authenticated`` is allowed and any other subject is not.
@@ -25,13 +28,15 @@ group and exactly one of ``resourceAttributes`` and ``nonResourceAttributes`` (4
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import errors
 from .options import Authorizer
 from .resources import ResourceInfo, StorageKey
 from .serving import ServerParts
+from .tokenrequest import API_AUDIENCE
+from .tokenrequest import review as review_token
 
 __all__ = [
     "AUTHENTICATED_GROUP",
@@ -58,15 +63,34 @@ def default_authorizer(spec: Mapping[str, Any]) -> tuple[bool, str]:
     return False, ""
 
 
-def token_review(tokens: Mapping[str, str] | None, body: Mapping[str, Any]) -> dict[str, Any]:
-    """The answered TokenReview (``body`` with its ``status``); raises 400 without a token."""
+def token_review(
+    tokens: Mapping[str, str] | None,
+    body: Mapping[str, Any],
+    service_accounts: Callable[[str, list[str]], dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """The answered TokenReview (``body`` with its ``status``); raises 400 without a token.
+    ``service_accounts``: ``(token, audiences) -> status`` of a service-account token, None
+    when it is not one (``tokenrequest.review``)."""
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
     token = spec.get("token") if isinstance(spec, dict) else None
     if not isinstance(token, str) or not token:
         raise errors.bad_request("token is required for TokenReview in authentication")
+    audiences = spec.get("audiences") if isinstance(spec, dict) else None
+    wanted = [a for a in audiences if isinstance(a, str)] if isinstance(audiences, list) else []
+    found = service_accounts(token, wanted) if service_accounts is not None else None
+    if found is not None:
+        return _answered(body, "authentication.k8s.io/v1", "TokenReview", found)
     user = tokens.get(token) if tokens is not None else None
     status: dict[str, Any]
-    if user is not None:
+    if user is not None and wanted and API_AUDIENCE not in wanted:
+        status = {"user": {}, "error": f"token audiences are invalid for {wanted!r}"}
+    elif user is not None and wanted:
+        status = {
+            "authenticated": True,
+            "user": {"username": user, "groups": [AUTHENTICATED_GROUP]},
+            "audiences": [API_AUDIENCE],
+        }
+    elif user is not None:
         status = {
             "authenticated": True,
             "user": {"username": user, "groups": [AUTHENTICATED_GROUP]},
@@ -127,7 +151,12 @@ def answer_review(server: ServerParts, info: ResourceInfo, body: Any) -> dict[st
             f"the object provided is unrecognized (must be of type {kind}): {got}"
         )
     if kind == "TokenReview":
-        return token_review(server.options.tokens, body)
+        clock = server.options.clock
+        return token_review(
+            server.options.tokens,
+            body,
+            lambda token, audiences: review_token(server.store, token, audiences, clock.utcnow()),
+        )
     return subject_access_review(server.options.authorizer, body)
 
 

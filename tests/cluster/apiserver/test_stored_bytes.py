@@ -163,3 +163,28 @@ async def test_a_restart_serves_the_same_bytes_with_labels_and_owners(tmp_path: 
         await second.api.gc.wait_idle()
         _, left, _ = await raw.get(PODS)
         assert left["items"] == []
+
+
+async def test_a_get_of_one_object_as_a_table_has_the_crd_columns(
+    cluster: EmbeddedCluster,
+) -> None:
+    """``kubectl get KIND NAME`` asks for a Table of one object: the same columns as a list
+    (kube answers both with the CRD's additionalPrinterColumns), not the object itself."""
+    crd = widget_crd()
+    for version in crd["spec"]["versions"]:
+        version["additionalPrinterColumns"] = [{"jsonPath": ".spec.size", "name": "Size"}]
+    table_accept = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    async with aiohttp.ClientSession() as session:
+        raw = Raw(cluster.url, session)
+        await create_crd(raw, crd)
+        body = widget("one")
+        body["spec"] = {"size": 3}
+        assert (await raw.post(WIDGETS, body))[0] == 201
+        _, listed, _ = await raw.get(WIDGETS, headers=table_accept)
+        _, single, _ = await raw.get(f"{WIDGETS}/one", headers=table_accept)
+    assert single["kind"] == "Table"
+    assert [c["name"] for c in single["columnDefinitions"]] == [
+        c["name"] for c in listed["columnDefinitions"]
+    ]
+    assert "Size" in [c["name"] for c in single["columnDefinitions"]]
+    assert single["rows"][0]["cells"] == listed["rows"][0]["cells"]
