@@ -29,6 +29,7 @@ from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.indexers import CONTROLLER_UID_INDEX, controller_uid_index
 from kubetrain.informers.resource import SERVICES
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
+from kubetrain.informers.transport import ApiStatusError
 
 from .api import ClientJobSetApi, JobSetApi
 from .constants import API_VERSION, JOBS, JOBSETS, KIND
@@ -151,7 +152,14 @@ class JobSetController:
         js = json_copy(cached)
         update, requeue = await reconcile(self.deps, js)
         if update.should_update:
-            await self.api.update_status(js)
+            try:
+                await self.api.update_status(js)
+            except ApiStatusError as e:
+                if e.code != 409:
+                    raise
+                # Our cache was behind (the TrainJob controller or a Job changed it): the watch
+                # brings the newer JobSet, and this reconcile runs again on it.
+                return Result(requeue=True)
             for type_, reason, message in update.events:
                 self._event(js, type_, reason, message)
         return Result(requeue_after=requeue) if requeue else Result()
