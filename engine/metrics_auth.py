@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -169,20 +169,28 @@ class MetricsAuthorizer:
 
         return filtered
 
-    async def authenticate(self, token: str) -> dict[str, Any] | None:
-        """The user a TokenReview finds for ``token`` (``status.user``), else None."""
-        key = hashlib.sha256(token.encode()).digest()
+    async def authenticate(
+        self, token: str, audiences: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
+        """The user a TokenReview finds for ``token`` (``status.user``), else None.
+
+        ``audiences``: the review's ``spec.audiences`` (the trainer status server asks for its
+        per-TrainJob audience); the token is then accepted only when the API server says it is
+        valid for one of them (``status.audiences``). Empty: the API server's own audiences."""
+        material = token if not audiences else "\0".join((token, *audiences))
+        key = hashlib.sha256(material.encode()).digest()
         cached, user = self._users.get(key)
         if cached:
             return user or None
-        review = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token},
-        }
+        spec: dict[str, Any] = {"token": token}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         status = await self._review("tokenreviews", TOKEN_REVIEWS_PATH, review)
         found = status.get("user")
         user = dict(found) if status.get("authenticated") and isinstance(found, dict) else {}
+        if audiences and not set(audiences) & set(status.get("audiences") or ()):
+            user = {}  # authenticated, but not for what was asked (kube-apiserver never says so)
         self._users.put(key, user, self.options.authentication_ttl)
         return user or None
 

@@ -21,6 +21,11 @@ metrics (labelled by path). Metrics have controller-runtime's names:
 ``controller_runtime_webhook_requests_total{webhook,code}``,
 ``controller_runtime_webhook_latency_seconds{webhook}`` and
 ``controller_runtime_webhook_requests_in_flight{webhook}``.
+
+A path registered with ``register_route`` (a pattern such as ``/apis/.../{name}/status``) is
+answered by its aiohttp handler as it is, no review parsing: the trainer status endpoint
+(``reconcilers/trainer/status_server.py``) shares the listener and its certificate this way.
+Its metrics are labelled by the pattern, not the concrete path.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +57,15 @@ from kubetrain.engine.webhook.conversion import (
     review_uid,
 )
 
-__all__ = ["WebhookServer", "WebhookServerOptions"]
+__all__ = ["RouteHandler", "WebhookServer", "WebhookServerOptions"]
 
 log = logging.getLogger(__name__)
 
 #: The API server's own limit for a request body; a review is smaller than its object plus a bit.
 MAX_REVIEW_BYTES = 8 * 1024 * 1024
+
+#: A handler of a plain route (``register_route``): the aiohttp request in, its response out.
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +118,7 @@ class WebhookServer:
         self._metrics = once_per_registry(_Metrics, registry)
         self._handlers: dict[str, Handler] = {}
         self._converters: dict[str, Converter] = {}
+        self._routes: dict[str, RouteHandler] = {}
         self._ssl = server_ssl_context()
         self._certificate: ServerCertificate | None = None
         self._runner: web.AppRunner | None = None
@@ -127,18 +137,25 @@ class WebhookServer:
         self._check_new_path("register_conversion", path)
         self._converters[path] = converter
 
+    def register_route(self, path: str, handler: RouteHandler) -> None:
+        """Answer ``POST`` on ``path`` (an aiohttp pattern: ``{name}`` matches one segment) with
+        ``handler`` as it is: no AdmissionReview, the handler writes the whole response. Call
+        before ``start``."""
+        self._check_new_path("register_route", path)
+        self._routes[path] = handler
+
     def _check_new_path(self, caller: str, path: str) -> None:
         if self._runner is not None:
             raise RuntimeError(f"WebhookServer.{caller}: register paths before start()")
         if not path.startswith("/"):
             raise ValueError(f"webhook path must start with '/', got {path!r}")
-        if path in self._handlers or path in self._converters:
+        if path in self._handlers or path in self._converters or path in self._routes:
             raise ValueError(f"webhook path {path} is already registered")
 
     @property
     def paths(self) -> list[str]:
-        """Every registered path, admission and conversion."""
-        return sorted([*self._handlers, *self._converters])
+        """Every registered path, admission, conversion and plain routes."""
+        return sorted([*self._handlers, *self._converters, *self._routes])
 
     def use_certificate(self, certificate: ServerCertificate) -> None:
         """Serve ``certificate`` from the next TLS handshake on (raises ``CertificateError``
@@ -176,7 +193,10 @@ class WebhookServer:
         """Bind and serve. Raises ``OSError`` (address in use, ...) naming the address."""
         app = web.Application(client_max_size=MAX_REVIEW_BYTES)
         for path in self.paths:
-            app.router.add_post(path, self._serve)
+            if path in self._routes:
+                app.router.add_post(path, self._route(path, self._routes[path]))
+            else:
+                app.router.add_post(path, self._serve)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(
@@ -222,6 +242,24 @@ class WebhookServer:
         metrics.latency.labels(path).observe(time.perf_counter() - start)
         metrics.requests.labels(path, str(status)).inc()
         return web.Response(status=status, body=body, content_type="application/json")
+
+    def _route(self, pattern: str, handler: RouteHandler) -> RouteHandler:
+        """``handler`` with the server's metrics, labelled by ``pattern``."""
+        metrics = self._metrics
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            in_flight = metrics.in_flight.labels(pattern)
+            in_flight.inc()
+            start = time.perf_counter()
+            try:
+                response = await handler(request)
+            finally:
+                in_flight.dec()
+            metrics.latency.labels(pattern).observe(time.perf_counter() - start)
+            metrics.requests.labels(pattern, str(response.status)).inc()
+            return response
+
+        return serve
 
     async def _answer(self, path: str, request: web.Request) -> tuple[int, bytes]:
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
