@@ -13,6 +13,8 @@ from ``deploy/webhooks`` (``kubetrain up`` installs both). It serves the admissi
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import dataclasses
 import datetime
 import logging
@@ -21,6 +23,7 @@ import ssl
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 from prometheus_client import CollectorRegistry
@@ -54,11 +57,17 @@ from kubetrain.engine.webhook.rotator import (
 from kubetrain.engine.webhook.server import WebhookServer, WebhookServerOptions
 from kubetrain.informers.event_handlers import FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.resource import CUSTOM_RESOURCE_DEFINITIONS, kubeflow
+from kubetrain.informers.resource import CUSTOM_RESOURCE_DEFINITIONS, SECRETS, kubeflow
+from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.api.kinds import ALL_KINDS, GROUP, MPIJOB, JobKind, kinds_for_schemes
+from kubetrain.reconcilers.api.trainer_webhooks import (
+    CachedTrainerObjects,
+    register_trainer_webhooks,
+)
 from kubetrain.reconcilers.api.webhooks import (
     MUTATING_CONFIGURATION,
     VALIDATING_CONFIGURATION,
+    WebhookService,
     register_job_webhooks,
 )
 from kubetrain.reconcilers.gang import GangScheduler, gang_scheduler_from_flag
@@ -74,6 +83,10 @@ from kubetrain.reconcilers.mpiv2.metrics import MPIOperatorMetrics
 from kubetrain.reconcilers.mpiv2.reconciler import MPIJobV2Options, MPIJobV2Reconciler
 from kubetrain.reconcilers.mpiv2.wiring import MPI_OPERATOR_COMPONENT, new_mpiv2_controller
 from kubetrain.reconcilers.presync_jobs import NewJobPreSync
+from kubetrain.reconcilers.trainer.plugins.trainjob_status import (
+    StatusServerSource,
+    StatusServerUnavailable,
+)
 from kubetrain.reconcilers.trainer.reconciler import TrainJobOptions, TrainJobReconciler
 from kubetrain.reconcilers.trainer.resources import (
     CLUSTER_TRAINING_RUNTIMES,
@@ -81,6 +94,8 @@ from kubetrain.reconcilers.trainer.resources import (
     TRAINING_RUNTIMES,
     TRAINJOBS,
 )
+from kubetrain.reconcilers.trainer.status_server import ROUTE as TRAINER_STATUS_ROUTE
+from kubetrain.reconcilers.trainer.status_server import TrainerStatusServer
 from kubetrain.reconcilers.trainer.wiring import TRAINER_COMPONENT, new_trainjob_controller
 
 __all__ = [
@@ -357,6 +372,20 @@ class OperatorOptions:
             "checks at start; an Operator built in Python runs it only with on)",
         ),
     )
+    # --- trainer status server (reconcilers/trainer/status_server.py) ---
+    trainjob_status_server: bool = field(
+        default=True,
+        metadata=flag(
+            "--trainjob-status-server",
+            "serve Kubeflow Trainer's status endpoint (KEP-2779) on the webhook server: "
+            "trainers POST their progress with a projected service-account token "
+            "(TokenReview) and it becomes the TrainJob's status.trainerStatus; the trainer "
+            "job's containers get KUBEFLOW_TRAINER_SERVER_* and the token volume. Needs the "
+            "TrainJob controller and the webhook server",
+            negatable=True,
+        ),
+    )
+    # --- end trainer status server ---
     create_before_sync: bool = field(
         default=True,
         metadata=flag(
@@ -512,6 +541,7 @@ class Operator:
                 LoopRunnable("metrics certificate watcher", self.metrics_cert_watcher.run)
             )
         self.webhooks: WebhookServer | None = None
+        self.trainer_status: TrainerStatusServer | None = None  # the status route, when served
         self.cert_rotator: CertRotator | None = None
         self.cert_watcher: CertWatcher | None = None
         if opts.webhook_server_port:
@@ -549,7 +579,8 @@ class Operator:
             client=client,
             informers=self.manager.informers,
             recorder=recorder,
-            options=TrainJobOptions(clock=clock),
+            metrics=self.metrics,
+            options=TrainJobOptions(clock=clock, status_server=self._status_server_source()),
             controller_options=controller_options,
         )
         self.manager.add(controller)
@@ -608,6 +639,56 @@ class Operator:
             log.info("serving /metrics with a self-signed certificate (no --metrics-cert-dir)")
         return ctx
 
+    # --- trainer status server ---
+    def _status_server_source(self) -> StatusServerSource | None:
+        """Where trainers find the status server (the webhook Service, port 443) and how the
+        CA that verifies it is read; None when it is not served (``--no-trainjob-status-server``,
+        no TrainJob controller, or no webhook server)."""
+        opts = self.options
+        if not (opts.trainjob_status_server and opts.trainjobs == "on"):
+            return None
+        if not opts.webhook_server_port:
+            return None
+        return StatusServerSource(
+            service_name=opts.webhook_service_name,
+            namespace=opts.operator_namespace or default_lease_namespace(),
+            port=WebhookService().port,
+            ca_bundle=self._status_server_ca,
+        )
+
+    async def _status_server_ca(self) -> str:
+        """The CA bundle (PEM) of the webhook certificate, read at each TrainJob build (it
+        rotates): ``ca.crt`` of ``--webhook-cert-dir``, else the self-managed Secret's
+        ``ca-bundle.crt`` (the CAs trusted now, the new one first while it rotates)."""
+        opts = self.options
+        if opts.webhook_cert_dir:
+            path = Path(opts.webhook_cert_dir, "ca.crt")
+            try:
+                return await asyncio.to_thread(path.read_text, encoding="utf-8")
+            except OSError as e:
+                raise StatusServerUnavailable(
+                    f"no CA for the trainer status server: {e} (--webhook-cert-dir must hold "
+                    "ca.crt; or turn the server off with --no-trainjob-status-server)"
+                ) from e
+        namespace = opts.operator_namespace or default_lease_namespace()
+        try:
+            secret = await self.client.get(SECRETS, namespace, opts.webhook_secret_name)
+        except ApiStatusError as e:
+            if not e.is_not_found:
+                raise
+            secret = {}
+        data = secret.get("data") or {}
+        encoded = data.get("ca-bundle.crt") or data.get("ca.crt")
+        if not encoded:
+            raise StatusServerUnavailable(
+                f"no CA for the trainer status server yet: Secret {namespace}/"
+                f"{opts.webhook_secret_name} has no ca-bundle.crt (the certificate rotator "
+                "writes it)"
+            )
+        return base64.b64decode(encoded).decode()
+
+    # --- end trainer status server ---
+
     def _add_webhooks(self, client: ApiClient, clock: Clock) -> None:
         """The webhook server with the kinds' handlers, and where its certificate comes from:
         ``--webhook-cert-dir`` files, else a ``CertRotator`` woken whenever one of the two
@@ -618,6 +699,23 @@ class Operator:
             registry=self.registry,
         )
         register_job_webhooks(server, opts.kinds)
+        # Trainer v2's webhooks: always served, since the configurations route TrainJobs and
+        # runtimes here whether or not this operator runs the TrainJob controller (without
+        # it, they read from the API server instead of its caches).
+        trainer_reads = CachedTrainerObjects(client=client)
+        if self.trainjobs is not None:
+            trainer_reads = CachedTrainerObjects(
+                client=client,
+                training_runtimes=self.trainjobs.training_runtimes,
+                cluster_training_runtimes=self.trainjobs.cluster_training_runtimes,
+                jobsets=self.trainjobs.jobsets,
+            )
+        register_trainer_webhooks(server, trainer_reads, clock=clock)
+        if self._status_server_source() is not None:  # the trainer status endpoint
+            self.trainer_status = TrainerStatusServer(
+                client, MetricsAuthorizer(client, clock=clock), clock=clock
+            )
+            server.register_route(TRAINER_STATUS_ROUTE, self.trainer_status.handle)
         self.webhooks = server
         if opts.webhook_cert_dir:
             watcher = CertWatcher(opts.webhook_cert_dir, server.use_certificate, clock=clock)

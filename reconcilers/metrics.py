@@ -10,6 +10,7 @@ again (fix of quirk 8). Histograms time each job's life from ``metadata.creation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -124,11 +125,19 @@ class JobPhaseGauge:
     """An informer handler keeping ``kubetrain_jobs{framework,phase}`` (one per job kind).
 
     Remembers each cached job's phase by key, so an update moves one job between two series.
+    ``phase_of`` reads a job's phase (one of ``PHASES``); the default reads v1 conditions.
     """
 
-    def __init__(self, metrics: JobMetrics, *, framework: str) -> None:
+    def __init__(
+        self,
+        metrics: JobMetrics,
+        *,
+        framework: str,
+        phase_of: Callable[[Obj], str] = job_phase,
+    ) -> None:
         self._gauge = metrics.jobs
         self._framework = framework
+        self._phase_of = phase_of
         self._phases: dict[str, str] = {}
         for phase in PHASES:
             self._gauge.labels(framework, phase).set(0)
@@ -146,10 +155,10 @@ class JobPhaseGauge:
             self._gauge.labels(self._framework, phase).inc()
 
     def on_add(self, obj: Obj, is_in_initial_list: bool) -> None:
-        self._move(object_key(obj), job_phase(obj))
+        self._move(object_key(obj), self._phase_of(obj))
 
     def on_update(self, old: Obj, new: Obj) -> None:
-        self._move(object_key(new), job_phase(new))
+        self._move(object_key(new), self._phase_of(new))
 
     def on_delete(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else object_key(obj)

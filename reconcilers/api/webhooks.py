@@ -71,6 +71,7 @@ from kubetrain.reconcilers.api.mpi_v2beta1 import (
     validate_origin_update,
     written_as_v2beta1,
 )
+from kubetrain.reconcilers.api.trainer_webhooks import trainer_webhook_entries
 from kubetrain.reconcilers.api.validation import (
     FieldError,
     aggregate_message,
@@ -268,8 +269,11 @@ def webhook_configurations(
     service: WebhookService | None = None,
     url: str | None = None,
     ca_bundle: str | None = None,
+    trainer: bool = True,
 ) -> list[dict[str, Any]]:
-    """The MutatingWebhookConfiguration and the ValidatingWebhookConfiguration for ``kinds``.
+    """The MutatingWebhookConfiguration and the ValidatingWebhookConfiguration for ``kinds``,
+    and with ``trainer`` Kubeflow Trainer v2's webhooks (``trainer_webhooks.py``; an API server
+    without the Trainer CRDs never calls them).
 
     The API server reaches the webhooks through ``service`` (default ``WebhookService()``), or
     at ``url`` + path when ``url`` (``https://host:port``) is given. ``ca_bundle`` (base64 PEM)
@@ -317,7 +321,7 @@ def webhook_configurations(
         }
 
     labels = {"app.kubernetes.io/name": "kubetrain", "app.kubernetes.io/component": "webhook"}
-    mutating = {
+    mutating: dict[str, Any] = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": MUTATING_CONFIGURATION, "labels": labels},
@@ -325,12 +329,18 @@ def webhook_configurations(
             {**hook("defaulter", k, mutate_path(k)), "reinvocationPolicy": "Never"} for k in kinds
         ],
     }
-    validating = {
+    validating: dict[str, Any] = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": VALIDATING_CONFIGURATION, "labels": labels},
         "webhooks": [hook("validator", k, validate_path(k)) for k in kinds],
     }
+    if trainer:  # Trainer v2 (trainer.kubeflow.org/v1alpha1), after the kinds
+        more_mutating, more_validating = trainer_webhook_entries(
+            client_config, timeout_seconds=TIMEOUT_SECONDS
+        )
+        mutating["webhooks"] += more_mutating
+        validating["webhooks"] += more_validating
     return [mutating, validating]
 
 

@@ -35,10 +35,22 @@ Env and port lists are upserted as Go's ``pkg/apply`` does: an existing entry wi
 name (env) or the same ``containerPort`` *or* the same name (ports; two unnamed ports count as
 the same name, as ``ptr.Equal(nil, nil)`` does) is replaced in place, anything else appended.
 
-Not ported: MPI and Flux (``UnsupportedRuntime``), TorchTune's command synthesis
-(``UnsupportedRuntime`` for a ``tune run`` command rather than a silently wrong JobSet),
-the gang plugins (a runtime's ``podGroupPolicy`` is ignored: no pod-group label or annotation,
-no PodGroup) and the TrainJobStatus feature gate's env (off by default in v2.3.0). Validation is
+MPI (``_enforce_mpi``; the ConfigMap and Secret beside the JobSet are ``plugins/mpi.py``'s):
+the TrainJob's ``numNodes`` sets the count of job ``node`` (``numNodes - 1``, at least 1, with
+``runLauncherAsNode``; the launcher keeps ``mlPolicy.numNodes``), both jobs mount the SSH Secret
+and the launcher the hostfile with the ``OMPI_MCA_*`` env; with ``runLauncherAsNode`` job
+``node`` also gets ``resourcesPerNode`` (phase 3) and the TrainJob's env (phase 4, where Go's
+JobSet builder adds it: nothing else touches that env in between).
+
+TorchTune (a torch runtime whose TrainJob's ``trainer.command`` is exactly ``tune run``): no
+``PET_MASTER_*`` env; the command becomes ``tune run [--rdzv_endpoint=...] <recipe> --config
+<model><suffix> <runtime overrides>`` (``torchtune.py`` has the decision table). Gang
+scheduling (``podGroupPolicy``): every pod gets the label ``scheduling.x-k8s.io/pod-group``
+(coscheduling) or the annotation ``scheduling.k8s.io/group-name`` (volcano) naming the
+TrainJob, after the trainer build; the PodGroups are ``plugins/podgroup.py``'s.
+
+Not ported: Flux (``UnsupportedRuntime``) and the TrainJobStatus feature gate's env (off by
+default in v2.3.0). Validation is
 the webhooks' business: what Go only rejects there is built here as Go's builder would build it.
 """
 
@@ -46,12 +58,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_UP
 from typing import Any, NamedTuple
 
 from kubetrain.base.jsoncopy import json_copy
 from kubetrain.base.objects import Obj
-from kubetrain.reconcilers.gang.quantity import parse_quantity
+from kubetrain.reconcilers.trainer import mpi_policy as mpi
+from kubetrain.reconcilers.trainer.runtime_info import (
+    BuildError,
+    UnsupportedRuntime,
+    cpus_per_node,
+    gpus_per_node,
+    ml_policy_name,
+)
 from kubetrain.reconcilers.trainer.strategic_merge import (
     JOBSET_SPEC,
     RESOURCE_REQUIREMENTS,
@@ -59,6 +77,10 @@ from kubetrain.reconcilers.trainer.strategic_merge import (
     strategic_merge,
     typed_patch,
 )
+from kubetrain.reconcilers.trainer.torchtune import (
+    TORCHTUNE_ENTRYPOINT as TORCHTUNE_ENTRYPOINT_ARGS,
+)
+from kubetrain.reconcilers.trainer.torchtune import torchtune_command
 
 __all__ = [
     "ANCESTOR_LABEL",
@@ -98,22 +120,11 @@ NODE = "node"
 CONTAINER_TRAINER_PORT = 29500
 JOB_COMPLETION_INDEX_FIELD_PATH = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 STORAGE_URI_ENV = "STORAGE_URI"
-TORCHTUNE_ENTRYPOINT = ["tune", "run"]
-
-
-class UnsupportedRuntime(ValueError):
-    """The runtime asks for what this port does not build (``policy``: ``mpi``, ``flux`` or
-    ``torchtune``); the controller marks the TrainJob Failed rather than retrying."""
-
-    def __init__(self, policy: str, detail: str) -> None:
-        super().__init__(f"unsupported runtime: mlPolicy {policy}: {detail}")
-        self.policy = policy
-
-
-class BuildError(ValueError):
-    """The build failed where Trainer's ``NewObjects`` returns an error (an ``envInjection``
-    target that does not exist, a patch strategic merge cannot apply, a resource quantity that
-    does not parse): Go emits a Warning event and retries."""
+TORCHTUNE_ENTRYPOINT = list(TORCHTUNE_ENTRYPOINT_ARGS)
+#: The pods' gang membership: scheduler-plugins' ``PodGroupLabel`` and Volcano's
+#: ``KubeGroupNameAnnotationKey``; the group is named after the TrainJob.
+COSCHEDULING_POD_GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
+VOLCANO_GROUP_NAME_ANNOTATION = "scheduling.k8s.io/group-name"
 
 
 # --- runtimeRef ------------------------------------------------------------------------------
@@ -159,16 +170,6 @@ def should_apply_jobset(trainjob: Obj, existing_jobset: Obj | None) -> bool:
     )
 
 
-def ml_policy_name(ml_policy: Mapping[str, Any] | None) -> str:
-    """Which plugin enforces ``mlPolicy``: ``torch``, ``mpi``, ``jax``, ``xgboost``, ``flux``, or
-    ``plainml`` when none of those is set (the CRD allows at most one)."""
-    if ml_policy:
-        for name in ("torch", "mpi", "jax", "xgboost", "flux"):
-            if ml_policy.get(name) is not None:
-                return name
-    return "plainml"
-
-
 # --- the build -------------------------------------------------------------------------------
 
 
@@ -195,18 +196,16 @@ def build_jobset(
     copy them anywhere (only ``template.metadata`` reaches the JobSet), so they do not change the
     result; the parameter lets a caller hand over the whole runtime without picking it apart.
 
-    Raises ``UnsupportedRuntime`` for an MPI or Flux mlPolicy and a TorchTune (``tune run``)
-    trainer, and ``BuildError`` where Go's build returns an error.
+    Raises ``UnsupportedRuntime`` for a Flux mlPolicy, and ``BuildError`` where Go's build
+    returns an error.
     """
     del runtime_labels  # documented above: Trainer v2.3.0 never reads them while building
     spec = trainjob.get("spec") or {}
     trainer = spec.get("trainer")
     ml_policy = runtime_spec.get("mlPolicy")
     policy = ml_policy_name(ml_policy)
-    if policy in ("mpi", "flux"):
-        raise UnsupportedRuntime(policy, "only torch, jax, xgboost and plain ML runtimes are built")
-    if policy == "torch" and trainer is not None and trainer.get("command") == TORCHTUNE_ENTRYPOINT:
-        raise UnsupportedRuntime("torchtune", "the TorchTune command synthesis is not ported")
+    if policy == "flux":
+        raise UnsupportedRuntime(policy, "only torch, MPI, jax, xgboost and plain ML are built")
 
     template = runtime_spec.get("template") or {}
     patches = [p for p in spec.get("runtimePatches") or [] if isinstance(p, dict)]
@@ -214,10 +213,14 @@ def build_jobset(
     jobset_spec = _merge_runtime_patches(template.get("spec") or {}, patches)
 
     pod_sets = _pod_sets(jobset_spec, ml_policy, trainer)
-    _enforce_ml_policy(policy, ml_policy, pod_sets, jobset_spec, trainjob)
+    tune_command = _enforce_ml_policy(policy, ml_policy, pod_sets, jobset_spec, trainjob)
     _sync_parallel_count(pod_sets, jobset_spec)
     _build_initializers(jobset_spec, spec.get("initializer"))
+    if tune_command is not None and trainer is not None:  # TorchTune: Go rewrites the command
+        trainer = {**trainer, "command": tune_command}
     _build_trainer(jobset_spec, trainer)
+    # --- gang scheduling (Coscheduling, Volcano): the pods' group label/annotation ---
+    _enforce_pod_group_policy(runtime_spec.get("podGroupPolicy"), jobset_spec, trainjob)
 
     if spec.get("suspend") is None:
         jobset_spec.pop("suspend", None)
@@ -296,6 +299,17 @@ def _pod_sets(
                 node = _first_container(_pod_spec(rjob).get("containers"), NODE)
                 if node is not None:
                     node["resources"] = _merged_resources(node.get("resources"), resources_per_node)
+        # --- MPI: with runLauncherAsNode, job ``node`` trains too and gets resourcesPerNode ---
+        if (
+            resources_per_node is not None
+            and ancestor != ANCESTOR_TRAINER
+            and rjob.get("name") == NODE
+            and _mpi_launcher_as_node(ml_policy)
+        ):
+            node = _first_container(_pod_spec(rjob).get("containers"), NODE)
+            if node is not None:
+                node["resources"] = _merged_resources(node.get("resources"), resources_per_node)
+        # --- end MPI ---
         pod_sets.append(
             _PodSet(name=str(rjob.get("name", "")), ancestor=ancestor, count=max(count, 1))
         )
@@ -317,13 +331,20 @@ def _enforce_ml_policy(
     pod_sets: list[_PodSet],
     jobset_spec: Obj,
     trainjob: Obj,
-) -> None:
+) -> list[str] | None:
+    """Returns the TorchTune command when the torch plugin synthesized one (else None)."""
+    # --- MPI: its own counts, mounts and env (Go runs no PlainML for MPI) ---
+    if policy == "mpi":
+        _enforce_mpi(ml_policy, pod_sets, jobset_spec, trainjob)
+        return None
+    # --- end MPI ---
     spec = trainjob.get("spec") or {}
     trainer = spec.get("trainer")
     name = str((trainjob.get("metadata") or {}).get("name", ""))
+    tune_command: list[str] | None = None
     trainer_ps = next((ps for ps in pod_sets if ps.ancestor == ANCESTOR_TRAINER), None)
     if policy == "xgboost" and trainer_ps is None:
-        return
+        return None
     if trainer_ps is not None and trainer is not None and trainer.get("numNodes") is not None:
         trainer_ps.count = int(trainer["numNodes"])
     num_nodes = trainer_ps.count if trainer_ps is not None else 1
@@ -353,7 +374,13 @@ def _enforce_ml_policy(
         ]
         if node is not None:
             _upsert_env(node, pet)
-            _upsert_env(node, master_env)
+            if trainer is not None and trainer.get("command") == TORCHTUNE_ENTRYPOINT:
+                # TorchTune: no PET_MASTER_*; the rendezvous goes on the command line.
+                tune_command = _torchtune_command(
+                    trainjob, jobset_spec, num_nodes, nproc, gpus_per_node(resources)
+                )
+            else:
+                _upsert_env(node, master_env)
             _upsert_port(node, {"containerPort": CONTAINER_TRAINER_PORT})
         targets = ((ml_policy or {}).get("torch") or {}).get("envInjection") or {}
         for target in targets.get("targets") or []:
@@ -393,6 +420,145 @@ def _enforce_ml_policy(
             ],
         )
         _upsert_port(node, {"containerPort": CONTAINER_TRAINER_PORT})
+    return tune_command
+
+
+# --- TorchTune (torchtune.py holds the decision table) ---------------------------------------
+
+
+def _torchtune_command(
+    trainjob: Obj, jobset_spec: Obj, num_nodes: int, nproc: str, gpus: int
+) -> list[str]:
+    """The Torch plugin's rewrite of ``trainer.command`` for ``tune run``: the overrides come
+    from container ``node`` of every trainer-ancestor job of the (patched) runtime template,
+    read before the TrainJob's command replaces it."""
+    spec = trainjob.get("spec") or {}
+    trainer = spec.get("trainer") or {}
+    runtime_commands = [
+        [str(entry) for entry in container.get("command") or []]
+        for rjob in _replicated_jobs(jobset_spec)
+        if _ancestor(rjob) == ANCESTOR_TRAINER
+        for container in _pod_spec(rjob).get("containers") or []
+        if container.get("name") == NODE
+    ]
+    return torchtune_command(
+        entrypoint=TORCHTUNE_ENTRYPOINT,
+        trainjob_name=str((trainjob.get("metadata") or {}).get("name", "")),
+        runtime_name=str((spec.get("runtimeRef") or {}).get("name") or ""),
+        num_nodes=num_nodes,
+        num_proc_per_node=nproc,
+        gpus=gpus,
+        args=[str(arg) for arg in trainer.get("args") or []],
+        runtime_commands=runtime_commands,
+        port=CONTAINER_TRAINER_PORT,
+    )
+
+
+# --- gang scheduling: EnforcePodGroupPolicy + the JobSet builder's PodLabels/PodAnnotations ---
+
+
+def _enforce_pod_group_policy(
+    pod_group_policy: Mapping[str, Any] | None, jobset_spec: Obj, trainjob: Obj
+) -> None:
+    """Coscheduling labels every pod ``scheduling.x-k8s.io/pod-group: <tj>``; Volcano annotates
+    it ``scheduling.k8s.io/group-name: <tj>``. Merged into each replicatedJob's pod template
+    metadata (Go's ``WithLabels``/``WithAnnotations``: existing keys of other names stay). The
+    PodGroup objects themselves are ``plugins/podgroup.py``'s."""
+    if not pod_group_policy:
+        return
+    name = str((trainjob.get("metadata") or {}).get("name", ""))
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    if pod_group_policy.get("coscheduling") is not None:
+        labels[COSCHEDULING_POD_GROUP_LABEL] = name
+    if pod_group_policy.get("volcano") is not None:
+        annotations[VOLCANO_GROUP_NAME_ANNOTATION] = name
+    for rjob in _replicated_jobs(jobset_spec):
+        pod_template = (
+            rjob.setdefault("template", {}).setdefault("spec", {}).setdefault("template", {})
+        )
+        for key, entries in (("labels", labels), ("annotations", annotations)):
+            if entries:
+                meta = pod_template.setdefault("metadata", {})
+                meta[key] = {**(meta.get(key) or {}), **entries}
+
+
+# --- MPI (EnforceMLPolicy of plugins/mpi/mpi.go; the side objects are plugins/mpi.py's) ------
+
+
+def _mpi_launcher_as_node(ml_policy: Mapping[str, Any] | None) -> bool:
+    """Whether the runtime's MPI policy runs training on the launcher as well."""
+    mpi = (ml_policy or {}).get("mpi")
+    return isinstance(mpi, dict) and bool(mpi.get("runLauncherAsNode"))
+
+
+def _enforce_mpi(
+    ml_policy: Mapping[str, Any] | None, pod_sets: list[_PodSet], jobset_spec: Obj, trainjob: Obj
+) -> None:
+    """The MPI plugin's EnforceMLPolicy: the TrainJob's ``numNodes`` sets job ``node``'s count
+    (one fewer, at least 1, when the launcher trains too); jobs ``node`` and ``launcher`` get the
+    SSH Secret volume and, in container ``node``, its mount at ``sshAuthMountPath``; the
+    launcher's ``node`` also mounts the hostfile at ``/etc/mpi`` and gets the OpenMPI env. With
+    ``runLauncherAsNode`` the TrainJob's env goes to job ``node``'s container too (Go's JobSet
+    builder does that; nothing changes that env between here and there)."""
+    policy = mpi.mpi_policy(ml_policy)
+    if policy is None:
+        return
+    trainer = (trainjob.get("spec") or {}).get("trainer")
+    name = str((trainjob.get("metadata") or {}).get("name", ""))
+    node_ps = next((ps for ps in pod_sets if ps.name == NODE), None)
+    if trainer is not None and trainer.get("numNodes") is not None and node_ps is not None:
+        num_nodes = int(trainer["numNodes"])
+        node_ps.count = max(num_nodes - 1, 1) if policy.run_launcher_as_node else num_nodes
+    slots = mpi.mpi_slots(policy, trainer, _runtime_resources_per_node(jobset_spec))
+
+    for rjob in _replicated_jobs(jobset_spec):
+        job_name = rjob.get("name")
+        if job_name not in (NODE, mpi.LAUNCHER):
+            continue
+        launcher = job_name == mpi.LAUNCHER
+        pod_spec = rjob.setdefault("template", {}).setdefault("spec", {})
+        pod_spec = pod_spec.setdefault("template", {}).setdefault("spec", {})
+        _upsert_named(pod_spec.setdefault("volumes", []), mpi.ssh_auth_volume(name))
+        if launcher:
+            _upsert_named(pod_spec.setdefault("volumes", []), mpi.hostfile_volume(name))
+        for container in pod_spec.get("containers") or []:
+            if not isinstance(container, dict) or container.get("name") != NODE:
+                continue
+            mounts: list[Obj] = container.setdefault("volumeMounts", [])
+            _upsert_mount(
+                mounts, {"name": mpi.SSH_AUTH_VOLUME, "mountPath": policy.ssh_auth_mount_path}
+            )
+            if launcher:
+                _upsert_mount(mounts, {"name": mpi.HOSTFILE_VOLUME, "mountPath": mpi.HOSTFILE_DIR})
+                if policy.implementation != mpi.OPENMPI:
+                    raise BuildError(
+                        f"MPI implementation for {policy.implementation!r} is not supported"
+                    )
+                _upsert_env(container, mpi.launcher_env(slots))
+            elif policy.run_launcher_as_node and trainer is not None:
+                _upsert_env(container, (_env_var(e) for e in trainer.get("env") or []))
+
+
+def _upsert_named(items: list[Obj], item: Obj) -> None:
+    """``apply.UpsertVolumes``: replace the entry of the same name, else append."""
+    for i, existing in enumerate(items):
+        if existing.get("name") == item.get("name"):
+            items[i] = item
+            return
+    items.append(item)
+
+
+def _upsert_mount(mounts: list[Obj], mount: Obj) -> None:
+    """``apply.UpsertVolumeMounts``: keyed by ``mountPath``, not by name."""
+    for i, existing in enumerate(mounts):
+        if existing.get("mountPath") == mount.get("mountPath"):
+            mounts[i] = mount
+            return
+    mounts.append(mount)
+
+
+# --- end MPI ---------------------------------------------------------------------------------
 
 
 def _sync_parallel_count(pod_sets: list[_PodSet], jobset_spec: Obj) -> None:
@@ -453,44 +619,6 @@ def _build_trainer(jobset_spec: Obj, trainer: Mapping[str, Any] | None) -> None:
 # --- resources -------------------------------------------------------------------------------
 
 
-def gpus_per_node(resources: Mapping[str, Any] | None) -> int:
-    """``runtime.GetNumGPUPerNode``: the first request whose name contains ``gpu`` (case
-    folded), else the first such limit, as an integer rounded up; 0 without one."""
-    if not resources:
-        return 0
-    count = _first_gpu(resources.get("requests"), "requests")
-    return count or _first_gpu(resources.get("limits"), "limits")
-
-
-def cpus_per_node(resources: Mapping[str, Any] | None) -> int:
-    """The torch plugin's ``getNumCPUPerNode``: the CPU request rounded up, or when that is
-    absent or zero the CPU limit rounded up, else 0."""
-    if not resources:
-        return 0
-    request = _quantity_value((resources.get("requests") or {}).get("cpu"), "requests.cpu")
-    if request:
-        return request
-    return _quantity_value((resources.get("limits") or {}).get("cpu"), "limits.cpu")
-
-
-def _first_gpu(resource_list: Mapping[str, Any] | None, where: str) -> int:
-    for name, quantity in (resource_list or {}).items():
-        if "gpu" in name.lower():
-            return _quantity_value(quantity, f"{where}.{name}")
-    return 0
-
-
-def _quantity_value(quantity: Any, field_path: str) -> int:
-    """Go's ``Quantity.Value()``: rounded up, away from zero; 0 for an absent quantity."""
-    if quantity is None:
-        return 0
-    try:
-        amount, _ = parse_quantity(quantity, field_path=f"resourcesPerNode.{field_path}")
-    except ValueError as err:
-        raise BuildError(str(err)) from None
-    return int(amount.to_integral_value(rounding=ROUND_UP))
-
-
 def _runtime_resources_per_node(jobset_spec: Obj) -> Obj | None:
     """``runtime.ExtractResourcePerNodeFromRuntime``: the resources of container ``node`` in the
     first job named ``node`` or labelled the trainer (after ``resourcesPerNode`` was merged)."""
@@ -538,6 +666,11 @@ def _field_ref_env(name: str) -> Obj:
 
 
 def _upsert_env(container: Obj, env: Iterable[Obj]) -> None:
+    """``apply.UpsertEnvVars``: replace the entry of the same name, else append; nothing to add
+    leaves ``env`` as it was (absent stays absent, as Go leaves an empty list unset)."""
+    env = list(env)
+    if not env:
+        return
     items: list[Obj] = container.setdefault("env", [])
     for var in env:
         for i, existing in enumerate(items):

@@ -36,11 +36,12 @@ from kubetrain.base.clock import Clock, RealClock
 from kubetrain.base.objects import Obj, is_controlled_by
 from kubetrain.engine.reconcile import Request, Result
 from kubetrain.informers.lister import Lister
-from kubetrain.informers.resource import ResourceRef
+from kubetrain.informers.resource import CONFIGMAPS, ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.common.compact import merge_patch_of
 from kubetrain.reconcilers.jobcontroller.protocols import EventSink, JobWriter
 from kubetrain.reconcilers.jobcontroller.written_versions import WrittenVersions, patch_status
+from kubetrain.reconcilers.metrics import JobMetrics
 
 from .jobset_build import (
     BuildError,
@@ -49,12 +50,29 @@ from .jobset_build import (
     should_apply_jobset,
 )
 from .objects import TrainJobObjects, build_objects
+from .plugins.trainjob_status import StatusServerSource
 from .resources import (
     JOBSETS,
     MANAGED_BY_SELF,
     SIDE_OBJECT_RESOURCES,
     TRAINER_GROUP,
     TRAINJOBS,
+)
+from .snapshot import InvalidSnapshot, read_snapshot, snapshot_configmap, snapshot_name
+from .status import (
+    COMPLETE,
+    CREATION_FAILED,
+    DEADLINE_EXCEEDED,
+    FAILED,
+    RESOURCES_CREATION_FAILED,
+    RUNTIME_NOT_SUPPORTED,
+    copy_jobset_status,
+    is_finished,
+    remove_condition,
+    set_condition,
+    set_phase,
+    set_suspended,
+    trainjob_phase,
 )
 
 __all__ = ["TrainJobOptions", "TrainJobReconciler", "TrainJobWriter"]
@@ -63,12 +81,11 @@ log = logging.getLogger(__name__)
 
 #: Trainer's field manager for what it applies.
 FIELD_MANAGER = "trainer"
-#: Trainer v2.3.0's condition types, reasons and messages (``pkg/constants``).
-SUSPENDED, COMPLETE, FAILED = "Suspended", "Complete", "Failed"
-DEADLINE_EXCEEDED = "DeadlineExceeded"
-RUNTIME_NOT_SUPPORTED = "TrainingRuntimeNotSupported"
-CREATION_FAILED = "TrainJobResourcesCreationFailed"
+#: The ``framework`` label of the TrainJob controller's series in the job metric families.
+METRICS_FRAMEWORK = "trainjob"
 _MAX_EVENT_DETAIL = 950
+#: Seconds a JobSet we created is waited for in the cache before it is applied again.
+JOBSET_WRITE_WAIT = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +95,9 @@ class TrainJobOptions:
     stale_job_requeue: float = 5.0
     """Seconds until a TrainJob whose cache does not show our last status write is retried."""
     clock: Clock = field(default_factory=RealClock)
+    status_server: StatusServerSource | None = None
+    """The trainer status server (``plugins/trainjob_status.py``): given, each build injects its
+    env, token volume and CA ConfigMap; None: the server is off and nothing is injected."""
 
 
 class TrainJobWriter(JobWriter, Protocol):
@@ -99,7 +119,10 @@ class TrainJobWriter(JobWriter, Protocol):
 
 class TrainJobReconciler:
     """Reconciles TrainJobs. Listers: ``trainjobs``, ``jobsets`` (all JobSets; the ones a
-    TrainJob controls are its own), ``training_runtimes`` and ``cluster_training_runtimes``."""
+    TrainJob controls are its own), ``training_runtimes``, ``cluster_training_runtimes`` and
+    ``configmaps`` (the ones labelled ``objects.TRAINJOB_NAME_LABEL``: runtime snapshots and the
+    plugins' ConfigMaps). ``metrics``: the job metric families, counted with ``framework``
+    ``trainjob`` once per transition, after the status write that records it."""
 
     def __init__(
         self,
@@ -109,7 +132,9 @@ class TrainJobReconciler:
         jobsets: Lister,
         training_runtimes: Lister,
         cluster_training_runtimes: Lister,
+        configmaps: Lister,
         recorder: EventSink,
+        metrics: JobMetrics | None = None,
         options: TrainJobOptions | None = None,
     ) -> None:
         self.client = client
@@ -117,14 +142,21 @@ class TrainJobReconciler:
         self.jobsets = jobsets
         self.training_runtimes = training_runtimes
         self.cluster_training_runtimes = cluster_training_runtimes
+        self.configmaps = configmaps
         self.recorder = recorder
+        self.metrics = metrics
         self.options = options or TrainJobOptions()
         self._written = WrittenVersions()  # our last status writes, until the cache shows them
+        # TrainJob key -> (JobSet uid, resourceVersion, when) of our last JobSet write, until
+        # the cache shows it: a reconcile on an older cache would apply the JobSet again (a
+        # create) or PUT it at a stale resourceVersion (a 409 shown as a creation error).
+        self._jobset_writes: dict[str, tuple[str, str, datetime]] = {}
 
     async def reconcile(self, request: Request) -> Result:
         cached = self.trainjobs.get(request.namespace, request.name)
         if cached is None:
             self._written.forget(request.key)
+            self._jobset_writes.pop(request.key, None)
             return Result()
         spec = cached.get("spec") or {}
         managed_by = spec.get("managedBy")
@@ -143,79 +175,96 @@ class TrainJobReconciler:
         kind, group, runtime_name = runtime_key(cached)
         error: Exception | None = None
         if group != TRAINER_GROUP or kind not in ("TrainingRuntime", "ClusterTrainingRuntime"):
-            _set_condition(
+            set_condition(
                 status, FAILED, "True", RUNTIME_NOT_SUPPORTED,
                 f"unsupported runtime: {kind}.{group}", now,
             )  # fmt: skip
-        elif not _finished(status):
+        elif not is_finished(status):
             try:
                 await self._reconcile_jobset(cached, uid, kind, runtime_name, status, now)
-            except (ApiStatusError, _RuntimeMissing, BuildError) as e:
+            except (ApiStatusError, _RuntimeMissing, BuildError, InvalidSnapshot) as e:
                 error = e
                 detail = str(e)
                 if len(detail) > _MAX_EVENT_DETAIL:
                     detail = detail[:_MAX_EVENT_DETAIL] + " ..."
-                self._event(
-                    cached, "Warning", CREATION_FAILED,
-                    f"TrainJob resources reconciliation failed: {detail}",
-                )  # fmt: skip
+                message = f"TrainJob resources reconciliation failed: {detail}"
+                self._event(cached, "Warning", CREATION_FAILED, message)
+                set_condition(
+                    status, RESOURCES_CREATION_FAILED, "True", CREATION_FAILED, message, now
+                )
+            else:
+                remove_condition(status, RESOURCES_CREATION_FAILED)
 
-        _set_suspended_condition(status, bool(spec.get("suspend")), now)
-        self._copy_jobset_status(cached, uid, status)
+        suspended = bool(spec.get("suspend"))
+        set_suspended(status, suspended, now, created=meta.get("creationTimestamp"))
+        jobset = self._own_jobset(cached, uid)
+        if jobset is not None:
+            # Not yet, or deleted by its TTL after the end: the status stays as it was.
+            copy_jobset_status(status, jobset)
         requeue_after = await self._deadline(cached, status, now)
+        if is_finished(status):
+            remove_condition(status, RESOURCES_CREATION_FAILED)
+        set_phase(status, trainjob_phase(status, suspended=suspended, jobset=jobset))
 
         changed = bool(merge_patch_of(old_status, status))
-        if changed and not await self._write_status(cached, old_status, status):
-            return Result(requeue=True)
+        if changed:
+            if not await self._write_status(cached, old_status, status):
+                return Result(requeue=True)
+            self._count(cached, old_status, status, now)
         if error is not None:
             raise RuntimeError(f"TrainJob {request.key}: {error}")
         return Result(requeue_after=requeue_after) if requeue_after else Result()
 
     # -- the JobSet ---------------------------------------------------------------------------
 
+    def _own_jobset(self, trainjob: Obj, uid: str) -> Obj | None:
+        meta = trainjob["metadata"]
+        jobset = self.jobsets.get(meta.get("namespace"), meta["name"])
+        return jobset if jobset is not None and is_controlled_by(jobset, uid) else None
+
     async def _reconcile_jobset(
         self, trainjob: Obj, uid: str, kind: str, name: str, status: dict[str, Any], now: datetime
     ) -> None:
         ns = str(trainjob["metadata"].get("namespace") or "")
-        runtime = (
-            self.cluster_training_runtimes.get(None, name)
-            if kind == "ClusterTrainingRuntime"
-            else self.training_runtimes.get(ns, name)
-        )
-        if runtime is None:
-            where = "" if kind == "ClusterTrainingRuntime" else f" in namespace {ns}"
-            raise _RuntimeMissing(f"{kind} {name}{where} not found: create it, or fix runtimeRef")
-        try:
-            built = build_objects(
-                trainjob,
-                runtime.get("spec") or {},
-                runtime_labels=(runtime.get("metadata") or {}).get("labels") or {},
-            )
-        except UnsupportedRuntime as e:
-            _set_condition(status, FAILED, "True", RUNTIME_NOT_SUPPORTED, str(e), now)
-            return
-        desired = built.jobset
+        key = f"{ns}/{trainjob['metadata']['name']}"
         current = self.jobsets.get(ns, trainjob["metadata"]["name"])
+        if self._jobset_write_pending(key, current, now):
+            return  # the JobSet's watch event brings this TrainJob back (EnqueueForOwner)
         if current is not None:
             if not is_controlled_by(current, uid):
                 raise _RuntimeMissing(
                     f"JobSet {ns}/{current['metadata']['name']} exists and is not this TrainJob's"
                 )
-            # A running JobSet is never changed; a suspended one (or a suspended TrainJob) is
-            # re-applied, which is how resumes and Kueue's patches reach it.
+            # A running JobSet is never changed (nor read from the runtime); a suspended one (or
+            # a suspended TrainJob) is re-applied: how resumes and Kueue's patches reach it.
             if not should_apply_jobset(trainjob, current):
                 return
-            await self._apply_side_objects(built)
+        runtime = await self._runtime(trainjob, uid, kind, name)
+        source = self.options.status_server  # its CA unreadable: a BuildError, retried
+        status_server = await source.settings() if source is not None else None
+        try:
+            built = build_objects(
+                trainjob,
+                runtime.get("spec") or {},
+                runtime_labels=(runtime.get("metadata") or {}).get("labels") or {},
+                status_server=status_server,
+            )
+        except UnsupportedRuntime as e:
+            set_condition(status, FAILED, "True", RUNTIME_NOT_SUPPORTED, str(e), now)
+            return
+        desired = built.jobset
+        await self._apply_side_objects(built)
+        if current is not None:
             # Merged into what is stored (a PUT at its resourceVersion): while suspended a
             # JobSet's replicatedJobs may change only their pod templates, and what JobSet's
             # webhook defaulted at creation (completionMode, restartPolicy) must stay. This is
             # what Trainer's server-side apply yields, keyed by replicatedJobs' name.
             updated = _resumed(current, desired)
             if updated != current:
-                await self.client.update(JOBSETS, updated, field_manager=FIELD_MANAGER)
+                stored = await self.client.update(JOBSETS, updated, field_manager=FIELD_MANAGER)
+                self._note_jobset_write(key, stored, now)
             return
-        await self._apply_side_objects(built)
-        await self.client.patch(
+        stored = await self.client.patch(
             JOBSETS,
             ns,
             desired["metadata"]["name"],
@@ -224,6 +273,61 @@ class TrainJobReconciler:
             field_manager=FIELD_MANAGER,
             force=True,
         )
+        self._note_jobset_write(key, stored, now)
+
+    def _note_jobset_write(self, key: str, stored: Obj, now: datetime) -> None:
+        meta = stored.get("metadata") or {}
+        if meta.get("uid") and meta.get("resourceVersion"):
+            self._jobset_writes[key] = (str(meta["uid"]), str(meta["resourceVersion"]), now)
+
+    def _jobset_write_pending(self, key: str, cached: Obj | None, now: datetime) -> bool:
+        """Whether the cache does not show our last write of this TrainJob's JobSet yet. A
+        JobSet we created and the cache never showed is waited for at most
+        ``JOBSET_WRITE_WAIT`` (it may have been deleted before the watch delivered it)."""
+        written = self._jobset_writes.get(key)
+        if written is None:
+            return False
+        uid, rv, when = written
+        if cached is None:
+            if (now - when).total_seconds() < JOBSET_WRITE_WAIT:
+                return True
+        else:
+            meta = cached.get("metadata") or {}
+            cached_rv = str(meta.get("resourceVersion") or "")
+            behind = cached_rv.isdigit() and rv.isdigit() and int(cached_rv) < int(rv)
+            if meta.get("uid") == uid and behind:
+                return True
+        del self._jobset_writes[key]
+        return False
+
+    async def _runtime(self, trainjob: Obj, uid: str, kind: str, name: str) -> Obj:
+        """The runtime to build from: the TrainJob's snapshot when it has one, else the runtime
+        itself, snapshotted now (Trainer's ``NewObjects``)."""
+        meta = trainjob["metadata"]
+        ns = str(meta.get("namespace") or "")
+        ref = runtime_key(trainjob)
+        snapshot = self.configmaps.get(ns, snapshot_name(meta["name"]))
+        if snapshot is not None:
+            return read_snapshot(snapshot, trainjob_uid=uid, ref=ref)
+        runtime = (
+            self.cluster_training_runtimes.get(None, name)
+            if kind == "ClusterTrainingRuntime"
+            else self.training_runtimes.get(ns, name)
+        )
+        if runtime is None:
+            where = "" if kind == "ClusterTrainingRuntime" else f" in namespace {ns}"
+            raise _RuntimeMissing(f"{kind} {name}{where} not found: create it, or fix runtimeRef")
+        configmap = snapshot_configmap(trainjob, runtime)
+        await self.client.patch(
+            CONFIGMAPS,
+            ns,
+            configmap["metadata"]["name"],
+            configmap,
+            patch_type="apply",
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
+        return runtime
 
     async def _apply_side_objects(self, built: TrainJobObjects) -> None:
         """The plugins' objects, before the JobSet whose pods mount or join them: the
@@ -248,47 +352,23 @@ class TrainJobReconciler:
                 force=True,
             )
 
-    def _copy_jobset_status(self, trainjob: Obj, uid: str, status: dict[str, Any]) -> None:
-        """The JobSet plugin's Status: Completed/Failed become Complete/Failed, and jobsStatus
-        mirrors replicatedJobsStatus (counts of Jobs, not pods)."""
-        ns = str(trainjob["metadata"].get("namespace") or "")
-        jobset = self.jobsets.get(ns, trainjob["metadata"]["name"])
-        if jobset is None or not is_controlled_by(jobset, uid):
-            return  # not yet, or deleted by its TTL after the end: the status stays as it was
-        js_status = jobset.get("status") or {}
-        for js_type, tj_type in (("Completed", COMPLETE), ("Failed", FAILED)):
-            cond = _find(js_status.get("conditions") or [], js_type)
-            if cond is not None and cond.get("status") == "True":
-                copied = {**cond, "type": tj_type}
-                _put_condition(status, copied)
-        jobs = [
-            {
-                "name": s.get("name"),
-                **{k: int(s.get(k) or 0) for k in ("ready", "succeeded", "failed", "active")},
-                "suspended": int(s.get("suspended") or 0),
-            }
-            for s in js_status.get("replicatedJobsStatus") or []
-        ]
-        if jobs:
-            status["jobsStatus"] = jobs
-
     async def _deadline(self, trainjob: Obj, status: dict[str, Any], now: datetime) -> float:
-        """``activeDeadlineSeconds`` from creation, or from the last resume: Failed with
-        DeadlineExceeded and the JobSet deleted when it passed; else seconds to requeue."""
+        """``activeDeadlineSeconds`` from the last start (``status.startTime``: the creation,
+        or the last resume): Failed with DeadlineExceeded and the JobSet deleted when it
+        passed; else seconds to requeue."""
         spec = trainjob.get("spec") or {}
         seconds = spec.get("activeDeadlineSeconds") or 0
-        if not seconds or _finished(status) or spec.get("suspend"):
+        if not seconds or is_finished(status) or spec.get("suspend"):
             return 0.0
-        start = _parse_time((trainjob.get("metadata") or {}).get("creationTimestamp"))
-        resumed = _find(status.get("conditions") or [], SUSPENDED)
-        if resumed is not None and resumed.get("status") == "False":
-            start = _parse_time(resumed.get("lastTransitionTime")) or start
+        start = _parse_time(status.get("startTime")) or _parse_time(
+            (trainjob.get("metadata") or {}).get("creationTimestamp")
+        )
         if start is None:
             return 0.0
         deadline = start + timedelta(seconds=int(seconds))
         if now < deadline:
             return max(1.0, (deadline - now).total_seconds())
-        _set_condition(
+        set_condition(
             status, FAILED, "True", DEADLINE_EXCEEDED, "TrainJob exceeded its active deadline", now
         )
         meta = trainjob["metadata"]
@@ -300,6 +380,32 @@ class TrainJobReconciler:
                     "TrainJob %s/%s: JobSet not deleted: %s", meta.get("namespace"), meta["name"], e
                 )
         return 0.0
+
+    def _count(
+        self, trainjob: Obj, old: Mapping[str, Any], new: Mapping[str, Any], now: datetime
+    ) -> None:
+        """The metrics of the transitions this status write recorded: created (the first
+        write), Running (start latency: from creation, each time it starts running), Complete
+        or Failed (duration)."""
+        if self.metrics is None:
+            return
+        ns = str(trainjob["metadata"].get("namespace") or "")
+        old_phase, phase = old.get("phase"), new.get("phase")
+        if old_phase == phase:
+            return
+        if old_phase is None:
+            self.metrics.created.labels(ns, METRICS_FRAMEWORK).inc()
+        if phase == "Running":
+            self.metrics.observe_since_creation(
+                self.metrics.running_seconds, trainjob, at=now, labels=(METRICS_FRAMEWORK,)
+            )
+        if phase in (COMPLETE, FAILED) and old_phase not in (COMPLETE, FAILED):
+            outcome = "succeeded" if phase == COMPLETE else "failed"
+            family = self.metrics.successful if phase == COMPLETE else self.metrics.failed
+            family.labels(ns, METRICS_FRAMEWORK).inc()
+            self.metrics.observe_since_creation(
+                self.metrics.duration_seconds, trainjob, at=now, labels=(METRICS_FRAMEWORK, outcome)
+            )
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -330,75 +436,6 @@ class _RuntimeMissing(RuntimeError):
     """The runtime (or a JobSet of the name) is not what the TrainJob needs: retried."""
 
 
-# -- conditions (metav1.Condition, as meta.SetStatusCondition keeps them) ----------------------
-
-
-def _find(conditions: list[Obj], ctype: str) -> Obj | None:
-    return next((c for c in conditions if c.get("type") == ctype), None)
-
-
-def _put_condition(status: dict[str, Any], cond: Obj) -> None:
-    """meta.SetStatusCondition with a complete condition (a JobSet's, retyped): a flipped status
-    takes its transition time, reason and message are updated, the rest kept."""
-    keep = ("type", "status", "reason", "message", "lastTransitionTime", "observedGeneration")
-    cond = {k: cond[k] for k in keep if k in cond}
-    conditions = list(status.get("conditions") or [])
-    for i, old in enumerate(conditions):
-        if old.get("type") == cond["type"]:
-            merged = {**old, "reason": cond.get("reason"), "message": cond.get("message")}
-            if old.get("status") != cond.get("status"):
-                merged["status"] = cond.get("status")
-                merged["lastTransitionTime"] = cond.get("lastTransitionTime")
-            conditions[i] = merged
-            break
-    else:
-        conditions.append(cond)
-    status["conditions"] = conditions
-
-
-def _set_condition(
-    status: dict[str, Any], ctype: str, cstatus: str, reason: str, message: str, now: datetime
-) -> None:
-    """meta.SetStatusCondition: a new or flipped condition gets ``now`` as its transition time;
-    an unchanged status keeps it (reason and message are updated)."""
-    old = _find(status.get("conditions") or [], ctype)
-    transition = (
-        old.get("lastTransitionTime")
-        if old is not None and old.get("status") == cstatus
-        else _format_time(now)
-    )
-    cond = {
-        "type": ctype,
-        "status": cstatus,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition,
-    }
-    if old == cond:
-        return
-    if old is None:
-        status["conditions"] = [*(status.get("conditions") or []), cond]
-    else:
-        status["conditions"] = [
-            cond if c.get("type") == ctype else c for c in status.get("conditions") or []
-        ]
-
-
-def _set_suspended_condition(status: dict[str, Any], suspended: bool, now: datetime) -> None:
-    old = _find(status.get("conditions") or [], SUSPENDED)
-    if suspended:
-        _set_condition(status, SUSPENDED, "True", "Suspended", "TrainJob is suspended", now)
-    elif old is not None and old.get("status") == "True":
-        _set_condition(status, SUSPENDED, "False", "Resumed", "TrainJob is resumed", now)
-
-
-def _finished(status: Mapping[str, Any]) -> bool:
-    return any(
-        c.get("type") in (COMPLETE, FAILED) and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
 def _merged(base: Any, over: Any) -> Any:
     """``over`` merged into ``base``: maps key by key, ``over`` wins elsewhere (lists whole)."""
     if isinstance(base, dict) and isinstance(over, dict):
@@ -423,10 +460,6 @@ def _resumed(current: Obj, desired: Obj) -> Obj:
         desired_template = ((want.get("template") or {}).get("spec") or {}).get("template") or {}
         job_spec["template"] = _merged(job_spec.get("template") or {}, desired_template)
     return {**current, "spec": spec}
-
-
-def _format_time(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: object) -> datetime | None:

@@ -2,9 +2,12 @@
 
 ``runtimes/`` is ``manifests/base/runtimes/`` of kubeflow/trainer v2.3.0 as far as its
 ``kustomization.yaml`` reaches (torch, deepspeed, mlx, jax, xgboost and the torchtune
-ones), copied unchanged by ``tools/deploy/vendor_trainer.py``; ``deploy/runtimes/`` is the same
-tree (``kubectl apply --server-side -k deploy/runtimes``), and a test keeps the two equal.
-``kubetrain up`` installs these.
+ones), copied unchanged by ``tools/deploy/vendor_trainer.py``, which appends the release
+overlay's ``labels`` (``trainer.kubeflow.org/webhook-validation: disabled``: validated ahead of
+time, so installing them never waits for a webhook) and ``images`` (the release's tags) to the
+top kustomization; ``deploy/runtimes/`` is the same tree (``kubectl apply --server-side -k
+deploy/runtimes``), and a test keeps the two equal. ``kubetrain up`` installs these, and
+``builtin_runtimes`` applies the two transformations as kustomize does.
 """
 
 from __future__ import annotations
@@ -40,9 +43,34 @@ def _resources(folder: Path) -> list[dict[str, Any]]:
     return objects
 
 
+def _transformed(objects: list[dict[str, Any]], kustomization: dict[str, Any]) -> None:
+    """The top kustomization's ``labels`` (pairs into ``metadata.labels``; no selectors) and
+    ``images`` (``newTag`` on every container image of that name)."""
+    labels: dict[str, str] = {}
+    for entry in kustomization.get("labels") or []:
+        labels.update(entry.get("pairs") or {})
+    tags = {i["name"]: i["newTag"] for i in kustomization.get("images") or [] if "newTag" in i}
+    for obj in objects:
+        if labels:
+            obj.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+        for rjob in ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get(
+            "replicatedJobs"
+        ) or []:
+            pod = (((rjob.get("template") or {}).get("spec") or {}).get("template") or {}).get(
+                "spec"
+            ) or {}
+            for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+                image = container.get("image")
+                if isinstance(image, str) and image in tags:
+                    container["image"] = f"{image}:{tags[image]}"
+
+
 @functools.cache
 def _loaded() -> tuple[dict[str, Any], ...]:
-    return tuple(_resources(RUNTIME_DIR))
+    objects = _resources(RUNTIME_DIR)
+    (kustomization,) = _load(RUNTIME_DIR / "kustomization.yaml")
+    _transformed(objects, kustomization)
+    return tuple(objects)
 
 
 def builtin_runtimes() -> list[dict[str, Any]]:

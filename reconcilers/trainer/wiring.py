@@ -8,16 +8,25 @@ the JobSet is built, and a running JobSet is never changed).
 
 from __future__ import annotations
 
+from kubetrain.base.objects import Obj
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.enqueue import EnqueueForObject, EnqueueForOwner
 from kubetrain.informers.factory import SharedInformerFactory
+from kubetrain.informers.resource import CONFIGMAPS
 from kubetrain.informers.transforms import strip_managed_fields
 from kubetrain.reconcilers.jobcontroller.protocols import EventSink
+from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge
 
-from .reconciler import TrainJobOptions, TrainJobReconciler, TrainJobWriter
+from .reconciler import METRICS_FRAMEWORK, TrainJobOptions, TrainJobReconciler, TrainJobWriter
 from .resources import CLUSTER_TRAINING_RUNTIMES, JOBSETS, TRAINING_RUNTIMES, TRAINJOBS
+from .side_objects import TRAINJOB_NAME_LABEL
 
-__all__ = ["CONTROLLER_NAME", "TRAINER_COMPONENT", "new_trainjob_controller"]
+__all__ = [
+    "CONTROLLER_NAME",
+    "TRAINER_COMPONENT",
+    "new_trainjob_controller",
+    "trainjob_gauge_phase",
+]
 
 CONTROLLER_NAME = "trainjob-controller"
 #: ``source.component`` of its events.
@@ -29,6 +38,7 @@ def new_trainjob_controller(
     client: TrainJobWriter,
     informers: SharedInformerFactory,
     recorder: EventSink,
+    metrics: JobMetrics | None = None,
     options: TrainJobOptions | None = None,
     controller_options: ControllerOptions | None = None,
 ) -> tuple[Controller, TrainJobReconciler]:
@@ -39,16 +49,34 @@ def new_trainjob_controller(
     cluster_runtimes = informers.informer_for(
         CLUSTER_TRAINING_RUNTIMES, namespace=None, transform=strip_managed_fields
     )
+    # Only the ConfigMaps made for TrainJobs (snapshots, hostfiles): never the cluster's.
+    configmaps = informers.informer_for(
+        CONFIGMAPS, label_selector=TRAINJOB_NAME_LABEL, transform=strip_managed_fields
+    )
     reconciler = TrainJobReconciler(
         client=client,
         trainjobs=trainjobs.lister,
         jobsets=jobsets.lister,
         training_runtimes=runtimes.lister,
         cluster_training_runtimes=cluster_runtimes.lister,
+        configmaps=configmaps.lister,
         recorder=recorder,
+        metrics=metrics,
         options=options,
     )
     controller = Controller(CONTROLLER_NAME, reconciler.reconcile, options=controller_options)
     controller.watch(trainjobs, EnqueueForObject())
     controller.watch(jobsets, EnqueueForOwner(TRAINJOBS))
+    controller.watch(configmaps, EnqueueForOwner(TRAINJOBS))
+    if metrics is not None:
+        trainjobs.add_event_handler(
+            JobPhaseGauge(metrics, framework=METRICS_FRAMEWORK, phase_of=trainjob_gauge_phase)
+        )
     return controller, reconciler
+
+
+def trainjob_gauge_phase(trainjob: Obj) -> str:
+    """A TrainJob's ``status.phase`` in ``kubetrain_jobs``'s vocabulary (Complete is
+    Succeeded), Pending before its first status write."""
+    phase = str((trainjob.get("status") or {}).get("phase") or "Pending")
+    return "Succeeded" if phase == "Complete" else phase

@@ -127,6 +127,20 @@ async def test_the_builtin_runtimes_apply_with_kustomize_and_list(trainer: Train
         item["metadata"]["name"]: item["metadata"]["labels"][runtimes.FRAMEWORK_LABEL]
         for item in listed["items"]
     } == BUILTIN
+
+    # kustomize's labels and images transformations are what builtin_runtimes() applies
+    def images(runtime: dict[str, Any]) -> list[str]:
+        return [
+            c["image"]
+            for rjob in runtime["spec"]["template"]["spec"]["replicatedJobs"]
+            for c in rjob["template"]["spec"]["template"]["spec"]["containers"]
+        ]
+
+    packaged = {r["metadata"]["name"]: r for r in runtimes.builtin_runtimes()}
+    for item in listed["items"]:
+        want = packaged[item["metadata"]["name"]]
+        assert item["metadata"]["labels"] == want["metadata"]["labels"]
+        assert images(item) == images(want)
     # The release's runtimes print no extra columns: NAME and AGE, one row each.
     table = (await trainer.ok("get", "clustertrainingruntimes")).splitlines()
     assert table[0].split() == ["NAME", "AGE"]
@@ -163,7 +177,7 @@ async def test_a_trainjob_is_stored_with_its_defaults(trainer: TrainerEnv) -> No
     assert stored["spec"]["suspend"] is False
     assert "status" not in stored  # no controller yet
     table = (await trainer.ok("get", "trainjobs", "-n", ns)).splitlines()
-    assert table[0].split() == ["NAME", "STATE", "AGE"]
+    assert table[0].split() == ["NAME", "STATE", "PROGRESS", "%", "ETA", "AGE"]
     assert table[1].split()[0] == "llm"
 
 

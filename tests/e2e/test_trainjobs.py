@@ -88,31 +88,80 @@ async def test_a_torch_trainjob_runs_as_a_jobset_and_completes(env: Env) -> None
 
 
 async def test_suspend_shows_suspended_and_resume_runs_it(env: Env) -> None:
+    """Kueue's path (suspended at creation, resumed on admission): kubectl's STATE column, the
+    phase and the kubeflow SDK's status show Suspended, then Running, then Complete; after the
+    resume no condition is left for the SDK to stop at ``Created`` (sdk#803, trainer#3666)."""
     ns = await env.namespace("tj-suspend")
-    job = trainjob("held", ns, suspend=True, trainer={"numNodes": 1})
+    run_seconds = {"sim.kubetrain.dev/run-seconds": "8"}
+    pod_patch = {"template": {"spec": {"template": {"metadata": {"annotations": run_seconds}}}}}
+    job = trainjob(
+        "held",
+        ns,
+        suspend=True,
+        trainer={"numNodes": 2},
+        runtimePatches=[
+            {
+                "manager": "example.com/e2e",
+                "trainingRuntimeSpec": {
+                    "template": {"spec": {"replicatedJobs": [{"name": "node", **pod_patch}]}}
+                },
+            }
+        ],
+    )
     assert (await run_kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump(job))).returncode == 0
 
-    async def suspended() -> Obj | None:
+    async def in_phase(phase: str) -> Obj | None:
         tj = await get(env, TRAINJOBS, ns, "held")
-        return tj if tj is not None and condition(tj, "Suspended") else None
+        return tj if tj is not None and (tj.get("status") or {}).get("phase") == phase else None
 
-    tj = await poll(suspended, timeout=30, what="Suspended")
+    tj = await poll(lambda: in_phase("Suspended"), timeout=30, what="Suspended")
     assert condition(tj, "Suspended")["reason"] == "Suspended"
     jobset = await poll(lambda: get(env, JOBSETS, ns, "held"), what="the suspended JobSet")
     assert jobset["spec"]["suspend"] is True
     assert [p for p in await env.client.list_all(PODS, ns)] == []
+    assert await state_column(env, ns, "held") == "Suspended"
 
     patch = '{"spec":{"suspend":false}}'
     out = await run_kubectl(env, "patch", "trainjob", "held", "-n", ns, "--type=merge", "-p", patch)
     assert out.returncode == 0, out.stderr
 
-    async def complete() -> Obj | None:
-        tj = await get(env, TRAINJOBS, ns, "held")
-        return tj if tj is not None and condition(tj, "Complete") else None
+    running = await poll(lambda: in_phase("Running"), timeout=30, what="Running after resume")
+    assert "conditions" not in running["status"]
+    assert running["status"]["startTime"] >= tj["metadata"]["creationTimestamp"]
+    assert await state_column(env, ns, "held") == "Running"
+    if sdk_installed():
+        assert await asyncio.to_thread(sdk_status, env.cluster.kubeconfig_path, ns, "held") == (
+            "Running"
+        )
 
-    done = await poll(complete, timeout=60, what="Complete after resume")
-    resumed = next(c for c in done["status"]["conditions"] if c["type"] == "Suspended")
-    assert (resumed["status"], resumed["reason"]) == ("False", "Resumed")
+    done = await poll(lambda: in_phase("Complete"), timeout=60, what="Complete after resume")
+    assert condition(done, "Complete")["reason"] == "AllJobsCompleted"
+    assert [c["type"] for c in done["status"]["conditions"]] == ["Complete"]
+    assert await state_column(env, ns, "held") == "Complete"
+
+
+async def state_column(env: Env, ns: str, name: str) -> str:
+    """``kubectl get trainjob``'s STATE column."""
+    out = await run_kubectl(env, "get", "trainjob", name, "-n", ns, "--no-headers")
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[1]
+
+
+def sdk_installed() -> bool:
+    try:
+        import kubeflow.trainer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sdk_status(kubeconfig: str, ns: str, name: str) -> str:
+    """What ``TrainerClient().get_job`` reports (the kubeflow SDK 0.5.0, unchanged)."""
+    from kubeflow.common.types import KubernetesBackendConfig
+    from kubeflow.trainer import TrainerClient
+
+    client = TrainerClient(KubernetesBackendConfig(config_file=kubeconfig, namespace=ns))
+    return str(client.get_job(name).status)
 
 
 async def test_the_deadline_fails_the_trainjob_and_deletes_its_jobset(env: Env) -> None:

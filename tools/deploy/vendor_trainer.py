@@ -11,6 +11,18 @@ The files are copied from a git repository of kubeflow/trainer (a bare mirror is
   ``reconcilers/trainer/runtimes/`` (the package copy ``kubetrain up`` installs) and
   ``deploy/runtimes/`` (``kubectl apply --server-side -k deploy/runtimes``), the same tree.
 
+kubetrain's additions are applied while vendoring (``KUBETRAIN_ADDITIONS``), and the header
+line of the file they change says so, all in TrainJob's CRD:
+
+- the printer columns ``Progress %`` and ``ETA`` (``status.trainerStatus.progressPercentage``
+  and ``estimatedRemainingSeconds``, in seconds), so ``kubectl get trainjob`` shows what the
+  status server writes (KEP-2779 proposes ``PROGRESS %``; Trainer v2.3.0 has only ``State`` and
+  ``Age``);
+- ``status.phase`` (Pending, Suspended, Running, Complete, Failed) and ``status.startTime``,
+  written by kubetrain's TrainJob controller (``reconcilers/trainer/status.py`` says why), and the
+  ``State`` column reads ``status.phase`` instead of the last condition's type, so Running and
+  Pending show (trainer#3666).
+
 ``tests/reconcilers/trainer/test_crds.py`` checks that the copies are equal.
 
 Usage::
@@ -45,10 +57,102 @@ CRD_TARGETS = ("reconcilers/trainer/crds", "deploy/crds", "deploy/helm/kubetrain
 RUNTIME_SOURCE = "manifests/base/runtimes"
 #: Where the runtimes go: the package copy, then the kustomize folder.
 RUNTIME_TARGETS = ("reconcilers/trainer/runtimes", "deploy/runtimes")
+#: The release's overlay for its built-in runtimes: the ``webhook-validation: disabled`` label
+#: (they are validated ahead of time) and the release's image tags. Its ``labels`` and
+#: ``images`` are appended to the vendored top kustomization, so ``kubectl apply -k`` and
+#: ``runtimes.builtin_runtimes()`` give what Trainer's install gives.
+RUNTIME_OVERLAY = "manifests/overlays/runtimes/kustomization.yaml"
 
 
-def header(source_path: str) -> str:
-    return f"# Vendored from Kubeflow Trainer {RELEASE} ({source_path}) by {TOOL}; do not edit.\n"
+_PHASE_SCHEMA = (
+    "              phase:\n"
+    "                description: |-\n"
+    "                  phase of the TrainJob, written by kubetrain: Pending, Suspended, Running\n"
+    "                  (every training pod ready), Complete or Failed.\n"
+    "                enum:\n"
+    "                - Pending\n"
+    "                - Suspended\n"
+    "                - Running\n"
+    "                - Complete\n"
+    "                - Failed\n"
+    "                type: string\n"
+    "              startTime:\n"
+    "                description: |-\n"
+    "                  startTime is when the TrainJob last started, written by kubetrain: its\n"
+    "                  creation, or its last resume; activeDeadlineSeconds counts from it.\n"
+    "                format: date-time\n"
+    "                type: string\n"
+)
+
+#: kubetrain's additions: file name -> ([(the release's text, what replaces it)...], the header
+#: note). Each release text must occur exactly once, so a changed release fails loudly.
+KUBETRAIN_ADDITIONS: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "trainer.kubeflow.org_trainjobs.yaml": (
+        [
+            (
+                "    - jsonPath: .status.conditions[-1:].type\n      name: State\n",
+                "    - jsonPath: .status.phase\n      name: State\n",
+            ),
+            (
+                "                x-kubernetes-list-type: map\n              jobsStatus:\n",
+                "                x-kubernetes-list-type: map\n"
+                + _PHASE_SCHEMA
+                + "              jobsStatus:\n",
+            ),
+            (
+                "      name: State\n      type: string\n",
+                "      name: State\n      type: string\n"
+                "    - description: status.trainerStatus.progressPercentage, reported by the trainer\n"
+                "      jsonPath: .status.trainerStatus.progressPercentage\n"
+                "      name: Progress %\n"
+                "      type: integer\n"
+                "    - description: status.trainerStatus.estimatedRemainingSeconds, in seconds\n"
+                "      jsonPath: .status.trainerStatus.estimatedRemainingSeconds\n"
+                "      name: ETA\n"
+                "      type: integer\n",
+            ),
+        ],
+        "kubetrain adds status.phase, status.startTime and the printer columns Progress % and ETA",
+    ),
+}
+
+
+def header(source_path: str, note: str = "") -> str:
+    added = f", {note}" if note else ""
+    return (
+        f"# Vendored from Kubeflow Trainer {RELEASE} ({source_path}) by {TOOL}{added}; "
+        "do not edit.\n"
+    )
+
+
+def with_additions(name: str, source_path: str, text: str) -> str:
+    """The release's ``text`` of file ``name`` with kubetrain's addition (if any) and its header."""
+    addition = KUBETRAIN_ADDITIONS.get(name)
+    if addition is None:
+        return header(source_path) + text
+    replacements, note = addition
+    for old, new in replacements:
+        if text.count(old) != 1:
+            raise SystemExit(
+                f"vendor_trainer: {source_path}: an addition's anchor is not there once: {old!r}"
+            )
+        text = text.replace(old, new)
+    return header(source_path, note) + text
+
+
+def with_overlay(mirror: Path, text: str) -> str:
+    """The top runtime kustomization with ``RUNTIME_OVERLAY``'s ``labels`` and ``images``
+    appended (everything from its ``labels:`` line on; the overlay's ``resources`` is the base
+    itself)."""
+    overlay = git_show(mirror, RUNTIME_OVERLAY)
+    start = overlay.find("\n# The built-in ClusterTrainingRuntime")
+    if start < 0 or "labels:" not in overlay[start:] or "images:" not in overlay[start:]:
+        raise SystemExit(f"vendor_trainer: {RUNTIME_OVERLAY}: its labels/images are not found")
+    return (
+        text.rstrip("\n")
+        + f"\n\n# Appended by {TOOL} from Kubeflow Trainer {RELEASE} ({RUNTIME_OVERLAY}):\n"
+        + overlay[start + 1 :]
+    )
 
 
 def git_show(mirror: Path, path: str) -> str:
@@ -95,12 +199,14 @@ def vendored(mirror: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in CRD_FILES:
         source = posixpath.join(CRD_SOURCE, name)
-        text = header(source) + git_show(mirror, source)
+        text = with_additions(name, source, git_show(mirror, source))
         for target in CRD_TARGETS:
             out[posixpath.join(target, name)] = text
     for rel in runtime_files(mirror):
         source = posixpath.join(RUNTIME_SOURCE, rel)
         text = header(source) + git_show(mirror, source)
+        if rel == "kustomization.yaml":
+            text = with_overlay(mirror, text)
         for target in RUNTIME_TARGETS:
             out[posixpath.join(target, rel)] = text
     return out

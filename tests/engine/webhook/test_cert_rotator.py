@@ -158,7 +158,7 @@ async def injected(api: ApiClient) -> list[bytes | None]:
 async def the_bundle(api: ApiClient) -> bytes:
     """The one caBundle every webhook holds (asserts they agree)."""
     bundles = await injected(api)
-    assert len(bundles) == 12  # six kinds, two configurations
+    assert len(bundles) == 16  # six kinds twice, TrainJob twice, the two runtime validators
     assert len(set(bundles)) == 1, bundles
     bundle = bundles[0]
     assert bundle is not None

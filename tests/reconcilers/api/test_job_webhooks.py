@@ -137,7 +137,8 @@ def test_paths_are_the_references() -> None:
 
 
 def test_configurations_cover_every_kind_and_fail_closed() -> None:
-    mutating, validating = webhooks.webhook_configurations()
+    # the kinds' hooks; Trainer's (trainer=True, the default): tests/reconcilers/trainer/test_webhooks.py
+    mutating, validating = webhooks.webhook_configurations(trainer=False)
     assert mutating["metadata"]["name"] == webhooks.MUTATING_CONFIGURATION
     assert validating["metadata"]["name"] == webhooks.VALIDATING_CONFIGURATION
     for config, path_of in ((mutating, webhooks.mutate_path), (validating, webhooks.validate_path)):
@@ -153,7 +154,7 @@ def test_configurations_cover_every_kind_and_fail_closed() -> None:
 
 def test_configurations_by_url_carry_the_ca_bundle() -> None:
     _, validating = webhooks.webhook_configurations(
-        [PYTORCHJOB], url="https://127.0.0.1:9443/", ca_bundle="Q0E="
+        [PYTORCHJOB], url="https://127.0.0.1:9443/", ca_bundle="Q0E=", trainer=False
     )
     (hook,) = validating["webhooks"]
     assert hook["clientConfig"] == {

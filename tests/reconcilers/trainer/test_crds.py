@@ -25,7 +25,10 @@ EXPECTED = {
         "TrainJob",
         "Namespaced",
         [
-            ("State", "string", ".status.conditions[-1:].type"),
+            ("State", "string", ".status.phase"),
+            # kubetrain's addition while vendoring (KEP-2779's PROGRESS %, and the ETA)
+            ("Progress %", "integer", ".status.trainerStatus.progressPercentage"),
+            ("ETA", "integer", ".status.trainerStatus.estimatedRemainingSeconds"),
             ("Age", "date", ".metadata.creationTimestamp"),
         ],
     ),
@@ -113,6 +116,19 @@ def test_builtin_runtimes_carry_their_framework_label() -> None:
         assert runtime["apiVersion"] == "trainer.kubeflow.org/v1alpha1"
         assert runtime["kind"] == "ClusterTrainingRuntime"
         assert runtime["metadata"]["labels"][runtimes.FRAMEWORK_LABEL] == BUILTIN[name]
+
+
+def test_builtin_runtimes_are_the_release_overlay() -> None:
+    """Trainer's ``overlays/runtimes``: labelled validated-ahead-of-time (installing them never
+    waits for the webhook) and its own images at the release's tag."""
+    for runtime in runtimes.builtin_runtimes():
+        labels = runtime["metadata"]["labels"]
+        assert labels["trainer.kubeflow.org/webhook-validation"] == "disabled"
+        for rjob in runtime["spec"]["template"]["spec"]["replicatedJobs"]:
+            for container in rjob["template"]["spec"]["template"]["spec"]["containers"]:
+                image = container["image"]
+                if image.startswith("ghcr.io/kubeflow/trainer/"):
+                    assert image.endswith(":v2.3.0"), image
 
 
 def test_loaders_hand_out_private_copies() -> None:

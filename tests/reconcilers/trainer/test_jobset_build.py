@@ -461,23 +461,15 @@ def test_runtime_labels_do_not_reach_the_jobset() -> None:
 
 @pytest.mark.parametrize(
     ("policy", "mlpolicy"),
-    [("mpi", {"mpi": {"numProcPerNode": 1}}), ("flux", {"flux": {"numProcPerNode": 1}})],
+    [("flux", {"flux": {"numProcPerNode": 1}})],  # MPI is built: test_mpi_plugin.py
 )
-def test_mpi_and_flux_are_unsupported(policy: str, mlpolicy: dict[str, Any]) -> None:
+def test_flux_is_unsupported(policy: str, mlpolicy: dict[str, Any]) -> None:
     spec = json_copy(runtime("torch_distributed.yaml")["spec"])
     spec["mlPolicy"] = {"numNodes": 1, **mlpolicy}
     with pytest.raises(UnsupportedRuntime, match=policy) as info:
         build_jobset(trainjob("x", image="i"), spec)
     assert info.value.policy == policy
     assert isinstance(info.value, ValueError)
-
-
-def test_torchtune_is_unsupported() -> None:
-    with pytest.raises(UnsupportedRuntime) as info:
-        build_jobset(
-            trainjob("t", command=["tune", "run"]), runtime("torch_distributed.yaml")["spec"]
-        )
-    assert info.value.policy == "torchtune"
 
 
 def test_ml_policy_name() -> None:

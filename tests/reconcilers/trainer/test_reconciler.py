@@ -130,7 +130,9 @@ class TrainerWriter(RecordingJobWriter):
         )
         if patch_type == "apply":
             self._request("apply", ref, name)
-            return self._store(ref, patch)
+            stored = self._store(ref, patch)
+            stored["metadata"].setdefault("uid", f"{name}-{ref.plural}-uid")  # as sync gives it
+            return copy.deepcopy(stored)
         return await super().patch(
             ref, namespace, name, patch, subresource=subresource, field_manager=field_manager
         )
@@ -151,6 +153,7 @@ class Harness:
     jobsets: Store = field(default_factory=Store)
     training_runtimes: Store = field(default_factory=Store)
     cluster_runtimes: Store = field(default_factory=Store)
+    configmaps: Store = field(default_factory=Store)
     recorder: RecordingRecorder = field(default_factory=RecordingRecorder)
     clock: FakeClock = field(default_factory=FakeClock)
     client: TrainerWriter = field(init=False)
@@ -165,6 +168,7 @@ class Harness:
             jobsets=Lister(self.jobsets),
             training_runtimes=Lister(self.training_runtimes),
             cluster_training_runtimes=Lister(self.cluster_runtimes),
+            configmaps=Lister(self.configmaps),
             recorder=self.recorder,
             options=TrainJobOptions(clock=self.clock, stale_job_requeue=STALE_REQUEUE),
         )
@@ -181,7 +185,7 @@ class Harness:
         return h
 
     def stores(self) -> dict[str, Store]:
-        return {"trainjobs": self.trainjobs, "jobsets": self.jobsets}
+        return {"trainjobs": self.trainjobs, "jobsets": self.jobsets, "configmaps": self.configmaps}
 
     def sync(self) -> None:
         """The watch events of every write since the last sync reach the caches."""
@@ -231,7 +235,7 @@ async def test_a_trainjob_managed_by_trainer_by_name_is_reconciled() -> None:
     """The control for the case above: ``managedBy`` naming this controller is no reason to skip."""
     h = Harness.of(trainjob(managedBy="trainer.kubeflow.org/trainjob-controller"))
     await h.reconcile()
-    assert h.client.requests == [("apply", "jobsets", NAME)]
+    assert h.since(0, "jobsets") == [("apply", "jobsets", NAME)]
 
 
 # -- 2. a new TrainJob ----------------------------------------------------------------------------
@@ -241,8 +245,12 @@ async def test_a_new_trainjob_server_side_applies_its_jobset() -> None:
     h = Harness.of(trainjob())
     assert await h.reconcile() == Result()
 
-    assert h.client.requests == [("apply", "jobsets", NAME)]  # no status write: nothing changed
-    (call,) = h.client.patch_calls
+    assert h.client.requests == [
+        ("apply", "configmaps", f"{NAME}-runtime-snapshot"),
+        ("apply", "jobsets", NAME),
+        ("patch/status", "trainjobs", NAME),
+    ]
+    _, call, _ = h.client.patch_calls
     assert (call.plural, call.name) == ("jobsets", NAME)
     assert (call.patch_type, call.field_manager, call.force) == ("apply", "trainer", True)
     assert call.subresource is None
@@ -257,7 +265,9 @@ async def test_a_new_trainjob_server_side_applies_its_jobset() -> None:
         True,
     )
     assert body == build_jobset(trainjob(), runtime_spec("torch-distributed"))
-    assert h.client.status_patches() == []
+    (write,) = h.client.status_patches()
+    # kubetrain's phase, and the start the deadline counts from: no condition while it runs
+    assert write.body["status"] == {"phase": "Pending", "startTime": CREATED}
 
 
 # -- 3. suspend and resume ------------------------------------------------------------------------
@@ -268,10 +278,11 @@ async def test_a_suspended_trainjob_is_written_suspended() -> None:
     assert await h.reconcile() == Result()
 
     assert h.client.requests == [
+        ("apply", "configmaps", f"{NAME}-runtime-snapshot"),
         ("apply", "jobsets", NAME),
         ("patch/status", "trainjobs", NAME),
     ]
-    assert h.client.patch_calls[0].body["spec"]["suspend"] is True
+    assert h.client.patch_calls[1].body["spec"]["suspend"] is True
     (write,) = h.client.status_patches()
     assert write.patch_type == "merge"
     assert write.body["metadata"] == {"resourceVersion": "7"}
@@ -319,14 +330,13 @@ async def test_a_resumed_trainjob_updates_its_suspended_jobset_keeping_stored_fi
 
     write = h.client.status_patches()[-1]
     assert write.body["metadata"] == {"resourceVersion": "200"}
-    (cond,) = write.body["status"]["conditions"]
-    assert (cond["type"], cond["status"], cond["reason"], cond["message"]) == (
-        "Suspended",
-        "False",
-        "Resumed",
-        "TrainJob is resumed",
-    )
-    assert cond["lastTransitionTime"] == "2026-01-01T00:00:30Z"
+    # No Suspended=False condition (the SDK would show Created for the whole run, sdk#803):
+    # the condition goes, and the resume is the start activeDeadlineSeconds counts from.
+    assert write.body["status"] == {
+        "conditions": None,
+        "phase": "Pending",
+        "startTime": "2026-01-01T00:00:30Z",
+    }
     # the cache is never mutated
     cached = h.jobsets.get(KEY)
     assert cached is not None and cached["spec"]["suspend"] is True
@@ -341,7 +351,11 @@ async def test_a_running_jobset_is_never_changed() -> None:
     changed = trainjob(trainer={"image": "example.com/train:2"})
     h = Harness.of(changed, jobset=stored_jobset(started, suspend=False))
     assert await h.reconcile() == Result()
-    assert h.client.requests == []
+    assert h.client.requests == [("patch/status", "trainjobs", NAME)]  # phase and startTime
+    h.sync()
+    mark = h.mark()
+    assert await h.reconcile() == Result()
+    assert h.since(mark) == []
 
 
 async def test_a_running_jobset_of_someone_else_is_reported_not_overwritten() -> None:
@@ -425,7 +439,7 @@ async def test_a_failed_trainjob_whose_jobset_is_gone_is_not_recreated() -> None
         "message": "jobset failed",
         "lastTransitionTime": "2026-01-01T00:05:00Z",
     }
-    h = Harness.of(trainjob(status={"conditions": [failed]}))
+    h = Harness.of(trainjob(status={"conditions": [failed], "phase": "Failed"}))
     assert await h.reconcile() == Result()
     assert h.client.requests == []
 
@@ -455,7 +469,8 @@ async def test_an_active_deadline_not_passed_requeues_for_the_seconds_left() -> 
     h.clock.advance(20)
     result = await h.reconcile()
     assert result.requeue_after == pytest.approx(40.0)
-    assert h.client.requests == []
+    assert h.client.requests == [("patch/status", "trainjobs", NAME)]
+    assert h.client.status_patches()[0].body["status"]["startTime"] == CREATED
 
 
 # -- 8. runtimes that cannot be built ------------------------------------------------------------
@@ -473,10 +488,35 @@ async def test_a_missing_runtime_is_a_warning_and_a_retry(kind: str, where: str)
     with pytest.raises(RuntimeError, match="my-runtime"):
         await h.reconcile()
 
-    assert h.client.requests == []  # no JobSet, and no status change to write
+    # no JobSet; the error is on the TrainJob too, not only in an Event (trainer#3671)
+    assert h.client.requests == [("patch/status", "trainjobs", NAME)]
     ((type_, reason, message),) = h.recorder.events
     assert (type_, reason) == ("Warning", "TrainJobResourcesCreationFailed")
     assert f"{kind} my-runtime{where} not found" in message
+    (write,) = h.client.status_patches()
+    (cond,) = write.body["status"]["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == (
+        "ResourcesCreationFailed",
+        "True",
+        "TrainJobResourcesCreationFailed",
+    )
+    assert cond["message"] == message
+    assert write.body["status"]["phase"] == "Pending"
+
+    # the runtime appears: the next reconcile builds, and the condition goes
+    h.sync()
+    runtime = copy.deepcopy(builtin_runtimes()[0])
+    runtime["kind"] = kind
+    runtime["metadata"] = {"name": "my-runtime"}
+    if kind == "TrainingRuntime":
+        runtime["metadata"]["namespace"] = NS
+    (h.cluster_runtimes if kind == "ClusterTrainingRuntime" else h.training_runtimes).upsert(
+        runtime
+    )
+    mark = h.mark()
+    assert await h.reconcile() == Result()
+    assert ("apply", "jobsets", NAME) in h.since(mark)
+    assert h.client.status_patches()[-1].body["status"]["conditions"] is None
 
 
 async def test_an_unsupported_runtime_kind_fails_the_trainjob() -> None:
@@ -498,11 +538,15 @@ async def test_an_unsupported_runtime_kind_fails_the_trainjob() -> None:
 # -- 9. an unsupported ML policy ------------------------------------------------------------------
 
 
-async def test_an_mpi_runtime_fails_the_trainjob_as_not_supported() -> None:
-    h = Harness.of(trainjob("deepspeed-distributed"))
+async def test_a_flux_runtime_fails_the_trainjob_as_not_supported() -> None:
+    h = Harness.of(trainjob("flux-runtime"))
+    flux = copy.deepcopy(builtin_runtimes()[0])
+    flux["metadata"] = {"name": "flux-runtime"}
+    flux["spec"]["mlPolicy"] = {"numNodes": 1, "flux": {"numProcPerNode": 1}}
+    h.cluster_runtimes.upsert(flux)
     assert await h.reconcile() == Result()
 
-    assert h.client.requests == [("patch/status", "trainjobs", NAME)]
+    assert h.since(0, "jobsets", "trainjobs") == [("patch/status", "trainjobs", NAME)]
     (write,) = h.client.status_patches()
     (cond,) = write.body["status"]["conditions"]
     assert (cond["type"], cond["status"], cond["reason"]) == (
@@ -510,7 +554,7 @@ async def test_an_mpi_runtime_fails_the_trainjob_as_not_supported() -> None:
         "True",
         "TrainingRuntimeNotSupported",
     )
-    assert "mpi" in cond["message"]
+    assert "flux" in cond["message"]
     assert h.recorder.events == []
 
     # Failed for good: the next reconcile over the synced cache builds nothing
@@ -545,3 +589,164 @@ async def test_a_stale_cache_is_waited_for_after_a_status_write() -> None:
         ("update", "jobsets", NAME),
         ("patch/status", "trainjobs", NAME),
     ]
+
+
+# -- 11. the runtime snapshot ---------------------------------------------------------------------
+
+
+async def test_the_snapshot_not_the_edited_runtime_builds_a_resumed_trainjob() -> None:
+    """KEP-2599: the runtime is snapshotted at the first build; an edit of the runtime made
+    while the TrainJob waits suspended does not reach it."""
+    h = Harness.of(trainjob(rv="7", suspend=True))
+    await h.reconcile()
+    h.sync()
+    snapshot = h.configmaps.get(f"{NS}/{NAME}-runtime-snapshot")
+    assert snapshot is not None
+    assert snapshot["metadata"]["ownerReferences"][0]["uid"] == UID
+    assert snapshot["metadata"]["labels"] == {"trainer.kubeflow.org/trainjob-name": NAME}
+
+    edited = copy.deepcopy(h.cluster_runtimes.get("torch-distributed"))
+    assert edited is not None
+    node = edited["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]
+    node["template"]["spec"]["containers"][0]["image"] = "example.com/edited:9"
+    h.cluster_runtimes.upsert(edited)
+
+    resumed = h.job()
+    resumed["spec"]["suspend"] = False
+    h.set_job(resumed)
+    mark = h.mark()
+    await h.reconcile()
+    assert ("apply", "configmaps", f"{NAME}-runtime-snapshot") not in h.since(mark)
+    (body,) = h.client.update_bodies
+    (rjob,) = body["spec"]["replicatedJobs"]
+    image = rjob["template"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image != "example.com/edited:9"
+    assert (
+        image
+        == runtime_spec("torch-distributed")["template"]["spec"]["replicatedJobs"][0]["template"][
+            "spec"
+        ]["template"]["spec"]["containers"][0]["image"]
+    )
+
+
+async def test_a_snapshot_owned_by_another_trainjob_is_a_creation_error() -> None:
+    h = Harness.of(trainjob())
+    h.configmaps.upsert(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"{NAME}-runtime-snapshot",
+                "namespace": NS,
+                "ownerReferences": [{"uid": "someone-else", "controller": True}],
+            },
+            "data": {"runtime": "{}"},
+        }
+    )
+    with pytest.raises(RuntimeError, match="owned by another object"):
+        await h.reconcile()
+    assert h.since(0, "jobsets") == []
+    (write,) = h.client.status_patches()
+    assert write.body["status"]["conditions"][0]["type"] == "ResourcesCreationFailed"
+
+
+# -- 12. phase and metrics ------------------------------------------------------------------------
+
+
+async def test_the_phase_follows_the_jobset_and_the_metrics_count_each_transition() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from kubetrain.reconcilers.metrics import JobMetrics
+
+    registry = CollectorRegistry()
+    job = trainjob()
+    h = Harness.of(job, jobset=stored_jobset(job, suspend=False))
+    h.reconciler.metrics = JobMetrics(registry)
+
+    def sample(name: str, **labels: str) -> float:
+        value = registry.get_sample_value(name, {"framework": "trainjob", **labels})
+        return value or 0.0
+
+    await h.reconcile()
+    h.sync()
+    assert h.job()["status"]["phase"] == "Pending"
+    assert sample("training_operator_jobs_created_total", job_namespace=NS) == 1
+
+    running = stored_jobset(
+        job, suspend=False, status={"replicatedJobsStatus": [{"name": "node", "ready": 1}]}
+    )
+    h.jobsets.upsert(running)
+    h.clock.advance(12)
+    await h.reconcile()
+    h.sync()
+    status = h.job()["status"]
+    assert status["phase"] == "Running"
+    assert "conditions" not in status  # what lets the kubeflow SDK show Running
+    assert sample("kubetrain_job_running_seconds_count") == 1
+    assert sample("kubetrain_job_running_seconds_sum") == 12
+
+    done = stored_jobset(
+        job,
+        suspend=False,
+        status={
+            "conditions": [{"type": "Completed", "status": "True", "reason": "AllJobsCompleted"}],
+            "replicatedJobsStatus": [{"name": "node", "succeeded": 1}],
+        },
+    )
+    h.jobsets.upsert(done)
+    h.clock.advance(30)
+    await h.reconcile()
+    h.sync()
+    assert h.job()["status"]["phase"] == "Complete"
+    assert sample("training_operator_jobs_successful_total", job_namespace=NS) == 1
+    assert sample("kubetrain_job_duration_seconds_sum", outcome="succeeded") == 42
+    # counted once: a reconcile with nothing new counts nothing
+    await h.reconcile()
+    assert sample("training_operator_jobs_created_total", job_namespace=NS) == 1
+    assert sample("training_operator_jobs_successful_total", job_namespace=NS) == 1
+
+
+# -- 13. a cache behind our JobSet write ----------------------------------------------------------
+
+
+async def test_a_jobset_the_cache_does_not_show_yet_is_not_applied_again() -> None:
+    h = Harness.of(trainjob())
+    await h.reconcile()
+    assert h.since(0, "jobsets") == [("apply", "jobsets", NAME)]
+    mark = h.mark()
+    await h.reconcile()  # the JobSet's watch event has not arrived
+    assert h.since(mark, "jobsets") == []
+
+    h.sync()
+    mark = h.mark()
+    await h.reconcile()
+    assert h.since(mark, "jobsets") == []  # running: never changed
+
+    # A JobSet that never reaches the cache (deleted before its watch event) is not waited
+    # for for ever: after JOBSET_WRITE_WAIT it is applied again.
+    h.jobsets.delete(h.jobsets.get(KEY))
+    h.reconciler._jobset_writes[KEY] = ("gone-uid", "999", h.clock.utcnow())
+    mark = h.mark()
+    await h.reconcile()
+    assert h.since(mark, "jobsets") == []
+    h.clock.advance(31)
+    await h.reconcile()
+    assert h.since(mark, "jobsets") == [("apply", "jobsets", NAME)]
+
+
+async def test_a_resume_the_cache_does_not_show_yet_is_not_put_again() -> None:
+    suspended = trainjob(rv="7", suspend=True)
+    h = Harness.of(suspended, jobset=stored_jobset(suspended, suspend=True))
+    await h.reconcile()
+    h.sync()
+    resumed = h.job()
+    resumed["spec"]["suspend"] = False
+    h.set_job(resumed)
+    await h.reconcile()
+    assert len(h.client.update_bodies) == 1
+    stale = h.job()  # the status write reached the cache, the JobSet's update did not
+    h.set_job(stale)
+    h.reconciler._written.forget(KEY)
+    await h.reconcile()
+    assert len(h.client.update_bodies) == 1  # no PUT at the stale resourceVersion (a 409)
+    assert h.recorder.events == []
