@@ -1,4 +1,5 @@
-"""The example jobs ``kubetrain up`` submits: one YAML file per kind, shipped inside the package.
+"""The example jobs ``kubetrain up`` submits: one YAML file per kind, shipped inside the package:
+the six ``kubeflow.org/v1`` kinds and a ``trainer.kubeflow.org/v1alpha1`` TrainJob.
 
 The canonical files live in ``kubetrain/examples/`` (package data, so an installed kubetrain finds
 them); the repository's top-level ``examples/`` is a symlink to that folder, so there is one copy.
@@ -12,13 +13,21 @@ from typing import Any
 
 import yaml
 
+from kubetrain.informers.resource import ResourceRef, kubeflow
+from kubetrain.reconcilers.trainer.resources import TRAINJOBS
+
 __all__ = ["ExampleJob", "ExamplesError", "load_examples", "packaged_examples_dir"]
 
 Obj = dict[str, Any]
 
 
+#: The TrainJob API an example may use besides the ``kubeflow.org/v1`` job kinds.
+TRAINJOB_API_VERSION = "trainer.kubeflow.org/v1alpha1"
+
+
 class ExamplesError(ValueError):
-    """A missing examples folder or a file that is not a kubeflow.org/v1 job manifest."""
+    """A missing examples folder or a file that is not a job manifest (a ``kubeflow.org/v1``
+    job or a ``trainer.kubeflow.org/v1alpha1`` TrainJob)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,11 @@ class ExampleJob:
     def kind(self) -> str:
         kind: str = self.manifest["kind"]
         return kind
+
+    @property
+    def resource(self) -> ResourceRef:
+        """What it is created as: its ``kubeflow.org/v1`` kind, or TrainJobs."""
+        return TRAINJOBS if self.kind == "TrainJob" else kubeflow(self.kind)
 
     @property
     def namespace(self) -> str:
@@ -78,12 +92,16 @@ def _checked(path: Path, doc: object, namespace: str) -> Obj:
         raise ExamplesError(
             f"{path}: expected a mapping (a job manifest), got {type(doc).__name__}"
         )
-    if doc.get("apiVersion") != "kubeflow.org/v1":
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if api_version == TRAINJOB_API_VERSION:
+        if kind != "TrainJob":
+            raise ExamplesError(f"{path}: kind must be TrainJob for {api_version}, got {kind!r}")
+    elif api_version != "kubeflow.org/v1":
         raise ExamplesError(
-            f"{path}: apiVersion must be kubeflow.org/v1, got {doc.get('apiVersion')!r}"
+            f"{path}: apiVersion must be kubeflow.org/v1 or {TRAINJOB_API_VERSION}, "
+            f"got {api_version!r}"
         )
-    kind = doc.get("kind")
-    if not isinstance(kind, str) or not kind.endswith("Job"):
+    elif not isinstance(kind, str) or not kind.endswith("Job"):
         raise ExamplesError(f"{path}: kind must be a kubeflow.org/v1 job kind, got {kind!r}")
     metadata = doc.get("metadata")
     if not isinstance(metadata, dict) or not metadata.get("name"):

@@ -20,6 +20,7 @@ from kubetrain.informers.event_handlers import EventHandler, FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
 from kubetrain.informers.resource import PODS, kubeflow
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
+from kubetrain.reconcilers.trainer.resources import TRAINJOBS
 
 __all__ = [
     "JOB_NAME_LABEL",
@@ -35,6 +36,9 @@ JobKey = tuple[str, str, str]
 a name)."""
 
 JOB_NAME_LABEL = "training.kubeflow.org/job-name"
+#: The label the JobSet controller puts on a JobSet's pods (a TrainJob's JobSet has its name).
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
+TRAINJOB_KIND = "TrainJob"
 """Every pod the operator creates carries it; the pod informer selects on it."""
 POD_PHASES = ("Pending", "Running", "Succeeded", "Failed")
 """The phases counted per job (``Unknown`` pods are counted as Pending)."""
@@ -174,7 +178,10 @@ class JobTracker:
         meta = job.get("metadata") or {}
         row = self._row(kind, meta.get("namespace", ""), meta.get("name", ""))
         status = job.get("status") or {}
-        condition, message = _latest_condition(status.get("conditions") or [])
+        if kind == TRAINJOB_KIND:
+            condition, message = _trainjob_state(status)
+        else:
+            condition, message = _latest_condition(status.get("conditions") or [])
         if (condition, message) == (row.condition, row.message):
             return
         row.condition, row.message = condition, message
@@ -201,6 +208,8 @@ class JobTracker:
         job = _owning_job(meta)
         if job is None or not uid:
             return
+        if job[0] == TRAINJOB_KIND and job not in self.rows:
+            return  # a JobSet of no TrainJob this tracker knows
         phase = (pod.get("status") or {}).get("phase") or "Pending"
         if phase not in POD_PHASES:
             phase = "Pending"
@@ -256,7 +265,21 @@ def _latest_condition(conditions: list[Obj]) -> tuple[str, str]:
     return "", ""
 
 
+def _trainjob_state(status: Obj) -> tuple[str, str]:
+    """A TrainJob's state in the rows' vocabulary: its ``status.phase`` (Complete is
+    Succeeded), with the message of the condition that finished it, if any."""
+    phase = str(status.get("phase") or "")
+    condition = "Succeeded" if phase == "Complete" else phase
+    for c in status.get("conditions") or []:
+        if c.get("type") == phase and c.get("status") == "True":
+            return condition, str(c.get("message", ""))
+    return condition, ""
+
+
 def _owning_job(meta: Obj) -> JobKey | None:
+    jobset = (meta.get("labels") or {}).get(JOBSET_NAME_LABEL)
+    if jobset:  # a TrainJob's pod: its JobSet (and the JobSet's Jobs) share the TrainJob's name
+        return (TRAINJOB_KIND, str(meta.get("namespace", "")), str(jobset))
     ref = controller_ref({"metadata": meta})
     if ref is None or not str(ref.get("apiVersion", "")).startswith("kubeflow.org/"):
         return None
@@ -295,13 +318,22 @@ def watch_jobs(tracker: JobTracker, factory: SharedInformerFactory, kinds: Itera
     """Feed ``tracker`` from ``factory``: one informer per job kind, one for the jobs' pods
     (selected by ``training.kubeflow.org/job-name``, cached as metadata + ``status.phase``).
     Call before ``factory.start()``."""
+    kinds = list(kinds)
     for kind in kinds:
-        informer = factory.informer_for(
-            kubeflow(kind), metadata_only=True, keep=("status.conditions", "status.completionTime")
-        )
+        keep = ("status.conditions", "status.completionTime")
+        resource = kubeflow(kind)
+        if kind == TRAINJOB_KIND:
+            keep, resource = ("status.conditions", "status.phase"), TRAINJOBS
+        informer = factory.informer_for(resource, metadata_only=True, keep=keep)
         informer.add_event_handler(_JobHandler(tracker, kind))
+    if TRAINJOB_KIND in kinds:
+        _watch_pods(tracker, factory, JOBSET_NAME_LABEL)
+    _watch_pods(tracker, factory, JOB_NAME_LABEL)
+
+
+def _watch_pods(tracker: JobTracker, factory: SharedInformerFactory, label: str) -> None:
     pods = factory.informer_for(
-        PODS, label_selector=JOB_NAME_LABEL, metadata_only=True, keep=("status.phase",)
+        PODS, label_selector=label, metadata_only=True, keep=("status.phase",)
     )
     pods.add_event_handler(
         FunctionHandler(

@@ -34,7 +34,7 @@ from kubetrain.engine.logging import configure_logging
 from kubetrain.engine.loop import install_signal_handlers
 from kubetrain.engine.metrics import new_registry
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.resource import ResourceRef, kubeflow
+from kubetrain.informers.resource import ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.operator import Operator, OperatorOptions, client_for
 from kubetrain.reconcilers.api.crds import all_crds
@@ -240,6 +240,14 @@ class _Session:
     async def run(self, examples: list[ExampleJob]) -> int:
         opts = self.options
         say = self.say
+        if _replace_operator_options(opts).trainjobs == "off":
+            skipped = [job for job in examples if job.kind == "TrainJob"]
+            examples = [job for job in examples if job.kind != "TrainJob"]
+            for job in skipped:
+                say(
+                    f"TrainJob {job.name} ({job.path.name}) not submitted: the TrainJob "
+                    "controller is off (it needs the JobSet controller: --kube-controllers)"
+                )
         self.cluster = new_cluster(opts)
         try:
             await self.until_stopped(self.cluster.start())
@@ -331,7 +339,7 @@ class _Session:
         for job in examples:
             self.tracker.expect(job.kind, job.namespace, job.name)
             try:
-                await self.client.create(kubeflow(job.kind), job.manifest)
+                await self.client.create(job.resource, job.manifest)
             except ApiStatusError as exc:
                 if exc.is_already_exists:
                     # Left from an earlier run (--data): show it as it is.
@@ -348,7 +356,7 @@ class _Session:
     def _print_usage(self, metrics_url: str, examples: list[ExampleJob]) -> None:
         assert self.cluster is not None
         kubeconfig = self.cluster.kubeconfig_path
-        plurals = sorted({kubeflow(job.kind).plural for job in examples})
+        plurals = sorted({job.resource.plural for job in examples})
         first = "pytorchjobs" if "pytorchjobs" in plurals else plurals[0]
         lines = [
             "",

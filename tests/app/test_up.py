@@ -43,9 +43,9 @@ def test_exit_when_done_every_example_succeeds(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     out = result.stdout
     summary = out[out.index("Summary:") :]
-    assert "6/6 jobs succeeded" in summary
-    for kind in ALL_KINDS:
-        assert kind.kind in summary, f"{kind.kind} missing from the summary:\n{summary}"
+    assert "7/7 jobs succeeded" in summary  # the six v1 kinds and a TrainJob (Trainer v2)
+    for kind in [*(k.kind for k in ALL_KINDS), "TrainJob"]:
+        assert kind in summary, f"{kind} missing from the summary:\n{summary}"
     for job in load_examples():
         line = next(ln for ln in summary.splitlines() if f" {job.name} " in ln)
         assert "Succeeded" in line, line
@@ -192,4 +192,6 @@ def test_top_level_examples_are_the_packaged_ones() -> None:
     """One copy: ``examples/`` resolves to the package-data folder ``kubetrain up`` reads, and it
     holds one job of every kind."""
     assert (ROOT / "examples").resolve() == packaged_examples_dir().resolve()
-    assert sorted(job.kind for job in load_examples()) == sorted(k.kind for k in ALL_KINDS)
+    assert sorted(job.kind for job in load_examples()) == sorted(
+        [*(k.kind for k in ALL_KINDS), "TrainJob"]
+    )
