@@ -4,6 +4,7 @@ report. ``kubetrain/cli.py`` only declares the subcommand and hands over here.""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import shlex
 import tempfile
@@ -18,9 +19,10 @@ from prometheus_client import CollectorRegistry
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.informers.resource import ResourceRef
+from kubetrain.informers.transport import ApiStatusError
 
 from .harness import ClusterProcess, HarnessError, server_url
-from .jobs import JOB_KINDS, PYTORCHJOB, JobShape
+from .jobs import JOB_KINDS, PYTORCHJOB, BenchJobKind, JobShape
 from .report import machine_description, versions, write_report
 from .scenarios import SCENARIOS
 from .scenarios.context import BenchContext, BenchOptions
@@ -103,10 +105,13 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
         "--job-kind",
         choices=sorted(JOB_KINDS),
         default=PYTORCHJOB.name,
-        help="burst: what the jobs are: pytorchjob (1 Master + 3 Workers) or mpijob-v2beta1 "
+        help="burst: what the jobs are: pytorchjob (1 Master + 3 Workers), mpijob-v2beta1 "
         "(mpi-operator's kubeflow.org/v2beta1 MPIJob, 1 Launcher + 3 Workers, created through "
         "kubetrain's conversion webhook; kubetrain only, on a cluster running its Job "
-        "controller for the launcher Job; default: %(default)s)",
+        "controller for the launcher Job) or trainjob (burst and backlog: Kubeflow Trainer "
+        "v2's TrainJob of 4 nodes on the built-in torch-distributed runtime, one JobSet each; "
+        "kubetrain only, with its TrainJob controller, on a cluster running its JobSet and "
+        "Job controllers; default: %(default)s)",
     )
     p.add_argument(
         "--run-seconds",
@@ -185,8 +190,10 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
     job_kind = getattr(args, "job_kind", None) or PYTORCHJOB.name
     kind = JOB_KINDS[job_kind]
-    if kind is not PYTORCHJOB and args.scenario != "burst":
-        raise ValueError(f"--job-kind {job_kind}: only the burst scenario has it")
+    if kind.scenarios is not None and args.scenario not in kind.scenarios:
+        only = " and ".join(kind.scenarios)
+        has = "scenario has" if len(kind.scenarios) == 1 else "scenarios have"
+        raise ValueError(f"--job-kind {job_kind}: only the {only} {has} it")
     names = args.systems
     if names is None:
         single = ("soak", "failover", "contention")  # scenarios only kubetrain can run
@@ -271,11 +278,35 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     )
 
 
-async def _install_crds(client: ApiClient) -> None:
+async def _install_crds(client: ApiClient, kind: BenchJobKind = PYTORCHJOB) -> None:
+    """The Kubeflow v1 CRDs; for a Trainer kind also Kubeflow Trainer v2's CRDs and built-in
+    ClusterTrainingRuntimes, as ``kubetrain up`` installs them (only then: with Trainer's API
+    served, ``kubetrain operator``'s default ``--trainjobs auto`` would run the TrainJob
+    controller in the other kinds' runs too)."""
     from kubetrain.reconcilers.api.crds import all_crds
 
     for crd in all_crds():
         await client.create_if_absent(CRDS, crd)
+    if not kind.trainer:
+        return
+    from kubetrain.reconcilers.trainer.crds import trainer_crds
+    from kubetrain.reconcilers.trainer.resources import CLUSTER_TRAINING_RUNTIMES
+    from kubetrain.reconcilers.trainer.runtimes import builtin_runtimes
+
+    for crd in trainer_crds():
+        await client.create_if_absent(CRDS, crd)
+    deadline = time.monotonic() + 60.0
+    for runtime in builtin_runtimes():
+        if runtime.get("kind") != CLUSTER_TRAINING_RUNTIMES.kind:
+            continue
+        while True:  # a real API server serves a new CRD once it is Established
+            try:
+                await client.create_if_absent(CLUSTER_TRAINING_RUNTIMES, runtime)
+                break
+            except ApiStatusError as e:
+                if not e.is_not_found or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
 
 async def run_scenario(
@@ -330,7 +361,7 @@ async def run_scenario(
                 headers=session_headers,
             ) as session,
         ):
-            await _install_crds(client)
+            await _install_crds(client, options.kind)
             ctx = BenchContext(
                 options=options,
                 client=client,

@@ -1,11 +1,14 @@
 """Timestamps of every job's milestones, observed from outside through watches on jobs and pods.
 
-``JobWatch`` runs two informers (PyTorchJobs and pods of one namespace) in the harness process and
+``JobWatch`` runs two informers (the jobs and the pods of one namespace) in the harness process and
 stamps, per job, the wall time at which the harness *saw* each milestone: all its pods created,
 the Running and Succeeded conditions, its last pod Succeeded, its deletion. Every system is
 observed by the same watch against the same server, so watch delay cancels out in comparisons.
 Jobs are registered by the harness when their create returns (``job_created``); pods map to their
-job by the ``training.kubeflow.org/job-name`` label, which every measured system sets.
+job by the ``training.kubeflow.org/job-name`` label, which every measured system sets (a
+TrainJob's pods: by ``jobset.sigs.k8s.io/jobset-name``, its JobSet's name, which is its own).
+A TrainJob has no Running condition: it is Running when its ``status.phase`` says so (kubetrain's
+phase: every training pod ready), and succeeded with its ``Complete`` condition.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 from kubetrain.engine.client import ApiClient
 from kubetrain.informers.event_handlers import FunctionHandler
 from kubetrain.informers.factory import SharedInformerFactory
-from kubetrain.informers.resource import PODS, kubeflow
+from kubetrain.informers.resource import PODS, ResourceRef, kubeflow
 from kubetrain.informers.tombstone import DeletedFinalStateUnknown
+
+from .jobs import JOB_NAME_LABEL
 
 __all__ = [
     "JOB_NAME_LABEL",
@@ -35,7 +40,6 @@ __all__ = [
     "pods_by_index",
 ]
 
-JOB_NAME_LABEL = "training.kubeflow.org/job-name"
 Obj = dict[str, Any]
 
 
@@ -168,9 +172,11 @@ def latency_over_time(
 
 
 class JobWatch:
-    """Milestones of the jobs of ``kind`` (``kubeflow.org/v1``) in ``namespace``; ``pods_per_job``
-    pods make "all created", ``pods_to_succeed`` (default: ``pods_per_job``) Succeeded pods "last
-    pod Succeeded".
+    """Milestones of the jobs of ``kind`` (``kubeflow.org/v1``, or ``ref`` when given) in
+    ``namespace``; ``pods_per_job`` pods make "all created", ``pods_to_succeed`` (default:
+    ``pods_per_job``) Succeeded pods "last pod Succeeded". A job is Running with its ``Running``
+    condition or ``status.phase`` Running, succeeded with its ``succeeded_condition``; its pods
+    carry its name in label ``pod_label``.
 
     Only jobs registered with ``job_created`` are tracked (a warm-up job can be left out by not
     registering it until it matters). ``clock`` is injectable for tests.
@@ -184,6 +190,9 @@ class JobWatch:
         pods_per_job: int,
         pods_to_succeed: int | None = None,
         kind: str = "PyTorchJob",
+        ref: ResourceRef | None = None,
+        succeeded_condition: str = "Succeeded",
+        pod_label: str = JOB_NAME_LABEL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = namespace
@@ -191,12 +200,14 @@ class JobWatch:
         self.pods_to_succeed = pods_per_job if pods_to_succeed is None else pods_to_succeed
         """Succeeded pods that make "last pod Succeeded" (an MPIJob's: its launcher's only)."""
         self.jobs: dict[str, JobTimes] = {}
+        self.succeeded_condition = succeeded_condition
+        self.pod_label = pod_label
         self._clock = clock
         # Pods and job states seen before the job was registered (the create response can
         # arrive after the watch shows the first pods); replayed by job_created.
         self._early: dict[str, list[Obj]] = {}
         self._factory = SharedInformerFactory(client, namespace=namespace)
-        jobs = self._factory.informer_for(kubeflow(kind))
+        jobs = self._factory.informer_for(ref if ref is not None else kubeflow(kind))
         pods = self._factory.informer_for(PODS)
         jobs.add_event_handler(
             FunctionHandler(
@@ -241,15 +252,17 @@ class JobWatch:
             self._early.setdefault(meta.get("name", ""), []).append(job)
             return
         now = self._clock()
-        if times.running is None and condition_true(job, "Running"):
+        status = job.get("status") or {}
+        if times.running is None and (
+            condition_true(job, "Running") or status.get("phase") == "Running"
+        ):
             times.running = now
-        if times.succeeded is None and condition_true(job, "Succeeded"):
+        if times.succeeded is None and condition_true(job, self.succeeded_condition):
             times.succeeded = now
             if times.running is None:
                 times.running = now  # Running was set and replaced between two watch events
         if times.failed is None and condition_true(job, "Failed"):
             times.failed = now
-        status = job.get("status") or {}
         if times.completion_time is None:
             times.completion_time = parse_time(status.get("completionTime"))
         ttl = (job.get("spec") or {}).get("runPolicy", {}).get("ttlSecondsAfterFinished")
@@ -265,7 +278,7 @@ class JobWatch:
 
     def on_pod(self, pod: Obj) -> None:
         meta = pod.get("metadata") or {}
-        job_name = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+        job_name = (meta.get("labels") or {}).get(self.pod_label)
         if not job_name:
             return
         times = self.jobs.get(job_name)
@@ -288,7 +301,7 @@ class JobWatch:
     def on_pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
         meta = pod.get("metadata") or {}
-        times = self.jobs.get((meta.get("labels") or {}).get(JOB_NAME_LABEL) or "")
+        times = self.jobs.get((meta.get("labels") or {}).get(self.pod_label) or "")
         if times is not None and (pod.get("spec") or {}).get("nodeName"):
             times.pods_deleted_on_node.add(meta.get("name", ""))
 

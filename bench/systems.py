@@ -1,8 +1,9 @@
 """The measured systems and how each is started as its own process against a kubeconfig.
 
 - ``kubetrain``: ``kubetrain operator`` (PyTorchJob only, one namespace; with ``--job-kind
-  mpijob-v2beta1``: MPIJob only, with its webhook server) at its defaults: the adaptive in-flight
-  limit, and a fixed rate cap only when ``operator_qps`` > 0;
+  mpijob-v2beta1``: MPIJob only, with its webhook server; with ``--job-kind trainjob``: its
+  TrainJob controller, ``--trainjobs on``) at its defaults: the adaptive in-flight limit, and a
+  fixed rate cap only when ``operator_qps`` > 0;
 - ``raw``: ``python -m kubetrain.bench.baselines.raw``;
 - ``kopf``: ``kopf run --standalone`` of ``bench/baselines/kopf_operator.py``;
 - ``reference``: the Kubeflow Training Operator v1.9.x Go binary (``reference_operator.py``; built
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .harness import ManagedProcess
-from .jobs import JOB_KINDS, MPIJOB_V2BETA1
+from .jobs import JOB_KINDS, MPIJOB_V2BETA1, TRAINJOB
 from .reference_operator import ReferenceOperatorProcess
 
 __all__ = ["DEFAULT_SYSTEMS", "KOPF_OPERATOR_FILE", "SYSTEMS", "SystemOptions", "system_process"]
@@ -68,7 +69,12 @@ def system_process(
 
     ``job_kind`` (``jobs.JOB_KINDS``): ``mpijob-v2beta1`` runs kubetrain with ``--enable-scheme
     mpijob``, its webhook server on ``webhook_port`` (the CRD's conversion, which the harness
-    routes to it) and its certificate Secret in ``operator_namespace``; only kubetrain runs it."""
+    routes to it) and its certificate Secret in ``operator_namespace``; only kubetrain runs it.
+    ``trainjob`` runs kubetrain with ``--trainjobs on`` beside ``--enable-scheme pytorchjob``
+    (the operator runs at least one v1 kind; no PyTorchJob is in the namespace, and its pod
+    and Service caches select by its own label, so it neither caches the TrainJobs' pods nor
+    writes) and no webhook server: the harness creates valid TrainJobs, and without the server
+    the trainer status server is off, so nothing is injected into the JobSets."""
     py = sys.executable
     kind = JOB_KINDS.get(job_kind)
     if kind is None:
@@ -90,6 +96,11 @@ def system_process(
                 "--enable-scheme", "mpijob",
                 "--webhook-server-port", str(webhook_port),
                 "--operator-namespace", operator_namespace,
+            ]  # fmt: skip
+        elif kind is TRAINJOB:
+            scheme = [
+                "--enable-scheme", "pytorchjob", "--trainjobs", "on",
+                "--webhook-server-port", "0",
             ]  # fmt: skip
         else:
             # The v1 runs install no webhook configurations: no server, no Secret writes.

@@ -18,6 +18,17 @@ ConfigMap update (the running workers in ``discover_hosts.sh``), the worker dele
 status changes; the Job controller's writes (launcher pod, its finalizer, the Job's status, its
 Events) and the kubelets' final DELETEs of the deleted workers are not the system's and are left
 out (``kube_controller_writes`` in result.json says how many).
+
+``--job-kind trainjob`` (kubetrain only): TrainJobs of as many nodes as the shape has pods (4) on
+the built-in ``torch-distributed`` runtime (``jobs.trainjob``), on a cluster with its JobSet and
+Job controllers; the operator runs its TrainJob controller. A job's pods are its JobSet's Job's
+(by label ``jobset.sigs.k8s.io/jobset-name``); Running is ``status.phase`` Running (every node
+ready), Succeeded the ``Complete`` condition, so "last pod Succeeded -> job Succeeded" includes
+the Job controller's and the JobSet controller's status updates before the TrainJob's. The
+minimal writes are Trainer's (``BenchJobKind.minimal_writes``): the snapshot ConfigMap apply,
+the JobSet apply and the three status changes (Pending, Running, Complete); the JobSet and Job
+controllers' writes (Job, headless Service, pods, their finalizers, the Job's and JobSet's status,
+their Events) are not the system's and are left out (``kube_controller_writes``: the Events).
 """
 
 from __future__ import annotations
@@ -36,7 +47,8 @@ __all__ = ["FIGURES", "LATENCIES", "REQUIRED_STATUS_WRITES", "figures_of", "run"
 
 LATENCIES = ("create_to_pods_created", "create_to_running", "pods_succeeded_to_job_succeeded")
 REQUIRED_STATUS_WRITES = 3
-"""Created, Running, Succeeded: the status changes every job must go through."""
+"""Created, Running, Succeeded: the status changes every job must go through (a TrainJob's:
+Pending, Running, Complete)."""
 FIGURES = (
     *(f"{name}_{q}" for name in LATENCIES for q in ("p50", "p90", "p99", "max")),
     "wall_seconds_to_all_succeeded",

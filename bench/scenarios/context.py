@@ -26,11 +26,19 @@ from typing import Any
 import aiohttp
 
 from kubetrain.engine.client import ApiClient
-from kubetrain.informers.resource import EVENTS, PODS, kubeflow
+from kubetrain.informers.resource import EVENTS, PODS
 
 from ..apimetrics import RequestCounts, delta, scrape_request_counts
 from ..harness import HarnessError
-from ..jobs import JOB_KINDS, PYTORCHJOB, BenchJobKind, JobShape, create_jobs, create_namespace
+from ..jobs import (
+    JOB_KINDS,
+    PYTORCHJOB,
+    TRAINJOB,
+    BenchJobKind,
+    JobShape,
+    create_jobs,
+    create_namespace,
+)
 from ..measure import JobTimes, JobWatch
 from ..systems import SystemOptions, system_process
 from .tenant_probe import (
@@ -50,6 +58,7 @@ __all__ = [
     "Measurement",
     "job_controller_writes",
     "measure_system",
+    "trainjob_cluster_writes",
 ]
 
 
@@ -111,7 +120,8 @@ class BenchOptions:
     """burst scenario: the tenant probe's pace and idle phase (``tenant_probe.py``); None: no
     probe (``--no-probe``)."""
     job_kind: str = "pytorchjob"
-    """burst scenario: what the jobs are (``--job-kind``, a key of ``jobs.JOB_KINDS``)."""
+    """burst (and, for kinds that have it, backlog) scenario: what the jobs are
+    (``--job-kind``, a key of ``jobs.JOB_KINDS``)."""
 
     @property
     def kind(self) -> BenchJobKind:
@@ -169,9 +179,11 @@ async def _warm_up(
     deadline = time.monotonic() + ctx.options.warmup_timeout_seconds
     while time.monotonic() < deadline:
         proc.check_alive()
-        job = await ctx.client.get(kubeflow(kind.kind), namespace, name)
+        job = await ctx.client.get(kind.watched, namespace, name)
         conds = (job.get("status") or {}).get("conditions") or []
-        if any(c.get("type") == "Succeeded" and c.get("status") == "True" for c in conds):
+        if any(
+            c.get("type") == kind.succeeded_condition and c.get("status") == "True" for c in conds
+        ):
             return
         await asyncio.sleep(0.2)
     raise HarnessError(
@@ -204,7 +216,8 @@ async def measure_system(
     the writes of the cluster's Job controller for the measured jobs and the kubelets' final
     DELETEs of their deleted pods counted by the harness, in
     ``Measurement.extra["kube_controller_writes"]`` (``job_controller_writes``,
-    ``JobTimes.pods_deleted_on_node``), to be told from the system's."""
+    ``JobTimes.pods_deleted_on_node``; for TrainJobs ``trainjob_cluster_writes``: the JobSet
+    and Job controllers' Events), to be told from the system's."""
     namespace = namespace_for(ctx, scenario, system)
     await create_namespace(ctx.client, namespace)
     watch = JobWatch(
@@ -213,6 +226,9 @@ async def measure_system(
         pods_per_job=pods_per_job,
         pods_to_succeed=kind.pods_to_succeed(pods_per_job),
         kind=kind.kind,
+        ref=kind.watched,
+        succeeded_condition=kind.succeeded_condition,
+        pod_label=kind.pod_job_label,
     )
     await watch.start()
     try:
@@ -282,7 +298,11 @@ async def measure_system(
             with contextlib.suppress(asyncio.CancelledError):
                 await progress
         await asyncio.sleep(ctx.options.settle_seconds)
-        if kind.kube_controllers:
+        if kind is TRAINJOB:
+            kube_controller_writes = await trainjob_cluster_writes(
+                ctx.client, namespace, list(watch.jobs)
+            )
+        elif kind.kube_controllers:
             kube_controller_writes = await job_controller_writes(
                 ctx.client, namespace, list(watch.jobs)
             )
@@ -380,6 +400,35 @@ async def job_controller_writes(
             posts += 1
             patches += max(0, int(event.get("count") or 1) - 1)
     counts = {"POST pods": launcher_pods, "POST events": posts, "PATCH events": patches}
+    return {k: v for k, v in counts.items() if v}
+
+
+#: ``source.component`` of the Events of the embedded cluster's JobSet and Job controllers.
+CLUSTER_EVENT_COMPONENTS = frozenset({"jobset", "job-controller"})
+
+
+async def trainjob_cluster_writes(
+    client: ApiClient, namespace: str, job_names: list[str]
+) -> RequestCounts:
+    """The Event writes the cluster's JobSet and Job controllers made for the JobSets (named as
+    their TrainJobs) of ``job_names`` and their Jobs (``<jobset>-<replicatedJob>-<index>``): per
+    Event one ``POST events`` and ``count - 1`` ``PATCH events``. Events are the one resource
+    both they and kubetrain's TrainJob controller write, so they are told apart by source; the
+    controllers' other writes (Jobs, pods, Services, the Jobs' and JobSets' status) are left out
+    by resource (``BenchJobKind.not_operator``)."""
+    names = set(job_names)
+    posts = patches = 0
+    for event in (await client.list(EVENTS, namespace)).get("items") or []:
+        involved = event.get("involvedObject") or {}
+        source = (event.get("source") or {}).get("component") or event.get("reportingComponent")
+        if source not in CLUSTER_EVENT_COMPONENTS:
+            continue
+        name = str(involved.get("name") or "")
+        jobset = name if involved.get("kind") == "JobSet" else name.rsplit("-", 2)[0]
+        if jobset in names:
+            posts += 1
+            patches += max(0, int(event.get("count") or 1) - 1)
+    counts = {"POST events": posts, "PATCH events": patches}
     return {k: v for k, v in counts.items() if v}
 
 

@@ -89,7 +89,7 @@ def test_an_mpijob_has_exactly_one_launcher() -> None:
 
 
 def test_the_kinds_and_what_each_needs() -> None:
-    assert set(JOB_KINDS) == {"pytorchjob", "mpijob-v2beta1"}
+    assert set(JOB_KINDS) == {"pytorchjob", "mpijob-v2beta1", "trainjob"}
     assert MPIJOB_V2BETA1.api == MPIJOBS_V2BETA1
     assert MPIJOBS_V2BETA1.api_version == "kubeflow.org/v2beta1"
     assert (MPIJOB_V2BETA1.kube_controllers, MPIJOB_V2BETA1.webhooks) == (True, True)
