@@ -83,6 +83,8 @@ GRANTED_FOR_OTHERS: dict[tuple[str, str, str], str] = {
         for verb in ("list", "watch")
     },
     ("trainer.kubeflow.org", "trainjobs/status", "patch"): TRAINJOBS_ONLY,
+    ("", "configmaps", "patch"): TRAINJOBS_ONLY + ": runtime snapshots, MPI hostfiles",
+    ("authentication.k8s.io", "tokenreviews", "create"): TRAINJOBS_ONLY + ": trainerStatus posts",
     **{
         ("jobset.x-k8s.io", "jobsets", verb): TRAINJOBS_ONLY
         for verb in ("list", "watch", "patch", "update", "delete")
@@ -91,7 +93,7 @@ GRANTED_FOR_OTHERS: dict[tuple[str, str, str], str] = {
     **{
         (group, "podgroups", verb): GANG_ONLY
         for group in ("scheduling.volcano.sh", "scheduling.x-k8s.io")
-        for verb in ("list", "watch", "create", "update", "delete", "get")
+        for verb in ("list", "watch", "create", "update", "delete", "get", "patch")
     },
     **{("scheduling.k8s.io", "priorityclasses", verb): GANG_ONLY for verb in ("list", "watch")},
 }
