@@ -49,6 +49,7 @@ conformance-build:
 	tools/conformance/build_reference_operator.sh
 	tools/conformance/build_kueue.sh
 	tools/conformance/build_jobset.sh
+	tools/conformance/build_trainer.sh
 	tools/deploy/build_tools.sh
 
 ## The conformance tier: the HTTP-level API tests and the per-kind job tests against a real
