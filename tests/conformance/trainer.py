@@ -513,13 +513,6 @@ V230_MPI_MODES = (
     "WithDefaultMode(constants.MPISSHAuthDefaultMode) (0400) and each item's WithMode (0640 "
     "private key, 0644 public key and authorized_keys); v2.0.0 mpi.go sets neither"
 )
-KUBETRAIN_EMPTY_ENV = (
-    "KUBETRAIN BUG (minor): jobset_build.py _upsert_env does container.setdefault('env', []) "
-    "even when there is nothing to add, so the trainer's node container gets env: [] when "
-    "neither the runtime nor the TrainJob has env for it; Go's apply.UpsertEnvVars "
-    "(pkg/apply/apply.go, v2.3.0 line 37) loops over the new vars and leaves a nil slice nil, "
-    "so Trainer applies no env field (jobset/builder.go Trainer(), v2.3.0 likewise)"
-)
 MPI_NODE = "spec.replicatedJobs[node].template.spec.template.spec"
 MPI_LAUNCHER = "spec.replicatedJobs[launcher].template.spec.template.spec"
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
@@ -527,8 +520,6 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("mpi-distributed", f"{MPI_NODE}.volumes[mpi-ssh-auth].secret.items"): V230_MPI_MODES,
     ("mpi-distributed", f"{MPI_LAUNCHER}.volumes[mpi-ssh-auth].secret.defaultMode"): V230_MPI_MODES,
     ("mpi-distributed", f"{MPI_LAUNCHER}.volumes[mpi-ssh-auth].secret.items"): V230_MPI_MODES,
-    ("mpi-distributed", f"{MPI_NODE}.containers[node].env"): KUBETRAIN_EMPTY_ENV,
-    ("plainml-no-env", f"{MPI_NODE}.containers[node].env"): KUBETRAIN_EMPTY_ENV,
     (
         "torch-2nodes-cpu",
         "spec.replicatedJobs[node].template.spec.template.spec.containers[node]"
