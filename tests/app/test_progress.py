@@ -62,6 +62,39 @@ async def test_a_pod_is_counted_under_its_owners_kind() -> None:
     assert tracker.rows[("PyTorchJob", "default", "same")].pods["Running"] == 1
 
 
+async def test_a_trainjob_row_follows_its_phase_and_its_jobsets_pods() -> None:
+    tracker = JobTracker()
+    tracker.expect("TrainJob", "default", "tj")
+    trainjob: Obj = {"metadata": {"name": "tj", "namespace": "default"}, "status": {}}
+    trainjob["status"] = {"phase": "Running"}
+    tracker.on_job("TrainJob", trainjob)
+    row = tracker.rows[("TrainJob", "default", "tj")]
+    assert (row.condition, row.finished) == ("Running", False)
+    jobset_pod = {
+        "metadata": {
+            "uid": "p1",
+            "namespace": "default",
+            "labels": {"jobset.sigs.k8s.io/jobset-name": "tj"},
+        },
+        "status": {"phase": "Running"},
+    }
+    tracker.on_pod(jobset_pod)
+    stray = {**jobset_pod, "metadata": {**jobset_pod["metadata"], "uid": "p2"}}
+    stray["metadata"]["labels"] = {"jobset.sigs.k8s.io/jobset-name": "a-plain-jobset"}
+    tracker.on_pod(stray)  # a JobSet of no TrainJob this tracker knows: not a row
+    assert row.pods["Running"] == 1
+    assert ("TrainJob", "default", "a-plain-jobset") not in tracker.rows
+    done = {
+        "type": "Complete",
+        "status": "True",
+        "message": "jobset completed successfully",
+    }
+    trainjob["status"] = {"phase": "Complete", "conditions": [done]}
+    tracker.on_job("TrainJob", trainjob)
+    assert (row.condition, row.message) == ("Succeeded", "jobset completed successfully")
+    assert row.finished and tracker.all_succeeded()
+
+
 async def test_wait_finished_returns_when_every_expected_job_finished() -> None:
     clock = FakeClock(100.0)
     tracker = JobTracker(clock=clock)
@@ -156,6 +189,15 @@ def test_examples_loader_fills_the_namespace_and_names_bad_files(tmp_path: Path)
     (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: b}\n")
     with pytest.raises(ExamplesError, match=r"b\.yaml: apiVersion must be kubeflow.org/v1"):
         load_examples(tmp_path)
+    (tmp_path / "b.yaml").write_text(
+        "apiVersion: trainer.kubeflow.org/v1alpha1\nkind: TrainingRuntime\nmetadata: {name: b}\n"
+    )
+    with pytest.raises(ExamplesError, match=r"b\.yaml: kind must be TrainJob"):
+        load_examples(tmp_path)
+    (tmp_path / "b.yaml").write_text(
+        "apiVersion: trainer.kubeflow.org/v1alpha1\nkind: TrainJob\nmetadata: {name: b}\n"
+    )
+    assert [j.resource.plural for j in load_examples(tmp_path)] == ["pytorchjobs", "trainjobs"]
     with pytest.raises(ExamplesError, match="not a directory"):
         load_examples(tmp_path / "a.yaml")
     (empty := tmp_path / "empty").mkdir()

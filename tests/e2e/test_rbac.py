@@ -182,6 +182,8 @@ def suite(ns: str) -> list[dict[str, Any]]:
     """Jobs that reach every write the operator makes."""
     jobs: list[dict[str, Any]] = []
     for example in load_examples():  # every kind; MPIJob: ConfigMap, ServiceAccount, Role(Binding)
+        if example.kind == "TrainJob":
+            continue  # no JobSet here: its rules are TRAINJOBS_ONLY
         job = json.loads(json.dumps(example.manifest))
         job["metadata"]["namespace"] = ns
         job["spec"].setdefault("runPolicy", {})["cleanPodPolicy"] = "All"  # pod/service deletes
