@@ -11,7 +11,8 @@ its code outside a pod), the webhook Service ``jobset-webhook-service`` to this 
 JobSet webhooks of ``config/components/webhook/manifests.yaml`` (its pod webhooks, for exclusive
 placement, are left out: on every pod of the plane, failurePolicy Fail). JobSet's rotator writes
 its Secret and injects the CA; the harness writes the Secret's keys where JobSet reads them,
-``/tmp/k8s-webhook-server/serving-certs`` (fixed in its code).
+``/tmp/k8s-webhook-server/serving-certs`` (fixed in its code), a private mount of that folder per
+JobSet where ``unshare`` works (``outside_manager.private_webhook_root``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from conformance.outside_manager import (
     hook_rules,
     install_crds,
     install_webhooks,
+    private_webhook_root,
     running_manager,
     webhook_configurations,
 )
@@ -98,13 +100,16 @@ async def running_jobset(
         "leaderElection": {"leaderElect": False},
         "internalCertManagement": {"enable": True},
     }
+    argv, cert_dir = await private_webhook_root(
+        [str(exe), f"--kubeconfig={kubeconfig_path}"], work_dir
+    )
     async with running_manager(
         "jobset",
-        [str(exe), f"--kubeconfig={kubeconfig_path}"],
+        argv,
         client=client,
         endpoint=endpoint,
         work_dir=work_dir,
-        cert_dir=CERT_DIR,
+        cert_dir=cert_dir,
         health_port=health_port,
         config=config,
         start_timeout=start_timeout,

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -341,3 +342,50 @@ async def _wait_ready(manager: ManagerProcess, timeout: float) -> None:
     raise TimeoutError(
         f"{manager.name} not ready within {timeout:g} s ({last}); log:\n{manager.log_tail()}"
     )
+
+
+#: Where controller-runtime managers built on cert-controller (JobSet, Trainer) write and read
+#: their webhook certificates: a constant in their code, so one folder for every instance.
+WEBHOOK_ROOT = Path("/tmp/k8s-webhook-server")
+SERVING_CERTS = WEBHOOK_ROOT / "serving-certs"
+
+
+def _private_mounts() -> bool:
+    """Whether ``unshare --mount`` (and a bind mount in it) works here."""
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "true"],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+async def private_webhook_root(argv: Sequence[str], work_dir: Path) -> tuple[list[str], Path]:
+    """``argv`` run with its own ``/tmp/k8s-webhook-server`` (a bind mount of a folder of
+    ``work_dir`` in a private mount namespace) and the host path of its ``serving-certs``, where
+    ``running_manager`` should put the certificate. Why: parallel test workers each run a JobSet
+    or Trainer manager; in one shared folder one serves another's certificate, and its API server
+    refuses it (``x509: certificate signed by unknown authority``). Without ``unshare``: ``argv``
+    as given and the shared folder."""
+    if not await asyncio.to_thread(_private_mounts):
+        return list(argv), SERVING_CERTS
+    private = work_dir / "k8s-webhook-server"
+    for folder in (private, WEBHOOK_ROOT):
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    wrapped = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'mount --bind "$0" {WEBHOOK_ROOT} && exec "$@"',
+        str(private),
+        *argv,
+    ]
+    return wrapped, private / SERVING_CERTS.name

@@ -24,7 +24,7 @@ Trainer v2.0.0 reads its serving certificates from ``/tmp/k8s-webhook-server/ser
 (a constant), the folder JobSet's and Kueue's managers use too. Where ``unshare --mount`` works
 (root), the process runs in a mount namespace of its own with a private folder bound over
 ``/tmp/k8s-webhook-server``, so it never shares that folder with another manager of this machine;
-elsewhere it uses the folder itself.
+elsewhere it uses the folder itself (``outside_manager.private_webhook_root``, as for JobSet).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -50,6 +48,7 @@ from conformance.outside_manager import (
     create_if_absent,
     install_crds,
     install_webhooks,
+    private_webhook_root,
     running_manager,
 )
 
@@ -80,8 +79,6 @@ NAMESPACE = "kubeflow-system"
 SERVICE = "kubeflow-trainer-controller-manager"
 SECRET = "kubeflow-trainer-webhook-cert"
 WEBHOOK_CONFIGURATION = "validator.trainer.kubeflow.org"
-WEBHOOK_ROOT = Path("/tmp/k8s-webhook-server")
-CERT_DIR = WEBHOOK_ROOT / "serving-certs"
 JOBSET_MODULE = "sigs.k8s.io/jobset@v0.8.2"
 
 TRAINER_GROUP = "trainer.kubeflow.org"
@@ -154,21 +151,6 @@ def trainer_webhooks(module: Path, endpoint: WebhookEndpoint) -> Obj:
     }
 
 
-def _private_mounts() -> bool:
-    """Whether ``unshare --mount`` (and a bind mount in it) works here."""
-    if shutil.which("unshare") is None:
-        return False
-    try:
-        done = subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "true"],
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 @asynccontextmanager
 async def running_trainer(
     client: ApiClient, kubeconfig_path: str, work_dir: Path, *, start_timeout: float = 90.0
@@ -194,23 +176,7 @@ async def running_trainer(
         "--metrics-bind-address=0",
         "--leader-elect=false",
     ]
-    cert_dir = CERT_DIR
-    if await asyncio.to_thread(_private_mounts):
-        private = work_dir / "k8s-webhook-server"
-        for folder in (private, WEBHOOK_ROOT):
-            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        cert_dir = private / CERT_DIR.name
-        argv = [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            f'mount --bind "$0" {WEBHOOK_ROOT} && exec "$@"',
-            str(private),
-            *argv,
-        ]
+    argv, cert_dir = await private_webhook_root(argv, work_dir)
     async with running_manager(
         "trainer",
         argv,
