@@ -252,12 +252,14 @@ async def test_every_sdk_call_works_on_a_job_applied_without_run_policy(
 async def test_certificate_rotation_during_a_stream_of_creates_loses_none(
     hooks: WebhookEnv,
 ) -> None:
-    """Serving certificates of 3 s (renewed at 2 s) under a CA of 8 s (renewed, in two steps,
-    at about 5.3 s): four seconds of creates go on while both rotate."""
+    """Serving certificates of 5 s (renewed at about 3.3 s) under a CA of 12 s (renewed, in two
+    steps, at 8 s): twelve seconds of creates go on while both rotate. (Times in a certificate
+    have whole seconds, so a 3 s one left the rotator under a second of slack, which a CI machine
+    running three workers on two cores sometimes did not give it.)"""
     await hooks.restart(
         webhook_secret_name="rotation-test-cert",
-        webhook_cert_validity=datetime.timedelta(seconds=3),
-        webhook_ca_validity=datetime.timedelta(seconds=8),
+        webhook_cert_validity=datetime.timedelta(seconds=5),
+        webhook_ca_validity=datetime.timedelta(seconds=12),
         webhook_ca_propagation_delay=1.0,
     )
     try:
@@ -271,7 +273,7 @@ async def test_certificate_rotation_during_a_stream_of_creates_loses_none(
         # The API server keeps its connection to the webhook alive; fresh handshakes, as a new
         # connection (or another API server) makes, must verify against the current caBundle.
         served: set[bytes] = set()
-        deadline = time.monotonic() + 8.0
+        deadline = time.monotonic() + 12.0
         while time.monotonic() < deadline:
             job = plain_job(BY_KIND["TFJob"], ns, f"r-{created}", run_seconds=0.1)
             try:
