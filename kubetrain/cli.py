@@ -54,6 +54,12 @@ def _configure_up(p: argparse.ArgumentParser) -> None:
     p.set_defaults(main=run_up)
 
 
+def _configure_jobs(p: argparse.ArgumentParser) -> None:
+    from kubetrain.jobs_cli import add_jobs_flags
+
+    add_jobs_flags(p)
+
+
 #: Subcommand -> (help, what adds its flags). Only the chosen one's flags are built: each pulls
 #: in its room (the operator need not import the embedded cluster, the bench or rich), which is
 #: CPU a process pays at every start.
@@ -62,6 +68,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "operator": ("run the job controllers against a cluster", _configure_operator),
     "bench": ("run a load scenario side by side with the baselines", _configure_bench),
     "up": ("embedded cluster + operator + example jobs, with live progress", _configure_up),
+    "jobs": ("list training jobs of every kind, or wait for one (exit codes)", _configure_jobs),
 }
 
 
