@@ -92,6 +92,7 @@ from kubetrain.reconcilers.trainer.jobset_build import (
     TRAINING_RUNTIME_KIND,
     runtime_key,
     runtime_registry_key,
+    runtime_resources_per_node,
 )
 from kubetrain.reconcilers.trainer.resources import (
     CLUSTER_TRAINING_RUNTIMES,
@@ -104,6 +105,20 @@ from kubetrain.reconcilers.trainer.strategic_merge import (
     StrategicMergeError,
     strategic_merge,
     typed_patch,
+)
+from kubetrain.reconcilers.trainer.torchtune import (
+    IMMUTABLE_CONFIGS,
+    LLAMA3_2_1B,
+    LLAMA3_2_3B,
+    LLAMA3_3_70B,
+    QWEN2_5_1_5B,
+    SUFFIX_QLORA_DISTRIBUTED,
+    SUFFIX_QLORA_SINGLE_DEVICE,
+    SUPPORTED_MODELS,
+    is_lora,
+    is_qlora,
+    model_from_runtime_name,
+    recipe_and_config,
 )
 
 __all__ = [
@@ -158,22 +173,6 @@ MPI_RESERVED_ENVS = frozenset(
 XGBOOST_RESERVED_ENVS = frozenset(
     ("DMLC_TRACKER_URI", "DMLC_TRACKER_PORT", "DMLC_TASK_ID", "DMLC_NUM_WORKER")
 )
-
-TORCHTUNE_LLAMA3_2_1B = "llama3_2/1B"
-TORCHTUNE_LLAMA3_2_3B = "llama3_2/3B"
-TORCHTUNE_LLAMA3_3_70B = "llama3_3/70B"
-TORCHTUNE_QWEN2_5_1_5B = "qwen2_5/1.5B"
-TORCHTUNE_MODELS = frozenset(
-    (TORCHTUNE_LLAMA3_2_1B, TORCHTUNE_LLAMA3_2_3B, TORCHTUNE_LLAMA3_3_70B, TORCHTUNE_QWEN2_5_1_5B)
-)
-TORCHTUNE_IMMUTABLE_CONFIGS = frozenset(
-    ("output_dir", "tokenizer.path", "checkpointer.checkpoint_dir", "tokenizer.merges_file")
-)
-_LORA_ATTN_MODULES = "model.lora_attn_modules"
-_QUANTIZE_BASE = "model.quantize_base"
-_USE_DORA = "model.use_dora"
-_QLORA_DISTRIBUTED_SUFFIX = "_qlora"
-_QLORA_SINGLE_DEVICE_SUFFIX = "_qlora_single_device"
 
 _ANCESTOR_CONTAINERS = {
     ANCESTOR_TRAINER: NODE,
@@ -708,67 +707,12 @@ def _torch_errors(merged: Obj, torch: Obj, trainjob: Obj) -> list[FieldError]:
     return errors
 
 
-def _torchtune_model(runtime_name: str) -> str:
-    """``torchtune-llama3.2-1b`` -> ``llama3_2/1B`` (Trainer's ``getModelFromRuntimeRef``)."""
-    fields = runtime_name.split("-")
-    if len(fields) != 3:
-        return ""
-    return f"{fields[1].replace('.', '_')}/{fields[2].upper()}"
-
-
-def _bool_arg_enabled(args: list[str], item: str) -> bool:
-    for arg in args:
-        name, eq, value = arg.partition("=")
-        if eq and item in name and value.strip().lower() == "true":
-            return True
-    return False
-
-
-def _lora(args: list[str]) -> bool:
-    return any(_LORA_ATTN_MODULES in arg for arg in args)
-
-
-def _qlora(args: list[str]) -> bool:
-    return not _bool_arg_enabled(args, _USE_DORA) and _bool_arg_enabled(args, _QUANTIZE_BASE)
-
-
-def _runtime_resources_per_node(merged: Obj) -> Obj | None:
-    for rjob in _list(merged.get("replicatedJobs")):
-        labels = _obj(_dig(rjob, "template", "metadata", "labels"))
-        if _obj(rjob).get("name") == NODE or labels.get(ANCESTOR_LABEL) == ANCESTOR_TRAINER:
-            for c in map(_obj, _list(_pod_spec(rjob).get("containers"))):
-                if c.get("name") == NODE and isinstance(c.get("resources"), dict):
-                    return dict(c["resources"])
-    return None
-
-
-def _torchtune_config(
-    model: str, num_nodes: int, num_proc: object, gpus: int, args: list[str]
-) -> str:
-    """The config name of Trainer's ``getRecipeAndConfig`` (the recipe is not needed)."""
-    suffix = "_full"
-    if num_nodes == 1 and (num_proc == 1 or gpus == 1):
-        if _qlora(args):
-            suffix = _QLORA_SINGLE_DEVICE_SUFFIX
-        elif _lora(args):
-            suffix = "_lora_single_device"
-        else:
-            suffix = "_full_single_device"
-    elif num_nodes == 1 and _qlora(args):
-        suffix = _QLORA_DISTRIBUTED_SUFFIX
-    elif num_nodes == 1 and _lora(args):
-        suffix = "_lora"
-    elif num_nodes > 1:
-        suffix = "_full_multinode"
-    return model + suffix
-
-
 def _torchtune_errors(merged: Obj, trainjob: Obj, trainer: Obj) -> list[FieldError]:
     errors: list[FieldError] = []
     name = _str(_dig(trainjob, "spec", "runtimeRef", "name"))
-    model = _torchtune_model(name)
+    model = model_from_runtime_name(name)
     name_path = f"{_RUNTIME_REF}.name"
-    if model not in TORCHTUNE_MODELS:
+    if model not in SUPPORTED_MODELS:
         errors.append(
             FieldError(
                 INVALID,
@@ -778,7 +722,7 @@ def _torchtune_errors(merged: Obj, trainjob: Obj, trainer: Obj) -> list[FieldErr
             )
         )
     num_nodes = _int(trainer.get("numNodes"), 1)
-    if num_nodes > 1 and model != TORCHTUNE_LLAMA3_3_70B:
+    if num_nodes > 1 and model != LLAMA3_3_70B:
         errors.append(
             FieldError(INVALID, "spec.trainer.numNodes", num_nodes, f"must be 1 for {model} model")
         )
@@ -786,21 +730,27 @@ def _torchtune_errors(merged: Obj, trainjob: Obj, trainer: Obj) -> list[FieldErr
     shown_proc: object = "auto" if num_proc is None else num_proc
     resources = trainer.get("resourcesPerNode")
     if not isinstance(resources, dict):
-        resources = _runtime_resources_per_node(merged)
+        resources = runtime_resources_per_node(merged)
     try:
         gpus = gpus_per_node(resources)
     except (ValueError, TypeError, AttributeError):
         gpus = 0
     args = [a for a in _list(trainer.get("args")) if isinstance(a, str)]
-    config = _torchtune_config(model, num_nodes, num_proc, gpus, args)
-    if _QLORA_DISTRIBUTED_SUFFIX in config:
-        if model == TORCHTUNE_QWEN2_5_1_5B:
+    _, config = recipe_and_config(
+        num_nodes=num_nodes,
+        num_proc_per_node="auto" if num_proc is None else str(num_proc),
+        gpus=gpus,
+        args=args,
+        runtime_name=name,
+    )
+    if SUFFIX_QLORA_DISTRIBUTED in config:
+        if model == QWEN2_5_1_5B:
             errors.append(
                 FieldError(INVALID, name_path, name, f"QLoRA is not supported for {model} model")
             )
-        if _QLORA_SINGLE_DEVICE_SUFFIX not in config and model in (
-            TORCHTUNE_LLAMA3_2_1B,
-            TORCHTUNE_LLAMA3_2_3B,
+        if SUFFIX_QLORA_SINGLE_DEVICE not in config and model in (
+            LLAMA3_2_1B,
+            LLAMA3_2_3B,
         ):
             errors += [
                 FieldError(
@@ -816,7 +766,7 @@ def _torchtune_errors(merged: Obj, trainjob: Obj, trainer: Obj) -> list[FieldErr
                     f"must have gpu resource with value 1 for {model} model when using QLoRA",
                 ),
             ]
-    if num_nodes > 1 and (_lora(args) or _qlora(args)):
+    if num_nodes > 1 and (is_lora(args) or is_qlora(args)):
         errors.append(
             FieldError(
                 INVALID,
@@ -827,7 +777,7 @@ def _torchtune_errors(merged: Obj, trainjob: Obj, trainer: Obj) -> list[FieldErr
         )
     for i, arg in enumerate(_list(trainer.get("args"))):
         key = _str(arg).split("=", 1)[0]
-        if key in TORCHTUNE_IMMUTABLE_CONFIGS:
+        if key in IMMUTABLE_CONFIGS:
             errors.append(
                 FieldError(
                     INVALID,

@@ -98,6 +98,7 @@ __all__ = [
     "ml_policy_name",
     "runtime_key",
     "runtime_registry_key",
+    "runtime_resources_per_node",
     "should_apply_jobset",
 ]
 
@@ -358,7 +359,7 @@ def _enforce_ml_policy(
         nproc: str = "auto"
         if trainer is not None and trainer.get("numProcPerNode") is not None:
             nproc = str(int(trainer["numProcPerNode"]))
-        resources = _runtime_resources_per_node(jobset_spec)
+        resources = runtime_resources_per_node(jobset_spec)
         if trainer is not None and trainer.get("resourcesPerNode") is not None:
             resources = trainer["resourcesPerNode"]
         if nproc == "auto" and gpus_per_node(resources) == 0:
@@ -406,7 +407,7 @@ def _enforce_ml_policy(
         _upsert_port(node, {"containerPort": CONTAINER_TRAINER_PORT})
 
     elif policy == "xgboost" and node is not None and trainer is not None:
-        resources = _runtime_resources_per_node(jobset_spec)
+        resources = runtime_resources_per_node(jobset_spec)
         if trainer.get("resourcesPerNode") is not None:
             resources = trainer["resourcesPerNode"]
         workers_per_node = gpus_per_node(resources) or 1
@@ -510,7 +511,7 @@ def _enforce_mpi(
     if trainer is not None and trainer.get("numNodes") is not None and node_ps is not None:
         num_nodes = int(trainer["numNodes"])
         node_ps.count = max(num_nodes - 1, 1) if policy.run_launcher_as_node else num_nodes
-    slots = mpi.mpi_slots(policy, trainer, _runtime_resources_per_node(jobset_spec))
+    slots = mpi.mpi_slots(policy, trainer, runtime_resources_per_node(jobset_spec))
 
     for rjob in _replicated_jobs(jobset_spec):
         job_name = rjob.get("name")
@@ -619,7 +620,7 @@ def _build_trainer(jobset_spec: Obj, trainer: Mapping[str, Any] | None) -> None:
 # --- resources -------------------------------------------------------------------------------
 
 
-def _runtime_resources_per_node(jobset_spec: Obj) -> Obj | None:
+def runtime_resources_per_node(jobset_spec: Obj) -> Obj | None:
     """``runtime.ExtractResourcePerNodeFromRuntime``: the resources of container ``node`` in the
     first job named ``node`` or labelled the trainer (after ``resourcesPerNode`` was merged)."""
     for rjob in _replicated_jobs(jobset_spec):

@@ -44,7 +44,13 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "IMMUTABLE_CONFIGS",
+    "LLAMA3_2_1B",
+    "LLAMA3_2_3B",
+    "LLAMA3_3_70B",
+    "QWEN2_5_1_5B",
     "RDZV_ENDPOINT_ARG",
+    "SUFFIX_QLORA_DISTRIBUTED",
+    "SUFFIX_QLORA_SINGLE_DEVICE",
     "SUPPORTED_MODELS",
     "TORCHTUNE_ENTRYPOINT",
     "is_lora",
@@ -82,7 +88,9 @@ IMMUTABLE_CONFIGS = frozenset(
 )
 #: ``constants.TorchTuneSupportedPretrainedModels`` (the validating webhook's list; the build
 #: itself accepts any name).
-SUPPORTED_MODELS = frozenset({"llama3_2/1B", "llama3_2/3B", "llama3_3/70B", "qwen2_5/1.5B"})
+LLAMA3_2_1B, LLAMA3_2_3B = "llama3_2/1B", "llama3_2/3B"
+LLAMA3_3_70B, QWEN2_5_1_5B = "llama3_3/70B", "qwen2_5/1.5B"
+SUPPORTED_MODELS = frozenset({LLAMA3_2_1B, LLAMA3_2_3B, LLAMA3_3_70B, QWEN2_5_1_5B})
 
 
 def model_from_runtime_name(runtime_name: str) -> str:

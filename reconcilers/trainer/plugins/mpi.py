@@ -26,7 +26,7 @@ import base64
 
 from kubetrain.base.objects import Obj
 from kubetrain.reconcilers.mpiv2.objects import generate_ssh_key_pair
-from kubetrain.reconcilers.trainer.jobset_build import _runtime_resources_per_node
+from kubetrain.reconcilers.trainer.jobset_build import runtime_resources_per_node
 from kubetrain.reconcilers.trainer.mpi_policy import (
     HOSTFILE_KEY,
     SSH_AUTH_SECRET_TYPE,
@@ -51,7 +51,7 @@ def build_mpi_objects(trainjob: Obj, runtime_spec: Obj, jobset: Obj) -> SideObje
         return SideObjects()
     name = str((trainjob.get("metadata") or {}).get("name", ""))
     trainer = (trainjob.get("spec") or {}).get("trainer")
-    slots = mpi_slots(policy, trainer, _runtime_resources_per_node(jobset.get("spec") or {}))
+    slots = mpi_slots(policy, trainer, runtime_resources_per_node(jobset.get("spec") or {}))
     configmap: Obj = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
