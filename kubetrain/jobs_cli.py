@@ -37,7 +37,10 @@ from kubetrain.engine.config import load_kubeconfig
 from kubetrain.informers.resource import ResourceRef, kubeflow
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.api.kinds import ALL_KINDS, BY_KIND
+from kubetrain.reconcilers.common.jobs import parse_time
+from kubetrain.reconcilers.metrics import job_phase
 from kubetrain.reconcilers.trainer.resources import TRAINJOBS
+from kubetrain.reconcilers.trainer.status import job_state as trainjob_state
 
 __all__ = [
     "EXIT_FINISHED_OTHERWISE",
@@ -66,15 +69,7 @@ FINISHED = ("Succeeded", "Failed")
 
 def job_state(kind: str, job: Obj) -> str:
     """The job's state in one vocabulary (see the module docstring)."""
-    status = job.get("status") or {}
-    if kind == TRAINJOB:
-        phase = str(status.get("phase") or "Pending")
-        return "Succeeded" if phase == "Complete" else phase
-    true = [c for c in status.get("conditions") or [] if c.get("status") == "True"]
-    for finished in FINISHED:
-        if any(c.get("type") == finished for c in true):
-            return finished
-    return str(true[-1].get("type")) if true else "Pending"
+    return trainjob_state(job) if kind == TRAINJOB else job_phase(job)
 
 
 def _replicas(kind: str, job: Obj) -> int:
@@ -85,22 +80,13 @@ def _replicas(kind: str, job: Obj) -> int:
     return sum(int((r or {}).get("replicas", 1)) for r in (spec.get(field) or {}).values())
 
 
-def _parse_time(value: object) -> datetime.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _finished_at(kind: str, job: Obj) -> datetime.datetime | None:
     status = job.get("status") or {}
     if kind != TRAINJOB:
-        return _parse_time(status.get("completionTime"))
+        return parse_time(status.get("completionTime"))
     for c in status.get("conditions") or []:
         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
-            return _parse_time(c.get("lastTransitionTime"))
+            return parse_time(c.get("lastTransitionTime"))
     return None
 
 
@@ -118,7 +104,7 @@ def _human(seconds: float | None) -> str:
 def job_row(kind: str, job: Obj, *, now: datetime.datetime) -> dict[str, Any]:
     """One job as ``list`` shows it (``-o json`` prints these dicts)."""
     meta = job.get("metadata") or {}
-    created = _parse_time(meta.get("creationTimestamp"))
+    created = parse_time(meta.get("creationTimestamp"))
     finished = _finished_at(kind, job)
     end = finished or now
     return {

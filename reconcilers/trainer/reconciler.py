@@ -39,6 +39,7 @@ from kubetrain.informers.lister import Lister
 from kubetrain.informers.resource import CONFIGMAPS, ResourceRef
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.common.compact import merge_patch_of
+from kubetrain.reconcilers.common.jobs import parse_time
 from kubetrain.reconcilers.jobcontroller.protocols import EventSink, JobWriter
 from kubetrain.reconcilers.jobcontroller.written_versions import WrittenVersions, patch_status
 from kubetrain.reconcilers.metrics import JobMetrics
@@ -360,7 +361,7 @@ class TrainJobReconciler:
         seconds = spec.get("activeDeadlineSeconds") or 0
         if not seconds or is_finished(status) or spec.get("suspend"):
             return 0.0
-        start = _parse_time(status.get("startTime")) or _parse_time(
+        start = parse_time(status.get("startTime")) or parse_time(
             (trainjob.get("metadata") or {}).get("creationTimestamp")
         )
         if start is None:
@@ -460,14 +461,3 @@ def _resumed(current: Obj, desired: Obj) -> Obj:
         desired_template = ((want.get("template") or {}).get("spec") or {}).get("template") or {}
         job_spec["template"] = _merged(job_spec.get("template") or {}, desired_template)
     return {**current, "spec": spec}
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=RealClock().utcnow().tzinfo
-        )
-    except ValueError:
-        return None

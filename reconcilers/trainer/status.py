@@ -48,6 +48,7 @@ __all__ = [
     "find_condition",
     "format_time",
     "is_finished",
+    "job_state",
     "remove_condition",
     "set_condition",
     "set_phase",
@@ -214,6 +215,14 @@ def trainjob_phase(status: Mapping[str, Any], *, suspended: bool, jobset: Obj | 
     if suspended:
         return "Suspended"
     return "Running" if _all_training_pods_ready(jobset) else "Pending"
+
+
+def job_state(trainjob: Mapping[str, Any]) -> str:
+    """A TrainJob's ``status.phase`` in the job vocabulary the v1 kinds share (``Complete`` is
+    ``Succeeded``), ``Pending`` before its first status write: what ``kubetrain_jobs`` and
+    ``kubetrain jobs`` show."""
+    phase = str((trainjob.get("status") or {}).get("phase") or "Pending")
+    return "Succeeded" if phase == COMPLETE else phase
 
 
 def set_phase(status: dict[str, Any], phase: str) -> None:

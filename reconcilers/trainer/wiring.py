@@ -8,7 +8,6 @@ the JobSet is built, and a running JobSet is never changed).
 
 from __future__ import annotations
 
-from kubetrain.base.objects import Obj
 from kubetrain.engine.controller import Controller, ControllerOptions
 from kubetrain.engine.enqueue import EnqueueForObject, EnqueueForOwner
 from kubetrain.informers.factory import SharedInformerFactory
@@ -20,12 +19,12 @@ from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge
 from .reconciler import METRICS_FRAMEWORK, TrainJobOptions, TrainJobReconciler, TrainJobWriter
 from .resources import CLUSTER_TRAINING_RUNTIMES, JOBSETS, TRAINING_RUNTIMES, TRAINJOBS
 from .side_objects import TRAINJOB_NAME_LABEL
+from .status import job_state
 
 __all__ = [
     "CONTROLLER_NAME",
     "TRAINER_COMPONENT",
     "new_trainjob_controller",
-    "trainjob_gauge_phase",
 ]
 
 CONTROLLER_NAME = "trainjob-controller"
@@ -70,13 +69,6 @@ def new_trainjob_controller(
     controller.watch(configmaps, EnqueueForOwner(TRAINJOBS))
     if metrics is not None:
         trainjobs.add_event_handler(
-            JobPhaseGauge(metrics, framework=METRICS_FRAMEWORK, phase_of=trainjob_gauge_phase)
+            JobPhaseGauge(metrics, framework=METRICS_FRAMEWORK, phase_of=job_state)
         )
     return controller, reconciler
-
-
-def trainjob_gauge_phase(trainjob: Obj) -> str:
-    """A TrainJob's ``status.phase`` in ``kubetrain_jobs``'s vocabulary (Complete is
-    Succeeded), Pending before its first status write."""
-    phase = str((trainjob.get("status") or {}).get("phase") or "Pending")
-    return "Succeeded" if phase == "Complete" else phase
