@@ -658,7 +658,8 @@ class Operator:
 
     async def _status_server_ca(self) -> str:
         """The CA bundle (PEM) of the webhook certificate, read at each TrainJob build (it
-        rotates): ``ca.crt`` of ``--webhook-cert-dir``, else the self-managed Secret's
+        rotates): ``ca.crt`` of ``--webhook-cert-dir``, else what this process's rotator last
+        made the configurations trust, else (before its first sync) the self-managed Secret's
         ``ca-bundle.crt`` (the CAs trusted now, the new one first while it rotates)."""
         opts = self.options
         if opts.webhook_cert_dir:
@@ -670,6 +671,10 @@ class Operator:
                     f"no CA for the trainer status server: {e} (--webhook-cert-dir must hold "
                     "ca.crt; or turn the server off with --no-trainjob-status-server)"
                 ) from e
+        # The rotator in this process knows what the API server trusts: no GET per TrainJob.
+        rotator = self.cert_rotator
+        if rotator is not None and rotator.trusted_bundle:
+            return rotator.trusted_bundle.decode("ascii")
         namespace = opts.operator_namespace or default_lease_namespace()
         try:
             secret = await self.client.get(SECRETS, namespace, opts.webhook_secret_name)

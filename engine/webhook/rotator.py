@@ -165,6 +165,14 @@ class CertRotator:
         self._crd_bundles: dict[str, str] = {}
         self.rotations = 0
         self.ca_rotations = 0
+        self._trusted_bundle: bytes | None = None
+
+    @property
+    def trusted_bundle(self) -> bytes | None:
+        """The CA bundle (PEM) the webhook configurations were last made to trust, the Secret's
+        ``ca-bundle.crt``; None before the first sync. Clients of the webhook server (a trainer
+        posting its status) verify it with this, read from memory rather than the Secret."""
+        return self._trusted_bundle
 
     def wake(self) -> None:
         """Check the Secret and the configurations now (sync, signal-safe)."""
@@ -395,7 +403,8 @@ class CertRotator:
         """Every configuration and converting CRD trusts ``bundle`` when this returns. They are
         written at once, not one after the other: a renewal waits for the slowest (a CRD is a
         MB of schema), not for their sum."""
-        encoded = base64.b64encode(b"".join(bundle)).decode()
+        joined = b"".join(bundle)
+        encoded = base64.b64encode(joined).decode()
         await asyncio.gather(
             *(
                 self._inject_one(ref, name, encoded)
@@ -407,6 +416,7 @@ class CertRotator:
             ),
             *(self._inject_crd(name, encoded) for name in self.options.conversion_crds),
         )
+        self._trusted_bundle = joined
 
     async def _inject_crd(self, name: str, encoded: str) -> None:
         if self._crd_bundles.get(name) == encoded:

@@ -79,3 +79,13 @@ def test_with_a_cert_dir_the_ca_is_its_ca_crt(tmp_path: Path) -> None:
         asyncio.run(source.settings())
     (tmp_path / "ca.crt").write_text("PEM\n")
     assert asyncio.run(source.settings()).ca_bundle == "PEM\n"
+
+
+def test_with_the_self_managed_rotator_the_ca_is_what_it_made_trusted() -> None:
+    """No API read per TrainJob build: the client points at a closed port, so a GET would fail."""
+    op = operator()
+    assert op.cert_rotator is not None
+    assert op.trainjobs is not None and op.trainjobs.options.status_server is not None
+    op.cert_rotator._trusted_bundle = b"-----BEGIN CERTIFICATE-----\nCA\n"
+    source = op.trainjobs.options.status_server
+    assert asyncio.run(source.settings()).ca_bundle == "-----BEGIN CERTIFICATE-----\nCA\n"

@@ -190,6 +190,8 @@ async def test_first_sync_creates_the_secret_and_injects_the_bundle(
     secret = await read_secret(api)
     assert secret["type"] == "kubernetes.io/tls"
     assert set(secret["data"]) == SECRET_KEYS
+    # what the configurations trust, in memory for the webhook server's clients
+    assert keeper.trusted_bundle == base64.b64decode(secret["data"]["ca-bundle.crt"])
     assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubetrain"
     ca = secret_ca(secret)
     cert = secret_cert(secret)
