@@ -9,10 +9,12 @@ pods succeed, fail with an exit code, or run long.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import pytest_asyncio
 from conformance.apiserver_switch import selected_apiserver
@@ -353,14 +355,32 @@ async def test_suspend_and_resume(env: Env) -> None:
 
 
 async def test_ttl_after_finished(env: Env) -> None:
+    """Completed, then deleted after its TTL. Both are read from one watch opened before the
+    create: polling for the Completed condition could miss it on a loaded machine, since the TTL
+    of one second may delete the JobSet between two polls."""
     ns = await env.namespace("jsttl")
-    await env.client.create(JOBSETS, jobset("t", ns, rjob("w"), ttlSecondsAfterFinished=1))
-    await wait_js(env, ns, "t", "Completed")
+    seen: list[tuple[str, bool]] = []  # (watch event type, Completed=True) in arrival order
 
-    async def gone() -> bool:
-        return await get_js(env, ns, "t") is None
+    async def follow() -> None:
+        query = {"watch": "true", "fieldSelector": "metadata.name=t", "timeoutSeconds": "120"}
+        async with env.client.stream_lines(JOBSETS.collection_path(ns), query=query) as lines:
+            async for line in lines:
+                event = orjson.loads(line)
+                js = event["object"]
+                c = cond(js, "Completed")
+                seen.append((event["type"], c is not None and c["status"] == "True"))
+                if event["type"] == "DELETED":
+                    return
 
-    # JobSet deletes with propagation Foreground, which kube's garbage collector finishes; on a
-    # plane whose JobSet CRD is seconds old the collector learns the resource at its next
-    # discovery sync (every 30 s), so this can take that long on the real tier.
-    await poll(gone, timeout=60, what="the JobSet deleted after its TTL")
+    watcher = asyncio.create_task(follow())
+    try:
+        await env.client.create(JOBSETS, jobset("t", ns, rjob("w"), ttlSecondsAfterFinished=1))
+        # JobSet deletes with propagation Foreground, which kube's garbage collector finishes; on
+        # a plane whose JobSet CRD is seconds old the collector learns the resource at its next
+        # discovery sync (every 30 s), so this can take that long on the real tier.
+        await asyncio.wait_for(asyncio.shield(watcher), timeout=100)
+    finally:
+        watcher.cancel()
+    completed_at = next((i for i, (_, done) in enumerate(seen) if done), None)
+    assert completed_at is not None, f"never Completed before deletion: {seen}"
+    assert seen[-1][0] == "DELETED" and completed_at < len(seen) - 1, seen
