@@ -31,16 +31,10 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
-from kubetrain.base.objects import Obj
 from kubetrain.engine.client import ApiClient
 from kubetrain.engine.config import load_kubeconfig
-from kubetrain.informers.resource import ResourceRef, kubeflow
 from kubetrain.informers.transport import ApiStatusError
-from kubetrain.reconcilers.api.kinds import ALL_KINDS, BY_KIND
-from kubetrain.reconcilers.common.jobs import parse_time
-from kubetrain.reconcilers.metrics import job_phase
-from kubetrain.reconcilers.trainer.resources import TRAINJOBS
-from kubetrain.reconcilers.trainer.status import job_state as trainjob_state
+from kubetrain.reconcilers.jobview import FINISHED, KINDS, job_row, job_state, kind_of
 
 __all__ = [
     "EXIT_FINISHED_OTHERWISE",
@@ -48,8 +42,6 @@ __all__ = [
     "EXIT_REACHED",
     "EXIT_TIMED_OUT",
     "add_jobs_flags",
-    "job_row",
-    "job_state",
     "run_jobs",
 ]
 
@@ -57,37 +49,6 @@ EXIT_REACHED = 0
 EXIT_FINISHED_OTHERWISE = 1
 EXIT_TIMED_OUT = 2
 EXIT_NOT_FOUND = 3
-
-TRAINJOB = "TrainJob"
-#: Every kind the command knows, by kind name, with what it is read as.
-KINDS: dict[str, ResourceRef] = {
-    **{k.kind: kubeflow(k.kind) for k in ALL_KINDS},
-    TRAINJOB: TRAINJOBS,
-}
-FINISHED = ("Succeeded", "Failed")
-
-
-def job_state(kind: str, job: Obj) -> str:
-    """The job's state in one vocabulary (see the module docstring)."""
-    return trainjob_state(job) if kind == TRAINJOB else job_phase(job)
-
-
-def _replicas(kind: str, job: Obj) -> int:
-    spec = job.get("spec") or {}
-    if kind == TRAINJOB:
-        return int((spec.get("trainer") or {}).get("numNodes") or 1)
-    field = BY_KIND[kind].replica_field
-    return sum(int((r or {}).get("replicas", 1)) for r in (spec.get(field) or {}).values())
-
-
-def _finished_at(kind: str, job: Obj) -> datetime.datetime | None:
-    status = job.get("status") or {}
-    if kind != TRAINJOB:
-        return parse_time(status.get("completionTime"))
-    for c in status.get("conditions") or []:
-        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
-            return parse_time(c.get("lastTransitionTime"))
-    return None
 
 
 def _human(seconds: float | None) -> str:
@@ -99,23 +60,6 @@ def _human(seconds: float | None) -> str:
     if s < 7200:
         return f"{s // 60}m{s % 60}s" if s < 600 else f"{s // 60}m"
     return f"{s // 3600}h{(s % 3600) // 60}m" if s < 86400 else f"{s // 86400}d"
-
-
-def job_row(kind: str, job: Obj, *, now: datetime.datetime) -> dict[str, Any]:
-    """One job as ``list`` shows it (``-o json`` prints these dicts)."""
-    meta = job.get("metadata") or {}
-    created = parse_time(meta.get("creationTimestamp"))
-    finished = _finished_at(kind, job)
-    end = finished or now
-    return {
-        "kind": kind,
-        "namespace": meta.get("namespace", ""),
-        "name": meta.get("name", ""),
-        "state": job_state(kind, job),
-        "replicas": _replicas(kind, job),
-        "age": (now - created).total_seconds() if created else None,
-        "duration": (end - created).total_seconds() if created else None,
-    }
 
 
 def add_jobs_flags(p: argparse.ArgumentParser) -> None:
@@ -183,17 +127,9 @@ async def _list(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int
     return 0
 
 
-def _kind_of(word: str) -> str | None:
-    lowered = word.lower()
-    for kind, ref in KINDS.items():
-        if lowered in (kind.lower(), ref.plural, ref.plural.rstrip("s")):
-            return kind
-    return None
-
-
 async def _wait(client: ApiClient, args: argparse.Namespace, err: TextIO) -> int:
     kind_word, _, name = str(args.job).partition("/")
-    kind = _kind_of(kind_word)
+    kind = kind_of(kind_word)
     if kind is None or not name:
         known = ", ".join(k.lower() for k in KINDS)
         print(
