@@ -404,19 +404,25 @@ class ApiClient:
         *,
         query: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        keep_blank: bool = False,
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """A watch: yields each newline-delimited JSON line as ``bytes``, unparsed.
 
         ``timeout`` bounds connecting plus the wait for each chunk (an idle stream), not the whole
         stream (use the server's ``timeoutSeconds`` for that). 429 on open is retried like other
         requests; other non-2xx raises ``ApiStatusError`` from ``__aenter__``. Lines of any length
-        are supported (aiohttp's ``readline`` caps them at 128 KiB; we split ourselves).
+        are supported (aiohttp's ``readline`` caps them at 128 KiB; we split ourselves). Blank
+        lines are skipped unless ``keep_blank`` (a followed pod log, whose blank lines are text).
         """
-        return self._stream(path, query, timeout)
+        return self._stream(path, query, timeout, keep_blank)
 
     @contextlib.asynccontextmanager
     async def _stream(
-        self, path: str, query: Mapping[str, str] | None, timeout: float | None
+        self,
+        path: str,
+        query: Mapping[str, str] | None,
+        timeout: float | None,
+        keep_blank: bool = False,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         client_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.options.connect_timeout, sock_read=timeout
@@ -467,7 +473,7 @@ class ApiClient:
                 continue
             raise _status_error("GET", path, resp.status, raw, retry_after_header)
         try:
-            yield _lines(resp, path)
+            yield _lines(resp, path, keep_blank)
         finally:
             resp.close()  # a watch cannot be drained; drop the connection
 
@@ -784,7 +790,9 @@ class ApiClient:
         self._metrics.request_duration.labels(verb, self._host).observe(perf_counter() - start)
 
 
-async def _lines(resp: aiohttp.ClientResponse, path: str) -> AsyncIterator[bytes]:
+async def _lines(
+    resp: aiohttp.ClientResponse, path: str, keep_blank: bool = False
+) -> AsyncIterator[bytes]:
     buffer = b""
     try:
         async for chunk in resp.content.iter_any():
@@ -793,7 +801,7 @@ async def _lines(resp: aiohttp.ClientResponse, path: str) -> AsyncIterator[bytes
                 continue
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
-                if line.strip():
+                if keep_blank or line.strip():
                     yield line
     except aiohttp.ClientPayloadError as e:
         raise ApiConnectionError(f"GET {path} (watch): stream broken: {e}") from e

@@ -327,6 +327,26 @@ async def test_stream_lines_splits_chunks_and_long_lines(fake_server: Any) -> No
     assert got[0]["object"]["v"] == long_value
 
 
+async def test_stream_lines_keeps_blank_lines_only_when_asked(fake_server: Any) -> None:
+    """A watch skips blank lines; a followed pod log (``keep_blank``) keeps them: they are text."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"epoch 1\n\n")
+        await resp.write(b"\nepoch 2\n")
+        await resp.write_eof()
+        return resp
+
+    url = await fake_server(handler)
+    client, _, _ = client_for(url)
+    async with client:
+        async with client.stream_lines("/log") as lines:
+            assert [line async for line in lines] == [b"epoch 1", b"epoch 2"]
+        async with client.stream_lines("/log", keep_blank=True) as lines:
+            assert [line async for line in lines] == [b"epoch 1", b"", b"", b"epoch 2"]
+
+
 async def test_a_stream_lost_with_the_connection_raises_api_connection_error() -> None:
     """aiohttp raises a bare ``RuntimeError("Connection closed.")`` when the server's process
     died (SIGKILL) before the payload was marked broken; a watch reports it as every other
