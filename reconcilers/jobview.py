@@ -18,6 +18,12 @@ from kubetrain.base.objects import Obj
 from kubetrain.informers.resource import ResourceRef, kubeflow
 from kubetrain.reconcilers.api.kinds import ALL_KINDS, BY_KIND
 from kubetrain.reconcilers.common.jobs import parse_time
+from kubetrain.reconcilers.common.naming import (
+    JOB_NAME_LABEL,
+    JOB_ROLE_LABEL,
+    REPLICA_INDEX_LABEL,
+    REPLICA_TYPE_LABEL,
+)
 from kubetrain.reconcilers.metrics import job_phase
 from kubetrain.reconcilers.trainer.resources import TRAINJOBS
 from kubetrain.reconcilers.trainer.status import job_state as trainjob_state
@@ -30,7 +36,11 @@ __all__ = [
     "job_row",
     "job_state",
     "kind_of",
+    "pod_replica",
+    "pod_selector",
     "replicas",
+    "resource_name",
+    "suspend_patch",
 ]
 
 TRAINJOB = "TrainJob"
@@ -95,3 +105,54 @@ def kind_of(word: str) -> str | None:
         if lowered in (kind.lower(), ref.plural, ref.plural.rstrip("s")):
             return kind
     return None
+
+
+#: The labels JobSet puts on a TrainJob's pods (JobSet's ``pkg/constants``) and the completion
+#: index kube's Job controller adds (label and annotation): a TrainJob's pods are its JobSet's.
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
+REPLICATED_JOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
+COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+
+
+def pod_selector(kind: str, name: str) -> str:
+    """The label selector of the job's pods: ``training.kubeflow.org/job-name=NAME`` for a v1
+    kind (the operator's pod labels), ``jobset.sigs.k8s.io/jobset-name=NAME`` for a TrainJob
+    (its JobSet has its name)."""
+    if kind == TRAINJOB:
+        return f"{JOBSET_NAME_LABEL}={name}"
+    return f"{JOB_NAME_LABEL}={name.replace('/', '-')}"
+
+
+def pod_replica(kind: str, pod: Obj) -> tuple[str, int | None]:
+    """Which replica a pod of the job is: (replica type lower-case, index). A v1 job's replica
+    type and index labels (a ``kubeflow.org/v2beta1`` MPIJob's pods say their type as
+    ``job-role``); a TrainJob's replicated job and completion index (label, else the
+    annotation). The index is None where the pod carries none."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if kind == TRAINJOB:
+        rtype = str(labels.get(REPLICATED_JOB_LABEL, ""))
+        raw = labels.get(
+            COMPLETION_INDEX_KEY, (meta.get("annotations") or {}).get(COMPLETION_INDEX_KEY)
+        )
+    else:
+        rtype = str(labels.get(REPLICA_TYPE_LABEL) or labels.get(JOB_ROLE_LABEL) or "")
+        raw = labels.get(REPLICA_INDEX_LABEL)
+    try:
+        index = int(raw) if raw is not None else None
+    except ValueError:
+        index = None
+    return rtype.lower(), index
+
+
+def suspend_patch(kind: str, suspend: bool) -> dict[str, Any]:
+    """The merge patch that suspends (or resumes) a job: a v1 job's ``spec.runPolicy.suspend``,
+    a TrainJob's ``spec.suspend``."""
+    if kind == TRAINJOB:
+        return {"spec": {"suspend": suspend}}
+    return {"spec": {"runPolicy": {"suspend": suspend}}}
+
+
+def resource_name(kind: str, name: str) -> str:
+    """How kubectl names the job in what it prints: ``pytorchjob.kubeflow.org/mnist``."""
+    return f"{kind.lower()}.{KINDS[kind].group}/{name}"
