@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # 4.4; PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 3
 
-.PHONY: up test unit lint typecheck bench conformance conformance-build clean
+.PHONY: up test unit lint typecheck bench conformance conformance-build clean dashboard
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ typecheck: $(STAMP)
 ## Micro-benchmarks (pytest-benchmark); the default test run skips them.
 bench: $(STAMP)
 	$(BIN)/pytest -q --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+
+## Rebuild the dashboard's page (dashboard/ui -> the committed dashboard/static); needs Node.js.
+dashboard:
+	tools/dashboard/build.sh
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache

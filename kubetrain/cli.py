@@ -60,6 +60,12 @@ def _configure_jobs(p: argparse.ArgumentParser) -> None:
     add_jobs_flags(p)
 
 
+def _configure_dashboard(p: argparse.ArgumentParser) -> None:
+    from kubetrain.dashboard_command import add_dashboard_flags
+
+    add_dashboard_flags(p)
+
+
 #: Subcommand -> (help, what adds its flags). Only the chosen one's flags are built: each pulls
 #: in its room (the operator need not import the embedded cluster, the bench or rich), which is
 #: CPU a process pays at every start.
@@ -68,7 +74,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "operator": ("run the job controllers against a cluster", _configure_operator),
     "bench": ("run a load scenario side by side with the baselines", _configure_bench),
     "up": ("embedded cluster + operator + example jobs, with live progress", _configure_up),
-    "jobs": ("list training jobs of every kind, or wait for one (exit codes)", _configure_jobs),
+    "jobs": (
+        "training jobs of every kind: list, describe, logs, submit, wait, delete, suspend",
+        _configure_jobs,
+    ),
+    "dashboard": ("the job dashboard in the browser, with your kubeconfig", _configure_dashboard),
 }
 
 

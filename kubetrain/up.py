@@ -5,7 +5,8 @@ Trainer v2's too, with its built-in ClusterTrainingRuntimes), runs the
 operator in-process with its admission webhooks installed (``webhook_install.py``) (one event loop: Ctrl-C stops everything in order, and operator warnings go to
 the same terminal), submits the example job of every kind, shows their progress live from
 informers (a rich table on a terminal, plain lines otherwise), prints a summary, and then keeps
-serving for ``kubectl`` until Ctrl-C. ``--exit-when-done`` exits after the summary instead
+serving for ``kubectl`` and the browser (the job dashboard, ``kubetrain.dashboard``, over the same
+admin kubeconfig, with the operator's metrics; ``--dashboard-bind``) until Ctrl-C. ``--exit-when-done`` exits after the summary instead
 (status 0 when every job succeeded, 1 otherwise): what CI and the tests run.
 """
 
@@ -28,6 +29,9 @@ from kubetrain.base.flags import flag
 from kubetrain.cluster.embedded import EmbeddedCluster
 from kubetrain.cluster_command import ClusterOptions, add_cluster_flags, new_cluster
 from kubetrain.cluster_command import options_from_args as cluster_options_from_args
+from kubetrain.dashboard import Dashboard, DashboardOptions
+from kubetrain.dashboard.options import DEFAULT_BIND as DASHBOARD_BIND
+from kubetrain.dashboard.options import parse_bind
 from kubetrain.engine.client import ApiClient, ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.logging import configure_logging
@@ -99,6 +103,15 @@ class UpOptions(ClusterOptions):
             "the operator's /metrics address (HOST:PORT; default: %(default)s, a free port)",
         ),
     )
+    dashboard_bind: str = field(
+        default=DASHBOARD_BIND,
+        metadata=flag(
+            "--dashboard-bind",
+            "the dashboard's address (HOST:PORT; a taken port falls back to a free one; "
+            "`off`: no dashboard; default: %(default)s)",
+            show_default=False,
+        ),
+    )
     log_level: str = field(
         default="warning",
         metadata=flag("--log-level", "log level of the operator and the cluster (text on stderr)"),
@@ -134,6 +147,8 @@ async def run_up(args: argparse.Namespace) -> int:
     """The ``kubetrain up`` subcommand: the exit status (0 after Ctrl-C; see ``up``)."""
     try:
         options = options_from_args(args)
+        if options.dashboard_bind != "off":  # before anything starts
+            parse_bind(options.dashboard_bind, flag="--dashboard-bind")
     except ValueError as exc:
         print(f"kubetrain up: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
@@ -212,6 +227,8 @@ class _Session:
         self.informers: SharedInformerFactory | None = None
         self.tracker = JobTracker()
         self.webhook_url = ""
+        self.dashboard: Dashboard | None = None
+        self.dashboard_url = ""
 
     async def until_stopped(self, awaitable: Awaitable[T]) -> T:
         """``await awaitable`` unless ``stop`` is set first (then cancel it, raise ``_Stopped``);
@@ -264,6 +281,7 @@ class _Session:
         await self.until_stopped(self._install_crds())
         metrics_url = await self.until_stopped(self._start_operator())
         say(f"operator running; metrics at {metrics_url}")
+        await self.until_stopped(self._start_dashboard(metrics_url))
 
         self.informers = SharedInformerFactory(self.client)
         watch_jobs(self.tracker, self.informers, sorted({job.kind for job in examples}))
@@ -334,6 +352,29 @@ class _Session:
         host = opts.metrics_bind_address.rpartition(":")[0].strip("[]") or "127.0.0.1"
         return f"http://{host}:{port}/metrics"
 
+    async def _start_dashboard(self, metrics_url: str) -> None:
+        """The dashboard over ``up``'s client (the cluster's admin kubeconfig, the user's), with
+        the operator's metrics; none with ``--dashboard-bind off``."""
+        assert self.client is not None
+        bind = self.options.dashboard_bind
+        if bind == "off":
+            return
+        try:
+            options = DashboardOptions(bind=bind, bind_fallback=True, metrics_url=metrics_url)
+        except ValueError as exc:
+            self.say(f"dashboard not started: {exc}")
+            return
+        self.dashboard = Dashboard(self.client, options)
+        try:
+            self.dashboard_url = await self.dashboard.start()
+        except OSError as exc:
+            self.say(f"dashboard not started: cannot listen on {bind}: {exc}")
+            return
+        if self.dashboard.fell_back:
+            self.say(f"dashboard at {self.dashboard_url} ({bind} is taken)")
+        else:
+            self.say(f"dashboard at {self.dashboard_url}")
+
     async def _submit(self, examples: list[ExampleJob]) -> None:
         assert self.client is not None
         for job in examples:
@@ -369,6 +410,8 @@ class _Session:
             f"              kubectl --kubeconfig {kubeconfig} get clustertrainingruntimes",
             f"  metrics     {metrics_url}",
         ]
+        if self.dashboard_url:
+            lines.append(f"  dashboard   {self.dashboard_url}")
         if self.webhook_url:
             lines.append(
                 f"  webhooks    {self.webhook_url} (kubectl apply of an invalid job shows why)"
@@ -378,6 +421,8 @@ class _Session:
 
     async def close(self) -> None:
         """Stop what was started, newest first; every step runs even if an earlier one fails."""
+        if self.dashboard is not None:
+            await _quietly(self.dashboard.stop(), "dashboard")
         if self.informers is not None:
             await _quietly(self.informers.stop(), "progress informers")
         if self.operator is not None and self.operator_task is not None:

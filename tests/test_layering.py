@@ -40,6 +40,11 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "kubetrain.cluster",
         ("kubetrain.base", "kubetrain.engine", "kubetrain.informers"),
     ),
+    # The dashboard reads through informers and acts with the user's client; never the app.
+    "dashboard": (
+        "kubetrain.dashboard",
+        ("kubetrain.base", "kubetrain.engine", "kubetrain.informers", "kubetrain.reconcilers"),
+    ),
 }
 
 

@@ -21,6 +21,7 @@ ROOMS = {
     "informers": "informers",
     "reconcilers": "reconcilers",
     "cluster": "cluster",
+    "dashboard": "dashboard",
     "bench": "bench",
 }
 STRICT = ["kubetrain"]
