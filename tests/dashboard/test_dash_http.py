@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from jobkit_e2e import Env, job_manifest, open_env, poll
 
+from kubetrain.bench.dashboard_cost import RecordingClient
 from kubetrain.dashboard import Dashboard, DashboardOptions
 from kubetrain.dashboard.compact import COMPACTED, is_compacted
-from kubetrain.engine.client import ApiClient, ClientOptions
+from kubetrain.engine.client import ClientOptions
 from kubetrain.engine.config import load_kubeconfig
 from kubetrain.engine.metrics import new_registry
 from kubetrain.informers.resource import kubeflow
@@ -41,41 +41,12 @@ SERVICE = WebhookService(namespace="kubetrain-system")
 ACT = {"X-Kubetrain-Dashboard": "1"}
 
 
-class CountingClient(ApiClient):
-    """An ``ApiClient`` that records every request it sends: ``(verb, path)``, watches as
-    ``WATCH``."""
+class CountingClient(RecordingClient):
+    """The bench's recording client, its requests as ``(verb, path)``."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.requests: list[tuple[str, str]] = []
-
-    async def request_bytes(self, method: str, path: str, **kwargs: Any) -> bytes:
-        query: Mapping[str, str] = kwargs.get("query") or {}
-        self.requests.append(
-            ("LIST" if method == "GET" and _collection(path, query) else method, path)
-        )
-        return await super().request_bytes(method, path, **kwargs)
-
-    def stream_lines(
-        self,
-        path: str,
-        *,
-        query: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        keep_blank: bool = False,
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        self.requests.append(("WATCH" if (query or {}).get("watch") else "STREAM", path))
-        return super().stream_lines(path, query=query, timeout=timeout, keep_blank=keep_blank)
-
-
-def _collection(path: str, query: Mapping[str, str]) -> bool:
-    parts = path.strip("/").split("/")
-    # /api/v1/pods, /apis/g/v/plural, /api/v1/namespaces/ns/pods, ...
-    core = parts[0] == "api"
-    rest = parts[2:] if core else parts[3:]
-    if rest[:1] == ["namespaces"] and len(rest) >= 3:
-        rest = rest[2:]
-    return len(rest) == 1
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        return [(verb, path) for verb, _, path in (sent.partition(" ") for sent in self.sent)]
 
 
 async def new_client(env: Env) -> CountingClient:
