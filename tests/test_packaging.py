@@ -32,3 +32,16 @@ def test_tests_do_not_shadow_the_kubetrain_package() -> None:
     assert kubetrain.__file__ is not None
     assert Path(kubetrain.__file__).parent == ROOT / "kubetrain"
     assert kubetrain.__version__
+
+
+def test_the_dashboard_page_is_package_data() -> None:
+    """The bundled page (dashboard/static) is in the wheel: each of its files matches a pattern
+    of the dashboard's package-data, and the page's entry files are there."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = config["package-data"]["kubetrain.dashboard"]
+    static = ROOT / "dashboard" / "static"
+    files = [p.relative_to(ROOT / "dashboard") for p in static.rglob("*") if p.is_file()]
+    assert {"index.html", "app.js", "app.css"} <= {f.name for f in files}
+    unmatched = [str(f) for f in files if not any(f.match(pattern) for pattern in patterns)]
+    assert unmatched == [], f"add patterns for these to package-data: {unmatched}"
+    assert "ui" not in {part for f in files for part in f.parts}  # sources stay out
