@@ -60,4 +60,5 @@ conformance-build:
 ## control plane with simulated nodes (tests marked http_api; see tests/conformance).
 conformance: $(STAMP) conformance-build
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --apiserver=real --timeout=120 tests/cluster/apiserver tests/conformance tests/e2e \
-		tests/bench/test_real_cluster_service_accounts.py
+		tests/bench/test_real_cluster_service_accounts.py tests/dashboard/test_dash_http.py \
+		tests/dashboard/test_dash_trainjob.py
