@@ -162,6 +162,11 @@ class SharedInformer:
     def last_sync_resource_version(self) -> str:
         return self._reflector.last_sync_resource_version
 
+    @property
+    def last_error(self) -> Exception | None:
+        """The reflector's last list/watch error; None once a list succeeded (``Reflector``)."""
+        return self._reflector.last_error
+
     def start(self) -> None:
         """Start listing and watching in background tasks. Idempotent; needs a running loop."""
         if self._stopped:

@@ -175,11 +175,19 @@ class Reflector:
         self._watch_list_supported = self.options.use_watch_list
         self._watch_started = 0.0  # clock time the current watch was requested
         self._last_activity = 0.0  # clock time of the last line (or open) of the current watch
+        self._last_error: Exception | None = None
 
     @property
     def last_sync_resource_version(self) -> str:
         """The resourceVersion the sink is synced to; "" before the first list."""
         return self._rv
+
+    @property
+    def last_error(self) -> Exception | None:
+        """The error of the last failed list or watch, None after a list that succeeded: what
+        client-go hands its WatchErrorHandler, here read by whoever waits on a sync (a 403 says
+        the credentials may not list this resource, which retrying will not change)."""
+        return self._last_error
 
     async def run(self) -> None:
         """List, then watch forever, recovering from every error. Returns only by cancellation."""
@@ -200,6 +208,7 @@ class Reflector:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                self._last_error = err
                 reason, relist, delay = self._classify(err)
                 need_list = need_list or relist
                 if in_watch:
@@ -295,6 +304,7 @@ class Reflector:
             self._rv_unavailable = False
             self._metrics.relists.inc()
             self._sink.replace(items, list_rv)
+            self._last_error = None
 
     async def _list_pages(self, rv: str, *, paged: bool) -> tuple[list[Obj], str]:
         base = dict(self._selectors)
@@ -472,6 +482,7 @@ class Reflector:
                             self._rv_unavailable = False
                             metrics.relists.inc()
                             sink.replace(list(initial.values()), rv)
+                            self._last_error = None
                             initial = None
                             if synced is not None and not synced.done():
                                 synced.set_result(None)

@@ -306,12 +306,15 @@ async def test_forbidden_list_backs_off_and_retries(env: Env) -> None:
     env.transport.lists.append(ApiStatusError(403, reason="Forbidden", message="no rbac"))
     env.transport.lists.append(page([pod("a", "1")], "10"))
     env.transport.watches.append(Stream([], end="hang"))
-    env.start()
+    reflector = env.start()
     await settle()
     assert len(env.clock.sleeps) == 1
+    refused = reflector.last_error
+    assert isinstance(refused, ApiStatusError) and refused.code == 403  # readable while it waits
     await env.clock.step()
     assert [c["resourceVersion"] for c in env.transport.list_calls] == ["0", "0"]
     assert env.sink.kinds() == ["replace"]
+    assert reflector.last_error is None  # the list that succeeded clears it
 
 
 async def test_other_4xx_on_watch_relists_at_the_last_rv_unpaged(env: Env) -> None:
