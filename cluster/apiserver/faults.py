@@ -55,8 +55,9 @@ ACTIONS = frozenset(
     {"latency", "error", "drop_watch", "force_410", "compact", "reset", "partition"}
 )
 """- ``latency``: the request waits ``latency_seconds`` before it is served (other rules still apply).
-- ``error``: the request is answered with ``code`` (429 with Retry-After ``retry_after_seconds``,
-  500, or 503 with Retry-After when ``retry_after_seconds`` > 0) as a kube Status.
+- ``error``: the request is answered with ``code`` (403 Forbidden as RBAC refuses a client, 429
+  with Retry-After ``retry_after_seconds``, 500, or 503 with Retry-After when
+  ``retry_after_seconds`` > 0) as a kube Status.
 - ``drop_watch``: ends open watch streams of the resource (the client sees a clean end of stream,
   as on a server-side watch timeout): with ``after_events`` 0 once, now, when the rule is added;
   with N > 0 each time N more events of the resource have been committed (each end is one firing).
@@ -80,7 +81,7 @@ hit, so one client (the operator) can be cut off while others (a harness, simula
 VERBS = frozenset(
     {"*", "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
 )
-ERROR_CODES = frozenset({429, 500, 503})
+ERROR_CODES = frozenset({403, 429, 500, 503})
 
 
 class FaultRuleError(ValueError):
@@ -134,7 +135,7 @@ class FaultRule:
                 f"latency_seconds: must be > 0 for action latency, got {self.latency_seconds!r}"
             )
         if action == "error" and self.code not in ERROR_CODES:
-            raise FaultRuleError(f"code: must be one of 429, 500, 503, got {self.code!r}")
+            raise FaultRuleError(f"code: must be one of 403, 429, 500, 503, got {self.code!r}")
         if not isinstance(self.retry_after_seconds, int) or self.retry_after_seconds < 0:
             raise FaultRuleError(
                 f"retry_after_seconds: must be an integer >= 0, got {self.retry_after_seconds!r}"
@@ -434,7 +435,7 @@ class FaultInjector:
                 await asyncio.sleep(rule.latency_seconds)
                 continue
             if rule.action == "error":
-                return _error_response(rule)
+                return _error_response(rule, info)
             if rule.action == "force_410":
                 return await self._expired(request, info)
             if rule.action in ("reset", "partition"):
@@ -540,8 +541,19 @@ def _from_old_version(info: RequestInfo, request: web.Request) -> bool:
     return False
 
 
-def _error_response(rule: FaultRule) -> web.Response:
-    if rule.code == 429:
+def _error_response(rule: FaultRule, info: RequestInfo) -> web.Response:
+    if rule.code == 403:
+        # kube-apiserver's RBAC refusal, for a client whose credentials may not do this
+        group = f' in API group "{info.group}"' if info.group else ' in API group ""'
+        scope = f' in the namespace "{info.namespace}"' if info.namespace else " at the cluster scope"
+        err = errors.ApiError(
+            403,
+            "Forbidden",
+            f'{info.resource} is forbidden: User "kubetrain:injected" cannot {info.verb} resource '
+            f'"{info.resource}"{group}{scope} (injected fault)',
+            details={"kind": info.resource, "group": info.group},
+        )
+    elif rule.code == 429:
         err = errors.too_many_requests(
             "Too many requests, please try again later.", rule.retry_after_seconds
         )
