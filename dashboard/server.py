@@ -130,6 +130,8 @@ class Dashboard:
         self.fell_back = False
         """``bind``'s port was taken: the dashboard listens on a free port (``bind_fallback``)."""
         self.kinds: list[str] = []
+        self.warnings: list[str] = []
+        """What the dashboard cannot show and why (credentials refused a list), with the fix."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -160,9 +162,7 @@ class Dashboard:
         self.hub.start()
         self.url = await self._serve(host, port)  # first: a taken port fails before any list
         factory.start()
-        if not await factory.wait_for_sync(opts.sync_timeout):
-            waiting = ", ".join(repr(i) for i in factory.unsynced())
-            log.warning("dashboard: still waiting for the first list of %s", waiting)
+        await self._wait_synced_or_refused(opts.sync_timeout)
         if opts.metrics_url:
             self.scraper = MetricsScraper(
                 opts.metrics_url,
@@ -174,6 +174,51 @@ class Dashboard:
             )
             self.scraper.start()
         return self.url
+
+    async def _wait_synced_or_refused(self, timeout: float) -> None:
+        """Until each informer has its first list, or was refused (401/403: the credentials may
+        not list it, and retrying will not change that), at most ``timeout`` seconds. A refused
+        informer is stopped, its kind no longer served, and the reason and the fix are kept in
+        ``warnings`` (``/api/info``; ``kubetrain dashboard`` prints them): a dashboard of a
+        namespace-scoped user starts at once and says what it cannot show, instead of waiting
+        and showing nothing."""
+        assert self.sources is not None
+        clock = self.options.clock
+        deadline = clock.monotonic() + timeout
+        waiting = dict(self.sources.named_informers())
+        while waiting:
+            for what, informer in list(waiting.items()):
+                if informer.has_synced:
+                    del waiting[what]
+                elif _refused(informer.last_error):
+                    del waiting[what]
+                    await informer.stop()
+                    self.warnings.append(self._refusal(what, informer.last_error))
+                    if what in self.kinds:
+                        self.kinds.remove(what)
+            if not waiting or clock.monotonic() >= deadline:
+                break
+            await clock.sleep(0.05)
+        for warning in self.warnings:  # the command prints them; here for the log's reader
+            log.info("dashboard: %s", warning)
+        if waiting:
+            names = ", ".join(waiting)
+            log.warning("dashboard: still waiting for the first list of %s", names)
+
+    def _refusal(self, what: str, err: Exception | None) -> str:
+        """The warning for a refused informer: what is not shown, why, and the fix."""
+        shown = {"pods": "pods, ready counts and logs", "events": "Events"}.get(what, f"{what}s")
+        resource = KINDS[what].plural if what in KINDS else what
+        namespace = self.options.namespace
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        fix = f"ask for list and watch on {resource}"
+        if not namespace:
+            fix = f"run with -n NAMESPACE for a namespace you may list, or {fix}"
+        detail = err.message if isinstance(err, ApiStatusError) and err.message else str(err)
+        return (
+            f"{shown} are not shown: your credentials may not list {resource} {where} "
+            f"({detail}); {fix}"
+        )
 
     async def _serve(self, host: str, port: int) -> str:
         """Listen on ``host:port`` (a free port when it is taken and ``bind_fallback``)."""
@@ -274,6 +319,7 @@ class Dashboard:
                 "kinds": self.kinds,
                 "metrics": bool(self.options.metrics_url),
                 "server": self.client.config.server,
+                "warnings": self.warnings,
             }
         )
 
@@ -446,6 +492,10 @@ class Dashboard:
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await response.write_eof()
         return response
+
+
+def _refused(err: Exception | None) -> bool:
+    return isinstance(err, ApiStatusError) and err.code in (401, 403)
 
 
 def _job_query(params: Any) -> JobQuery:

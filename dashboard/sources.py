@@ -173,3 +173,7 @@ class Sources:
     @property
     def informers(self) -> list[SharedInformer]:
         return [*self.jobs.values(), self.pods, self.events]
+
+    def named_informers(self) -> list[tuple[str, SharedInformer]]:
+        """Each informer with what it watches: its job kind, ``pods`` or ``events``."""
+        return [*self.jobs.items(), ("pods", self.pods), ("events", self.events)]

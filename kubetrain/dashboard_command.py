@@ -87,6 +87,8 @@ async def run_dashboard(args: argparse.Namespace) -> int:
                 except OSError as exc:  # the address is taken, or not ours
                     print(f"kubetrain dashboard: error: {exc}", file=sys.stderr, flush=True)
                     return 1
+                for warning in dashboard.warnings:
+                    print(f"kubetrain dashboard: warning: {warning}", file=sys.stderr, flush=True)
                 print(f"kubetrain dashboard serving at {url} (Ctrl-C stops it)", flush=True)
                 await stop.wait()
             finally:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from jobkit_e2e import Env, job_manifest, open_env, poll
 
 from kubetrain.bench.dashboard_cost import RecordingClient
+from kubetrain.cluster.apiserver.faults import FaultRule
 from kubetrain.dashboard import Dashboard, DashboardOptions
 from kubetrain.dashboard.compact import COMPACTED, is_compacted
 from kubetrain.engine.client import ClientOptions
@@ -463,3 +464,33 @@ async def test_a_loopback_dashboard_refuses_other_host_names(dash: Running) -> N
     for host in ("localhost:8090", "127.0.0.1", "[::1]:8090"):
         status, _ = await dash.send("GET", "/api/info", headers={"Host": host})
         assert status == 200, host
+
+
+@pytest.mark.embedded_only(reason="the embedded server's fault injection plays RBAC's refusal")
+async def test_resources_the_credentials_may_not_list_are_named_with_the_fix(env: Env) -> None:
+    """A user who may not list pods or TFJobs in all namespaces gets a dashboard at once that
+    says what it does not show and how to fix it, instead of one waiting on lists that keep
+    failing. (The long sync timeout makes a dashboard that waits fail this test by its timeout.)"""
+    faults = env.cluster.api.faults
+    for resource in ("pods", "tfjobs"):
+        faults.add(FaultRule(action="error", verb="list", resource=resource, code=403))
+    try:
+        refused = await start_dashboard(env, sync_timeout=3600)
+    finally:
+        faults.clear()
+    try:
+        status, info = await refused.get("/api/info")
+        assert status == 200
+        assert "TFJob" not in info["kinds"] and "PyTorchJob" in info["kinds"]
+        warnings = info["warnings"]
+        assert len(warnings) == 2, warnings
+        pods = next(w for w in warnings if w.startswith("pods, ready counts and logs"))
+        assert "may not list pods in all namespaces" in pods and "-n NAMESPACE" in pods
+        assert "forbidden" in pods  # the API server's own words
+        assert any(w.startswith("TFJobs are not shown") for w in warnings), warnings
+        status, _ = await refused.get("/api/jobs", kind="PyTorchJob")
+        assert status == 200  # the rest works
+        status, _ = await refused.get("/api/jobs/TFJob/default/x")
+        assert status == 404
+    finally:
+        await stop_dashboard(refused)

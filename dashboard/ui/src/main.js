@@ -46,6 +46,15 @@ function header() {
       meta.after(badge);
       document.getElementById('nav-submit').hidden = true;
     }
+    // What the user's credentials may not list: said once, above every view, with the fix.
+    if (info.warnings?.length) {
+      const box = document.createElement('div');
+      box.className = 'notice warnings';
+      box.dataset.testid = 'warnings';
+      box.setAttribute('role', 'status');
+      for (const text of info.warnings) box.append(Object.assign(document.createElement('p'), {textContent: text}));
+      document.querySelector('header.top').after(box);
+    }
     document.body.dataset.ready = 'true';
   }).catch((err) => {
     meta.textContent = `API unreachable: ${err.message}`;

@@ -19,6 +19,7 @@ build/artifacts/dashboard).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -421,17 +423,15 @@ def test_operator_view_draws_its_charts(page: Any, artifacts: Path) -> None:
     page.console.check()
 
 
-@pytest.fixture(scope="module")
-def read_only_url(up: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A second dashboard, `kubetrain dashboard --read-only` without --metrics-url, on the same
-    cluster with `kubetrain up`'s kubeconfig."""
+@contextlib.contextmanager
+def dashboard_process(up: Any, log: Path, *flags: str) -> Iterator[str]:
+    """`kubetrain dashboard FLAGS` on `kubetrain up`'s cluster with its kubeconfig; its URL.
+    Its output (both streams) goes to ``log``."""
     kubetrain = shutil.which("kubetrain", path=str(Path(sys.executable).parent))
     assert kubetrain
-    command = [kubetrain, "dashboard", "--kubeconfig", up.kubeconfig]
-    command += ["--bind", "127.0.0.1:0", "--read-only"]
-    log = tmp_path_factory.mktemp("dashboard") / "output.log"
+    command = [kubetrain, "dashboard", "--kubeconfig", up.kubeconfig, "--bind", "127.0.0.1:0"]
     with log.open("w") as out:  # a file, not a pipe: nothing blocks when nobody reads it
-        process = subprocess.Popen(command, text=True, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*command, *flags], text=True, stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 60
         url = None
@@ -447,6 +447,15 @@ def read_only_url(up: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def read_only_url(up: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second dashboard, `kubetrain dashboard --read-only` without --metrics-url, on the same
+    cluster with `kubetrain up`'s kubeconfig."""
+    log = tmp_path_factory.mktemp("dashboard") / "output.log"
+    with dashboard_process(up, log, "--read-only") as url:
+        yield url
 
 
 def test_read_only_dashboard_offers_no_actions_and_says_it_has_no_metrics(
@@ -494,3 +503,34 @@ def test_ten_tabs_of_one_browser_all_load_and_stay_live(browser: Any, up: Any, k
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_what_the_credentials_may_not_list_is_said_with_the_fix(
+    page: Any, up: Any, kube: Any, tmp_path: Path, artifacts: Path
+) -> None:
+    """A dashboard whose credentials may not list events in all namespaces (RBAC's 403, played
+    by the embedded server's fault injection) starts at once, says so on the page and on its
+    output with the fix, and shows everything else."""
+    api = kube.api_client
+    rule = {"action": "error", "verb": "list", "resource": "events", "code": 403}
+    faults = "/kubetrain/faults"
+    json_header = {"Content-Type": "application/json"}
+    auth = ["BearerToken"]
+    api.call_api(faults, "POST", header_params=json_header, body=[rule], auth_settings=auth)
+    log = tmp_path / "dashboard.log"
+    try:
+        with dashboard_process(up, log) as url:
+            api.call_api(faults, "DELETE", auth_settings=auth)  # started: it read what it could
+            output = log.read_text()
+            assert "warning: Events are not shown" in output and "-n NAMESPACE" in output, output
+            p = page.page
+            p.goto(url + "#/jobs")
+            p.wait_for_selector(row("PyTorchJob/default/pytorch-simple"))
+            text = p.inner_text("[data-testid=warnings]")
+            assert "Events are not shown" in text and "may not list events" in text, text
+            p.goto(url + "#/job/PyTorchJob/default/pytorch-simple")
+            p.wait_for_selector("[data-testid=pod-row]")  # pods and the rest still show
+            p.screenshot(path=str(artifacts / "warnings.png"))
+    finally:
+        api.call_api(faults, "DELETE", auth_settings=auth)
+    page.console.check()
