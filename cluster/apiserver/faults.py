@@ -545,7 +545,9 @@ def _error_response(rule: FaultRule, info: RequestInfo) -> web.Response:
     if rule.code == 403:
         # kube-apiserver's RBAC refusal, for a client whose credentials may not do this
         group = f' in API group "{info.group}"' if info.group else ' in API group ""'
-        scope = f' in the namespace "{info.namespace}"' if info.namespace else " at the cluster scope"
+        scope = (
+            f' in the namespace "{info.namespace}"' if info.namespace else " at the cluster scope"
+        )
         err = errors.ApiError(
             403,
             "Forbidden",
