@@ -108,6 +108,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: Subcommands whose exit codes give 2 a meaning of their own, and answer a usage error with this
+#: code instead (``kubetrain jobs``: 2 is "timed out", 3 "invalid input").
+USAGE_ERROR_CODES: dict[str, int] = {"jobs": 3}
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``build_parser(argv).parse_args(argv)``; a usage error exits 2, or the chosen
+    subcommand's ``USAGE_ERROR_CODES`` code (also for flags the top-level parser refuses)."""
+    try:
+        return build_parser(argv).parse_args(argv)
+    except SystemExit as e:
+        chosen = _chosen_command(sys.argv[1:] if argv is None else argv)
+        if e.code == 2 and chosen in USAGE_ERROR_CODES:
+            raise SystemExit(USAGE_ERROR_CODES[chosen]) from None
+        raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # GC for a large, long-lived heap (gctuning.py); KUBETRAIN_GC_TUNING=0 turns it off.
     if os.environ.get("KUBETRAIN_GC_TUNING", "1") != "0":
@@ -117,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C can land anywhere: while subcommands import their modules, before the event loop
     # installs its handlers, or a second time while stopping. Each ends quietly with 130.
     try:
-        args = build_parser(argv).parse_args(argv)
+        args = _parse(argv)
         with _event_loop_runner() as runner:
             return int(runner.run(args.main(args)))
     except KeyboardInterrupt:
