@@ -56,6 +56,20 @@ def sdk_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     yield monkeypatch
 
 
+async def send_status(sdk_env: pytest.MonkeyPatch, **status: Any) -> bool:
+    """The SDK's ``update_trainjob_status``, as a trainer calls it, tried up to three times.
+    The SDK is best effort: a failed post is a warning and the trainer's next update goes out
+    (once in five CI runs a TLS handshake to the operator ended early, cause not found); three
+    failures in a row are the operator's fault. Each try clears the SDK's 5 s throttle."""
+    for attempt in range(3):
+        sdk_env.setattr(sdk_utils, "_last_update_time", 0.0)
+        if await asyncio.to_thread(sdk_utils.update_trainjob_status, **status):
+            return True
+        if attempt < 2:
+            await asyncio.sleep(1.0)
+    return False
+
+
 async def mint(env: Env, ns: str, account: str, audience: str) -> str:
     review = await env.client.request_json(
         "POST",
@@ -113,12 +127,10 @@ async def test_a_trainer_reports_progress_and_kubectl_shows_it(
     sdk_env.setenv("KUBEFLOW_TRAINER_SERVER_URL", url)
     sdk_env.setenv("KUBEFLOW_TRAINER_SERVER_CA_CERT", str(ca_file))
     sdk_env.setenv("KUBEFLOW_TRAINER_SERVER_TOKEN", str(token_file))
-    sent = await asyncio.to_thread(
-        sdk_utils.update_trainjob_status,
-        progress_percent=42,
-        estimated_remaining_seconds=120,
+    sent = await send_status(
+        sdk_env, progress_percent=42, estimated_remaining_seconds=120,
         metrics={"loss": 0.25, "accuracy": 0.9},
-    )
+    )  # fmt: skip
     assert sent is True
 
     stored = await env.client.get(TRAINJOBS, ns, "mnist")
