@@ -19,7 +19,7 @@ import yaml
 from kubetrain.base.objects import Obj
 from kubetrain.informers.informer import SharedInformer
 from kubetrain.reconcilers.api.kinds import BY_KIND
-from kubetrain.reconcilers.common.jobs import parse_time
+from kubetrain.reconcilers.common.jobs import unix_time
 from kubetrain.reconcilers.jobview import TRAINJOB
 
 from .compact import COMPACTED, is_compacted
@@ -35,11 +35,6 @@ MAX_EVENTS = 100
 FULL_OBJECTS = 128
 
 
-def _unix(value: Any) -> float | None:
-    parsed = parse_time(value) if isinstance(value, str) and value else None
-    return parsed.timestamp() if parsed else None
-
-
 def _first_running(pods: list[Obj]) -> float | None:
     """When the first container of ``pods`` started running (its ``startedAt``)."""
     first: float | None = None
@@ -47,7 +42,7 @@ def _first_running(pods: list[Obj]) -> float | None:
         for status in (pod.get("status") or {}).get("containerStatuses") or ():
             state = status.get("state") or {}
             for phase in ("running", "terminated"):
-                started = _unix((state.get(phase) or {}).get("startedAt"))
+                started = unix_time((state.get(phase) or {}).get("startedAt"))
                 if started is not None and (first is None or started < first):
                     first = started
     return first
@@ -56,7 +51,7 @@ def _first_running(pods: list[Obj]) -> float | None:
 def _running_condition(job: Obj) -> float | None:
     for c in (job.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Running":
-            return _unix(c.get("lastTransitionTime"))
+            return unix_time(c.get("lastTransitionTime"))
     return None
 
 

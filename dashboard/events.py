@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubetrain.base.objects import Obj
-from kubetrain.reconcilers.common.jobs import parse_time
+from kubetrain.reconcilers.common.jobs import unix_time
 
 __all__ = ["EVENT_INDEX", "event_index", "event_subject", "event_view", "trim_event"]
 
@@ -58,27 +58,22 @@ def trim_event(event: Obj) -> Obj:
     return out
 
 
-def _unix(value: Any) -> float | None:
-    parsed = parse_time(value) if isinstance(value, str) and value else None
-    return parsed.timestamp() if parsed else None
-
-
 def event_view(event: Obj) -> dict[str, Any]:
     """An event as the detail shows it: ``{type, reason, message, count, first, last,
     object: {kind, name}, source}`` (times in Unix seconds)."""
     involved = event.get("involvedObject") or {}
     meta = event.get("metadata") or {}
     last = (
-        _unix(event.get("lastTimestamp"))
-        or _unix(event.get("eventTime"))
-        or _unix(meta.get("creationTimestamp"))
+        unix_time(event.get("lastTimestamp"))
+        or unix_time(event.get("eventTime"))
+        or unix_time(meta.get("creationTimestamp"))
     )
     return {
         "type": event.get("type") or "Normal",
         "reason": event.get("reason") or "",
         "message": event.get("message") or "",
         "count": int(event.get("count") or 1),
-        "first": _unix(event.get("firstTimestamp")) or last,
+        "first": unix_time(event.get("firstTimestamp")) or last,
         "last": last,
         "object": {"kind": involved.get("kind", ""), "name": involved.get("name", "")},
         "source": (event.get("source") or {}).get("component")

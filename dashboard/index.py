@@ -22,7 +22,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from kubetrain.base.objects import Obj
-from kubetrain.reconcilers.common.jobs import parse_time
+from kubetrain.reconcilers.common.jobs import unix_time
 from kubetrain.reconcilers.jobview import finished_at, job_state, replicas
 
 from .pods import job_key, pod_job_key, pod_ready
@@ -67,11 +67,6 @@ class JobQuery:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {self.limit}")
 
 
-def _unix(value: Any) -> float | None:
-    parsed = parse_time(value) if isinstance(value, str) and value else None
-    return parsed.timestamp() if parsed else None
-
-
 def make_row(kind: str, job: Obj, *, ready: int = 0) -> Row:
     """A job's row (module docstring); ``ready`` is the caller's count of its ready pods."""
     meta = job.get("metadata") or {}
@@ -84,7 +79,7 @@ def make_row(kind: str, job: Obj, *, ready: int = 0) -> Row:
         "state": job_state(kind, job),
         "replicas": replicas(kind, job),
         "ready": ready,
-        "created": _unix(meta.get("creationTimestamp")),
+        "created": unix_time(meta.get("creationTimestamp")),
         "finished": done.timestamp() if done else None,
     }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from kubetrain.base.objects import Obj, controller_ref, group_of
 from kubetrain.reconcilers.api.kinds import BY_KIND
-from kubetrain.reconcilers.common.jobs import parse_time
+from kubetrain.reconcilers.common.jobs import unix_time
 from kubetrain.reconcilers.common.naming import (
     JOB_NAME_LABEL,
     JOB_ROLE_LABEL,
@@ -107,11 +107,6 @@ def _restarts(pod: Obj) -> int:
     )
 
 
-def _unix(value: Any) -> float | None:
-    parsed = parse_time(value) if isinstance(value, str) else None
-    return parsed.timestamp() if parsed else None
-
-
 def pod_view(pod: Obj) -> dict[str, Any]:
     """A pod as the detail shows it: ``{name, phase, ready, restarts, node, started,
     containers}`` (and ``index``, the replica index label)."""
@@ -124,7 +119,7 @@ def pod_view(pod: Obj) -> dict[str, Any]:
         "ready": pod_ready(pod),
         "restarts": _restarts(pod),
         "node": spec.get("nodeName") or None,
-        "started": _unix(status.get("startTime")),
+        "started": unix_time(status.get("startTime")),
         "containers": [str(c.get("name")) for c in spec.get("containers") or ()],
         "index": (meta.get("labels") or {}).get(REPLICA_INDEX_LABEL),
     }

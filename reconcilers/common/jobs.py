@@ -82,6 +82,12 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def unix_time(value: object) -> float | None:
+    """An RFC 3339 time of the API as Unix seconds; None for a missing or non-string value."""
+    parsed = parse_time(value) if isinstance(value, str) else None
+    return parsed.timestamp() if parsed else None
+
+
 def find_container(containers: list[Obj], name: str) -> Obj | None:
     for c in containers:
         if c.get("name") == name:
