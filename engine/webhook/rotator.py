@@ -190,6 +190,10 @@ class CertRotator:
         logged and retried with backoff (1 s doubling up to ``check_interval``)."""
         failures = 0
         while True:
+            # Cleared before the pass, not before the sleep: a wake that comes while ``sync``
+            # runs (a configuration installed after the pass looked for it) must cut the next
+            # sleep short, or that configuration waits ``check_interval`` for its caBundle.
+            self._wake.clear()
             try:
                 delay = await self.sync()
                 failures = 0
@@ -202,7 +206,6 @@ class CertRotator:
             await self._sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
         sleeper = asyncio.ensure_future(self.clock.sleep(max(seconds, 0.0)))
         waker = asyncio.ensure_future(self._wake.wait())
         try:

@@ -514,6 +514,57 @@ async def test_wake_during_the_propagation_delay_keeps_the_old_certificate(
         await cancel(task)
 
 
+class InstallsMidSync:
+    """A client through which the webhook configurations get installed just after the rotator
+    looked for the mutating one and found none, with the wake the configurations informer
+    then sends: an install racing the operator's first sync (what the e2e tests' setup does)."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+        self.keeper: CertRotator | None = None
+        self.installed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+    async def get(self, ref: ResourceRef, namespace: str | None, name: str) -> dict[str, Any]:
+        try:
+            return await self.api.get(ref, namespace, name)
+        finally:
+            if ref is MUTATING_CONFIGURATIONS and not self.installed:
+                self.installed = True
+                for body in webhook_configurations(url="https://127.0.0.1:1"):
+                    kind = body["kind"]
+                    target = (
+                        MUTATING_CONFIGURATIONS
+                        if kind == "MutatingWebhookConfiguration"
+                        else VALIDATING_CONFIGURATIONS
+                    )
+                    await self.api.create(target, body)
+                assert self.keeper is not None
+                self.keeper.wake()
+
+
+async def test_a_wake_during_a_sync_is_not_lost(api: ApiClient) -> None:
+    """Configurations installed while a pass runs get the caBundle at once, not a
+    ``check_interval`` later: the wake their informer sends mid-pass cuts the next sleep short."""
+    clock = FakeClock()
+    client = InstallsMidSync(api)
+    keeper, served = rotator(client, options(check_interval=60.0), clock)
+    client.keeper = keeper
+    task = asyncio.create_task(keeper.run())
+    try:
+        await eventually(lambda: client.installed and clock.pending_timers() == 1)
+        bundle = await the_bundle(api)  # the clock never moved: the second pass was the wake's
+        assert (
+            split_pem(bundle)[0].serial_number
+            == secret_ca(await read_secret(api)).cert.serial_number
+        )
+        assert len(served.certs) == 1
+    finally:
+        await cancel(task)
+
+
 # -- repairs ---------------------------------------------------------------------------------------
 
 
