@@ -476,8 +476,11 @@ def _replace_operator_options(opts: UpOptions) -> OperatorOptions:
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the webhook server binds it moments later)."""
+    """A TCP port free on every IPv4 address now (the server binds it moments later; the
+    bind-and-release race remains, so call it just before the bind). Checked on the wildcard,
+    not 127.0.0.1: a server that binds all interfaces (the webhook server's default) also
+    collides with a socket that holds the port on another address only."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("", 0))
         port: int = sock.getsockname()[1]
         return port

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kubetrain.engine.webhook.certs import make_ca
+from kubetrain.up import free_port
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
@@ -172,14 +173,6 @@ class ControlPlaneOptions:
     audit_policy: str | None = None
     """An audit Policy (YAML): when given, the API server writes its JSON audit log to
     ``RealControlPlane.audit_log_path``."""
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the usual bind-and-release race applies)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 #: In a work dir: the PID of the process that started the control plane, and its children's PIDs.

@@ -34,13 +34,17 @@ sdk_utils = pytest.importorskip("kubeflow.trainer.backends.kubernetes.utils")
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
 OPERATOR_NS = "default"  # exists on both tiers: the rotator keeps its Secret there
-PORT = free_port()
+PORT = 0
+"""The webhook server's port, chosen when the operator starts (not at import: under xdist a
+port picked at collection sits free for minutes, and anything may take it meanwhile)."""
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def env(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Env]:
+    global PORT
+    PORT = free_port()
     async for e in open_trainer_env(
         request, tmp_path_factory, webhook_server_port=PORT, operator_namespace=OPERATOR_NS
     ):
