@@ -109,7 +109,9 @@ async def new_client(kubeconfig: str) -> ApiClient:
 @dataclass
 class PodWatch:
     """Pods of ``NS`` as the harness sees them (list + watch; re-watch after a broken stream,
-    relist after 410), tagged with the epoch (0: before the kill, 1: after)."""
+    relist after 410), tagged with the epoch (0: before the kill, 1: after) of the server that
+    sent them: the epoch when their list or stream was opened, not when a line is read (lines
+    the killed server sent before it died are still read after the kill)."""
 
     client_box: list[ApiClient]
     epoch: int = 0
@@ -125,7 +127,7 @@ class PodWatch:
     at_restart: set[str] | None = None
     """Pod uids of the first list after the restart."""
 
-    def _record(self, pod: Obj) -> None:
+    def _record(self, pod: Obj, epoch: int) -> None:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
         key = (
@@ -136,7 +138,7 @@ class PodWatch:
         uid = meta["uid"]
         seen = self.uids.setdefault(key, [])
         if all(u != uid for u, _ in seen):
-            seen.append((uid, self.epoch))
+            seen.append((uid, epoch))
         for ref in meta.get("ownerReferences") or []:
             if ref.get("controller"):
                 self.owners[uid] = ref["uid"]
@@ -145,7 +147,8 @@ class PodWatch:
         rv = ""
         while True:
             client = self.client_box[0]
-            if self.epoch == 1 and self.at_restart is None:
+            epoch = self.epoch  # the server this list or stream talks to
+            if epoch == 1 and self.at_restart is None:
                 rv = ""  # list what the restarted server has (a real one may keep history)
             try:
                 if not rv:
@@ -153,9 +156,9 @@ class PodWatch:
                     self.relists += 1
                     self.current = {}
                     for pod in listed["items"]:
-                        self._record(pod)
+                        self._record(pod, epoch)
                         self.current[pod["metadata"]["name"]] = pod["metadata"]["uid"]
-                    if self.epoch == 1 and self.at_restart is None:
+                    if epoch == 1 and self.at_restart is None:
                         self.at_restart = set(self.current.values())
                     rv = listed["metadata"]["resourceVersion"]
                 query = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true"}
@@ -171,8 +174,8 @@ class PodWatch:
                         rv = obj["metadata"]["resourceVersion"]
                         if event["type"] == "BOOKMARK":
                             continue
-                        self.rvs[self.epoch].append(int(rv))
-                        self._record(obj)
+                        self.rvs[epoch].append(int(rv))
+                        self._record(obj, epoch)
                         name = obj["metadata"]["name"]
                         if event["type"] == "DELETED":
                             self.current.pop(name, None)
