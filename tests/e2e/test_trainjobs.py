@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 import pytest_asyncio
 import yaml
@@ -18,7 +19,7 @@ from jobkit_e2e import Env, poll
 from trainjob_e2e import Obj, condition, get, open_trainer_env, run_kubectl, trainjob
 
 from kubetrain.informers.resource import PODS
-from kubetrain.reconcilers.trainer.resources import JOBSETS, TRAINJOBS
+from kubetrain.reconcilers.trainer.resources import JOBSETS, TRAINING_RUNTIMES, TRAINJOBS
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.http_api]
 
@@ -229,3 +230,88 @@ async def test_a_missing_runtime_is_reported_and_nothing_is_built(env: Env) -> N
     (event, *_) = await poll(warned, timeout=30, what="the Warning event")
     assert "no-such-runtime" in event["message"]
     assert await get(env, JOBSETS, ns, "orphan") is None
+
+
+async def test_a_failed_trainjob_is_not_rerun_after_the_jobset_ttl_deletes_its_jobset(
+    env: Env,
+) -> None:
+    """trainer#3737: Trainer re-created the JobSet of a failed TrainJob once the JobSet's
+    ``ttlSecondsAfterFinished`` had deleted it, so the job ran again with a fresh restart
+    budget. Here the node fails, the JobSet fails and is deleted by its TTL, and the TrainJob
+    stays Failed with no JobSet and no new pod."""
+    ns = await env.namespace("tj-ttl")
+    runtime: Obj = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainingRuntime",
+        "metadata": {"name": "torch-fails", "namespace": ns},
+        "spec": {
+            "mlPolicy": {"numNodes": 1, "torch": {}},
+            "template": {
+                "spec": {
+                    "ttlSecondsAfterFinished": 1,
+                    "replicatedJobs": [
+                        {
+                            "name": "node",
+                            "template": {
+                                "metadata": {
+                                    "labels": {
+                                        "trainer.kubeflow.org/trainjob-ancestor-step": "trainer"
+                                    }
+                                },
+                                "spec": {
+                                    "backoffLimit": 0,
+                                    "template": {
+                                        "metadata": {
+                                            "annotations": {
+                                                "sim.kubetrain.dev/run-seconds": "0.5",
+                                                "sim.kubetrain.dev/exit-code": "1",
+                                            }
+                                        },
+                                        "spec": {
+                                            "containers": [{"name": "node", "image": "busybox"}]
+                                        },
+                                    },
+                                },
+                            },
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    await env.client.create(TRAINING_RUNTIMES, runtime)
+    jobset_uids: set[str] = set()  # every JobSet the namespace ever had
+
+    async def follow_jobsets() -> None:
+        query = {"watch": "true", "timeoutSeconds": "300"}
+        async with env.client.stream_lines(JOBSETS.collection_path(ns), query=query) as lines:
+            async for line in lines:
+                jobset_uids.add(orjson.loads(line)["object"]["metadata"]["uid"])
+
+    watcher = asyncio.create_task(follow_jobsets())
+    job = trainjob(
+        "once", ns, runtimeRef={"name": "torch-fails", "kind": "TrainingRuntime"}, trainer={}
+    )
+    assert (await run_kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump(job))).returncode == 0
+
+    async def failed() -> Obj | None:
+        tj = await get(env, TRAINJOBS, ns, "once")
+        return tj if tj is not None and condition(tj, "Failed") else None
+
+    await poll(failed, timeout=60, what="TrainJob Failed")
+
+    async def jobset_gone() -> bool:
+        return await get(env, JOBSETS, ns, "once") is None
+
+    # a real kube-apiserver's garbage collector finishes the JobSet's Foreground deletion only
+    # after its discovery sync has seen the JobSet CRD (up to 30 s)
+    try:
+        await poll(jobset_gone, timeout=60, what="the JobSet deleted by its TTL")
+        await asyncio.sleep(3)  # time for a controller that re-creates it to do so
+    finally:
+        watcher.cancel()
+    assert len(jobset_uids) == 1, jobset_uids  # built once, never again
+    assert await get(env, JOBSETS, ns, "once") is None
+    tj = await get(env, TRAINJOBS, ns, "once")
+    assert tj is not None and condition(tj, "Failed") is not None
+    assert condition(tj, "Complete") is None
