@@ -248,12 +248,16 @@ async def running_manager(
 ) -> AsyncIterator[ManagerProcess]:
     """Run ``argv`` (``--config=<work_dir>/<name>-config.yaml`` appended when ``config`` is
     given) until the block ends, playing the Secret volume of ``endpoint`` into ``cert_dir``;
-    ready once ``/readyz`` on ``health_port`` answers 200 and the webhook port speaks TLS."""
+    ready once ``/readyz`` on ``health_port`` answers 200, the webhook port speaks TLS and
+    every webhook path the installed configurations route to ``endpoint`` is served (not 404:
+    JobSet and Trainer register their webhooks only after their certificates are ready, a
+    moment after ``/readyz`` already says yes)."""
     process, log_path = await asyncio.to_thread(_start, name, list(argv), work_dir, config)
     manager = ManagerProcess(name, process, log_path, health_port, endpoint.port)
     mount = asyncio.create_task(_mount_secret(client, endpoint, cert_dir))
     try:
-        await _wait_ready(manager, start_timeout)
+        paths = await _webhook_paths(client, endpoint)
+        await _wait_ready(manager, start_timeout, paths)
         yield manager
     finally:
         mount.cancel()
@@ -313,8 +317,24 @@ def _write_atomically(path: Path, value: bytes) -> None:
     partial.replace(path)
 
 
-async def _wait_ready(manager: ManagerProcess, timeout: float) -> None:
-    """``/readyz`` answers 200 and the webhook server accepts TLS connections."""
+async def _webhook_paths(client: ApiClient, endpoint: WebhookEndpoint) -> list[str]:
+    """The paths the installed webhook configurations call on ``endpoint``'s Service."""
+    paths: set[str] = set()
+    for ref in (MUTATING, VALIDATING):
+        for configuration in (await client.list(ref)).get("items") or []:
+            for hook in configuration.get("webhooks") or []:
+                service = (hook.get("clientConfig") or {}).get("service") or {}
+                if (service.get("namespace"), service.get("name")) == (
+                    endpoint.namespace,
+                    endpoint.service,
+                ) and service.get("path"):
+                    paths.add(str(service["path"]))
+    return sorted(paths)
+
+
+async def _wait_ready(manager: ManagerProcess, timeout: float, paths: Sequence[str]) -> None:
+    """``/readyz`` answers 200, the webhook server accepts TLS connections and answers each of
+    ``paths`` (an empty review: anything but 404 means the handler is registered)."""
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{manager.health_port}/readyz"
     insecure = ssl.create_default_context()
@@ -335,13 +355,29 @@ async def _wait_ready(manager: ManagerProcess, timeout: float) -> None:
                         hook = f"https://127.0.0.1:{manager.webhook_port}/"
                         async with session.get(hook, ssl=insecure) as answer:
                             last = f"webhook {answer.status}"
+                        missing = await _unserved(session, hook, paths, insecure)
+                        if not missing:
                             return
+                        last = f"webhook paths not served yet (404): {missing}"
             except (aiohttp.ClientError, TimeoutError) as e:
                 last = repr(e)
             await asyncio.sleep(0.25)
     raise TimeoutError(
         f"{manager.name} not ready within {timeout:g} s ({last}); log:\n{manager.log_tail()}"
     )
+
+
+async def _unserved(
+    session: aiohttp.ClientSession, base: str, paths: Sequence[str], context: ssl.SSLContext
+) -> list[str]:
+    missing = []
+    for path in paths:
+        async with session.post(
+            base.rstrip("/") + path, json={}, ssl=context, timeout=aiohttp.ClientTimeout(total=5)
+        ) as answer:
+            if answer.status == 404:
+                missing.append(path)
+    return missing
 
 
 #: Where controller-runtime managers built on cert-controller (JobSet, Trainer) write and read
