@@ -204,6 +204,19 @@ _JOB_SPEC = _message(
     }
 )
 
+#: meta/v1 DeleteOptions, sent as the body of a DELETE by typed clients (controller-runtime's
+#: client for built-in kinds: a test suite deleting its namespace). Registered in every group
+#: version, so it is decoded whatever apiVersion its envelope names.
+_DELETE_OPTIONS = _message(
+    {
+        1: ("gracePeriodSeconds", _scalar(int)),
+        2: ("preconditions", _scalar(_message({1: ("uid", _STR), 2: ("resourceVersion", _STR)}))),
+        3: ("orphanDependents", _BOOL),
+        4: ("propagationPolicy", _STR),
+        5: ("dryRun", _repeated(_str)),
+    }
+)
+
 _KINDS: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {
     ("batch/v1", "Job"): _message({1: _META, 2: ("spec", _MESSAGE(_JOB_SPEC))}),
     ("v1", "ConfigMap"): _message(
@@ -252,6 +265,8 @@ def decode_object(body: bytes) -> dict[str, Any]:
         elif number == 2:
             raw = bytes(value)
     decode = _KINDS.get((api_version, kind))
+    if decode is None and kind == "DeleteOptions":
+        decode = _DELETE_OPTIONS
     if decode is None:
         raise ProtobufError(f"protobuf bodies of {api_version}/{kind} are not supported")
     return {"apiVersion": api_version, "kind": kind, **decode(raw)}

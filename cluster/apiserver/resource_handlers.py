@@ -289,7 +289,12 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
         opts.propagation_policy = "Orphan"
     if request.can_read_body:
         raw = await read_body(request)
-        if raw.strip():
+        if request.content_type == PROTOBUF:  # typed Go clients (controller-runtime's)
+            try:
+                _body_delete_options(decode_object(raw), opts)
+            except ProtobufError as exc:
+                raise errors.bad_request(f"invalid DeleteOptions: {exc}") from exc
+        elif raw.strip():
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
