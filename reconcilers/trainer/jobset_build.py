@@ -62,6 +62,7 @@ from typing import Any, NamedTuple
 
 from kubetrain.base.jsoncopy import json_copy
 from kubetrain.base.objects import Obj
+from kubetrain.informers.transforms import has_true_condition
 from kubetrain.reconcilers.trainer import mpi_policy as mpi
 from kubetrain.reconcilers.trainer.runtime_info import (
     BuildError,
@@ -95,6 +96,7 @@ __all__ = [
     "RuntimeRef",
     "UnsupportedRuntime",
     "build_jobset",
+    "jobset_finished",
     "ml_policy_name",
     "runtime_key",
     "runtime_registry_key",
@@ -160,12 +162,20 @@ def runtime_registry_key(ref: RuntimeRef) -> str:
     return f"{ref.kind}.{ref.api_group}" if ref.api_group else ref.kind
 
 
+#: Whether a JobSet reached a terminal condition (``Completed`` or ``Failed``): it never runs again.
+jobset_finished = has_true_condition("Completed", "Failed")
+
+
 def should_apply_jobset(trainjob: Obj, existing_jobset: Obj | None) -> bool:
     """Whether Trainer's JobSet plugin builds (and so re-applies) the JobSet: always when there
     is none, and otherwise only while the TrainJob or the JobSet is suspended. A running JobSet is
-    never updated; a suspended one is, which is how Kueue's patches reach it."""
+    never updated; a suspended one is, which is how Kueue's patches reach it. A finished JobSet
+    (``Completed`` or ``Failed``) is never written: it runs no more, and its cached form is
+    compacted (``compact.py``), so a write of it would drop its pod templates."""
     if existing_jobset is None:
         return True
+    if jobset_finished(existing_jobset):
+        return False
     return bool((trainjob.get("spec") or {}).get("suspend")) or bool(
         (existing_jobset.get("spec") or {}).get("suspend")
     )

@@ -16,6 +16,7 @@ from kubetrain.informers.transforms import strip_managed_fields
 from kubetrain.reconcilers.jobcontroller.protocols import EventSink
 from kubetrain.reconcilers.metrics import JobMetrics, JobPhaseGauge
 
+from .compact import compact_jobset, compact_trainjob, slim_configmap
 from .reconciler import METRICS_FRAMEWORK, TrainJobOptions, TrainJobReconciler, TrainJobWriter
 from .resources import CLUSTER_TRAINING_RUNTIMES, JOBSETS, TRAINING_RUNTIMES, TRAINJOBS
 from .side_objects import TRAINJOB_NAME_LABEL
@@ -42,15 +43,17 @@ def new_trainjob_controller(
     controller_options: ControllerOptions | None = None,
 ) -> tuple[Controller, TrainJobReconciler]:
     """The ``trainjob-controller`` wired to shared informers of ``informers``."""
-    trainjobs = informers.informer_for(TRAINJOBS, transform=strip_managed_fields)
-    jobsets = informers.informer_for(JOBSETS, transform=strip_managed_fields)
+    # Finished TrainJobs and JobSets are cached compacted (compact.py: what is still read).
+    trainjobs = informers.informer_for(TRAINJOBS, transform=compact_trainjob)
+    jobsets = informers.informer_for(JOBSETS, transform=compact_jobset)
     runtimes = informers.informer_for(TRAINING_RUNTIMES, transform=strip_managed_fields)
     cluster_runtimes = informers.informer_for(
         CLUSTER_TRAINING_RUNTIMES, namespace=None, transform=strip_managed_fields
     )
-    # Only the ConfigMaps made for TrainJobs (snapshots, hostfiles): never the cluster's.
+    # Only the ConfigMaps made for TrainJobs (snapshots, hostfiles): never the cluster's; of
+    # them only a snapshot's data is read.
     configmaps = informers.informer_for(
-        CONFIGMAPS, label_selector=TRAINJOB_NAME_LABEL, transform=strip_managed_fields
+        CONFIGMAPS, label_selector=TRAINJOB_NAME_LABEL, transform=slim_configmap
     )
     reconciler = TrainJobReconciler(
         client=client,
