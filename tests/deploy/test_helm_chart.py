@@ -77,6 +77,7 @@ def test_options_reach_the_operator() -> None:
         (("--set", "replicas=2"), "leaderElection"),  # two replicas need leader election
         (("--set", "imageTag=latest"), "imageTag"),  # unknown value: a typo is refused
         (("--set-json", 'extraArgs=["controller-threads=2"]'), "extraArgs"),
+        (("--set", "trainingRuntimes.enabled=yes"), "trainingRuntimes"),
     ],
 )
 def test_the_values_schema_refuses_nonsense(values: tuple[str, ...], complaint: str) -> None:
@@ -123,3 +124,22 @@ def test_helm_secure_monitoring_renders_what_deploy_monitoring_secure_renders() 
     assert sorted(extra) == sorted(monitoring)
     for key, obj in monitoring.items():
         assert extra[key] == obj, f"{key} differs"
+
+
+def test_training_runtimes_render_what_kustomize_renders_only_when_enabled() -> None:
+    """``trainingRuntimes.enabled``: Trainer v2.3.0's built-in ClusterTrainingRuntimes, equal to
+    ``kustomize build deploy/runtimes`` object for object (labels and image tags of the release
+    overlay included); none by default."""
+    assert not [d for d in template() if d["kind"] == "ClusterTrainingRuntime"]
+    out = subprocess.run(
+        [deploy_tool("kustomize"), "build", str(ROOT / "deploy" / "runtimes")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    from_kustomize = by_key([d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d])
+    rendered = template("--set", "trainingRuntimes.enabled=true")
+    from_helm = by_key([d for d in rendered if d["kind"] == "ClusterTrainingRuntime"])
+    assert len(from_kustomize) == 8
+    assert from_helm == from_kustomize

@@ -212,6 +212,24 @@ def vendored(mirror: Path) -> dict[str, str]:
     return out
 
 
+#: The Helm chart's copy of the built-in runtimes as kustomize renders ``deploy/runtimes`` (the
+#: release overlay's labels and image tags applied), behind ``trainingRuntimes.enabled``.
+CHART_RUNTIMES = "deploy/helm/kubetrain/files/training-runtimes.yaml"
+
+
+def chart_runtimes() -> str:
+    """``CHART_RUNTIMES``' content: ``builtin_runtimes()`` of the package copy, one document each
+    (read after the package copy is written)."""
+    from kubetrain.reconcilers.trainer import runtimes  # run with the project's venv
+
+    runtimes._loaded.cache_clear()
+    return (
+        f"# Rendered by {TOOL} from deploy/runtimes (Kubeflow Trainer {RELEASE}'s built-in\n"
+        "# runtimes with its release overlay applied); do not edit.\n"
+        + yaml.safe_dump_all(runtimes.builtin_runtimes(), sort_keys=False)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mirror", type=Path, help="a git repository of kubeflow/trainer")
@@ -228,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(rel)
+    chart = REPO / CHART_RUNTIMES
+    text = chart_runtimes()
+    if args.check:
+        if not chart.exists() or chart.read_text(encoding="utf-8") != text:
+            stale.append(CHART_RUNTIMES)
+    else:
+        chart.write_text(text, encoding="utf-8")
+        print(CHART_RUNTIMES)
     if stale:
         print("out of date: " + ", ".join(stale), file=sys.stderr)
         return 1
