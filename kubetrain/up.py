@@ -44,6 +44,7 @@ from kubetrain.operator import Operator, OperatorOptions, client_for
 from kubetrain.reconcilers.api.crds import all_crds
 from kubetrain.reconcilers.api.webhooks import WebhookService
 from kubetrain.reconcilers.trainer.crds import trainer_crds
+from kubetrain.reconcilers.trainer.public import PUBLIC_RESOURCES, public_objects
 from kubetrain.reconcilers.trainer.resources import CLUSTER_TRAINING_RUNTIMES
 from kubetrain.reconcilers.trainer.runtimes import builtin_runtimes
 
@@ -318,6 +319,8 @@ class _Session:
             await self.client.create_if_absent(CRDS, crd)
         for runtime in builtin_runtimes():
             await self.client.create_if_absent(CLUSTER_TRAINING_RUNTIMES, runtime)
+        for obj in public_objects():  # the version the kubeflow SDK reads
+            await self.client.create_if_absent(PUBLIC_RESOURCES[obj["kind"]], obj)
 
     async def _start_operator(self) -> str:
         """Start the operator on its own client; return its metrics URL once its caches synced

@@ -198,3 +198,23 @@ def test_the_secure_service_monitor_scrapes_https_with_its_token() -> None:
         "tlsConfig": {"insecureSkipVerify": True},
     }
     assert {d["kind"] for d in docs} == {"ServiceMonitor", "PrometheusRule", "ConfigMap"}
+
+
+def test_trainer_public_is_what_kubetrain_up_creates() -> None:
+    """``deploy/trainer-public``: the version ConfigMap the kubeflow SDK reads and its read-only
+    RBAC for every authenticated user, the same objects ``kubetrain up`` creates."""
+    from kubetrain.reconcilers.trainer.public import public_objects
+
+    out = subprocess.run(
+        [deploy_tool("kustomize"), "build", str(ROOT / "deploy" / "trainer-public")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    rendered = [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
+
+    def key(obj: dict[str, Any]) -> tuple[str, str]:
+        return obj["kind"], obj["metadata"]["name"]
+
+    assert sorted(rendered, key=key) == sorted(public_objects(), key=key)

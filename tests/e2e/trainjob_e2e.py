@@ -24,6 +24,7 @@ from kubeapply import kubectl
 
 from kubetrain.informers.transport import ApiStatusError
 from kubetrain.reconcilers.trainer.crds import trainer_crds
+from kubetrain.reconcilers.trainer.public import PUBLIC_RESOURCES, public_objects
 from kubetrain.reconcilers.trainer.resources import CLUSTER_TRAINING_RUNTIMES
 from kubetrain.reconcilers.trainer.runtimes import builtin_runtimes
 
@@ -56,6 +57,8 @@ async def open_trainer_env(
             for runtime in builtin_runtimes():
                 if runtime["kind"] == "ClusterTrainingRuntime":
                     await e.client.create(CLUSTER_TRAINING_RUNTIMES, runtime)
+            for obj in public_objects():  # what deploy/trainer-public installs
+                await e.client.create_if_absent(PUBLIC_RESOURCES[obj["kind"]], obj)
             await e.start_operator(trainjobs="on", **operator_options)
             try:
                 yield e
