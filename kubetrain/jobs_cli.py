@@ -106,6 +106,9 @@ def _flag_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r}: expected true or false")
 
 
+_KUBECONFIG_HELP = "kubeconfig (default: $KUBECONFIG, ~/.kube)"
+
+
 def _sub(sub: Any, name: str, help_text: str, *, job: bool = True) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         name,
@@ -122,6 +125,9 @@ def _sub(sub: Any, name: str, help_text: str, *, job: bool = True) -> argparse.A
         default=None,
         help="default: the kubeconfig context's (in a pod: its own)",
     )
+    # After the action too, as kubectl takes it anywhere; SUPPRESS keeps a value given before
+    # the action when it is not repeated here.
+    p.add_argument("--kubeconfig", default=argparse.SUPPRESS, help=_KUBECONFIG_HELP)
     return p
 
 
@@ -172,7 +178,7 @@ def _add_submit_flags(sub: Any) -> None:
 
 
 def add_jobs_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, ~/.kube)")
+    p.add_argument("--kubeconfig", default=None, help=_KUBECONFIG_HELP)
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = p.add_subparsers(
