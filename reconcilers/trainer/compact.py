@@ -30,19 +30,14 @@ managedFields. The transforms are idempotent and may mutate their freshly parsed
 from __future__ import annotations
 
 from kubetrain.base.objects import Obj
-from kubetrain.informers.transforms import (
-    compact_when,
-    has_true_condition,
-    metadata_only,
-    strip_managed_fields,
-)
+from kubetrain.informers.transforms import compact_when, metadata_only, strip_managed_fields
 
 from .jobset_build import jobset_finished
 from .snapshot import SNAPSHOT_SUFFIX
+from .status import is_finished
 
 __all__ = ["compact_jobset", "compact_trainjob", "slim_configmap"]
 
-_TRAINJOB_FINISHED = has_true_condition("Complete", "Failed")
 _FINISHED_TRAINJOB = metadata_only(
     (
         "spec.runtimeRef",
@@ -58,7 +53,7 @@ compact_jobset = compact_when(jobset_finished, keep=("spec.suspend", "status"))
 
 def compact_trainjob(obj: Obj) -> Obj:
     """The TrainJob as the TrainJob controller caches it (see the module docstring)."""
-    if not _TRAINJOB_FINISHED(obj):
+    if not is_finished(obj.get("status") or {}):  # the reconciler's own test
         return strip_managed_fields(obj)
     out = _FINISHED_TRAINJOB(obj)
     status = out.get("status")
