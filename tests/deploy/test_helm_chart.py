@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from kubeapply import KUBECTL, render
-from test_manifests import deploy_tool, operator_options
+from test_manifests import deploy_tool, kustomize_build, operator_options
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "kubetrain"
@@ -131,14 +131,7 @@ def test_training_runtimes_render_what_kustomize_renders_only_when_enabled() -> 
     ``kustomize build deploy/runtimes`` object for object (labels and image tags of the release
     overlay included); none by default."""
     assert not [d for d in template() if d["kind"] == "ClusterTrainingRuntime"]
-    out = subprocess.run(
-        [deploy_tool("kustomize"), "build", str(ROOT / "deploy" / "runtimes")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    from_kustomize = by_key([d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d])
+    from_kustomize = by_key(kustomize_build(ROOT / "deploy" / "runtimes"))
     rendered = template("--set", "trainingRuntimes.enabled=true")
     from_helm = by_key([d for d in rendered if d["kind"] == "ClusterTrainingRuntime"])
     assert len(from_kustomize) == 8

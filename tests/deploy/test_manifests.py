@@ -120,17 +120,22 @@ def deploy_tool(name: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_kustomize_release_renders_what_kubectl_renders(overlay: str) -> None:
-    """kubectl embeds an older kustomize: the standalone kustomize v5 renders the same objects."""
+def kustomize_build(folder: Path) -> list[dict[str, Any]]:
+    """The objects ``kustomize build folder`` renders (the standalone kustomize v5)."""
     out = subprocess.run(
-        [deploy_tool("kustomize"), "build", str(ROOT / "deploy" / "overlays" / overlay)],
+        [deploy_tool("kustomize"), "build", str(folder)],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
-    assert [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d] == render(overlay)
+    return [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kustomize_release_renders_what_kubectl_renders(overlay: str) -> None:
+    """kubectl embeds an older kustomize: the standalone kustomize v5 renders the same objects."""
+    assert kustomize_build(ROOT / "deploy" / "overlays" / overlay) == render(overlay)
 
 
 def test_ha_runs_two_leader_elected_replicas() -> None:
@@ -205,14 +210,7 @@ def test_trainer_public_is_what_kubetrain_up_creates() -> None:
     RBAC for every authenticated user, the same objects ``kubetrain up`` creates."""
     from kubetrain.reconcilers.trainer.public import public_objects
 
-    out = subprocess.run(
-        [deploy_tool("kustomize"), "build", str(ROOT / "deploy" / "trainer-public")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    rendered = [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
+    rendered = kustomize_build(ROOT / "deploy" / "trainer-public")
 
     def key(obj: dict[str, Any]) -> tuple[str, str]:
         return obj["kind"], obj["metadata"]["name"]
