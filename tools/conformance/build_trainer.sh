@@ -15,7 +15,7 @@
 # differences that follow from that).
 #
 # It also compiles Trainer's own end-to-end suite (the module's test/e2e, Ginkgo) into
-# $ROOT/bin/trainer-e2e.test, which tests/conformance/test_trainer_upstream_e2e.py runs against
+# $ROOT/bin/trainer-e2e.test, which tests/e2e/test_trainer_upstream_e2e.py runs against
 # kubetrain's TrainJob controller.
 #
 # Usage: tools/conformance/build_trainer.sh [VERSION]   (default v2.0.0; env KUBETRAIN_TRAINER_VERSION)
@@ -23,7 +23,7 @@
 #         to the module's source: manifests/base/...),
 #         ROOT=${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}/conformance/trainer-VERSION;
 #         GOPATH, GOMODCACHE and GOCACHE live under ROOT (the build cache is removed after the build).
-#         A no-op (exit 0) when both exist. Prints ROOT on stdout as its last line; progress goes to
+#         A no-op (exit 0) when all three exist. Prints ROOT on stdout as its last line; progress goes to
 #         stderr. Env: KUBETRAIN_BUILD_NICE (default 10), GOMAXPROCS (default 2). 3 min 31 s with
 #         GOMAXPROCS=1 and nice 15 on a shared 2-core machine (2026-12; cold caches, module
 #         downloads included); leaves ~0.45 GB (43 MB binary, the rest the module cache).
