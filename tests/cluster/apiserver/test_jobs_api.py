@@ -5,6 +5,7 @@ Only HTTP: the same tests run against a real kube-apiserver (``--apiserver=real`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -184,21 +185,49 @@ async def test_success_policy_requires_indexed(raw: Raw) -> None:
     assert causes(body)[0][1].endswith("requires indexed completion mode")
 
 
+async def put_latest(
+    raw: Raw, path: str, change: Callable[[dict[str, Any]], None]
+) -> tuple[int, dict[str, Any]]:
+    """PUT ``change`` applied to the latest object at ``path``.
+
+    The Job controller of a real control plane writes a new Job's status meanwhile; a 409 means the
+    read was stale, so read again (at most five times) and re-apply the same change.
+    """
+    status, body = 409, {}
+    for _ in range(5):
+        _, latest, _ = await raw.get(path)
+        change(latest)
+        status, body, _ = await raw.put(path, latest)
+        if status != 409:
+            break
+    return status, body
+
+
+def set_pod_spec(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(obj: dict[str, Any]) -> None:
+        obj["spec"]["template"]["spec"][field] = value
+
+    return change
+
+
+def set_image(image: str) -> Callable[[dict[str, Any]], None]:
+    def change(obj: dict[str, Any]) -> None:
+        obj["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+    return change
+
+
 async def test_template_immutable_unless_suspended_and_never_started(raw: Raw) -> None:
     status, created, _ = await raw.post(JOBS, job("mut"))
     assert status == 201, created
     # suspended, never started: scheduling directives may change...
-    for _ in range(5):  # the Job controller may write the status meanwhile: 409, read again
-        _, created, _ = await raw.get(f"{JOBS}/mut")
-        created["spec"]["template"]["spec"]["nodeSelector"] = {"disk": "ssd"}
-        status, updated, _ = await raw.put(f"{JOBS}/mut", created)
-        if status != 409:
-            break
+    status, updated = await put_latest(
+        raw, f"{JOBS}/mut", set_pod_spec("nodeSelector", {"disk": "ssd"})
+    )
     assert status == 200, updated
     assert updated["metadata"]["generation"] == 2
     # ...the image may not
-    updated["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:1.37"
-    status, body, _ = await raw.put(f"{JOBS}/mut", updated)
+    status, body = await put_latest(raw, f"{JOBS}/mut", set_image("busybox:1.37"))
     assert status == 422, body
     # kube v1.36 compares the pod spec alone while suspended and never started
     assert [f for f, _ in causes(body)] == ["spec.template.spec"]
@@ -206,13 +235,7 @@ async def test_template_immutable_unless_suspended_and_never_started(raw: Raw) -
     # not suspended: the whole template is compared (no pod runs: the cluster has no nodes)
     status, running, _ = await raw.post(JOBS, job("mut-running", suspend=False))
     assert status == 201, running
-    running["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:1.37"
-    status, body, _ = await raw.put(f"{JOBS}/mut-running", running)
-    assert status in (409, 422), body
-    if status == 409:  # the Job controller wrote its status meanwhile: retry on the latest
-        _, latest, _ = await raw.get(f"{JOBS}/mut-running")
-        latest["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:1.37"
-        status, body, _ = await raw.put(f"{JOBS}/mut-running", latest)
+    status, body = await put_latest(raw, f"{JOBS}/mut-running", set_image("busybox:1.37"))
     assert status == 422, body
     assert [f for f, _ in causes(body)] == ["spec.template"]
     # completions of a NonIndexed Job never change
