@@ -8,6 +8,7 @@ counts should pass a *defaulted* job (``api.defaults.default_job``): then every 
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from kubetrain.base.objects import Obj
@@ -71,8 +72,12 @@ def managed_by_other(job: Obj, kind: JobKind) -> bool:
     return managed is not None and managed != MANAGED_BY_OPERATOR
 
 
+@functools.lru_cache(maxsize=64)
 def format_time(t: datetime) -> str:
-    """RFC 3339 in UTC with second precision, as metav1.Time marshals."""
+    """RFC 3339 in UTC with second precision, as metav1.Time marshals.
+
+    Cached: one reconcile formats its ``now`` several times (conditions, startTime,
+    completionTime), and ``strftime`` costs ten times the lookup."""
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

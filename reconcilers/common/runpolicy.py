@@ -54,6 +54,8 @@ def operator_restarts(job: Obj) -> int:
     raw: str = (job.get("metadata", {}).get("annotations") or {}).get(
         OPERATOR_RESTARTS_ANNOTATION, ""
     )
+    if not raw:
+        return 0  # the usual case; a raised and caught ValueError costs more than the rest
     try:
         return max(0, int(raw))
     except (TypeError, ValueError):

@@ -78,7 +78,7 @@ from kubetrain.reconcilers.common.prepared import prepared_job
 from kubetrain.reconcilers.common.priorities import LOW_PRIORITY, TTL_PRIORITY
 from kubetrain.reconcilers.common.replica_status import (
     fold_active_into_succeeded,
-    pods_of_type,
+    group_by_replica_type,
     replica_statuses,
     zero_active,
 )
@@ -188,7 +188,8 @@ def compute_status(
         _delete_podgroup(work, decision, job, options, gang_view, terminated=True)
         return _close(work, decision, old_status)
 
-    work.status.setdefault("startTime", format_time(now))
+    if "startTime" not in work.status:
+        work.status["startTime"] = format_time(now)
     podgroup, hold_pods = _gang_step(adapter, work, decision, job, options, gang_view)
     new_restarts, held = _reconcile_replicas(
         adapter, work, decision, job, pods, services, options, hold_pods=hold_pods
@@ -339,10 +340,12 @@ def _reconcile_replicas(
     name = name_of(job)
     restarted = 0
     held = 0
+    pods_by_type = group_by_replica_type(pods)
+    services_by_type = group_by_replica_type(services) if adapter.needs_services else {}
     for rtype in ordered_types(adapter, job):
         # ``plan.exited`` is not turned into ExitedWithCode events here: the controller records
         # them once per termination (``reconcilers/exits.py``), not on every reconcile.
-        plan = plan_pods(adapter, job, rtype, pods_of_type(pods, rtype))
+        plan = plan_pods(adapter, job, rtype, pods_by_type.get(rtype.lower(), []))
         decision.delete_pods.extend(plan.delete)
         for pod in plan.restart:
             decision.delete_pods.append(pod["metadata"]["name"])
@@ -368,7 +371,7 @@ def _reconcile_replicas(
             decision.create_pods.append(body)
         if not adapter.needs_services:
             continue
-        splan = plan_services(adapter, job, rtype, pods_of_type(services, rtype))
+        splan = plan_services(adapter, job, rtype, services_by_type.get(rtype.lower(), []))
         decision.delete_services.extend(splan.delete)
         for index in splan.create:
             try:
