@@ -21,7 +21,7 @@ An exception wins over any result; ``requeue_after`` wins over ``requeue``.
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -29,14 +29,19 @@ from kubetrain.base.objects import split_key
 
 __all__ = ["Reconciler", "Request", "Result", "TerminalError", "new_reconcile_id"]
 
-#: Hex digits of a uuid4 kept in a reconcile id: short enough to read in logs, unique enough to
+#: Hex digits in a reconcile id (48 random bits): short enough to read in logs, unique enough to
 #: tell apart the reconciles of one key over a day.
 RECONCILE_ID_LENGTH = 12
 
+# Not ``uuid4``: it reads os.urandom on every call (about 2 us, 1.4 % of the operator's CPU in a
+# burst); log correlation needs no cryptographic randomness. Seeded from os.urandom once.
+_ids = random.Random()
+_ID_BITS = RECONCILE_ID_LENGTH * 4
+
 
 def new_reconcile_id() -> str:
-    """A fresh short random id for one reconcile call (the first hex digits of a uuid4)."""
-    return uuid.uuid4().hex[:RECONCILE_ID_LENGTH]
+    """A fresh short random id for one reconcile call: ``RECONCILE_ID_LENGTH`` hex digits."""
+    return f"{_ids.getrandbits(_ID_BITS):0{RECONCILE_ID_LENGTH}x}"
 
 
 @dataclass(frozen=True, slots=True)
