@@ -544,16 +544,23 @@ class ApiClient:
         *,
         namespace: str | None = None,
         field_manager: str | None = None,
+        read_answer: bool = True,
     ) -> dict[str, Any]:
-        """POST ``obj``; the namespace is ``namespace`` or ``obj.metadata.namespace``."""
+        """POST ``obj``; the namespace is ``namespace`` or ``obj.metadata.namespace``.
+
+        Returns the created object, or ``{}`` with ``read_answer=False``: a controller that
+        learns its children from an informer skips parsing an answer it would drop (a pod's is
+        a few KB; parsing the creates' answers was 2 % of a burst's operator CPU)."""
         ns = (namespace or _meta(obj).get("namespace")) if ref.namespaced else None
         if ref.namespaced and not ns:
             raise ValueError(
                 f"create {ref}: pass namespace= or set metadata.namespace on the object"
             )
-        return await self.request_json(
-            "POST", ref.collection_path(ns), body=obj, query=_fm(field_manager)
-        )
+        path, query = ref.collection_path(ns), _fm(field_manager)
+        if not read_answer:
+            await self.request_bytes("POST", path, body=obj, query=query)
+            return {}
+        return await self.request_json("POST", path, body=obj, query=query)
 
     async def create_if_absent(
         self, ref: ResourceRef, obj: Mapping[str, Any], *, namespace: str | None = None

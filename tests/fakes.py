@@ -95,6 +95,7 @@ class RecordingJobWriter:
         *,
         namespace: str | None = None,
         field_manager: str | None = None,
+        read_answer: bool = True,
     ) -> Obj:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -104,7 +105,8 @@ class RecordingJobWriter:
             self._request("create", ref, obj["metadata"]["name"])
         finally:
             self.in_flight -= 1
-        return self._store(ref, obj)
+        stored = self._store(ref, obj)
+        return stored if read_answer else {}
 
     async def update(
         self, ref: ResourceRef, obj: Mapping[str, Any], *, field_manager: str | None = None

@@ -139,7 +139,9 @@ class ChildWriter:
             out.conflicts += 1
             return
         try:
-            await self._client.create(ref, body, field_manager=self._field_manager)
+            await self._client.create(
+                ref, body, field_manager=self._field_manager, read_answer=False
+            )
         except ApiStatusError as e:
             self._expectations.observe_created(uid, ref.plural, obj_name)  # lower it
             if e.is_already_exists:

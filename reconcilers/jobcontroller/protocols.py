@@ -28,6 +28,7 @@ class JobWriter(Protocol):
         *,
         namespace: str | None = None,
         field_manager: str | None = None,
+        read_answer: bool = True,
     ) -> Obj: ...
 
     async def update(

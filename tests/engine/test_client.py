@@ -529,3 +529,13 @@ async def test_create_if_absent_creates_once_and_raises_other_refusals(api: ApiC
     with pytest.raises(ApiStatusError) as err:
         await api.create_if_absent(CONFIGMAPS, {"metadata": {"name": "x", "namespace": "nope"}})
     assert err.value.is_not_found
+
+
+async def test_create_without_reading_the_answer(api: ApiClient) -> None:
+    """``read_answer=False`` creates the same object and returns ``{}``; a refusal still raises."""
+    cm = {"metadata": {"name": "unread", "namespace": "default"}, "data": {"v": "1"}}
+    assert await api.create(CONFIGMAPS, cm, read_answer=False) == {}
+    assert (await api.get(CONFIGMAPS, "default", "unread"))["data"] == {"v": "1"}
+    with pytest.raises(ApiStatusError) as err:
+        await api.create(CONFIGMAPS, cm, read_answer=False)
+    assert err.value.is_already_exists
