@@ -369,9 +369,13 @@ def _has_requests_equal_limits(container: Mapping[str, Any]) -> bool:
     res = container.get("resources") or {}
     limits = res.get("limits") or {}
     requests = res.get("requests") or limits
-    return all(
-        r in limits and str(requests.get(r, limits[r])) == str(limits[r]) for r in ("cpu", "memory")
-    )
+    for r in ("cpu", "memory"):  # a loop, not all(genexpr): every pod create asks
+        if r not in limits:
+            return False
+        limit = limits[r]
+        if str(requests.get(r, limit)) != str(limit):
+            return False
+    return True
 
 
 def _object_field(obj: dict[str, Any], key: str) -> dict[str, Any]:
@@ -391,13 +395,17 @@ def pod_qos_class(spec: Mapping[str, Any]) -> str:
         for c in spec.get(key) or ()
         if isinstance(c, dict)
     ]
-    if not any(
-        (c.get("resources") or {}).get(k) for c in containers for k in ("requests", "limits")
-    ):
+    # plain loops, not any/all over generators: every pod create asks
+    for c in containers:
+        res = c.get("resources")
+        if res and (res.get("requests") or res.get("limits")):
+            break
+    else:
         return "BestEffort"
-    if containers and all(_has_requests_equal_limits(c) for c in containers):
-        return "Guaranteed"
-    return "Burstable"
+    for c in containers:
+        if not _has_requests_equal_limits(c):
+            return "Burstable"
+    return "Guaranteed"
 
 
 def default_pod(pod: dict[str, Any]) -> None:

@@ -243,9 +243,16 @@ def _ok(value: Any, t: _T) -> bool:
         return True
     elem = t.elem
     if elem is not None:
-        for item in value.values() if type(value) is dict else value:
-            if item is not None and not _ok(item, elem):
-                return False
+        items = value.values() if type(value) is dict else value
+        if elem.leaf:  # string lists and maps, quantities: no call per element
+            types = elem.types
+            for item in items:
+                if item is not None and type(item) not in types:
+                    return False
+        else:
+            for item in items:
+                if item is not None and not _ok(item, elem):
+                    return False
     return True
 
 

@@ -337,6 +337,13 @@ def test_encode_response_writes_headers_as_aiohttp_does() -> None:
         "Content-Type: application/json\r\nContent-Length: 2\r\nDate: -\r\n"
         f"Server: {SERVER_SOFTWARE}\r\n\r\n{{}}"
     )
+    # the same head again (remembered) with another body: only Content-Length and body change
+    again = encode_response(
+        json_bytes_response(b"[1]", status=201, headers=headers), "POST", "1.1", True
+    )
+    assert re.sub(r"Date: [^\r]*", "Date: -", again.decode()) == out.replace(
+        "Content-Length: 2", "Content-Length: 3"
+    ).replace("{}", "[1]")
     closing = encode_response(web.Response(status=204), "DELETE", "1.1", False).decode()
     assert "Content-Length" not in closing and closing.endswith("Connection: close\r\n\r\n")
 
