@@ -164,8 +164,6 @@ class EventRecorder:
             return
         involved = self._reference(obj, resource)
         now = self._clock.monotonic()
-        wall = self._clock.utcnow().timestamp()
-        timestamp = _rfc3339(wall)
         object_key = (
             involved["kind"],
             involved.get("namespace", ""),
@@ -176,7 +174,17 @@ class EventRecorder:
         event_key = (*object_key, type, reason, message)
 
         seen = self._seen.get(event_key)
-        if seen is not None and now - seen.last_seen <= self.options.aggregation_window:
+        repeat = seen is not None and now - seen.last_seen <= self.options.aggregation_window
+        if not repeat and self._queue.full():
+            # Dropped before anything is built, remembered or charged to the object's bucket: in
+            # a burst that overflows the queue most events end here, and building them first was
+            # most of the recorder's CPU. (A repeat still advances its count below.)
+            self._metrics.dropped.labels("queue_full").inc()
+            return
+        wall = self._clock.utcnow().timestamp()
+        timestamp = _rfc3339(wall)
+        if repeat:
+            assert seen is not None
             self._seen.move_to_end(event_key)
             seen.last_seen = now
             ev = seen.event

@@ -196,6 +196,27 @@ async def test_full_queue_drops_without_blocking() -> None:
     assert written >= 3
 
 
+async def test_an_event_dropped_for_a_full_queue_is_not_remembered_nor_charged() -> None:
+    """An event the full queue refuses was never written: its next occurrence, once there is
+    room, is a new Event (a create with count 1, not a patch of one that does not exist), and
+    the refused one took no token of the object's bucket (burst 1 here)."""
+    transport = BlockingTransport()
+    recorder, _, registry = make(transport, queue_size=1, burst=1)
+    recorder.event(job("first", "u0"), "Normal", "Made", "x")  # taken by the writer, blocked
+    await asyncio.sleep(0)
+    recorder.event(job("second", "u1"), "Normal", "Made", "x")  # fills the queue
+    recorder.event(job(), "Normal", "Made", "x")  # refused: the queue is full
+    assert dropped(registry, "queue_full") == 1
+    transport.release.set()
+    await recorder.flush()
+    recorder.event(job(), "Normal", "Made", "x")
+    await recorder.close()
+    assert dropped(registry, "rate_limited") == 0
+    last = transport.bodies[-1]
+    assert last["involvedObject"]["name"] == "train" and last["count"] == 1
+    assert len(transport.bodies) == 3
+
+
 class FailingTransport(BlockingTransport):
     def __init__(self, failures: int) -> None:
         super().__init__()
