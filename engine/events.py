@@ -11,6 +11,9 @@ the event is correlated and queued synchronously, and one writer task sends it. 
   over it are dropped and counted. Repeats still advance the count, so the next written PATCH
   carries the true number of occurrences;
 - a bounded queue (client-go: 1000); when full, events are dropped and counted, never awaited.
+  Unlike client-go, a Warning is not dropped while a Normal event waits: the newest waiting
+  Normal one is dropped in its place. In a burst that overflows the queue (hundreds of jobs
+  created at once, each creating pods) the failures are what an SRE reads afterwards.
 
 Event objects are core/v1 ``Event``: name ``<object name>.<hex nanoseconds>``, ``involvedObject``,
 ``source``, ``firstTimestamp``/``lastTimestamp``, ``count``, ``reportingComponent``/``Instance``.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +89,21 @@ class _Write:
     tries: int = field(default=0)
 
 
+class _WriteQueue(asyncio.Queue[_Write]):
+    """The writer's bounded FIFO, with room made for a Warning by dropping a waiting Normal."""
+
+    def drop_newest_normal(self) -> bool:
+        """Remove the newest waiting Normal write; False when every waiting write is a Warning.
+        O(queue size), and only called when the queue is full and a Warning arrives."""
+        waiting: deque[_Write] = self._queue  # type: ignore[attr-defined]  # asyncio's own deque
+        for index in range(len(waiting) - 1, -1, -1):
+            if waiting[index].event.get("type") != "Warning":
+                del waiting[index]
+                self.task_done()  # it will never be written: join() must not wait for it
+                return True
+        return False
+
+
 class _Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.dropped = Counter(
@@ -132,7 +150,7 @@ class EventRecorder:
         self._metrics = _metrics_for(opts.registry)
         self._buckets: OrderedDict[tuple[str, ...], TokenBucket] = OrderedDict()
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
-        self._queue: asyncio.Queue[_Write] = asyncio.Queue(maxsize=opts.queue_size)
+        self._queue = _WriteQueue(maxsize=opts.queue_size)
         self._writer: asyncio.Task[None] | None = None
         self._last_name_ns = 0
         self._closed = False
@@ -175,12 +193,15 @@ class EventRecorder:
 
         seen = self._seen.get(event_key)
         repeat = seen is not None and now - seen.last_seen <= self.options.aggregation_window
-        if not repeat and self._queue.full():
-            # Dropped before anything is built, remembered or charged to the object's bucket: in
-            # a burst that overflows the queue most events end here, and building them first was
-            # most of the recorder's CPU. (A repeat still advances its count below.)
-            self._metrics.dropped.labels("queue_full").inc()
-            return
+        if self._queue.full():
+            if type == "Warning" and self._queue.drop_newest_normal():
+                self._metrics.dropped.labels("queue_full").inc()  # the Normal one, for this
+            elif not repeat:
+                # Dropped before anything is built, remembered or charged to the object's bucket:
+                # in a burst that overflows the queue most events end here, and building them
+                # first was most of the recorder's CPU. (A repeat still advances its count.)
+                self._metrics.dropped.labels("queue_full").inc()
+                return
         wall = self._clock.utcnow().timestamp()
         timestamp = _rfc3339(wall)
         if repeat:

@@ -217,6 +217,26 @@ async def test_an_event_dropped_for_a_full_queue_is_not_remembered_nor_charged()
     assert len(transport.bodies) == 3
 
 
+async def test_a_warning_takes_the_place_of_a_waiting_normal_event() -> None:
+    """Queue full of Normal events: a Warning drops the newest of them instead of itself. Once
+    only Warnings wait, a further Warning is dropped. flush() does not wait for a dropped one."""
+    transport = BlockingTransport()
+    recorder, _, registry = make(transport, queue_size=2)
+    recorder.event(job("j0", "u0"), "Normal", "Made", "x")  # taken by the writer, blocked
+    await asyncio.sleep(0)
+    recorder.event(job("j1", "u1"), "Normal", "Made", "x")
+    recorder.event(job("j2", "u2"), "Normal", "Made", "x")  # the queue is full now
+    recorder.event(job("j3", "u3"), "Warning", "FailedCreatePod", "quota")  # j2's goes
+    recorder.event(job("j4", "u4"), "Warning", "FailedCreatePod", "quota")  # j1's goes
+    recorder.event(job("j5", "u5"), "Warning", "FailedCreatePod", "quota")  # none left: dropped
+    assert dropped(registry, "queue_full") == 3
+    transport.release.set()
+    await asyncio.wait_for(recorder.flush(), 5)
+    await recorder.close()
+    written = [(b["involvedObject"]["name"], b["type"]) for b in transport.bodies]
+    assert written == [("j0", "Normal"), ("j3", "Warning"), ("j4", "Warning")]
+
+
 class FailingTransport(BlockingTransport):
     def __init__(self, failures: int) -> None:
         super().__init__()
