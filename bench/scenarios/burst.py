@@ -6,7 +6,8 @@ seconds (total and per job) and peak RSS; write amplification = the system's wri
 minimal writes (pods + services + the three condition changes of each job); and, unless
 ``--no-probe``, the tenant probe's latency with the system idle and during the burst until every
 job's pods exist, and in the part of it after the harness's last create (``tenant_probe.py``: is
-the system fair to the API server's other clients?).
+the system fair to the API server's other clients?); for kubetrain also its reconciles per job
+and the Events it dropped (``KUBETRAIN_ONLY``).
 
 ``--job-kind mpijob-v2beta1`` (kubetrain only): the same shape as MPIJobs ``kubeflow.org/v2beta1``
 (1 Launcher + the workers; ``jobs.mpijob_v2beta1``), on a cluster with its Job controller. A job's
@@ -43,7 +44,14 @@ from . import tenant_probe
 from .context import BenchContext, Measurement, measure_system, namespace_for
 from .tenant_probe import TenantProbe, ensure_probe_objects, probe_figures, probe_section
 
-__all__ = ["FIGURES", "LATENCIES", "REQUIRED_STATUS_WRITES", "figures_of", "run"]
+__all__ = [
+    "FIGURES",
+    "KUBETRAIN_ONLY",
+    "LATENCIES",
+    "REQUIRED_STATUS_WRITES",
+    "figures_of",
+    "run",
+]
 
 LATENCIES = ("create_to_pods_created", "create_to_running", "pods_succeeded_to_job_succeeded")
 REQUIRED_STATUS_WRITES = 3
@@ -62,9 +70,14 @@ FIGURES = (
     "write_amplification",
     "write_amplification_without_events",
     *tenant_probe.FIGURES,
+    "reconciles_per_job",
+    "events_dropped",
 )
 """Every figure each system reports in result.json and summary.md (the probe's are None with
-``--no-probe``)."""
+``--no-probe``; ``KUBETRAIN_ONLY`` are None for the other systems)."""
+KUBETRAIN_ONLY = ("reconciles_per_job", "events_dropped")
+"""From kubetrain's own ``/metrics`` (``context.OWN_COUNTERS``): reconciles per job, and the
+Events its recorder dropped, which the API server's request counts cannot show."""
 
 
 def _done(t: JobTimes) -> bool:
@@ -112,6 +125,11 @@ def figures_of(
     )
     probe = m.extra.get("probe") or {}
     figures.update(probe_figures(probe))
+    own = m.extra.get("operator_counters")
+    figures.update(
+        reconciles_per_job=own["reconciles"] / n if own and n else None,
+        events_dropped=int(own["events_dropped"]) if own else None,
+    )
     return {
         "namespace": m.namespace,
         "figures": figures,

@@ -41,6 +41,7 @@ from ..jobs import (
 )
 from ..measure import JobTimes, JobWatch
 from ..systems import SystemOptions, system_process
+from .probe import ProbePorts, scrape_sums, with_probe_ports
 from .tenant_probe import (
     CREATING,
     IDLE,
@@ -231,6 +232,10 @@ async def measure_system(
         pod_label=kind.pod_job_label,
     )
     await watch.start()
+    # kubetrain's own counters (reconciles, Events it dropped) come from its /metrics
+    options, ports = ctx.options.system, None
+    if system == "kubetrain":
+        options, ports = with_probe_ports(options)
     try:
         webhook_port = await _install_webhooks(ctx) if kind.webhooks else 0
         proc = system_process(
@@ -239,7 +244,7 @@ async def measure_system(
             harness_kubeconfig=ctx.kubeconfig,
             namespace=namespace,
             log_path=ctx.workdir / f"{scenario}-{system}.log",
-            options=ctx.options.system,
+            options=options,
             job_kind=kind.name,
             webhook_port=webhook_port,
             operator_namespace=OPERATOR_NAMESPACE if kind.webhooks else "",
@@ -264,6 +269,7 @@ async def measure_system(
             await asyncio.sleep(probe.options.idle_seconds)
             phases.update(await probe.end())
         before = await scrape_request_counts(ctx.session, ctx.url)
+        own_before = await _own_counters(ctx, ports)
         cpu0 = proc.cpu_seconds()
         if probe is not None:
             await probe.mark(CREATING)
@@ -311,6 +317,7 @@ async def measure_system(
                 kube_controller_writes["DELETE pods"] = kubelet_deletes
         after = await scrape_request_counts(ctx.session, ctx.url)
         cpu1 = proc.cpu_seconds()
+        own = _counters_delta(own_before, await _own_counters(ctx, ports))
         rss = proc.peak_rss_bytes()
         _say_progress(ctx, system, scenario, watch, total, start, final=True)
     finally:
@@ -328,9 +335,38 @@ async def measure_system(
         timed_out=timed_out,
         extra={
             **({} if probe is None else {"probe": {**phases, **(during or {})}}),
+            **({} if own is None else {"operator_counters": own}),
             **({"kube_controller_writes": kube_controller_writes} if kind.kube_controllers else {}),
         },
     )
+
+
+OWN_COUNTERS = {
+    "reconciles": "controller_runtime_reconcile",
+    "events_dropped": "kubetrain_events_dropped",
+}
+"""What ``Measurement.extra["operator_counters"]`` holds for kubetrain (the delta over the
+measured window, warm-up left out): its reconciles, over every controller and result, and the
+Events its recorder refused (queue full, an object's budget spent, a failed write), which never
+reach the API server's counts. Other systems have no such endpoint."""
+
+
+async def _own_counters(ctx: BenchContext, ports: ProbePorts | None) -> dict[str, float] | None:
+    if ports is None:
+        return None
+    sums = await scrape_sums(ctx.session, ports.metrics_url, tuple(OWN_COUNTERS.values()))
+    if sums[OWN_COUNTERS["reconciles"]] is None:
+        return None  # not answered: the reconcile counter exists from the operator's start
+    # a labelled family shows only after its first sample: absent is 0
+    return {name: sums[family] or 0.0 for name, family in OWN_COUNTERS.items()}
+
+
+def _counters_delta(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    return {name: value - before.get(name, 0.0) for name, value in after.items()}
 
 
 async def _install_webhooks(ctx: BenchContext) -> int:

@@ -21,7 +21,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from ..harness import ManagedProcess
 from ..systems import SystemOptions
 
-__all__ = ["ProbePorts", "free_port", "scrape_gauge_sum", "wait_ready", "with_probe_ports"]
+__all__ = [
+    "ProbePorts",
+    "free_port",
+    "scrape_gauge_sum",
+    "scrape_sums",
+    "wait_ready",
+    "with_probe_ports",
+]
 
 
 def free_port() -> int:
@@ -80,18 +87,27 @@ async def wait_ready(
 
 async def scrape_gauge_sum(session: aiohttp.ClientSession, url: str, name: str) -> float | None:
     """The sum over all label sets of metric ``name`` at ``url`` (None: unreachable/absent)."""
+    return (await scrape_sums(session, url, (name,)))[name]
+
+
+async def scrape_sums(
+    session: aiohttp.ClientSession, url: str, names: tuple[str, ...]
+) -> dict[str, float | None]:
+    """One scrape of ``url``: per family in ``names`` the sum of its samples over all label
+    sets (a gauge's ``name``, a counter's ``name_total``); None when unreachable or absent."""
+    out: dict[str, float | None] = dict.fromkeys(names)
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
             if resp.status != 200:
-                return None
+                return out
             text = await resp.text()
     except (aiohttp.ClientError, OSError, TimeoutError):
-        return None
-    total: float | None = None
+        return out
     for family in text_string_to_metric_families(text):
-        if family.name != name:
+        if family.name not in out:
             continue
+        wanted = (family.name, family.name + "_total")
         for sample in family.samples:
-            if sample.name == name:
-                total = (total or 0.0) + sample.value
-    return total
+            if sample.name in wanted:
+                out[family.name] = (out[family.name] or 0.0) + sample.value
+    return out

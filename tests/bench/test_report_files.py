@@ -43,6 +43,11 @@ def measurement(system: str, scale: float) -> Measurement:
         },
         timed_out=False,
         extra={
+            **(
+                {"operator_counters": {"reconciles": 75.0, "events_dropped": 3.0}}
+                if system == "kubetrain"
+                else {}
+            ),
             "probe": {
                 "idle": probe_phase("idle", 0.002),
                 "creating": probe_phase("creating", 0.008 * scale),
@@ -125,5 +130,9 @@ def test_write_report_files(tmp_path: Path) -> None:
     data = orjson.loads((tmp_path / "result.json").read_bytes())
     for system in ("kubetrain", "raw", "kopf"):
         figures = data["scenarios"]["burst"]["systems"][system]["figures"]
-        assert all(figures[f] is not None for f in burst.FIGURES)
+        own = () if system == "kubetrain" else burst.KUBETRAIN_ONLY
+        assert all(figures[f] is not None for f in burst.FIGURES if f not in own)
+        assert all(figures[f] is None for f in own)
+    kubetrain = data["scenarios"]["burst"]["systems"]["kubetrain"]["figures"]
+    assert kubetrain["reconciles_per_job"] == 7.5 and kubetrain["events_dropped"] == 3
     assert (tmp_path / "burst_latency_cdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
