@@ -539,6 +539,10 @@ class MutatingWebhooks:
     def __init__(self, owner: WebhookAdmission) -> None:
         self._owner = owner
 
+    def idle(self) -> bool:
+        """No mutating webhook is registered (``AdmissionPlugin``)."""
+        return not self._owner.mutating_hooks
+
     async def admit(self, request: AdmissionRequest) -> dict[str, Any] | None:
         owner = self._owner
         matches = owner.matching(owner.mutating_hooks, request)
@@ -590,6 +594,10 @@ class ValidatingWebhooks:
 
     def __init__(self, owner: WebhookAdmission) -> None:
         self._owner = owner
+
+    def idle(self) -> bool:
+        """No validating webhook is registered (``AdmissionPlugin``)."""
+        return not self._owner.validating_hooks
 
     async def admit(self, request: AdmissionRequest) -> dict[str, Any] | None:
         owner = self._owner

@@ -67,6 +67,20 @@ _MAX_LINE = 8190  # aiohttp's max_line_size and max_field_size
 _MAX_HEADERS = 128  # aiohttp's max_headers
 _MAX_HEAD = 1 << 20  # a head past this is refused outright (llhttp sets no limit)
 
+_UNSEEN = ""
+# header name as received -> its _SPECIAL name or None: clients send a handful of names, and
+# lowercasing each of them per request cost more than the lookup (bounded: cleared when full)
+_header_kinds: dict[bytes, str | None] = {}
+
+
+def _header_kind(name: bytes) -> str | None:
+    special = _SPECIAL.get(name.lower())
+    if len(_header_kinds) >= 256:
+        _header_kinds.clear()
+    _header_kinds[name] = special
+    return special
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _EMPTY_QUERY: MultiMapping[str] = URL("/").query
 
@@ -226,7 +240,8 @@ def _http_date() -> str:
 
 def _http_date_line() -> bytes:
     """``Date: <now>\r\n`` (formatted once a second)."""
-    _http_date()
+    if int(time.time()) != _date_second:
+        _http_date()
     return _date_line
 
 
@@ -274,7 +289,7 @@ def encode_response(resp: web.Response, method: str, version: str, keep_alive: b
     body = resp.body
     if body is not None and not isinstance(body, (bytes, bytearray)):
         raise TypeError(f"fast path: unsupported response body {type(body).__name__}")
-    data = bytes(body) if body else b""
+    data = body if type(body) is bytes else bytes(body) if body else b""
     key = (status, resp.reason, version, keep_alive, bool(data), *resp.headers.items())
     parts = _heads.get(key)
     if parts is None:
@@ -368,9 +383,13 @@ class _Connection(asyncio.Protocol):
         self._raw: list[bytes] = []
         self._raw_exact = True
         self._completed_in_feed = False
-        # requests parsed and waiting, the one being served
+        # requests parsed and waiting; the serving task while it serves one (None: idle)
         self._queue: deque[FastRequest] = deque()
         self._task: asyncio.Task[None] | None = None
+        # the connection's serving task (``_work``), kept between requests, and the future it
+        # waits on for the next one while idle
+        self._worker: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[FastRequest] | None = None
         self._writing_paused = False
         self._reading_paused = False
         self._eof = False
@@ -436,6 +455,7 @@ class _Connection(asyncio.Protocol):
             self._idle_timer.cancel()
         if self._task is not None:
             self._task.cancel()
+        self._release_worker()
         self._queue.clear()
         if self._connected_aiohttp and self._handover is not None:
             self._handover.connection_lost(exc)
@@ -467,6 +487,7 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self._release_worker()
         if self._transport is not None and not self._closed:
             self._transport.close()
         self._closed = True
@@ -558,21 +579,30 @@ class _Connection(asyncio.Protocol):
         if method is None or parser.should_upgrade():
             return None
         url = self._url
-        if not (url.startswith(b"/api/") or url.startswith(b"/apis/")) or len(url) > _MAX_LINE:
+        if len(url) > _MAX_LINE or not url.isascii():
             return None
-        path, _, query = url.partition(b"?")
-        if b"%" in path or b"/." in path or b"#" in url or not url.isascii():
+        # looked at as text: ``in`` on str is several times cheaper than on bytes
+        target = url.decode("ascii")
+        if not target.startswith(("/api/", "/apis/")):
             return None
-        if b"watch" in query or b"/log" in path:
+        path, _, query = target.partition("?")
+        if "%" in path or "/." in path or "#" in target:
+            return None
+        if "watch" in query or "/log" in path:
             return None
         headers = self._headers
         if len(headers) > _MAX_HEADERS:
             return None
+        # no single header can be over the limit when the whole head is not
+        long_head = self._head_size > _MAX_LINE
+        kinds = _header_kinds
         content_type: str | None = None
         for name, value in headers:
-            if len(name) + len(value) > _MAX_LINE:
+            if long_head and len(name) + len(value) > _MAX_LINE:
                 return None
-            special = _SPECIAL.get(name.lower())
+            special = kinds.get(name, _UNSEEN)
+            if special is _UNSEEN:
+                special = _header_kind(name)
             if special is None:
                 continue
             if special == "expect":
@@ -588,7 +618,7 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None
         return FastRequest(
             method,
-            url.decode("ascii"),
+            target,
             headers,
             content_type,
             client_max_size=self._serving.max_body_bytes,
@@ -598,12 +628,22 @@ class _Connection(asyncio.Protocol):
         )
 
     def _next(self) -> None:
+        """Serve the next queued request (none is being served), or settle into idle."""
         if self._closed:
             return
         if self._queue:
             request = self._queue.popleft()
-            self._task = self._loop.create_task(self._serve(request))
+            wake = self._wake
+            if wake is not None:
+                self._wake = None
+                self._task = self._worker
+                wake.set_result(request)
+            else:
+                self._task = self._worker = self._loop.create_task(self._work(request))
             return
+        self._idle()
+
+    def _idle(self) -> None:
         self._task = None
         if self._eof and self._handover is None:
             self.close()
@@ -614,7 +654,39 @@ class _Connection(asyncio.Protocol):
         if self._handover is not None:
             self._maybe_hand_over()
 
-    async def _serve(self, request: FastRequest) -> None:
+    async def _work(self, request: FastRequest) -> None:
+        """The connection's serving task: ``request``, then the queued ones in order; between
+        them it waits for the next (``_next`` wakes it). One task per connection, not one per
+        request: a task costs more to make than a future (asyncio registers each task in a
+        WeakSet, in Python)."""
+        try:
+            while await self._serve(request):
+                if self._queue:
+                    request = self._queue.popleft()
+                    continue
+                self._idle()
+                if self._closed or self._handover is not None:
+                    return
+                wake = self._wake = self._loop.create_future()
+                try:
+                    request = await wake
+                except asyncio.CancelledError:
+                    if wake.cancelled():  # released (``_release_worker``): the connection is done
+                        return
+                    raise
+        finally:
+            if self._worker is asyncio.current_task():
+                self._worker = None
+
+    def _release_worker(self) -> None:
+        """End the serving task if it waits for a request (closed, or handed over)."""
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.cancel()
+
+    async def _serve(self, request: FastRequest) -> bool:
+        """Answer ``request``; whether the connection goes on (keep-alive, still open)."""
         transport = self._transport
         assert transport is not None
         keep_alive = request.keep_alive
@@ -646,13 +718,13 @@ class _Connection(asyncio.Protocol):
             data = encode_response(err, request.method, request.version, False)
             keep_alive = False
         if self._closed:
-            return
+            return False
         transport.write(data)
         if not keep_alive:
             self._task = None
             self.close()
-            return
-        self._next()
+            return False
+        return True
 
     # -- idle connections ------------------------------------------------------------------
 
@@ -708,6 +780,7 @@ class _Connection(asyncio.Protocol):
             return
         if not self._connected_aiohttp:
             self._connected_aiohttp = True
+            self._release_worker()
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None

@@ -413,6 +413,18 @@ class FaultInjector:
 
     # -- request faults ---------------------------------------------------------------------
 
+    def around(self, handler: Handler) -> Handler:
+        """``middleware`` around ``handler``, as one callable for a handler chain built by hand
+        (the server's fast path): with no request rule active it calls ``handler`` itself, one
+        coroutine less per request."""
+
+        def call(request: web.Request) -> Awaitable[web.StreamResponse]:
+            if not self._request_faults:
+                return handler(request)
+            return self.middleware(request, handler)
+
+        return call
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Apply request faults; a pass-through when no request rule is active."""

@@ -44,6 +44,10 @@ class AdmissionPlugin(Protocol):
 
     ``admit`` returns a replacement object (mutating plugins only) or None to keep it; it raises
     ``errors.ApiError`` to refuse the request.
+
+    Optionally a plugin has ``idle()``: True while its ``admit`` would do nothing at all (return
+    None, add no warning, await nothing). When every plugin is idle, a create or update skips
+    admission (the webhook plugins without webhooks: most writes).
     """
 
     mutating: bool

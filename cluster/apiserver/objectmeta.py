@@ -92,15 +92,20 @@ def object_meta_causes(
     if creating:
         name = meta.get("name") or ""
         rule = _NAME_RULES.get(storage_key, is_dns1123_subdomain)
-        causes.extend(_invalid("metadata.name", name, msg) for msg in rule(name))
+        problems = rule(name)
+        if problems:
+            causes.extend(_invalid("metadata.name", name, msg) for msg in problems)
     labels = meta.get("labels")
     if labels:
         for key, value in labels.items():
             text = value or ""
-            for msg in _key_problems(key):
-                causes.append(_invalid("metadata.labels", key, msg))
-            for msg in _value_problems(text):
-                causes.append(_invalid("metadata.labels", text, msg))
+            # the memo looked at here first: most labels were seen valid (no call)
+            if key not in _valid_keys:
+                for msg in _key_problems(key):
+                    causes.append(_invalid("metadata.labels", key, msg))
+            if text not in _valid_values:
+                for msg in _value_problems(text):
+                    causes.append(_invalid("metadata.labels", text, msg))
     annotations = meta.get("annotations")
     if annotations:
         size = 0

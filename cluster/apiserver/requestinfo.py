@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import cast
 
 from aiohttp import web
 
@@ -47,6 +48,7 @@ class RequestInfo:
 
 
 _KEY: web.RequestKey[RequestInfo | None] = web.RequestKey("kubetrain_request_info")
+_UNSET = object()
 
 
 _MEMO_SIZE = 4096
@@ -61,10 +63,9 @@ def request_info(request: web.Request) -> RequestInfo | None:
     Cached on the request: safe to call from several middlewares; and recent classifications
     are remembered by URL, method and content type (``RequestInfo`` is immutable).
     """
-    try:
-        return request[_KEY]
-    except KeyError:
-        pass
+    known = request.get(_KEY, _UNSET)  # not ``request[_KEY]``: a KeyError costs more
+    if known is not _UNSET:
+        return cast(RequestInfo | None, known)
     memo_key = (request.method, request.raw_path, request.query_string, request.content_type)
     try:
         info = _memo[memo_key]

@@ -193,6 +193,15 @@ class ObjectService:
             )
         return body
 
+    def admission_idle(self) -> bool:
+        """Whether every admission plugin says it would do nothing (``AdmissionPlugin.idle``):
+        then a write skips admission, request object and all."""
+        for plugin in self.admission:
+            idle = getattr(plugin, "idle", None)
+            if idle is None or not idle():
+                return False
+        return True
+
     async def admit(self, request: AdmissionRequest, *, mutating: bool) -> dict[str, Any] | None:
         """Run the mutating (or the validating) admission plugins; return the final object."""
         obj = request.obj
@@ -351,24 +360,27 @@ class ObjectService:
         self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions
     ) -> dict[str, Any]:
         meta = obj["metadata"]
-        request = AdmissionRequest(
-            operation="CREATE",
-            info=info,
-            namespace=meta.get("namespace", ""),
-            name=meta["name"],
-            obj=obj,
-            old_obj=None,
-            dry_run=opts.dry_run,
-        )
-        admitted = await self.admit(request, mutating=True)
-        assert admitted is not None
-        obj = admitted
+        request: AdmissionRequest | None = None
+        if not self.admission_idle():  # skipped without webhooks: most writes
+            request = AdmissionRequest(
+                operation="CREATE",
+                info=info,
+                namespace=meta.get("namespace", ""),
+                name=meta["name"],
+                obj=obj,
+                old_obj=None,
+                dry_run=opts.dry_run,
+            )
+            admitted = await self.admit(request, mutating=True)
+            assert admitted is not None
+            obj = admitted
         self._validate(info, obj, creating=True)
         if info.storage_key == CRD_KEY:
             infos_from_crd(obj)  # 422 for a CRD that cannot be served
-        request.obj = obj
-        await self.admit(request, mutating=False)
-        opts.warnings.extend(request.warnings)
+        if request is not None:
+            request.obj = obj
+            await self.admit(request, mutating=False)
+            opts.warnings.extend(request.warnings)
         if info.conversion is not None:
             obj = await self.converted(info, obj, info.storage_version)
             meta = obj["metadata"]
@@ -534,25 +546,28 @@ class ObjectService:
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if info.tracks_generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
-        request = AdmissionRequest(
-            operation="UPDATE",
-            info=info,
-            namespace=meta.get("namespace", ""),
-            name=name,
-            obj=new,
-            old_obj=old,
-            subresource=subresource,
-            dry_run=opts.dry_run,
-        )
-        admitted = await self.admit(request, mutating=True)
-        assert admitted is not None
-        new = admitted
+        request: AdmissionRequest | None = None
+        if not self.admission_idle():  # (as on create)
+            request = AdmissionRequest(
+                operation="UPDATE",
+                info=info,
+                namespace=meta.get("namespace", ""),
+                name=name,
+                obj=new,
+                old_obj=old,
+                subresource=subresource,
+                dry_run=opts.dry_run,
+            )
+            admitted = await self.admit(request, mutating=True)
+            assert admitted is not None
+            new = admitted
         self._validate(info, new, creating=False, old=old, subresource=subresource)
         if info.storage_key == CRD_KEY:
             infos_from_crd(new)
-        request.obj = new
-        await self.admit(request, mutating=False)
-        opts.warnings.extend(request.warnings)
+        if request is not None:
+            request.obj = new
+            await self.admit(request, mutating=False)
+            opts.warnings.extend(request.warnings)
         if info.conversion is not None and stored_old is not None:
             new = await self.converted(info, new, info.storage_version)
             meta = new["metadata"]

@@ -67,6 +67,7 @@ def page_not_found() -> web.Response:
 
 
 SIM_GROUP = "sim.kubetrain.dev"
+_RESOURCE_PATHS_SIZE = 4096
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -130,6 +131,9 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self._fast: FastServing | None = None
         self._bootstrapped = False
+        # URL path -> (registry generation, what it names): the routing of a resource request
+        # depends on nothing else, and clients repeat paths (every create of a kind POSTs to one)
+        self._resource_paths: dict[str, tuple[int, ResourcePath]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -166,7 +170,10 @@ class ApiServer:
         (what ``fasthttp`` serves)."""
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = self._dispatch
         for middleware in reversed(self._middleware_chain()):
-            handler = functools.partial(middleware, handler=handler)
+            if middleware == self.faults.middleware:
+                handler = self.faults.around(handler)
+            else:
+                handler = functools.partial(middleware, handler=handler)
         return handler
 
     def _fast_path_applies(self) -> bool:
@@ -343,7 +350,11 @@ class ApiServer:
     # -- routing -----------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        parts = [p for p in request.path.split("/") if p]
+        path = request.path
+        known = self._resource_paths.get(path)
+        if known is not None and known[0] == self.registry.generation:
+            return await handle_resource(self, request, known[1])
+        parts = [p for p in path.split("/") if p]
         if parts[0] == "api":
             if len(parts) < 2:
                 raise errors.not_found_path()
@@ -368,6 +379,10 @@ class ApiServer:
         if group == SIM_GROUP:
             return await self._sim(request, rest)
         rp = self._resource_path(group, version, rest)
+        paths = self._resource_paths
+        if len(paths) >= _RESOURCE_PATHS_SIZE:
+            paths.clear()
+        paths[path] = (self.registry.generation, rp)
         return await handle_resource(self, request, rp)
 
     def _resource_path(self, group: str, version: str, rest: list[str]) -> ResourcePath:

@@ -241,6 +241,8 @@ class ObjectStore:
     def backend(self, backend: StorageBackend) -> None:
         self._backend = backend
         self._durable = backend if isinstance(backend, DurableBackend) else None
+        # the default backend drops what it gets: no Change made, no flush scheduled per commit
+        self._queue_changes = type(backend) is not MemoryBackend
 
     def load(self) -> int:
         """Load the backend's objects (no events, no listeners); return how many."""
@@ -567,13 +569,14 @@ class ObjectStore:
                 event.old_data = old[DATA]
                 event.old_labels = old[LABELS]
         # queued for the backend before anything else can raise: every rv handed out is saved
-        self._pending.append(Change(event_type, key, okey[0], okey[1], data, rv))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:
-                self.flush()
+        if self._queue_changes:
+            self._pending.append(Change(event_type, key, okey[0], okey[1], data, rv))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                try:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                except RuntimeError:
+                    self.flush()
         self.hub.publish(key, event)
         for listener in self._listeners:
             listener(event_type, info, obj, old_obj)

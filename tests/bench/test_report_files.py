@@ -52,7 +52,7 @@ def measurement(system: str, scale: float) -> Measurement:
                 "idle": probe_phase("idle", 0.002),
                 "creating": probe_phase("creating", 0.008 * scale),
                 "reconciling": probe_phase("reconciling", 0.004 * scale),
-            }
+            },
         },
     )
 

@@ -142,3 +142,62 @@ async def test_each_server_counts_only_its_own_requests(cluster: EmbeddedCluster
         await raw.get(CM)
         assert cluster.api.metrics.count(verb="LIST") == 1
         assert other.api.metrics.count() == 0
+
+
+def test_request_series_are_written_as_prometheus_clients_counter_and_histogram() -> None:
+    """The request counter and histogram are kept as plain numbers (``_RequestCollector``);
+    their exposition is byte for byte what prometheus_client's ``Counter`` and ``Histogram``
+    write for the same requests (creation timestamps aside)."""
+    import random
+    import re
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from kubetrain.cluster.apiserver import metrics as m
+    from kubetrain.cluster.apiserver.requestinfo import RequestInfo
+    from kubetrain.cluster.apiserver.resources import ResourceRegistry
+    from kubetrain.cluster.apiserver.store import ObjectStore
+    from kubetrain.cluster.apiserver.watch import WatchHub
+
+    hub = WatchHub()
+    ours = m.ApiMetrics(store=ObjectStore(hub=hub), hub=hub, registry=ResourceRegistry())
+    ref = CollectorRegistry(auto_describe=False)
+    labels = (*m._REQUEST_LABELS, "code")
+    counter = Counter("apiserver_request_total", m._REQUESTS_HELP, labels, registry=ref)
+    histogram = Histogram(
+        "apiserver_request_duration_seconds",
+        m._DURATIONS_HELP,
+        m._REQUEST_LABELS,
+        buckets=m.REQUEST_DURATION_BUCKETS,
+        registry=ref,
+    )
+    infos = [
+        RequestInfo(verb, verb.upper(), group, "v1", "pods", sub, "ns", "", "resource", dry)
+        for verb in ("create", "list")
+        for group in ("", "batch")
+        for sub in ("", "status")
+        for dry in (False, True)
+    ]
+    rnd = random.Random(7)
+    seconds = [0.0, 0.001, 0.005, 0.0050001, 1.0, 60.0, 61.0] + [
+        rnd.random() * 70 for _ in range(9)
+    ]
+    for _ in range(3000):
+        info, code, s = rnd.choice(infos), rnd.choice((200, 201, 404)), rnd.choice(seconds)
+        ours.observe(info, code, s)
+        values = (info.metrics_verb, "All" if info.dry_run else "", info.group, info.version)
+        values += (info.resource, info.subresource, info.scope, "apiserver")
+        counter.labels(*values, str(code)).inc()
+        histogram.labels(*values).observe(s)
+
+    def requests_part(text: bytes) -> str:
+        lines = [line for line in text.decode().splitlines() if "apiserver_request" in line]
+        return re.sub(r"(_created\{[^}]*\}) \S+", r"\1 T", "\n".join(lines))
+
+    assert requests_part(ours.exposition()) == requests_part(generate_latest(ref))
+    assert ours.count(verb="create", code=201) == sum(
+        s.value
+        for f in counter.collect()
+        for s in f.samples
+        if s.name.endswith("_total") and s.labels["verb"] == "CREATE" and s.labels["code"] == "201"
+    )
