@@ -124,7 +124,9 @@ def test_quick_burst_of_the_reference_succeeds(tmp_path: Path) -> None:
     data = orjson.loads((out / "result.json").read_bytes())
     figures = data["scenarios"]["burst"]["systems"]["reference"]["figures"]
     assert figures["jobs_succeeded"] == 3
-    # Its pods and services, created by the Go binary (the harness creates neither).
+    # Its pods and services, created by the Go binary (the harness creates neither). The API
+    # server counts requests whatever their answer, and the reference sometimes repeats a create
+    # that its cache did not show yet (answered 409): at least one each, a few repeats allowed.
     writes = data["scenarios"]["burst"]["systems"]["reference"]["operator_writes"]
-    assert writes.get("POST pods") == 3 * 4
-    assert writes.get("POST services") == 3 * 4
+    assert 3 * 4 <= writes.get("POST pods", 0) <= 3 * 4 + 3, writes
+    assert 3 * 4 <= writes.get("POST services", 0) <= 3 * 4 + 3, writes
