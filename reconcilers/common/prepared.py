@@ -35,9 +35,6 @@ operator's memory grows by that much in its first minutes (``kubetrain bench soa
 PreparedJob = tuple[Obj, list[FieldError]]
 """The defaulted job and its validation errors (empty when valid or not validated)."""
 
-_MISSING = object()
-"""The cached spec of a job that had no ``spec`` key (defaulting adds one; kept for clarity)."""
-
 _cache: OrderedDict[tuple[str, str, str, bool], tuple[object, list[FieldError]]] = OrderedDict()
 """(kind, uid, generation or ``rv:<resourceVersion>``, validated) -> (defaulted spec, errors)."""
 
@@ -58,13 +55,10 @@ def prepared_job(kind: JobKind, job: Obj, *, validated: bool) -> PreparedJob:
     if found is not None:
         _cache.move_to_end(key)
         spec, errors = found
-        out = dict(job)
-        if spec is not _MISSING:
-            out["spec"] = spec
-        return out, errors
+        return {**job, "spec": spec}, errors
     defaulted = default_job(kind, job)
     errors = validate(kind, defaulted) if validated else []
-    _cache[key] = (defaulted.get("spec", _MISSING), errors)
+    _cache[key] = (defaulted["spec"], errors)  # default_job always sets one
     if len(_cache) > CAPACITY:
         _cache.popitem(last=False)
     return defaulted, errors

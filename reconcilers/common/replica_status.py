@@ -14,10 +14,7 @@ from kubetrain.reconcilers.common.naming import REPLICA_TYPE_LABEL, replica_sele
 
 def pods_of_type(pods: list[Obj], rtype: str) -> list[Obj]:
     """The pods whose ``replica-type`` label is ``lower(rtype)``."""
-    want = rtype.lower()
-    return [
-        p for p in pods if p.get("metadata", {}).get("labels", {}).get(REPLICA_TYPE_LABEL) == want
-    ]
+    return group_by_replica_type(pods).get(rtype.lower(), [])
 
 
 def group_by_replica_type(objs: list[Obj]) -> dict[str, list[Obj]]:
