@@ -324,17 +324,14 @@ def check_body_types(info: ResourceInfo, body: dict[str, Any]) -> None:
                 "couldn't get version/kind; json parse error: json: cannot unmarshal "
                 f"{_json_kind(value)} into Go struct field .{key} of type string"
             )
-    meta = body.get("metadata")
-    err = None if _ok(meta, _OBJECT_META) else _check(meta, _OBJECT_META, "metadata", info.kind)
+    err = _problem(body.get("metadata"), _OBJECT_META, "metadata", info.kind)
     if err is None and info.builtin:
         checked = _BUILTIN_FIELDS.get(info.storage_key)
         if checked is not None:
             for key, t in checked.items():
-                value = body.get(key)
-                if not _ok(value, t):
-                    err = _check(value, t, key, info.kind)
-                    if err is not None:
-                        break
+                err = _problem(body.get(key), t, key, info.kind)
+                if err is not None:
+                    break
     if err is not None:
         raise errors.bad_request(
             f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {err}'

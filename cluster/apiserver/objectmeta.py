@@ -99,13 +99,10 @@ def object_meta_causes(
     if labels:
         for key, value in labels.items():
             text = value or ""
-            # the memo looked at here first: most labels were seen valid (no call)
-            if key not in _valid_keys:
-                for msg in _key_problems(key):
-                    causes.append(_invalid("metadata.labels", key, msg))
-            if text not in _valid_values:
-                for msg in _value_problems(text):
-                    causes.append(_invalid("metadata.labels", text, msg))
+            for msg in _key_problems(key):
+                causes.append(_invalid("metadata.labels", key, msg))
+            for msg in _value_problems(text):
+                causes.append(_invalid("metadata.labels", text, msg))
     annotations = meta.get("annotations")
     if annotations:
         size = 0
