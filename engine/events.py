@@ -193,15 +193,13 @@ class EventRecorder:
 
         seen = self._seen.get(event_key)
         repeat = seen is not None and now - seen.last_seen <= self.options.aggregation_window
-        if self._queue.full():
-            if type == "Warning" and self._queue.drop_newest_normal():
-                self._metrics.dropped.labels("queue_full").inc()  # the Normal one, for this
-            elif not repeat:
-                # Dropped before anything is built, remembered or charged to the object's bucket:
-                # in a burst that overflows the queue most events end here, and building them
-                # first was most of the recorder's CPU. (A repeat still advances its count.)
-                self._metrics.dropped.labels("queue_full").inc()
-                return
+        if not repeat and type != "Warning" and self._queue.full():
+            # Dropped before anything is built, remembered or charged to the object's bucket: in
+            # a burst that overflows the queue most events end here, and building them first was
+            # most of the recorder's CPU. (A repeat still advances its count; a Warning may take
+            # a Normal one's place below.)
+            self._metrics.dropped.labels("queue_full").inc()
+            return
         wall = self._clock.utcnow().timestamp()
         timestamp = _rfc3339(wall)
         if repeat:
@@ -221,6 +219,8 @@ class EventRecorder:
             self._metrics.dropped.labels("rate_limited").inc()
             return
         self._ensure_writer()
+        if type == "Warning" and self._queue.full() and self._queue.drop_newest_normal():
+            self._metrics.dropped.labels("queue_full").inc()  # the Normal one, for this Warning
         try:
             self._queue.put_nowait(write)
         except asyncio.QueueFull:

@@ -237,6 +237,21 @@ async def test_a_warning_takes_the_place_of_a_waiting_normal_event() -> None:
     assert written == [("j0", "Normal"), ("j3", "Warning"), ("j4", "Warning")]
 
 
+async def test_a_warning_its_bucket_refuses_takes_no_place() -> None:
+    """A Warning over its object's budget is dropped as rate-limited and evicts nothing."""
+    transport = BlockingTransport()
+    recorder, _, registry = make(transport, queue_size=2, burst=1)
+    recorder.event(job("j0", "u0"), "Normal", "Made", "x")  # taken by the writer, blocked
+    await asyncio.sleep(0)
+    recorder.event(job("j1", "u1"), "Normal", "Made", "x")
+    recorder.event(job("j2", "u2"), "Normal", "Made", "x")  # the queue is full now
+    recorder.event(job("j1", "u1"), "Warning", "FailedCreatePod", "quota")  # j1's token is spent
+    assert dropped(registry, "rate_limited") == 1 and dropped(registry, "queue_full") == 0
+    transport.release.set()
+    await recorder.close()
+    assert [b["involvedObject"]["name"] for b in transport.bodies] == ["j0", "j1", "j2"]
+
+
 class FailingTransport(BlockingTransport):
     def __init__(self, failures: int) -> None:
         super().__init__()
