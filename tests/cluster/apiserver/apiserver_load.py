@@ -98,6 +98,51 @@ async def pod_creates(url: str, path: str, count: int, concurrency: int) -> floa
         return count / (time.perf_counter() - start)
 
 
+async def lean_creates(url: str, path: str, bodies: list[bytes], concurrency: int) -> float:
+    """Creates per second of ``bodies`` under ``path``, sent over ``concurrency`` keep-alive
+    connections, each one request after another, on bare asyncio streams.
+
+    The requests are built before the clock starts and the answers are only checked for their
+    status and framed by Content-Length, so the client spends a few microseconds per request
+    where aiohttp spends about 150: the rate is then the server's, not the client's, on a machine
+    whose other core runs the client. Every answer must be 201.
+    """
+    host, _, port = url.removeprefix("http://").partition(":")
+    requests = [
+        b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (path.encode(), host.encode(), len(body), body)
+        for body in bodies
+    ]
+    shares = [requests[i::concurrency] for i in range(concurrency)]
+    streams = [await asyncio.open_connection(host, int(port)) for _ in shares]
+
+    async def one_connection(
+        share: list[bytes], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        for request in share:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head[9:12] != b"201":
+                raise AssertionError(head + await reader.read(2000))
+            length = _content_length(head)
+            await reader.readexactly(length)
+
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(
+            *(one_connection(share, r, w) for share, (r, w) in zip(shares, streams, strict=True))
+        )
+        return len(bodies) / (time.perf_counter() - start)
+    finally:
+        for _, writer in streams:
+            writer.close()
+
+
+def _content_length(head: bytes) -> int:
+    at = head.lower().index(b"\r\ncontent-length:") + 17
+    return int(head[at : head.index(b"\r\n", at)])
+
+
 async def creates(url: str, count: int, concurrency: int, *, value: str = "v") -> float:
     """ConfigMap creates per second with ``concurrency`` requests in flight."""
     async with aiohttp.ClientSession() as session:

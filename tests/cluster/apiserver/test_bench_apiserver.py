@@ -1,7 +1,8 @@
 """Throughput of the embedded API server over real HTTP (run with ``--benchmark-only``).
 
 The server runs in its own process (as ``kubetrain cluster`` would, with uvloop when installed);
-the client is aiohttp in this process. Each round reports operations per second in
+the client is aiohttp in this process, or, for the server-bound rows, bare asyncio streams sending
+prebuilt requests (``lean_creates``). Each round reports operations per second in
 ``extra_info``: sequential creates, concurrent creates (ConfigMaps, and pods of realistic size),
 status updates (merge patch on ``/status``), watch fan-out (events delivered per second to 1,
 10 and 50 watchers) and the time to LIST 5,000 or 20,000 pods. The client shares the machine's
@@ -18,14 +19,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from apiserver_load import (
     CM,
+    PODS,
     creates,
+    lean_creates,
+    pod,
     pod_creates,
     server_cpu_seconds,
     server_process,
     status_updates,
+    unique_name,
 )
 
 SERVER = """
@@ -79,6 +85,35 @@ def test_bench_concurrent_pod_creates(benchmark: Any, server_url: str) -> None:
     benchmark.extra_info["pod_creates_per_s_20_concurrent"] = round(max(rates))
     benchmark.extra_info["server_cpu_us_per_create"] = round(
         (server_cpu_seconds(server_url) - cpu) / 3000 * 1e6
+    )
+
+
+def _lean_rounds(benchmark: Any, url: str, path: str, body: Any, rounds: int = 3) -> None:
+    """``rounds`` of 2,000 creates from ``lean_creates`` over 20 connections: the server's rate."""
+    count = 2000
+    rates: list[float] = []
+
+    def one_round() -> None:
+        bodies = [orjson.dumps(body(unique_name("lean"))) for _ in range(count)]
+        rates.append(asyncio.run(lean_creates(url, path, bodies, 20)))
+
+    cpu = server_cpu_seconds(url)
+    benchmark.pedantic(one_round, rounds=rounds)
+    benchmark.extra_info["creates_per_s_lean_client"] = round(max(rates))
+    benchmark.extra_info["server_cpu_us_per_create"] = round(
+        (server_cpu_seconds(url) - cpu) / (rounds * count) * 1e6
+    )
+
+
+def test_bench_server_bound_pod_creates(benchmark: Any, server_url: str) -> None:
+    """Pod creates/s with a client too cheap to be the bottleneck (``lean_creates``)."""
+    _lean_rounds(benchmark, server_url, PODS, lambda name: pod(name + "-0"))
+
+
+def test_bench_server_bound_configmap_creates(benchmark: Any, server_url: str) -> None:
+    """ConfigMap creates/s with a client too cheap to be the bottleneck (``lean_creates``)."""
+    _lean_rounds(
+        benchmark, server_url, CM, lambda name: {"metadata": {"name": name}, "data": {"k": "v"}}
     )
 
 
