@@ -6,8 +6,8 @@ seconds (total and per job) and peak RSS; write amplification = the system's wri
 minimal writes (pods + services + the three condition changes of each job); and, unless
 ``--no-probe``, the tenant probe's latency with the system idle and during the burst until every
 job's pods exist, and in the part of it after the harness's last create (``tenant_probe.py``: is
-the system fair to the API server's other clients?); for kubetrain also its reconciles per job
-and the Events it dropped (``KUBETRAIN_ONLY``).
+the system fair to the API server's other clients?); for kubetrain also its reconciles per job,
+the Events it dropped and the cuts of its adaptive request limit (``KUBETRAIN_ONLY``).
 
 ``--job-kind mpijob-v2beta1`` (kubetrain only): the same shape as MPIJobs ``kubeflow.org/v2beta1``
 (1 Launcher + the workers; ``jobs.mpijob_v2beta1``), on a cluster with its Job controller. A job's
@@ -72,12 +72,14 @@ FIGURES = (
     *tenant_probe.FIGURES,
     "reconciles_per_job",
     "events_dropped",
+    "client_limit_cuts",
 )
 """Every figure each system reports in result.json and summary.md (the probe's are None with
 ``--no-probe``; ``KUBETRAIN_ONLY`` are None for the other systems)."""
-KUBETRAIN_ONLY = ("reconciles_per_job", "events_dropped")
-"""From kubetrain's own ``/metrics`` (``context.OWN_COUNTERS``): reconciles per job, and the
-Events its recorder dropped, which the API server's request counts cannot show."""
+KUBETRAIN_ONLY = ("reconciles_per_job", "events_dropped", "client_limit_cuts")
+"""From kubetrain's own ``/metrics`` (``context.OWN_COUNTERS``): reconciles per job, the Events its
+recorder dropped, which the API server's request counts cannot show, and how often its adaptive
+limit of requests in flight was cut (0: the server never pushed back, the limit only grew)."""
 
 
 def _done(t: JobTimes) -> bool:
@@ -129,6 +131,7 @@ def figures_of(
     figures.update(
         reconciles_per_job=own["reconciles"] / n if own and n else None,
         events_dropped=int(own["events_dropped"]) if own else None,
+        client_limit_cuts=int(own["client_limit_cuts"]) if own else None,
     )
     return {
         "namespace": m.namespace,

@@ -44,7 +44,13 @@ def measurement(system: str, scale: float) -> Measurement:
         timed_out=False,
         extra={
             **(
-                {"operator_counters": {"reconciles": 75.0, "events_dropped": 3.0}}
+                {
+                    "operator_counters": {
+                        "reconciles": 75.0,
+                        "events_dropped": 3.0,
+                        "client_limit_cuts": 2.0,
+                    }
+                }
                 if system == "kubetrain"
                 else {}
             ),
@@ -135,4 +141,5 @@ def test_write_report_files(tmp_path: Path) -> None:
         assert all(figures[f] is None for f in own)
     kubetrain = data["scenarios"]["burst"]["systems"]["kubetrain"]["figures"]
     assert kubetrain["reconciles_per_job"] == 7.5 and kubetrain["events_dropped"] == 3
+    assert kubetrain["client_limit_cuts"] == 2
     assert (tmp_path / "burst_latency_cdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -62,9 +62,13 @@ def test_burst_quick_report_is_complete(tmp_path: Path) -> None:
     assert "[burst/kopf]" in done.stdout  # progress lines
     section = check_report(tmp_path, "burst", burst.FIGURES, kubetrain_only=burst.KUBETRAIN_ONLY)
     # from kubetrain's own /metrics over the measured window: every job reconciled at least
-    # twice (its creation, its pods' progress), and the queue of 1,000 Events never filled
-    assert section["systems"]["kubetrain"]["figures"]["reconciles_per_job"] >= 2
-    assert section["systems"]["kubetrain"]["figures"]["events_dropped"] == 0
+    # twice (its creation, its pods' progress), the queue of 1,000 Events never filled, and the
+    # cuts of the adaptive limit were scraped (a count: whether 3 jobs meet a slow answer is
+    # the machine's business)
+    own = section["systems"]["kubetrain"]["figures"]
+    assert own["reconciles_per_job"] >= 2
+    assert own["events_dropped"] == 0
+    assert isinstance(own["client_limit_cuts"], int) and own["client_limit_cuts"] >= 0
     for system in SYSTEMS:
         figures = section["systems"][system]["figures"]
         assert figures["jobs_succeeded"] == 3
