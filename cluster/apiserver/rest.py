@@ -202,6 +202,47 @@ class ObjectService:
                 return False
         return True
 
+    async def _mutating_admission(
+        self,
+        info: ResourceInfo,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        *,
+        operation: str,
+        name: str,
+        opts: WriteOptions,
+        subresource: str = "",
+    ) -> tuple[dict[str, Any], AdmissionRequest | None]:
+        """``obj`` through the mutating admission plugins, and the request the validating ones
+        read next (``_validating_admission``). While admission is idle (no webhooks: most
+        writes) ``obj`` comes back as it is and no request is built."""
+        if self.admission_idle():
+            return obj, None
+        request = AdmissionRequest(
+            operation=operation,
+            info=info,
+            namespace=obj["metadata"].get("namespace", ""),
+            name=name,
+            obj=obj,
+            old_obj=old,
+            subresource=subresource,
+            dry_run=opts.dry_run,
+        )
+        admitted = await self.admit(request, mutating=True)
+        assert admitted is not None
+        return admitted, request
+
+    async def _validating_admission(
+        self, request: AdmissionRequest | None, obj: dict[str, Any], opts: WriteOptions
+    ) -> None:
+        """The validating admission plugins on ``obj`` (the object about to be stored), their
+        warnings added to ``opts``; nothing when ``_mutating_admission`` built no request."""
+        if request is None:
+            return
+        request.obj = obj
+        await self.admit(request, mutating=False)
+        opts.warnings.extend(request.warnings)
+
     async def admit(self, request: AdmissionRequest, *, mutating: bool) -> dict[str, Any] | None:
         """Run the mutating (or the validating) admission plugins; return the final object."""
         obj = request.obj
@@ -360,27 +401,13 @@ class ObjectService:
         self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions
     ) -> dict[str, Any]:
         meta = obj["metadata"]
-        request: AdmissionRequest | None = None
-        if not self.admission_idle():  # skipped without webhooks: most writes
-            request = AdmissionRequest(
-                operation="CREATE",
-                info=info,
-                namespace=meta.get("namespace", ""),
-                name=meta["name"],
-                obj=obj,
-                old_obj=None,
-                dry_run=opts.dry_run,
-            )
-            admitted = await self.admit(request, mutating=True)
-            assert admitted is not None
-            obj = admitted
+        obj, request = await self._mutating_admission(
+            info, obj, None, operation="CREATE", name=meta["name"], opts=opts
+        )
         self._validate(info, obj, creating=True)
         if info.storage_key == CRD_KEY:
             infos_from_crd(obj)  # 422 for a CRD that cannot be served
-        if request is not None:
-            request.obj = obj
-            await self.admit(request, mutating=False)
-            opts.warnings.extend(request.warnings)
+        await self._validating_admission(request, obj, opts)
         if info.conversion is not None:
             obj = await self.converted(info, obj, info.storage_version)
             meta = obj["metadata"]
@@ -546,28 +573,13 @@ class ObjectService:
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if info.tracks_generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
-        request: AdmissionRequest | None = None
-        if not self.admission_idle():  # (as on create)
-            request = AdmissionRequest(
-                operation="UPDATE",
-                info=info,
-                namespace=meta.get("namespace", ""),
-                name=name,
-                obj=new,
-                old_obj=old,
-                subresource=subresource,
-                dry_run=opts.dry_run,
-            )
-            admitted = await self.admit(request, mutating=True)
-            assert admitted is not None
-            new = admitted
+        new, request = await self._mutating_admission(
+            info, new, old, operation="UPDATE", name=name, opts=opts, subresource=subresource
+        )
         self._validate(info, new, creating=False, old=old, subresource=subresource)
         if info.storage_key == CRD_KEY:
             infos_from_crd(new)
-        if request is not None:
-            request.obj = new
-            await self.admit(request, mutating=False)
-            opts.warnings.extend(request.warnings)
+        await self._validating_admission(request, new, opts)
         if info.conversion is not None and stored_old is not None:
             new = await self.converted(info, new, info.storage_version)
             meta = new["metadata"]
