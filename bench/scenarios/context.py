@@ -350,7 +350,8 @@ OWN_COUNTERS = {
 measured window, warm-up left out): its reconciles, over every controller and result, and the
 Events its recorder refused (queue full, an object's budget spent, a failed write), which never
 reach the API server's counts, and the cuts of its clients' adaptive in-flight limits (429s and
-Retry-After from API Priority and Fairness, or answers slow enough to mean queueing). Other systems have no such endpoint."""
+Retry-After from API Priority and Fairness, or answers slow enough to mean queueing). Other
+systems have no such endpoint."""
 
 
 async def _own_counters(ctx: BenchContext, ports: ProbePorts | None) -> dict[str, float] | None:
